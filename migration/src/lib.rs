@@ -1,0 +1,23 @@
+//! Ferry's schema, applied by `ferry serve` (and every other command that opens the
+//! database) before anything else runs.
+//!
+//! Append-only: a migration that has landed is never edited; a change is a new file.
+//! Schema only: demo data lives in `seeds/` and is applied by `ferry seed`.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261121_000001_accounts;
+mod m20261121_000002_audit;
+mod m20261121_000003_outbox;
+
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261121_000001_accounts::Migration),
+            Box::new(m20261121_000002_audit::Migration),
+            Box::new(m20261121_000003_outbox::Migration),
+        ]
+    }
+}

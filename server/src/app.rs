@@ -1,0 +1,147 @@
+//! The composition root: settings in; the store, renderer, dispatcher and HTTP server
+//! built and started; everything stopped together on shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use poem::listener::{Acceptor, Listener, TcpListener};
+use secrecy::SecretString;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::crypto::Cipher;
+use crate::domain::EmailAddress;
+use crate::metrics::Metrics;
+use crate::notify::{Dispatcher, SmtpMailer};
+use crate::render::Renderer;
+use crate::service::{LoginLimiter, Services};
+use crate::store::Store;
+
+/// The file in the data directory that holds the encryption key.
+pub const KEY_FILE: &str = "secret.key";
+/// How long in-flight requests get to finish on shutdown.
+const GRACEFUL_SHUTDOWN: Duration = Duration::from_secs(10);
+/// How often expired console sessions are deleted.
+const SESSION_SWEEP: Duration = Duration::from_secs(3600);
+
+/// Opens the data directory and the database, and builds the services. Every command
+/// that touches Ferry's data starts here.
+pub async fn open(settings: Settings) -> anyhow::Result<Services> {
+    std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+        format!(
+            "Failed to create the data directory {}",
+            settings.data_dir.display()
+        )
+    })?;
+    let cipher = Cipher::load_or_create(&settings.data_dir.join(KEY_FILE))?;
+    let store = Store::connect(&settings.database_url()).await?;
+    let mailer = SmtpMailer::from_settings(&settings.smtp)?;
+    let dispatcher = Dispatcher::new(store.clone(), mailer, &settings.smtp);
+    let login_limiter = LoginLimiter::new(
+        settings.console.login_max_failures,
+        Duration::from_secs(settings.console.login_window_seconds),
+    );
+    Ok(Services {
+        store,
+        renderer: Arc::new(Renderer::new()?),
+        dispatcher,
+        cipher: Arc::new(cipher),
+        settings: Arc::new(settings),
+        login_limiter: Arc::new(login_limiter),
+    })
+}
+
+/// A running Ferry: its address, its first admin when this start created one, and the
+/// handle that stops it.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub services: Services,
+    pub first_admin: Option<(EmailAddress, SecretString)>,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Stops serving, lets in-flight requests finish, and stops the background tasks.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.server.await.context("The HTTP server panicked")??;
+        for task in self.tasks {
+            task.await.context("A background task panicked")?;
+        }
+        Ok(())
+    }
+
+    /// Waits until the server stops by itself (it does not, unless `shutdown` fires).
+    pub async fn wait(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        shutdown.cancelled().await;
+        self.stop().await
+    }
+
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+/// Starts everything `ferry serve` runs and returns once the port is bound.
+pub async fn start(mut settings: Settings) -> anyhow::Result<Running> {
+    let bind = settings.bind;
+    let acceptor = TcpListener::bind(bind)
+        .into_acceptor()
+        .await
+        .with_context(|| format!("Failed to listen on {bind}"))?;
+    let addr = acceptor
+        .local_addr()
+        .into_iter()
+        .find_map(|a| a.as_socket_addr().copied())
+        .context("The listener has no socket address")?;
+    // With port 0 the real port is known only now; links in emails need it.
+    settings.bind = addr;
+    let services = open(settings).await?;
+    let first_admin = services.ensure_first_admin().await?;
+    let shutdown = CancellationToken::new();
+
+    let tasks = vec![
+        tokio::spawn(services.dispatcher.clone().run(shutdown.clone())),
+        tokio::spawn(sweep_sessions(services.clone(), shutdown.clone())),
+    ];
+
+    let routes = crate::intake::http::routes(services.clone(), Metrics::new());
+    let stop = shutdown.clone();
+    let server = tokio::spawn(async move {
+        poem::Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(routes, stop.cancelled_owned(), Some(GRACEFUL_SHUTDOWN))
+            .await
+    });
+    tracing::info!(%addr, database = services.store.backend_name(), "Ferry is serving");
+    Ok(Running {
+        addr,
+        services,
+        first_admin,
+        shutdown,
+        tasks,
+        server,
+    })
+}
+
+async fn sweep_sessions(services: Services, shutdown: CancellationToken) {
+    loop {
+        match services
+            .store
+            .delete_expired_sessions(chrono::Utc::now())
+            .await
+        {
+            Ok(n) if n > 0 => tracing::info!(n_sessions = n, "Expired sessions deleted"),
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "Failed to delete expired sessions"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(SESSION_SWEEP) => {}
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! One typed `Settings`, layered: built-in defaults, then the config file
+//! (`--config FILE`, else `ferry.toml` in the working directory when present), then the
+//! environment (`FERRY_…`, with `__` between a section and its key), then command-line
+//! flags. It is built once in `main` and passed down explicitly; there is no global.
+//!
+//! docs/config.md lists every key; a test fails when it and [`Settings::default`] part.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+/// Environment variables that name a nested key with a single underscore, because the
+/// issue tracker and operators already know them by these names.
+const ENV_ALIASES: &[(&str, &str)] = &[
+    ("FERRY_SMTP_URL", "smtp.url"),
+    ("FERRY_SMTP_FROM", "smtp.from"),
+    ("FERRY_ADMIN_EMAIL", "admin.email"),
+    ("FERRY_ADMIN_PASSWORD", "admin.password"),
+];
+
+/// The keys of [`Settings`], for picking our variables out of the environment.
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "bind",
+    "data_dir",
+    "database_url",
+    "base_url",
+    "allow_private_targets",
+    "smtp",
+    "admin",
+    "console",
+    "log",
+];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address the console, API and metrics listen on.
+    pub bind: SocketAddr,
+    /// Directory for the SQLite database and the encryption key file.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; when empty, `sqlite://<data_dir>/ferry.db`.
+    pub database_url: Option<String>,
+    /// The address people reach the console at (default: `http://` and `bind`); used in
+    /// links in emails and to decide whether cookies are marked `Secure`.
+    pub base_url: Option<String>,
+    /// Let Ferry connect to loopback, private and link-local addresses that customers name.
+    pub allow_private_targets: bool,
+    pub smtp: SmtpSettings,
+    pub admin: AdminSettings,
+    pub console: ConsoleSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpSettings {
+    /// `smtp://host:port` (plain, or `?tls=required` for STARTTLS) or `smtps://host:port`,
+    /// with optional `user:password@`. Unset: notifications wait in the outbox.
+    #[serde(serialize_with = "serialize_secret_opt")]
+    pub url: Option<SecretString>,
+    /// The From address of every notification.
+    pub from: String,
+    /// The staff address that receives a copy of every notification about a customer.
+    pub staff_address: Option<String>,
+    /// Seconds between two delivery attempts of the outbox when nothing wakes it.
+    pub poll_seconds: u64,
+    /// Delivery attempts before a notification is marked failed (it stays in the outbox).
+    pub max_attempts: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminSettings {
+    /// The first admin account, created at first start when no account exists.
+    pub email: String,
+    /// Its password; generated and printed once when unset.
+    #[serde(serialize_with = "serialize_secret_opt")]
+    pub password: Option<SecretString>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleSettings {
+    /// How long a console session lasts after sign-in.
+    pub session_hours: i64,
+    /// Failed sign-ins allowed per client address, and per account, within the window.
+    pub login_max_failures: u32,
+    pub login_window_seconds: u64,
+    /// Force the `Secure` cookie attribute on or off; by default it is on unless
+    /// `base_url` is plain http on a host other than loopback.
+    pub secure_cookies: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// A tracing filter, e.g. `info` or `ferry=debug,info`; `RUST_LOG` wins when set.
+    pub filter: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+fn serialize_secret_opt<S: serde::Serializer>(
+    value: &Option<SecretString>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    // Settings are serialised only to layer them; a secret never leaves as text.
+    match value {
+        Some(_) => serializer.serialize_some("********"),
+        None => serializer.serialize_none(),
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            base_url: None,
+            allow_private_targets: false,
+            smtp: SmtpSettings::default(),
+            admin: AdminSettings::default(),
+            console: ConsoleSettings::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            from: "Ferry <ferry@localhost>".into(),
+            staff_address: None,
+            poll_seconds: 30,
+            max_attempts: 8,
+        }
+    }
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self {
+            email: "admin@ferry.localhost".into(),
+            password: None,
+        }
+    }
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        Self {
+            session_hours: 12,
+            login_max_failures: 5,
+            login_window_seconds: 900,
+            secure_cookies: None,
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            filter: "info".into(),
+            format: "text".into(),
+        }
+    }
+}
+
+/// Values given on the command line; they override every other layer.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+}
+
+impl Settings {
+    /// Layers defaults, the config file, the environment and the overrides.
+    pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        match config_file {
+            Some(path) => {
+                anyhow::ensure!(
+                    path.is_file(),
+                    "The config file {} does not exist; give an existing file to --config",
+                    path.display()
+                );
+                figment = figment.merge(Toml::file_exact(path));
+            }
+            None if Path::new("ferry.toml").is_file() => {
+                figment = figment.merge(Toml::file_exact("ferry.toml"));
+            }
+            None => {}
+        }
+        // Only variables that name a settings key: `FERRY_SOURCE_PASSWORD` and the like
+        // belong to commands, and the rest of the environment is not ours to reject.
+        figment = figment.merge(
+            Env::prefixed("FERRY_")
+                .filter(|key| {
+                    let top = key.as_str().split("__").next().unwrap_or_default();
+                    TOP_LEVEL_KEYS.iter().any(|k| k.eq_ignore_ascii_case(top))
+                })
+                .split("__"),
+        );
+        for (var, key) in ENV_ALIASES {
+            if let Ok(value) = std::env::var(var) {
+                figment = figment.merge((*key, value));
+            }
+        }
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            figment = figment.merge(("database_url", url));
+        }
+        figment = figment.merge(Serialized::defaults(overrides));
+        let settings: Settings = figment
+            .extract()
+            .context("Invalid settings (see docs/config.md for every key)")?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let base_url = self.base_url();
+        anyhow::ensure!(
+            base_url.starts_with("http://") || base_url.starts_with("https://"),
+            "base_url must start with http:// or https://, got {base_url:?}"
+        );
+        anyhow::ensure!(
+            matches!(self.log.format.as_str(), "text" | "json"),
+            "log.format must be text or json, got {:?}",
+            self.log.format
+        );
+        anyhow::ensure!(
+            self.console.session_hours > 0,
+            "console.session_hours must be positive"
+        );
+        Ok(())
+    }
+
+    /// The database to open: `database_url`, else the SQLite file in the data directory.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) if !url.trim().is_empty() => url.clone(),
+            _ => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("ferry.db").display()
+            ),
+        }
+    }
+
+    /// The console's address without a trailing slash.
+    pub fn base_url(&self) -> String {
+        match &self.base_url {
+            Some(url) if !url.trim().is_empty() => url.trim().trim_end_matches('/').to_owned(),
+            _ => format!("http://{}", self.bind),
+        }
+    }
+
+    /// Whether session cookies carry the `Secure` attribute.
+    pub fn secure_cookies(&self) -> bool {
+        if let Some(forced) = self.console.secure_cookies {
+            return forced;
+        }
+        let base_url = self.base_url();
+        if base_url.starts_with("https://") {
+            return true;
+        }
+        // Browsers accept Secure cookies over plain http from loopback only.
+        let authority = base_url
+            .strip_prefix("http://")
+            .unwrap_or(&base_url)
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        authority == "localhost"
+            || authority.starts_with("localhost:")
+            || authority.starts_with("127.")
+            || authority.starts_with("[::1]")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_on_a_lan_address_gets_no_secure_cookie() {
+        let mut s = Settings::default();
+        assert!(s.secure_cookies());
+        s.base_url = Some("http://10.0.0.5:8080".into());
+        assert!(!s.secure_cookies());
+        s.base_url = Some("https://ferry.example".into());
+        assert!(s.secure_cookies());
+    }
+
+    #[test]
+    fn sqlite_file_in_the_data_dir_by_default() {
+        let s = Settings::default();
+        assert_eq!(s.database_url(), "sqlite://data/ferry.db?mode=rwc");
+    }
+}

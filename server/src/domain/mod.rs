@@ -1,0 +1,34 @@
+//! The pure vocabulary of Ferry: validated values that the rest of the code passes
+//! around. Nothing here does IO or reads the clock.
+
+mod actor;
+mod email;
+mod records;
+mod role;
+mod scope;
+
+pub use actor::Actor;
+pub use email::EmailAddress;
+pub use records::{
+    ApiToken, AuditEvent, DeliveryStatus, NewAuditEvent, NewEmail, OutboxMessage, Session, User,
+};
+pub use role::Role;
+pub use scope::{Scope, Scopes};
+
+/// A value a user typed that does not parse, with the field it belongs to and a
+/// sentence that says what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! The REST API under `/api/v1` (poem-openapi), the only place that knows JSON shapes.
+//! Every error is a JSON body with a stable snake_case `code` and a sentence.
+
+use poem::{Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Request};
+use poem_openapi::auth::Bearer;
+use poem_openapi::param::Query;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi, OpenApiService, SecurityScheme};
+
+use crate::domain::{ApiToken, Scope};
+use crate::service::{ServiceError, Services};
+use crate::store::{AuditFilter, MAX_AUDIT_PAGE};
+
+/// Audit events per page when the caller does not say.
+const DEFAULT_AUDIT_PAGE: u64 = 50;
+
+pub fn service(base_url: &str) -> OpenApiService<Api, ()> {
+    OpenApiService::new(Api, "Ferry", env!("CARGO_PKG_VERSION"))
+        .description(
+            "Ferry's REST API. Authenticate with `Authorization: Bearer <token>`; create a \
+             token with `ferry token create`. Errors are JSON objects with a stable `code`.",
+        )
+        .server(format!("{}/api/v1", base_url.trim_end_matches('/')))
+}
+
+/// Turns poem-openapi's own rejections (no token, unparsable input) into our JSON errors.
+pub fn with_error_bodies(api: OpenApiService<Api, ()>) -> impl Endpoint {
+    api.into_endpoint()
+        .catch_error(|_: poem_openapi::error::AuthorizationError| async {
+            ApiError::unauthorized(
+                "missing_token",
+                "Send an API token as `Authorization: Bearer <token>`.",
+            )
+            .into_response()
+        })
+        .catch_error(|err: poem_openapi::error::ParseParamError| async move {
+            ApiError::body(
+                poem::http::StatusCode::BAD_REQUEST,
+                "bad_request",
+                err.to_string(),
+            )
+            .into_response()
+        })
+        .catch_error(
+            |err: poem_openapi::error::ParseRequestPayloadError| async move {
+                ApiError::body(
+                    poem::http::StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    err.to_string(),
+                )
+                .into_response()
+            },
+        )
+}
+
+/// An API error's body.
+#[derive(Debug, Object)]
+pub struct ErrorBody {
+    /// Stable, snake_case: branch on this.
+    pub code: String,
+    /// A sentence for people.
+    pub message: String,
+    /// For `insufficient_scope`: the scope the endpoint needs.
+    #[oai(skip_serializing_if_is_none)]
+    pub required_scope: Option<String>,
+    /// For `validation_failed`: one entry per field.
+    #[oai(skip_serializing_if_is_none)]
+    pub fields: Option<Vec<FieldErrorBody>>,
+}
+
+#[derive(Debug, Object)]
+pub struct FieldErrorBody {
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum ApiError {
+    /// 400: the request does not parse.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// 401: no token, or a token that is unknown or revoked.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// 403: the token lacks the scope this endpoint needs.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// 422: one error per field.
+    #[oai(status = 422)]
+    Invalid(Json<ErrorBody>),
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+}
+
+impl ApiError {
+    fn make(code: &str, message: impl Into<String>) -> Json<ErrorBody> {
+        Json(ErrorBody {
+            code: code.to_owned(),
+            message: message.into(),
+            required_scope: None,
+            fields: None,
+        })
+    }
+
+    pub fn unauthorized(code: &str, message: &str) -> Self {
+        ApiError::Unauthorized(Self::make(code, message))
+    }
+
+    fn body(status: poem::http::StatusCode, code: &str, message: String) -> Self {
+        match status.as_u16() {
+            400 => ApiError::BadRequest(Self::make(code, message)),
+            _ => ApiError::Internal(Self::make(code, message)),
+        }
+    }
+
+    fn insufficient_scope(scope: Scope) -> Self {
+        let mut body = Self::make(
+            "insufficient_scope",
+            format!("This token lacks the scope {scope}; create one that has it."),
+        );
+        body.0.required_scope = Some(scope.as_str().to_owned());
+        ApiError::Forbidden(body)
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(err: ServiceError) -> Self {
+        match err {
+            ServiceError::Invalid(errors) => {
+                let mut body = Self::make("validation_failed", "Some fields are not valid.");
+                body.0.fields = Some(
+                    errors
+                        .into_iter()
+                        .map(|e| FieldErrorBody {
+                            field: e.field.to_owned(),
+                            message: e.message,
+                        })
+                        .collect(),
+                );
+                ApiError::Invalid(body)
+            }
+            ServiceError::NotFound(what) => {
+                ApiError::NotFound(Self::make("not_found", format!("No such {what}.")))
+            }
+            ServiceError::Forbidden(why) => ApiError::Forbidden(Self::make("forbidden", why)),
+            ServiceError::Internal(err) => {
+                tracing::error!(error = %format!("{err:#}"), "API request failed");
+                ApiError::Internal(Self::make(
+                    "internal_error",
+                    "Ferry could not complete the request; the error is in its log.",
+                ))
+            }
+        }
+    }
+}
+
+/// An API token, checked against the database.
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", checker = "check_token")]
+pub struct TokenAuth(ApiToken);
+
+async fn check_token(req: &Request, bearer: Bearer) -> poem::Result<ApiToken> {
+    let unauthorized = || {
+        poem::Error::from_response(
+            ApiError::unauthorized("invalid_token", "This API token is unknown or revoked.")
+                .into_response(),
+        )
+    };
+    let services = req.data::<Services>().ok_or_else(unauthorized)?;
+    match services.authenticate_token(&bearer.token).await {
+        Ok(Some(token)) => Ok(token),
+        Ok(None) => Err(unauthorized()),
+        Err(err) => Err(poem::Error::from_response(
+            ApiError::from(err).into_response(),
+        )),
+    }
+}
+
+impl TokenAuth {
+    fn require(&self, scope: Scope) -> Result<&ApiToken, ApiError> {
+        if self.0.scopes.contains(scope) {
+            Ok(&self.0)
+        } else {
+            Err(ApiError::insufficient_scope(scope))
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+pub struct WhoAmI {
+    /// The token's name.
+    pub name: String,
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct AuditEventBody {
+    pub id: i64,
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// `user:EMAIL`, `token:NAME`, `cli` or `system`.
+    pub actor: String,
+    pub action: String,
+    pub subject_type: Option<String>,
+    pub subject_id: Option<String>,
+    pub detail: serde_json::Value,
+}
+
+#[derive(Debug, Object)]
+pub struct AuditPage {
+    pub events: Vec<AuditEventBody>,
+    /// Pass as `before` for the next (older) page; absent on the last page.
+    pub next_before: Option<i64>,
+}
+
+pub struct Api;
+
+#[OpenApi]
+impl Api {
+    /// The token the request was made with, and its scopes.
+    #[oai(path = "/whoami", method = "get")]
+    async fn whoami(&self, auth: TokenAuth) -> Result<Json<WhoAmI>, ApiError> {
+        Ok(Json(WhoAmI {
+            name: auth.0.name.clone(),
+            scopes: auth
+                .0
+                .scopes
+                .iter()
+                .map(|s| s.as_str().to_owned())
+                .collect(),
+        }))
+    }
+
+    /// The audit log, newest first. Needs `audit:read`.
+    #[oai(path = "/audit-events", method = "get")]
+    async fn audit_events(
+        &self,
+        req: &Request,
+        auth: TokenAuth,
+        /// Events per page, 1 to 500.
+        limit: Query<Option<u64>>,
+        /// Only events older than this id.
+        before: Query<Option<i64>>,
+        /// Only actions that start with this, e.g. `user.`.
+        action: Query<Option<String>>,
+    ) -> Result<Json<AuditPage>, ApiError> {
+        auth.require(Scope::AuditRead)?;
+        let services = req.data::<Services>().ok_or_else(|| {
+            ApiError::from(ServiceError::Internal(anyhow::anyhow!("no services")))
+        })?;
+        let limit = limit
+            .0
+            .unwrap_or(DEFAULT_AUDIT_PAGE)
+            .clamp(1, MAX_AUDIT_PAGE);
+        let events = services
+            .store
+            .list_audit(&AuditFilter {
+                before_id: before.0,
+                action_prefix: action.0,
+                subject: None,
+                limit,
+            })
+            .await
+            .map_err(ServiceError::from)?;
+        let next_before = (events.len() as u64 == limit)
+            .then(|| events.last().map(|e| e.id))
+            .flatten();
+        Ok(Json(AuditPage {
+            events: events
+                .into_iter()
+                .map(|e| AuditEventBody {
+                    id: e.id,
+                    at: e.at,
+                    actor: e.actor,
+                    action: e.action,
+                    subject_type: e.subject_type,
+                    subject_id: e.subject_id,
+                    detail: e.detail,
+                })
+                .collect(),
+            next_before,
+        }))
+    }
+}

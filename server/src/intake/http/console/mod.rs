@@ -1,0 +1,251 @@
+//! The console: server-rendered pages for staff, behind a session cookie, with a CSRF
+//! token in every form.
+
+mod account;
+mod auth;
+mod outbox;
+mod pages;
+mod users;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use poem::http::StatusCode;
+use poem::web::cookie::{Cookie, CookieJar, SameSite};
+use poem::web::{Html, Redirect};
+use poem::{FromRequest, IntoResponse, Request, RequestBody, Response, Route, get, post};
+use serde::Serialize;
+
+use super::error_page;
+use crate::domain::{Actor, Role, Session};
+use crate::service::Services;
+
+pub const SESSION_COOKIE: &str = "ferry_session";
+pub const LOGIN_CSRF_COOKIE: &str = "ferry_login_csrf";
+const FLASH_COOKIE: &str = "ferry_flash";
+
+pub fn routes() -> Route {
+    Route::new()
+        .at("/", get(pages::dashboard))
+        .at("/login", get(auth::login_form).post(auth::login_submit))
+        .at("/logout", post(auth::logout))
+        .at("/audit", get(pages::audit))
+        .at("/users", get(users::list).post(users::add))
+        .at("/users/:id/disable", post(users::disable))
+        .at("/users/:id/enable", post(users::enable))
+        .at("/account", get(account::page))
+        .at("/account/password", post(account::change_password))
+        .at("/outbox", get(outbox::list))
+        .at("/outbox/:id", get(outbox::show))
+        .at("/outbox/:id/resend", post(outbox::resend))
+}
+
+/// A signed-in staff member. Extracting it from a request without a live session
+/// redirects to the sign-in page.
+pub struct Staff {
+    pub session: Session,
+    pub cookie: String,
+    pub services: Services,
+    pub ip: Option<String>,
+    flash: Option<Flash>,
+}
+
+impl<'a> FromRequest<'a> for Staff {
+    async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
+        let to_login = || poem::Error::from_response(Redirect::see_other("/login").into_response());
+        let services = req.data::<Services>().cloned().ok_or_else(to_login)?;
+        let jar = req.cookie();
+        let cookie = jar
+            .get(SESSION_COOKIE)
+            .map(|c| c.value_str().to_owned())
+            .ok_or_else(to_login)?;
+        let session = match services.session(&cookie).await {
+            Ok(Some(session)) => session,
+            Ok(None) => return Err(to_login()),
+            Err(err) => {
+                tracing::error!(error = %err, "Session lookup failed");
+                return Err(poem::Error::from_response(error_page(
+                    &services,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Ferry is unavailable",
+                    "The database did not answer; try again in a moment.",
+                )));
+            }
+        };
+        let flash = jar
+            .get(FLASH_COOKIE)
+            .and_then(|c| Flash::decode(c.value_str()));
+        if flash.is_some() {
+            jar.remove(FLASH_COOKIE);
+        }
+        Ok(Staff {
+            session,
+            cookie,
+            services,
+            ip: client_ip(req),
+            flash,
+        })
+    }
+}
+
+impl Staff {
+    pub fn actor(&self) -> Actor {
+        Actor::User {
+            id: self.session.user.id,
+            email: self.session.user.email.to_string(),
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.session.user.role == Role::Admin
+    }
+
+    /// The page to answer instead when a form's CSRF token is not this session's.
+    pub fn reject_bad_csrf(&self, submitted: &str) -> Option<Response> {
+        if constant_time_eq(submitted.as_bytes(), self.session.csrf_token.as_bytes()) {
+            None
+        } else {
+            Some(error_page(
+                &self.services,
+                StatusCode::FORBIDDEN,
+                "This form has expired",
+                "Go back, reload the page and submit it again.",
+            ))
+        }
+    }
+
+    /// The page to answer instead when the person is not an admin.
+    pub fn reject_unless_admin(&self) -> Option<Response> {
+        if self.is_admin() {
+            None
+        } else {
+            Some(error_page(
+                &self.services,
+                StatusCode::FORBIDDEN,
+                "Admins only",
+                "Only an admin can manage staff accounts.",
+            ))
+        }
+    }
+
+    /// The parts of every page: navigation, who is signed in, the CSRF token, a flash.
+    pub fn layout(&self, active: &str) -> Layout {
+        let mut nav = vec![
+            ("Dashboard", "/"),
+            ("Outbox", "/outbox"),
+            ("Audit log", "/audit"),
+        ];
+        if self.is_admin() {
+            nav.push(("Staff", "/users"));
+        }
+        nav.push(("Your account", "/account"));
+        Layout {
+            nav: nav
+                .into_iter()
+                .map(|(label, href)| NavItem {
+                    label,
+                    href,
+                    active: href == active,
+                })
+                .collect(),
+            user: LayoutUser {
+                name: self.session.user.name.clone(),
+                email: self.session.user.email.to_string(),
+                role: self.session.user.role.as_str(),
+            },
+            csrf: self.session.csrf_token.clone(),
+            flash: self.flash.clone(),
+        }
+    }
+
+    /// Renders a page, or an error page when the template fails.
+    pub fn render<C: Serialize>(&self, template: &str, context: &C) -> Response {
+        match self.services.renderer.page(template, context) {
+            Ok(html) => Html(html).into_response(),
+            Err(err) => internal_error(&self.services, &err),
+        }
+    }
+}
+
+pub fn internal_error(services: &Services, err: &dyn std::fmt::Display) -> Response {
+    tracing::error!(error = %err, "Console request failed");
+    error_page(
+        services,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong",
+        "Ferry could not complete this; the error is in its log.",
+    )
+}
+
+#[derive(Debug, Serialize)]
+pub struct Layout {
+    nav: Vec<NavItem>,
+    user: LayoutUser,
+    csrf: String,
+    flash: Option<Flash>,
+}
+
+#[derive(Debug, Serialize)]
+struct NavItem {
+    label: &'static str,
+    href: &'static str,
+    active: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct LayoutUser {
+    name: String,
+    email: String,
+    role: &'static str,
+}
+
+/// A form whose only field is the CSRF token (buttons that post an action).
+#[derive(Debug, serde::Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    pub csrf: String,
+}
+
+/// A one-time message shown on the page a form redirects to.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Flash {
+    kind: String,
+    message: String,
+}
+
+impl Flash {
+    fn decode(raw: &str) -> Option<Self> {
+        let bytes = URL_SAFE_NO_PAD.decode(raw).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+}
+
+/// Redirects after a successful form, with a message for the next page.
+pub fn redirect_with_flash(jar: &CookieJar, to: &str, ok: bool, message: &str) -> Response {
+    let flash = Flash {
+        kind: if ok { "ok" } else { "error" }.into(),
+        message: message.into(),
+    };
+    if let Ok(json) = serde_json::to_vec(&flash) {
+        let mut cookie = Cookie::new_with_str(FLASH_COOKIE, URL_SAFE_NO_PAD.encode(json));
+        cookie.set_path("/");
+        cookie.set_http_only(true);
+        cookie.set_same_site(SameSite::Lax);
+        jar.add(cookie);
+    }
+    Redirect::see_other(to).into_response()
+}
+
+pub fn client_ip(req: &Request) -> Option<String> {
+    req.remote_addr()
+        .as_socket_addr()
+        .map(|addr| addr.ip().to_string())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Formats a time for the console, in UTC (later: the viewer's time zone).
+pub fn display_time(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M").to_string()
+}

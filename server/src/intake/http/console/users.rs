@@ -1,0 +1,184 @@
+//! Staff accounts: list, add, disable, enable (admins only).
+
+use std::collections::HashMap;
+
+use poem::web::cookie::CookieJar;
+use poem::web::{Form, Path};
+use poem::{Response, handler};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use super::{CsrfForm, Layout, Staff, display_time, internal_error, redirect_with_flash};
+use crate::domain::Role;
+use crate::service::{NewStaff, ServiceError};
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+pub struct AddForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default, skip_serializing)]
+    password: String,
+    #[serde(default, skip_serializing)]
+    csrf: String,
+}
+
+#[derive(Serialize)]
+struct UserRow {
+    id: i64,
+    name: String,
+    email: String,
+    role: &'static str,
+    disabled: bool,
+    last_login: Option<String>,
+    is_self: bool,
+}
+
+#[derive(Serialize)]
+struct UsersPage<'a> {
+    layout: Layout,
+    users: Vec<UserRow>,
+    form: &'a AddForm,
+    errors: HashMap<&'static str, String>,
+}
+
+async fn render(staff: &Staff, form: &AddForm, errors: HashMap<&'static str, String>) -> Response {
+    match staff.services.store.list_users().await {
+        Ok(users) => {
+            let users = users
+                .into_iter()
+                .map(|u| UserRow {
+                    is_self: u.id == staff.session.user.id,
+                    id: u.id,
+                    name: u.name,
+                    email: u.email.to_string(),
+                    role: u.role.as_str(),
+                    disabled: u.disabled,
+                    last_login: u.last_login_at.map(display_time),
+                })
+                .collect();
+            let mut resp = staff.render(
+                "console/users.html",
+                &UsersPage {
+                    layout: staff.layout("/users"),
+                    users,
+                    form,
+                    errors: errors.clone(),
+                },
+            );
+            if !errors.is_empty() {
+                resp.set_status(poem::http::StatusCode::UNPROCESSABLE_ENTITY);
+            }
+            resp
+        }
+        Err(err) => internal_error(&staff.services, &err),
+    }
+}
+
+#[handler]
+pub async fn list(staff: Staff) -> Response {
+    if let Some(resp) = staff.reject_unless_admin() {
+        return resp;
+    }
+    render(&staff, &AddForm::default(), HashMap::new()).await
+}
+
+#[handler]
+pub async fn add(staff: Staff, jar: &CookieJar, Form(form): Form<AddForm>) -> Response {
+    if let Some(resp) = staff
+        .reject_unless_admin()
+        .or_else(|| staff.reject_bad_csrf(&form.csrf))
+    {
+        return resp;
+    }
+    let role = if form.role == "admin" {
+        Role::Admin
+    } else {
+        Role::Staff
+    };
+    let new = NewStaff {
+        email: &form.email,
+        name: &form.name,
+        role,
+        password: SecretString::from(form.password.clone()),
+    };
+    match staff
+        .services
+        .create_user(&staff.actor(), new, staff.ip.clone())
+        .await
+    {
+        Ok(user) => redirect_with_flash(
+            jar,
+            "/users",
+            true,
+            &format!(
+                "Added {}. A welcome email is on its way (without the password).",
+                user.email
+            ),
+        ),
+        Err(ServiceError::Invalid(errors)) => {
+            let errors = errors.into_iter().map(|e| (e.field, e.message)).collect();
+            render(&staff, &form, errors).await
+        }
+        Err(err) => internal_error(&staff.services, &err),
+    }
+}
+
+async fn set_disabled(
+    staff: Staff,
+    jar: &CookieJar,
+    id: i64,
+    csrf: &str,
+    disabled: bool,
+) -> Response {
+    if let Some(resp) = staff
+        .reject_unless_admin()
+        .or_else(|| staff.reject_bad_csrf(csrf))
+    {
+        return resp;
+    }
+    match staff
+        .services
+        .set_user_disabled(&staff.actor(), id, disabled, staff.ip.clone())
+        .await
+    {
+        Ok(()) => redirect_with_flash(
+            jar,
+            "/users",
+            true,
+            if disabled {
+                "Account disabled and signed out."
+            } else {
+                "Account enabled."
+            },
+        ),
+        Err(ServiceError::Forbidden(why)) => redirect_with_flash(jar, "/users", false, &why),
+        Err(ServiceError::NotFound(_)) => {
+            redirect_with_flash(jar, "/users", false, "No such account.")
+        }
+        Err(err) => internal_error(&staff.services, &err),
+    }
+}
+
+#[handler]
+pub async fn disable(
+    staff: Staff,
+    jar: &CookieJar,
+    Path(id): Path<i64>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    set_disabled(staff, jar, id, &form.csrf, true).await
+}
+
+#[handler]
+pub async fn enable(
+    staff: Staff,
+    jar: &CookieJar,
+    Path(id): Path<i64>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    set_disabled(staff, jar, id, &form.csrf, false).await
+}

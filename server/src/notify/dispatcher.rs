@@ -1,0 +1,165 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Utc;
+use lettre::message::{Mailbox, MultiPart};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::SmtpSettings;
+use crate::domain::OutboxMessage;
+use crate::store::Store;
+
+/// Messages claimed per round; a round ends before the next is claimed.
+const BATCH: u64 = 20;
+/// How long a claimed message is ours; a crash mid-send retries it after this.
+const LEASE: Duration = Duration::from_secs(300);
+/// Every SMTP exchange gives up after this.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Backoff before attempt n+1 is `BASE_BACKOFF * 2^(n-1)`, capped at `MAX_BACKOFF`.
+const BASE_BACKOFF: Duration = Duration::from_secs(30);
+const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+
+/// Sends one email over SMTP.
+#[derive(Clone)]
+pub struct SmtpMailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl std::fmt::Debug for SmtpMailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpMailer")
+            .field("from", &self.from)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SmtpMailer {
+    /// `None` when no SMTP URL is configured.
+    pub fn from_settings(settings: &SmtpSettings) -> anyhow::Result<Option<Self>> {
+        let Some(url) = &settings.url else {
+            return Ok(None);
+        };
+        Self::new(url, &settings.from).map(Some)
+    }
+
+    pub fn new(url: &SecretString, from: &str) -> anyhow::Result<Self> {
+        // The URL may carry a password: the error names neither.
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
+            .map_err(|_| anyhow::anyhow!("smtp.url is not a valid smtp:// or smtps:// URL"))?
+            .timeout(Some(SMTP_TIMEOUT))
+            .build();
+        let from: Mailbox = from
+            .parse()
+            .with_context(|| format!("smtp.from {from:?} is not an email address"))?;
+        Ok(Self { transport, from })
+    }
+
+    pub async fn send(&self, message: &OutboxMessage) -> anyhow::Result<()> {
+        let mut builder = Message::builder()
+            .from(self.from.clone())
+            .subject(message.subject.clone());
+        for to in &message.to {
+            builder = builder.to(to
+                .parse()
+                .with_context(|| format!("Bad recipient {to:?}"))?);
+        }
+        let email = builder
+            .multipart(MultiPart::alternative_plain_html(
+                message.body_text.clone(),
+                message.body_html.clone(),
+            ))
+            .context("Failed to build the email")?;
+        self.transport
+            .send(email)
+            .await
+            .context("SMTP delivery failed")?;
+        Ok(())
+    }
+}
+
+/// Delivers the outbox: woken when a message is written, and every `poll` anyway.
+#[derive(Debug, Clone)]
+pub struct Dispatcher {
+    store: Store,
+    mailer: Option<SmtpMailer>,
+    wake: Arc<Notify>,
+    poll: Duration,
+    max_attempts: u32,
+}
+
+impl Dispatcher {
+    pub fn new(store: Store, mailer: Option<SmtpMailer>, settings: &SmtpSettings) -> Self {
+        Self {
+            store,
+            mailer,
+            wake: Arc::new(Notify::new()),
+            poll: Duration::from_secs(settings.poll_seconds.max(1)),
+            max_attempts: settings.max_attempts.max(1),
+        }
+    }
+
+    pub fn is_configured(&self) -> bool {
+        self.mailer.is_some()
+    }
+
+    /// Asks the loop to deliver now (after a transaction wrote to the outbox).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Runs until `shutdown` is cancelled.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let Some(mailer) = self.mailer.clone() else {
+            tracing::warn!("No SMTP server configured; notifications stay in the outbox");
+            return;
+        };
+        while !shutdown.is_cancelled() {
+            match self.deliver_due(&mailer).await {
+                Ok(n) if n as u64 == BATCH => continue,
+                Ok(_) => {}
+                Err(err) => tracing::error!(error = %format!("{err:#}"), "Outbox round failed"),
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => {}
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(self.poll) => {}
+            }
+        }
+    }
+
+    /// One round: claim due messages and try each once. Returns how many were claimed.
+    pub async fn deliver_due(&self, mailer: &SmtpMailer) -> anyhow::Result<usize> {
+        let now = Utc::now();
+        let lease = chrono::Duration::from_std(LEASE)?;
+        let claimed = self.store.claim_due_outbox(now, now + lease, BATCH).await?;
+        let n = claimed.len();
+        for message in claimed {
+            match mailer.send(&message).await {
+                Ok(()) => {
+                    self.store.mark_outbox_sent(message.id, Utc::now()).await?;
+                    tracing::info!(outbox_id = message.id, template = %message.template, "Notification sent");
+                }
+                Err(err) => {
+                    let reason = format!("{err:#}");
+                    let attempts = u32::try_from(message.attempts).unwrap_or(u32::MAX);
+                    let retry_at = (attempts < self.max_attempts).then(|| {
+                        let backoff = BASE_BACKOFF
+                            .saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1)))
+                            .min(MAX_BACKOFF);
+                        Utc::now() + chrono::Duration::from_std(backoff).unwrap_or_default()
+                    });
+                    tracing::warn!(outbox_id = message.id, attempts, error = %reason, "Notification not delivered");
+                    self.store
+                        .mark_outbox_attempt_failed(message.id, &reason, retry_at)
+                        .await?;
+                }
+            }
+        }
+        Ok(n)
+    }
+}

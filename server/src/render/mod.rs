@@ -1,0 +1,179 @@
+//! The minijinja environment: every page and email template, compiled into the binary
+//! from `templates/` so that a release build needs no files beside it.
+//!
+//! Templates never reach the database: each page or email gets one context value,
+//! built by its caller. HTML templates are auto-escaped; `.txt` ones are not.
+
+use anyhow::Context;
+use minijinja::Environment;
+use minijinja::value::{Serde, Value};
+use serde::Serialize;
+
+use crate::domain::{EmailAddress, NewEmail};
+
+/// Every template, by its path under `templates/`. A test in `tests/` fails when a file
+/// there is missing from this list.
+pub const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "layouts/base.html",
+        include_str!("../../../templates/layouts/base.html"),
+    ),
+    (
+        "layouts/email.html",
+        include_str!("../../../templates/layouts/email.html"),
+    ),
+    (
+        "console/login.html",
+        include_str!("../../../templates/console/login.html"),
+    ),
+    (
+        "console/dashboard.html",
+        include_str!("../../../templates/console/dashboard.html"),
+    ),
+    (
+        "console/_audit_table.html",
+        include_str!("../../../templates/console/_audit_table.html"),
+    ),
+    (
+        "console/audit.html",
+        include_str!("../../../templates/console/audit.html"),
+    ),
+    (
+        "console/users.html",
+        include_str!("../../../templates/console/users.html"),
+    ),
+    (
+        "console/account.html",
+        include_str!("../../../templates/console/account.html"),
+    ),
+    (
+        "console/outbox.html",
+        include_str!("../../../templates/console/outbox.html"),
+    ),
+    (
+        "console/outbox_item.html",
+        include_str!("../../../templates/console/outbox_item.html"),
+    ),
+    (
+        "console/error.html",
+        include_str!("../../../templates/console/error.html"),
+    ),
+    (
+        "email/account_created.txt",
+        include_str!("../../../templates/email/account_created.txt"),
+    ),
+    (
+        "email/account_created.html",
+        include_str!("../../../templates/email/account_created.html"),
+    ),
+];
+
+/// The console's stylesheet, served at `/static/ferry.css`.
+pub const STYLESHEET: &str = include_str!("../../../templates/static/ferry.css");
+
+#[derive(Debug)]
+pub struct Renderer {
+    env: Environment<'static>,
+}
+
+impl Renderer {
+    pub fn new() -> anyhow::Result<Self> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+        for (name, source) in TEMPLATES {
+            env.add_template(name, source)
+                .with_context(|| format!("Template {name} does not compile"))?;
+        }
+        Ok(Self { env })
+    }
+
+    /// Renders a console page.
+    pub fn page<C: Serialize>(&self, name: &str, context: &C) -> anyhow::Result<String> {
+        self.env
+            .get_template(name)
+            .and_then(|t| t.render(Value::from(Serde(context))))
+            .with_context(|| format!("Failed to render {name}"))
+    }
+
+    /// Renders `email/NAME.txt` (its `subject` and `body` blocks) and
+    /// `email/NAME.html` into an email ready for the outbox.
+    pub fn email<C: Serialize>(
+        &self,
+        name: &'static str,
+        to: Vec<EmailAddress>,
+        context: &C,
+        about: Option<(&'static str, String)>,
+    ) -> anyhow::Result<NewEmail> {
+        let text = self
+            .env
+            .get_template(&format!("email/{name}.txt"))
+            .with_context(|| format!("No text template for email {name}"))?;
+        let mut captured = text
+            .render_captured(Value::from(Serde(context)))
+            .with_context(|| format!("Failed to render email {name}"))?;
+        let subject = captured
+            .with_state_mut(|state| state.render_block("subject"))
+            .with_context(|| format!("Email {name} has no subject block"))?
+            .trim()
+            .to_owned();
+        let body_text = captured
+            .with_state_mut(|state| state.render_block("body"))
+            .with_context(|| format!("Email {name} has no body block"))?
+            .trim()
+            .to_owned()
+            + "\n";
+        let html_context =
+            minijinja::context! { subject => &subject, ..Value::from(Serde(context)) };
+        let body_html = self
+            .env
+            .get_template(&format!("email/{name}.html"))
+            .and_then(|t| t.render(html_context))
+            .with_context(|| format!("Failed to render the HTML of email {name}"))?;
+        Ok(NewEmail {
+            template: name,
+            to,
+            subject,
+            body_text,
+            body_html,
+            about,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_email_has_a_subject_a_text_and_an_escaped_html_part() {
+        let r = Renderer::new().unwrap();
+        let to = vec![EmailAddress::parse("to", "ana@example.com").unwrap()];
+        let email = r
+            .email(
+                "account_created",
+                to,
+                &serde_json::json!({
+                    "name": "Ana <script>", "email": "ana@example.com", "role": "staff",
+                    "created_by": "Bob", "login_url": "https://ferry.example/login"
+                }),
+                None,
+            )
+            .unwrap();
+        assert_eq!(email.subject, "Your Ferry account is ready");
+        assert!(
+            email.body_text.starts_with("Hello Ana <script>,"),
+            "{}",
+            email.body_text
+        );
+        assert!(
+            email.body_html.contains("Hello Ana &lt;script&gt;,"),
+            "{}",
+            email.body_html
+        );
+        assert!(
+            email
+                .body_html
+                .contains("<title>Your Ferry account is ready</title>")
+        );
+    }
+}

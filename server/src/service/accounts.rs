@@ -1,0 +1,438 @@
+//! Staff accounts, sign-in and API tokens.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{ServiceError, ServiceResult, Services};
+use crate::crypto;
+use crate::domain::{
+    Actor, ApiToken, EmailAddress, FieldError, NewAuditEvent, Role, Scopes, Session, User,
+};
+use crate::store::{NewUser, StoreError};
+
+/// The shortest password a staff account may have.
+pub const MIN_PASSWORD_LEN: usize = 12;
+/// Random bytes in a session cookie and in an API token.
+const TOKEN_BYTES: usize = 32;
+/// API tokens start with this, so a leaked one is recognisable in a scan.
+const API_TOKEN_PREFIX: &str = "fy_";
+
+/// A staff account to create, as typed.
+#[derive(Debug)]
+pub struct NewStaff<'a> {
+    pub email: &'a str,
+    pub name: &'a str,
+    pub role: Role,
+    pub password: SecretString,
+}
+
+/// A successful sign-in: the cookie value to set, once.
+#[derive(Debug)]
+pub struct SignedIn {
+    pub cookie: SecretString,
+    pub user: User,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// Wrong email or password, or a disabled account: the same words for all three.
+    #[error("The email or password is not right.")]
+    BadCredentials,
+    #[error("Too many failed sign-ins; try again in {} minute(s).", .0.as_secs().div_ceil(60).max(1))]
+    TooMany(Duration),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+fn check_password(field: &'static str, password: &SecretString) -> Result<(), FieldError> {
+    let n = password.expose_secret().chars().count();
+    if n < MIN_PASSWORD_LEN {
+        return Err(FieldError::new(
+            field,
+            format!("use at least {MIN_PASSWORD_LEN} characters (this one has {n})"),
+        ));
+    }
+    Ok(())
+}
+
+async fn hash(password: SecretString) -> anyhow::Result<String> {
+    tokio::task::spawn_blocking(move || crypto::hash_password(&password)).await?
+}
+
+async fn verify(hash: String, password: SecretString) -> anyhow::Result<bool> {
+    Ok(tokio::task::spawn_blocking(move || crypto::verify_password(&hash, &password)).await?)
+}
+
+impl Services {
+    /// Creates a staff account, records it, and emails the person a welcome (without
+    /// the password).
+    pub async fn create_user(
+        &self,
+        actor: &Actor,
+        new: NewStaff<'_>,
+        ip: Option<String>,
+    ) -> ServiceResult<User> {
+        let mut errors = Vec::new();
+        let email = EmailAddress::parse("email", new.email)
+            .map_err(|e| errors.push(e))
+            .ok();
+        let name = new.name.trim();
+        if name.is_empty() {
+            errors.push(FieldError::new("name", "a name is required"));
+        }
+        if let Err(e) = check_password("password", &new.password) {
+            errors.push(e);
+        }
+        let Some(email) = email.filter(|_| errors.is_empty()) else {
+            return Err(ServiceError::Invalid(errors));
+        };
+        let password_hash = hash(new.password).await?;
+        let now = Utc::now();
+        let created_by = match actor {
+            Actor::User { email, .. } => email.clone(),
+            _ => "An administrator".to_owned(),
+        };
+        let welcome = self.renderer.email(
+            "account_created",
+            vec![email.clone()],
+            &serde_json::json!({
+                "name": name, "email": email.as_str(), "role": new.role.as_str(),
+                "created_by": created_by,
+                "login_url": format!("{}/login", self.settings.base_url()),
+            }),
+            None,
+        )?;
+        let tx = self.store.begin().await?;
+        let user = tx
+            .insert_user(NewUser {
+                email: &email,
+                name,
+                role: new.role,
+                password_hash,
+                now,
+            })
+            .await
+            .map_err(|e| match e {
+                StoreError::Duplicate(_) => {
+                    ServiceError::field("email", format!("an account with {email} already exists"))
+                }
+                other => other.into(),
+            })?;
+        tx.audit(
+            NewAuditEvent::new(actor, "user.created")
+                .subject("user", user.id)
+                .detail(serde_json::json!({"email": email.as_str(), "role": new.role.as_str()}))
+                .ip(ip),
+            now,
+        )
+        .await?;
+        tx.enqueue_email(
+            crate::domain::NewEmail {
+                about: Some(("user", user.id.to_string())),
+                ..welcome
+            },
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        self.dispatcher.wake();
+        tracing::info!(user_id = user.id, role = %user.role, "Staff account created");
+        Ok(user)
+    }
+
+    /// At first start, when no account exists: creates the admin from settings, with a
+    /// generated password when none is set. Returns the password to print once.
+    pub async fn ensure_first_admin(&self) -> ServiceResult<Option<(EmailAddress, SecretString)>> {
+        if self.store.count_users().await? > 0 {
+            return Ok(None);
+        }
+        let admin = &self.settings.admin;
+        let password = match &admin.password {
+            Some(p) => p.clone(),
+            None => crypto::random_password()?,
+        };
+        let user = self
+            .create_user(
+                &Actor::System,
+                NewStaff {
+                    email: &admin.email,
+                    name: "Administrator",
+                    role: Role::Admin,
+                    password: password.clone(),
+                },
+                None,
+            )
+            .await
+            .map_err(|e| match e {
+                ServiceError::Invalid(errors) => ServiceError::Invalid(
+                    errors
+                        .into_iter()
+                        .map(|e| {
+                            FieldError::new(
+                                if e.field == "password" {
+                                    "admin.password (FERRY_ADMIN_PASSWORD)"
+                                } else {
+                                    "admin.email (FERRY_ADMIN_EMAIL)"
+                                },
+                                e.message,
+                            )
+                        })
+                        .collect(),
+                ),
+                other => other,
+            })?;
+        Ok(Some((user.email, password)))
+    }
+
+    pub async fn set_user_disabled(
+        &self,
+        actor: &Actor,
+        user_id: i64,
+        disabled: bool,
+        ip: Option<String>,
+    ) -> ServiceResult<()> {
+        if matches!(actor, Actor::User { id, .. } if *id == user_id) {
+            return Err(ServiceError::Forbidden(
+                "You cannot disable your own account; ask another admin.".into(),
+            ));
+        }
+        let user = self
+            .store
+            .find_user(user_id)
+            .await?
+            .ok_or(ServiceError::NotFound("account"))?;
+        let now = Utc::now();
+        let tx = self.store.begin().await?;
+        tx.set_user_disabled(user_id, disabled).await?;
+        tx.audit(
+            NewAuditEvent::new(
+                actor,
+                if disabled {
+                    "user.disabled"
+                } else {
+                    "user.enabled"
+                },
+            )
+            .subject("user", user_id)
+            .detail(serde_json::json!({"email": user.email.as_str()}))
+            .ip(ip),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Changes a password after checking the current one; signs out the account's other
+    /// sessions.
+    pub async fn change_password(
+        &self,
+        user: &User,
+        current: SecretString,
+        new: SecretString,
+        keep_session: Option<&str>,
+        ip: Option<String>,
+    ) -> ServiceResult<()> {
+        let stored = self.store.password_hash(user.id).await?;
+        if !verify(stored, current).await? {
+            return Err(ServiceError::field(
+                "current",
+                "this is not your current password",
+            ));
+        }
+        check_password("new", &new).map_err(|e| ServiceError::Invalid(vec![e]))?;
+        let new_hash = hash(new).await?;
+        let now = Utc::now();
+        let actor = Actor::User {
+            id: user.id,
+            email: user.email.to_string(),
+        };
+        let tx = self.store.begin().await?;
+        tx.set_password_hash(user.id, new_hash).await?;
+        tx.delete_sessions_of(user.id, keep_session).await?;
+        tx.audit(
+            NewAuditEvent::new(&actor, "user.password_changed")
+                .subject("user", user.id)
+                .ip(ip),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Signs in with email and password, subject to the failure limits.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: SecretString,
+        ip: Option<String>,
+    ) -> Result<SignedIn, LoginError> {
+        let normalized = email.trim().to_lowercase();
+        let mut keys = vec![format!("account:{normalized}")];
+        if let Some(ip) = &ip {
+            keys.push(format!("ip:{ip}"));
+        }
+        if let Some(wait) = self.login_limiter.blocked(&keys, Instant::now()) {
+            return Err(LoginError::TooMany(wait));
+        }
+        let found = match EmailAddress::parse("email", email) {
+            Ok(address) => self
+                .store
+                .find_user_for_login(&address)
+                .await
+                .map_err(anyhow::Error::from)?,
+            Err(_) => None,
+        };
+        let verified = match found {
+            Some((user, hash)) if !user.disabled => verify(hash, password).await?.then_some(user),
+            _ => None,
+        };
+        let user = match verified {
+            Some(user) => user,
+            None => {
+                self.login_limiter.record_failure(&keys, Instant::now());
+                let tx = self.store.begin().await.map_err(anyhow::Error::from)?;
+                tx.audit(
+                    NewAuditEvent::new(&Actor::System, "auth.login_failed")
+                        .detail(serde_json::json!({"email": normalized}))
+                        .ip(ip),
+                    Utc::now(),
+                )
+                .await
+                .map_err(anyhow::Error::from)?;
+                tx.commit().await.map_err(anyhow::Error::from)?;
+                return Err(LoginError::BadCredentials);
+            }
+        };
+        self.login_limiter.clear(&format!("account:{normalized}"));
+        let cookie = crypto::random_token(TOKEN_BYTES)?;
+        let csrf = crypto::random_token(TOKEN_BYTES)?;
+        let now = Utc::now();
+        let expires = now + chrono::Duration::hours(self.settings.console.session_hours);
+        let actor = Actor::User {
+            id: user.id,
+            email: user.email.to_string(),
+        };
+        let tx = self.store.begin().await.map_err(anyhow::Error::from)?;
+        tx.insert_session(&crypto::token_digest(&cookie), user.id, &csrf, now, expires)
+            .await
+            .map_err(anyhow::Error::from)?;
+        tx.audit(
+            NewAuditEvent::new(&actor, "auth.login")
+                .subject("user", user.id)
+                .ip(ip),
+            now,
+        )
+        .await
+        .map_err(anyhow::Error::from)?;
+        tx.commit().await.map_err(anyhow::Error::from)?;
+        Ok(SignedIn {
+            cookie: SecretString::from(cookie),
+            user,
+        })
+    }
+
+    /// The session a cookie belongs to, when it is live.
+    pub async fn session(&self, cookie: &str) -> ServiceResult<Option<Session>> {
+        Ok(self
+            .store
+            .find_session(&crypto::token_digest(cookie), Utc::now())
+            .await?)
+    }
+
+    pub async fn logout(&self, cookie: &str, user: &User, ip: Option<String>) -> ServiceResult<()> {
+        self.store
+            .delete_session(&crypto::token_digest(cookie))
+            .await?;
+        let actor = Actor::User {
+            id: user.id,
+            email: user.email.to_string(),
+        };
+        let tx = self.store.begin().await?;
+        tx.audit(
+            NewAuditEvent::new(&actor, "auth.logout")
+                .subject("user", user.id)
+                .ip(ip),
+            Utc::now(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Creates an API token. The secret is returned here once and stored only as a digest.
+    pub async fn create_token(
+        &self,
+        actor: &Actor,
+        name: &str,
+        scopes: Scopes,
+    ) -> ServiceResult<(ApiToken, SecretString)> {
+        let name = name.trim();
+        let mut errors = Vec::new();
+        if name.is_empty() {
+            errors.push(FieldError::new("name", "a token needs a name"));
+        }
+        if scopes.is_empty() {
+            errors.push(FieldError::new(
+                "scope",
+                "give the token at least one scope",
+            ));
+        }
+        if !errors.is_empty() {
+            return Err(ServiceError::Invalid(errors));
+        }
+        let secret = format!("{API_TOKEN_PREFIX}{}", crypto::random_token(TOKEN_BYTES)?);
+        let prefix: String = secret.chars().take(API_TOKEN_PREFIX.len() + 6).collect();
+        let now = Utc::now();
+        let tx = self.store.begin().await?;
+        let token = tx
+            .insert_token(name, &crypto::token_digest(&secret), &prefix, &scopes, now)
+            .await?;
+        tx.audit(
+            NewAuditEvent::new(actor, "token.created")
+                .subject("token", token.id)
+                .detail(serde_json::json!({"name": name, "scopes": scopes.to_string()})),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok((token, SecretString::from(secret)))
+    }
+
+    /// The live token a bearer secret belongs to; notes its use.
+    pub async fn authenticate_token(&self, secret: &str) -> ServiceResult<Option<ApiToken>> {
+        let Some(token) = self.store.find_token(&crypto::token_digest(secret)).await? else {
+            return Ok(None);
+        };
+        if token.revoked {
+            return Ok(None);
+        }
+        self.store.touch_token(token.id, Utc::now()).await?;
+        Ok(Some(token))
+    }
+
+    /// Puts a notification back in the queue and delivers it now.
+    pub async fn resend_notification(
+        &self,
+        actor: &Actor,
+        outbox_id: i64,
+        ip: Option<String>,
+    ) -> ServiceResult<()> {
+        let now = Utc::now();
+        let tx = self.store.begin().await?;
+        tx.requeue_outbox(outbox_id, now).await?;
+        tx.audit(
+            NewAuditEvent::new(actor, "notification.resent")
+                .subject("notification", outbox_id)
+                .ip(ip),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        self.dispatcher.wake();
+        Ok(())
+    }
+}

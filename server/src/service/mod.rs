@@ -1,0 +1,60 @@
+//! The service layer: every action a person or a program can take, with its rules,
+//! whichever door it comes through (console, API, MCP, command line). Each action
+//! validates its input, writes its change, its audit event and its notifications in one
+//! transaction, and then wakes the dispatcher.
+
+mod accounts;
+mod login_limit;
+
+use std::sync::Arc;
+
+use crate::config::Settings;
+use crate::domain::FieldError;
+use crate::notify::Dispatcher;
+use crate::render::Renderer;
+use crate::store::{Store, StoreError};
+
+pub use accounts::{LoginError, MIN_PASSWORD_LEN, NewStaff, SignedIn};
+pub use login_limit::LoginLimiter;
+
+/// What every action needs; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub store: Store,
+    pub renderer: Arc<Renderer>,
+    pub dispatcher: Dispatcher,
+    pub cipher: Arc<crate::crypto::Cipher>,
+    pub settings: Arc<Settings>,
+    pub login_limiter: Arc<LoginLimiter>,
+}
+
+/// Why an action did not happen, in words fit for the person who asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// One error per field that does not parse or breaks a rule.
+    #[error("Invalid input: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<FieldError>),
+    #[error("{0} was not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound(what) => ServiceError::NotFound(what),
+            other => ServiceError::Internal(other.into()),
+        }
+    }
+}
+
+impl ServiceError {
+    pub fn field(field: &'static str, message: impl Into<String>) -> Self {
+        ServiceError::Invalid(vec![FieldError::new(field, message)])
+    }
+}
+
+pub type ServiceResult<T> = Result<T, ServiceError>;

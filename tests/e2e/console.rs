@@ -1,0 +1,398 @@
+//! The console through its HTTP surface: sign-in, sessions, CSRF, rate limits, staff
+//! accounts and the welcome email that reaches a real SMTP server.
+
+use std::time::Duration;
+
+use ferry_tests::app::{ADMIN_EMAIL, ADMIN_PASSWORD, Options, TestApp, csrf_from};
+use ferry_tests::smtp::SmtpSink;
+
+fn location(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_first_admin_signs_in_sees_the_dashboard_and_signs_out() {
+    let app = TestApp::spawn().await;
+    let resp = app.client.get(app.url("/")).send().await.unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(location(&resp), "/login");
+
+    let resp = app.sign_in(&app.client, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(resp.status(), 303, "{:?}", resp.text().await);
+    let cookie = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("ferry_session="))
+        .expect("a session cookie")
+        .to_owned();
+    for attr in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/"] {
+        assert!(cookie.contains(attr), "{attr} missing from {cookie}");
+    }
+    let html = app.page(&app.client, "/").await;
+    assert!(html.contains("<h1>Dashboard</h1>"));
+    assert!(html.contains(ADMIN_EMAIL));
+    assert!(
+        html.contains("auth.login"),
+        "the sign-in is in the recent activity"
+    );
+
+    let resp = app.post_form(&app.client, "/", "/logout", &[]).await;
+    assert_eq!(resp.status(), 303);
+    let resp = app.client.get(app.url("/")).send().await.unwrap();
+    assert_eq!(location(&resp), "/login", "signed out");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_refused_with_the_same_words_as_an_unknown_account() {
+    let app = TestApp::spawn().await;
+    let wrong = app
+        .sign_in(&app.client, ADMIN_EMAIL, "not the password")
+        .await;
+    assert_eq!(wrong.status(), 401);
+    let wrong = wrong.text().await.unwrap();
+    let unknown = app
+        .sign_in(
+            &TestApp::new_client(),
+            "nobody@ferry.test",
+            "whatever it is",
+        )
+        .await;
+    assert_eq!(unknown.status(), 401);
+    let unknown = unknown.text().await.unwrap();
+    assert!(wrong.contains("The email or password is not right."));
+    assert!(unknown.contains("The email or password is not right."));
+    assert!(
+        wrong.contains(&format!("value=\"{ADMIN_EMAIL}\"")),
+        "the email typed is kept"
+    );
+    let events = app
+        .services
+        .store
+        .list_audit(&ferry::store::AuditFilter {
+            limit: 10,
+            action_prefix: Some("auth.login_failed".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 2);
+}
+
+#[tokio::test]
+async fn sign_in_is_refused_for_a_while_after_too_many_failures() {
+    let app = TestApp::spawn_with(Options {
+        login_max_failures: 3,
+        ..Default::default()
+    })
+    .await;
+    for _ in 0..3 {
+        assert_eq!(
+            app.sign_in(&app.client, ADMIN_EMAIL, "guess guess guess")
+                .await
+                .status(),
+            401
+        );
+    }
+    let blocked = app.sign_in(&app.client, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(blocked.status(), 429, "even the right password waits");
+    assert!(
+        blocked
+            .text()
+            .await
+            .unwrap()
+            .contains("Too many failed sign-ins")
+    );
+}
+
+#[tokio::test]
+async fn a_form_without_the_sessions_csrf_token_is_refused() {
+    let app = TestApp::spawn().await;
+    // No CSRF cookie/token pair: the login form refuses.
+    let resp = app
+        .client
+        .post(app.url("/login"))
+        .form(&[
+            ("email", ADMIN_EMAIL),
+            ("password", ADMIN_PASSWORD),
+            ("csrf", "forged"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+
+    assert_eq!(
+        app.sign_in(&app.client, ADMIN_EMAIL, ADMIN_PASSWORD)
+            .await
+            .status(),
+        303
+    );
+    let resp = app
+        .client
+        .post(app.url("/users"))
+        .form(&[
+            ("name", "Eve"),
+            ("email", "eve@ferry.test"),
+            ("role", "admin"),
+            ("password", "twelve chars!!"),
+            ("csrf", "forged"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert!(
+        app.services
+            .store
+            .list_users()
+            .await
+            .unwrap()
+            .iter()
+            .all(|u| u.email.as_str() != "eve@ferry.test")
+    );
+}
+
+#[tokio::test]
+async fn an_admin_adds_staff_who_get_a_welcome_email_without_their_password() {
+    let smtp = SmtpSink::start().unwrap();
+    let app = TestApp::spawn_with(Options {
+        smtp_url: Some(smtp.url()),
+        ..Default::default()
+    })
+    .await;
+    app.sign_in(&app.client, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+
+    // A bad form: each error beside its field, and what was typed kept.
+    let resp = app
+        .post_form(
+            &app.client,
+            "/users",
+            "/users",
+            &[
+                ("name", ""),
+                ("email", "sam.example.com"),
+                ("role", "staff"),
+                ("password", "short"),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), 422);
+    let html = resp.text().await.unwrap();
+    assert!(
+        html.contains("id=\"name-error\">a name is required"),
+        "{html}"
+    );
+    assert!(
+        html.contains(
+            "id=\"email-error\">&quot;sam.example.com&quot; is not an email address: it has no @"
+        ),
+        "{html}"
+    );
+    assert!(
+        html.contains("id=\"password-error\">use at least 12 characters (this one has 5)"),
+        "{html}"
+    );
+    assert!(html.contains("value=\"sam.example.com\""));
+
+    let password = "a long initial password";
+    let resp = app
+        .post_form(
+            &app.client,
+            "/users",
+            "/users",
+            &[
+                ("name", "Sam Lee"),
+                ("email", "sam@provider.test"),
+                ("role", "staff"),
+                ("password", password),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), 303);
+    let html = app.page(&app.client, "/users").await;
+    assert!(
+        html.contains("Added sam@provider.test."),
+        "the flash message shows once"
+    );
+    assert!(html.contains("Sam Lee"));
+
+    let email = smtp
+        .wait_for(Duration::from_secs(15), |m| {
+            m.to().contains(&"sam@provider.test".to_owned())
+        })
+        .await
+        .unwrap();
+    assert_eq!(email.subject(), "Your Ferry account is ready");
+    assert!(
+        email.text().contains(&format!("{}/login", app.base)),
+        "{}",
+        email.text()
+    );
+    assert!(email.html().contains("Hello Sam Lee,"));
+    assert!(
+        !String::from_utf8_lossy(&email.raw).contains(password),
+        "the password is never emailed"
+    );
+
+    // The outbox shows it as sent.
+    let html = app.page(&app.client, "/outbox").await;
+    assert!(html.contains("Your Ferry account is ready"));
+    assert!(html.contains("badge ok\">sent"), "{html}");
+
+    // The new account signs in; staff cannot manage accounts.
+    let sam = TestApp::new_client();
+    assert_eq!(
+        app.sign_in(&sam, "sam@provider.test", password)
+            .await
+            .status(),
+        303
+    );
+    let resp = sam.get(app.url("/users")).send().await.unwrap();
+    assert_eq!(resp.status(), 403);
+
+    // Disabled: signed out at once and refused at the door.
+    let sam_id = app
+        .services
+        .store
+        .list_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|u| u.email.as_str() == "sam@provider.test")
+        .unwrap()
+        .id;
+    let resp = app
+        .post_form(
+            &app.client,
+            "/users",
+            &format!("/users/{sam_id}/disable"),
+            &[],
+        )
+        .await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(
+        location(&sam.get(app.url("/")).send().await.unwrap()),
+        "/login"
+    );
+    assert_eq!(
+        app.sign_in(&TestApp::new_client(), "sam@provider.test", password)
+            .await
+            .status(),
+        401
+    );
+
+    let audit = app.page(&app.client, "/audit?action=user.").await;
+    assert!(
+        audit.contains("user.created") && audit.contains("user.disabled"),
+        "{audit}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn without_smtp_notifications_wait_in_the_outbox_and_go_once_it_is_there() {
+    let app = TestApp::spawn().await;
+    app.sign_in(&app.client, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let resp = app
+        .post_form(
+            &app.client,
+            "/users",
+            "/users",
+            &[
+                ("name", "Kim"),
+                ("email", "kim@provider.test"),
+                ("role", "staff"),
+                ("password", "another long password"),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), 303);
+    let html = app.page(&app.client, "/outbox?status=pending").await;
+    assert!(html.contains("Your Ferry account is ready"), "{html}");
+    assert!(html.contains("No SMTP server is configured"));
+    let dashboard = app.page(&app.client, "/").await;
+    assert!(dashboard.contains("No SMTP server is configured"));
+}
+
+#[tokio::test]
+async fn people_change_their_own_password_and_other_sessions_end() {
+    let app = TestApp::spawn().await;
+    let other = TestApp::new_client();
+    app.sign_in(&app.client, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    app.sign_in(&other, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let resp = app
+        .post_form(
+            &app.client,
+            "/account",
+            "/account/password",
+            &[("current", "wrong one"), ("new", "a brand new password")],
+        )
+        .await;
+    assert_eq!(resp.status(), 422);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("this is not your current password")
+    );
+    let resp = app
+        .post_form(
+            &app.client,
+            "/account",
+            "/account/password",
+            &[("current", ADMIN_PASSWORD), ("new", "a brand new password")],
+        )
+        .await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(
+        app.client.get(app.url("/")).send().await.unwrap().status(),
+        200,
+        "this session stays"
+    );
+    assert_eq!(
+        location(&other.get(app.url("/")).send().await.unwrap()),
+        "/login",
+        "the other one ends"
+    );
+    assert_eq!(
+        app.sign_in(&TestApp::new_client(), ADMIN_EMAIL, "a brand new password")
+            .await
+            .status(),
+        303
+    );
+}
+
+#[tokio::test]
+async fn pages_load_no_asset_from_elsewhere_and_fit_a_phone() {
+    let app = TestApp::spawn().await;
+    app.sign_in(&app.client, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    for path in ["/", "/audit", "/users", "/outbox", "/account"] {
+        let html = app.page(&app.client, path).await;
+        assert!(html.contains("name=\"viewport\""), "{path}");
+        assert!(
+            !html.contains("http://") && !html.contains("https://"),
+            "{path} links outside: {html}"
+        );
+        assert!(csrf_from(&html).is_some(), "{path} has the sign-out form");
+    }
+    let css = app
+        .client
+        .get(app.url("/static/ferry.css"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
+    assert!(
+        css.text()
+            .await
+            .unwrap()
+            .contains("@media (max-width: 760px)")
+    );
+}

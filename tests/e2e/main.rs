@@ -1,0 +1,9 @@
+//! Ferry's end-to-end suite: one test binary, real servers (Dovecot, aiosmtpd,
+//! PostgreSQL, SQLite), no mocks.
+
+mod api;
+mod cli;
+mod console;
+mod harness;
+mod store;
+mod tidy;

@@ -1,0 +1,314 @@
+//! The store against both databases it supports, each test in a database of its own.
+
+use chrono::{Duration, Utc};
+use ferry::domain::{
+    Actor, DeliveryStatus, EmailAddress, NewAuditEvent, NewEmail, Role, Scope, Scopes,
+};
+use ferry::store::{AuditFilter, NewUser, Store, StoreError};
+use ferry_tests::postgres::PgDatabase;
+
+/// A store and what keeps its database alive.
+struct Db {
+    store: Store,
+    _dir: Option<tempfile::TempDir>,
+    _pg: Option<PgDatabase>,
+}
+
+async fn sqlite() -> Db {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("ferry.db").display()
+    );
+    Db {
+        store: Store::connect(&url).await.unwrap(),
+        _dir: Some(dir),
+        _pg: None,
+    }
+}
+
+async fn postgres() -> Db {
+    let pg = PgDatabase::create().unwrap();
+    Db {
+        store: Store::connect(&pg.url()).await.unwrap(),
+        _dir: None,
+        _pg: Some(pg),
+    }
+}
+
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                let db = super::sqlite().await;
+                assert_eq!(db.store.backend_name(), "sqlite");
+                super::$name(&db.store).await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                let db = super::postgres().await;
+                assert_eq!(db.store.backend_name(), "postgres");
+                super::$name(&db.store).await;
+            }
+        }
+    )*};
+}
+
+on_both_databases!(
+    accounts_are_unique_by_email_and_a_rolled_back_transaction_leaves_nothing,
+    sessions_expire_and_end_when_the_account_is_disabled,
+    the_outbox_hands_each_attempt_to_one_claimant,
+    the_audit_log_pages_newest_first_and_filters,
+    tokens_keep_their_scopes,
+);
+
+fn email(s: &str) -> EmailAddress {
+    EmailAddress::parse("email", s).unwrap()
+}
+
+async fn add_user(store: &Store, address: &str) -> ferry::domain::User {
+    let tx = store.begin().await.unwrap();
+    let user = tx
+        .insert_user(NewUser {
+            email: &email(address),
+            name: "Test",
+            role: Role::Staff,
+            password_hash: "x".into(),
+            now: Utc::now(),
+        })
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    user
+}
+
+async fn accounts_are_unique_by_email_and_a_rolled_back_transaction_leaves_nothing(store: &Store) {
+    let user = add_user(store, "ana@provider.test").await;
+    assert_eq!(
+        store
+            .find_user(user.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .email
+            .as_str(),
+        "ana@provider.test"
+    );
+
+    let tx = store.begin().await.unwrap();
+    let dup = tx
+        .insert_user(NewUser {
+            email: &email("ana@provider.test"),
+            name: "Again",
+            role: Role::Admin,
+            password_hash: "y".into(),
+            now: Utc::now(),
+        })
+        .await;
+    assert!(matches!(dup, Err(StoreError::Duplicate(_))), "{dup:?}");
+    drop(tx);
+
+    let tx = store.begin().await.unwrap();
+    tx.insert_user(NewUser {
+        email: &email("bo@provider.test"),
+        name: "Bo",
+        role: Role::Staff,
+        password_hash: "z".into(),
+        now: Utc::now(),
+    })
+    .await
+    .unwrap();
+    tx.audit(NewAuditEvent::new(&Actor::Cli, "user.created"), Utc::now())
+        .await
+        .unwrap();
+    drop(tx); // no commit
+    assert_eq!(store.count_users().await.unwrap(), 1);
+    assert!(
+        store
+            .list_audit(&AuditFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn sessions_expire_and_end_when_the_account_is_disabled(store: &Store) {
+    let user = add_user(store, "sam@provider.test").await;
+    let now = Utc::now();
+    let tx = store.begin().await.unwrap();
+    tx.insert_session("live", user.id, "csrf-1", now, now + Duration::hours(1))
+        .await
+        .unwrap();
+    tx.insert_session(
+        "old",
+        user.id,
+        "csrf-2",
+        now - Duration::hours(2),
+        now - Duration::hours(1),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let session = store.find_session("live", now).await.unwrap().unwrap();
+    assert_eq!(
+        (session.user.id, session.csrf_token.as_str()),
+        (user.id, "csrf-1")
+    );
+    assert!(
+        store.find_session("old", now).await.unwrap().is_none(),
+        "expired"
+    );
+    assert_eq!(store.delete_expired_sessions(now).await.unwrap(), 1);
+    assert!(
+        store
+            .find_user(user.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_login_at
+            .is_some()
+    );
+
+    let tx = store.begin().await.unwrap();
+    tx.set_user_disabled(user.id, true).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(store.find_session("live", now).await.unwrap().is_none());
+}
+
+async fn the_outbox_hands_each_attempt_to_one_claimant(store: &Store) {
+    let now = Utc::now();
+    let tx = store.begin().await.unwrap();
+    for n in 0..3 {
+        tx.enqueue_email(
+            NewEmail {
+                template: "test",
+                to: vec![email(&format!("to{n}@example.com"))],
+                subject: format!("Subject {n}"),
+                body_text: "text".into(),
+                body_html: "<p>html</p>".into(),
+                about: None,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let lease = now + Duration::minutes(5);
+    let (a, b) = tokio::join!(
+        store.claim_due_outbox(now, lease, 10),
+        store.claim_due_outbox(now, lease, 10)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let mut ids: Vec<i64> = a.iter().chain(&b).map(|m| m.id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(a.len() + b.len(), 3, "each message claimed exactly once");
+    assert_eq!(ids.len(), 3);
+    assert!(
+        store
+            .claim_due_outbox(now, lease, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased"
+    );
+
+    let first = a.first().or(b.first()).unwrap().clone();
+    assert_eq!(first.attempts, 1);
+    store.mark_outbox_sent(first.id, now).await.unwrap();
+    let failed = a.iter().chain(&b).find(|m| m.id != first.id).unwrap();
+    store
+        .mark_outbox_attempt_failed(failed.id, "550 no such user", None)
+        .await
+        .unwrap();
+    assert_eq!(store.count_outbox(DeliveryStatus::Sent).await.unwrap(), 1);
+    assert_eq!(store.count_outbox(DeliveryStatus::Failed).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .get_outbox(failed.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_error
+            .as_deref(),
+        Some("550 no such user")
+    );
+    // A lease that runs out makes the message due again (a crash mid-send).
+    assert_eq!(
+        store
+            .claim_due_outbox(
+                lease + Duration::seconds(1),
+                lease + Duration::minutes(10),
+                10
+            )
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+async fn the_audit_log_pages_newest_first_and_filters(store: &Store) {
+    let tx = store.begin().await.unwrap();
+    for action in ["user.created", "token.created", "user.disabled"] {
+        tx.audit(
+            NewAuditEvent::new(&Actor::System, action)
+                .subject("user", 7)
+                .ip(Some("127.0.0.1".into())),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let all = store
+        .list_audit(&AuditFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let actions: Vec<_> = all.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["user.disabled", "token.created", "user.created"]);
+    let users = store
+        .list_audit(&AuditFilter {
+            limit: 10,
+            action_prefix: Some("user.".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(users.len(), 2);
+    let page2 = store
+        .list_audit(&AuditFilter {
+            limit: 10,
+            before_id: Some(all[0].id),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page2.len(), 2);
+    assert_eq!(all[0].actor, "system");
+    assert_eq!(all[0].subject_id.as_deref(), Some("7"));
+}
+
+async fn tokens_keep_their_scopes(store: &Store) {
+    let tx = store.begin().await.unwrap();
+    let scopes = Scopes::new([Scope::MigrationsWrite, Scope::MigrationsRead]);
+    let token = tx
+        .insert_token("ci", "digest-1", "fy_abc", &scopes, Utc::now())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let found = store.find_token("digest-1").await.unwrap().unwrap();
+    assert_eq!(found, token);
+    assert!(
+        found.scopes.contains(Scope::MigrationsWrite) && !found.scopes.contains(Scope::AuditRead)
+    );
+    assert!(store.find_token("digest-2").await.unwrap().is_none());
+}

@@ -1,0 +1,94 @@
+//! Checks that keep the tree honest: every template compiled in, every setting
+//! documented, every module documented.
+
+use std::path::Path;
+
+use ferry_tests::workspace_root;
+
+fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files_under(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_template_file_is_compiled_into_the_binary() {
+    let root = workspace_root().join("templates");
+    let mut files = Vec::new();
+    files_under(&root, &mut files);
+    let registered: Vec<&str> = ferry::render::TEMPLATES
+        .iter()
+        .map(|(name, _)| *name)
+        .collect();
+    for file in files {
+        let name = file
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        if name.starts_with("static/") {
+            continue;
+        }
+        assert!(
+            registered.contains(&name.as_str()),
+            "templates/{name} is not in render::TEMPLATES"
+        );
+    }
+}
+
+fn keys(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
+    match value.as_object() {
+        Some(map) => {
+            for (k, v) in map {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                if v.is_object() {
+                    keys(&key, v, out);
+                } else {
+                    out.push(key);
+                }
+            }
+        }
+        None => out.push(prefix.to_owned()),
+    }
+}
+
+#[test]
+fn every_setting_is_documented_in_config_md() {
+    let doc = std::fs::read_to_string(workspace_root().join("docs/config.md")).unwrap();
+    let defaults = serde_json::to_value(ferry::config::Settings::default()).unwrap();
+    let mut all = Vec::new();
+    keys("", &defaults, &mut all);
+    for key in all {
+        assert!(
+            doc.contains(&format!("`{key}`")),
+            "docs/config.md does not document `{key}`"
+        );
+    }
+}
+
+#[test]
+fn every_module_of_the_server_starts_with_its_documentation() {
+    let mut files = Vec::new();
+    files_under(&workspace_root().join("server/src"), &mut files);
+    for file in files {
+        let name = file.file_name().unwrap().to_string_lossy();
+        if name != "mod.rs" && name != "lib.rs" && name != "main.rs" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            text.trim_start().starts_with("//!"),
+            "{} has no module documentation",
+            file.display()
+        );
+    }
+}

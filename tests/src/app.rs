@@ -1,0 +1,204 @@
+//! Ferry on port 0 with a fresh database (SQLite in a temporary data directory, or a
+//! fresh PostgreSQL database), and an HTTP client that keeps cookies.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::Context;
+use ferry::config::Settings;
+use secrecy::SecretString;
+
+use crate::postgres::PgDatabase;
+
+pub const ADMIN_EMAIL: &str = "admin@ferry.test";
+pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub backend: Backend,
+    pub smtp_url: Option<String>,
+    pub login_max_failures: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Sqlite,
+            smtp_url: None,
+            login_max_failures: 5,
+        }
+    }
+}
+
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    /// A client that keeps cookies and does not follow redirects.
+    pub client: reqwest::Client,
+    pub data_dir: tempfile::TempDir,
+    pub database_url: String,
+    pub services: ferry::service::Services,
+    running: Option<ferry::app::Running>,
+    _pg: Option<PgDatabase>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(Options::default()).await
+    }
+
+    pub async fn spawn_with(options: Options) -> Self {
+        crate::init_crypto();
+        let data_dir = tempfile::tempdir().expect("a temporary directory");
+        let pg = match options.backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(PgDatabase::create().expect("a PostgreSQL database")),
+        };
+        let mut settings = Settings {
+            bind: "127.0.0.1:0".parse().expect("an address"),
+            data_dir: data_dir.path().to_path_buf(),
+            database_url: pg.as_ref().map(PgDatabase::url),
+            allow_private_targets: true,
+            ..Default::default()
+        };
+        settings.admin.email = ADMIN_EMAIL.into();
+        settings.admin.password = Some(SecretString::from(ADMIN_PASSWORD));
+        settings.smtp.url = options.smtp_url.map(SecretString::from);
+        settings.smtp.from = "Ferry <ferry@provider.test>".into();
+        settings.console.login_max_failures = options.login_max_failures;
+        let database_url = settings.database_url();
+        let running = ferry::app::start(settings).await.expect("Ferry starts");
+        let base = format!("http://{}", running.addr);
+        let services = running.services.clone();
+        Self {
+            base,
+            client: Self::new_client(),
+            data_dir,
+            database_url,
+            services,
+            running: Some(running),
+            _pg: pg,
+        }
+    }
+
+    /// Another browser: its own cookies.
+    pub fn new_client() -> reqwest::Client {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("an HTTP client")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Signs `client` in through the login form; returns the response to the POST.
+    pub async fn sign_in(
+        &self,
+        client: &reqwest::Client,
+        email: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        let form = client
+            .get(self.url("/login"))
+            .send()
+            .await
+            .expect("GET /login");
+        let html = form.text().await.expect("the login page");
+        let csrf = csrf_from(&html).expect("a CSRF token in the login form");
+        client
+            .post(self.url("/login"))
+            .form(&[("email", email), ("password", password), ("csrf", &csrf)])
+            .send()
+            .await
+            .expect("POST /login")
+    }
+
+    /// GETs a console page and returns its HTML, asserting a 200.
+    pub async fn page(&self, client: &reqwest::Client, path: &str) -> String {
+        let resp = client.get(self.url(path)).send().await.expect("GET");
+        let status = resp.status();
+        let body = resp.text().await.expect("a body");
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    /// Posts a console form with the CSRF token of the page at `page`.
+    pub async fn post_form(
+        &self,
+        client: &reqwest::Client,
+        page: &str,
+        action: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let html = self.page(client, page).await;
+        let csrf = csrf_from(&html).expect("a CSRF token on the page");
+        let mut form: Vec<(&str, &str)> = fields.to_vec();
+        form.push(("csrf", &csrf));
+        client
+            .post(self.url(action))
+            .form(&form)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// The `ferry` binary, set to this app's data directory and database.
+    pub fn ferry_command(&self) -> Command {
+        let mut cmd = Command::new(ferry_binary());
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("FERRY_DATA_DIR", self.data_dir.path())
+            .env("DATABASE_URL", &self.database_url)
+            .env("FERRY_LOG__FILTER", "warn");
+        cmd
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await.expect("Ferry stops cleanly");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(running) = &self.running {
+            running.shutdown_token().cancel();
+        }
+    }
+}
+
+/// The value of the first `name="csrf"` hidden field in a page.
+pub fn csrf_from(html: &str) -> Option<String> {
+    let marker = "name=\"csrf\" value=\"";
+    let start = html.find(marker)? + marker.len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].to_owned())
+}
+
+/// The `ferry` binary that `scripts/test` builds before the suite.
+pub fn ferry_binary() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::workspace_root().join("target"));
+    let path = target.join("debug").join("ferry");
+    if !path.exists() {
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--quiet", "-p", "ferry", "--bin", "ferry"])
+            .current_dir(crate::workspace_root())
+            .status()
+            .context("cargo build -p ferry")
+            .expect("cargo runs");
+        assert!(status.success(), "the ferry binary builds");
+    }
+    path
+}

@@ -1,0 +1,192 @@
+//! A small IMAP client for tests (async-imap, independent of Ferry's own connector):
+//! seed a mailbox over APPEND and read it back, byte for byte.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+use async_imap::Session;
+use async_imap::types::Flag;
+use chrono::{DateTime, FixedOffset, Utc};
+use futures::TryStreamExt;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+
+use crate::dovecot::Dovecot;
+
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug> Stream for T {}
+
+pub type ImapSession = Session<Box<dyn Stream>>;
+
+/// A message as the server holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub uid: u32,
+    pub body: Vec<u8>,
+    /// System flags and keywords, sorted, `\Recent` left out.
+    pub flags: Vec<String>,
+    pub internal_date: DateTime<Utc>,
+}
+
+/// A message to put in a folder.
+#[derive(Debug, Clone)]
+pub struct SeedMessage {
+    pub body: Vec<u8>,
+    pub flags: Vec<String>,
+    pub internal_date: Option<DateTime<FixedOffset>>,
+}
+
+/// Logs in over plaintext IMAP.
+pub async fn login(server: &Dovecot, user: &str, password: &str) -> anyhow::Result<ImapSession> {
+    let tcp = TcpStream::connect(("127.0.0.1", server.port)).await?;
+    login_on(Box::new(tcp), user, password).await
+}
+
+/// Logs in over implicit TLS, trusting the harness's test CA.
+pub async fn login_tls(
+    server: &Dovecot,
+    user: &str,
+    password: &str,
+) -> anyhow::Result<ImapSession> {
+    let tcp = TcpStream::connect(("127.0.0.1", server.tls_port)).await?;
+    let connector = crate::tls_client::connector(&server.certs.ca_cert)?;
+    let name = rustls::pki_types::ServerName::try_from("localhost")?.to_owned();
+    let tls = connector
+        .connect(name, tcp)
+        .await
+        .context("TLS handshake")?;
+    login_on(Box::new(tls), user, password).await
+}
+
+async fn login_on(
+    stream: Box<dyn Stream>,
+    user: &str,
+    password: &str,
+) -> anyhow::Result<ImapSession> {
+    let mut client = async_imap::Client::new(stream);
+    client.read_response().await.context("no greeting")?;
+    client
+        .login(user, password)
+        .await
+        .map_err(|(e, _)| e)
+        .context("LOGIN")
+}
+
+fn flag_name(flag: &Flag<'_>) -> Option<String> {
+    Some(match flag {
+        Flag::Recent => return None,
+        Flag::Seen => "\\Seen".to_owned(),
+        Flag::Answered => "\\Answered".to_owned(),
+        Flag::Flagged => "\\Flagged".to_owned(),
+        Flag::Deleted => "\\Deleted".to_owned(),
+        Flag::Draft => "\\Draft".to_owned(),
+        Flag::MayCreate => "\\*".to_owned(),
+        Flag::Custom(name) => name.to_string(),
+    })
+}
+
+/// Creates `folder` (and its parents) unless it exists.
+pub async fn ensure_folder(session: &mut ImapSession, folder: &str) -> anyhow::Result<()> {
+    if folder.eq_ignore_ascii_case("INBOX") {
+        return Ok(());
+    }
+    let exists = session
+        .list(None, Some(folder))
+        .await?
+        .try_collect::<Vec<_>>()
+        .await?
+        .iter()
+        .any(|n| n.name() == folder);
+    if !exists {
+        session
+            .create(folder)
+            .await
+            .with_context(|| format!("CREATE {folder}"))?;
+    }
+    Ok(())
+}
+
+/// Appends messages to a folder, creating it when missing.
+pub async fn seed(
+    session: &mut ImapSession,
+    folder: &str,
+    messages: &[SeedMessage],
+) -> anyhow::Result<()> {
+    ensure_folder(session, folder).await?;
+    for m in messages {
+        let flags = if m.flags.is_empty() {
+            None
+        } else {
+            Some(format!("({})", m.flags.join(" ")))
+        };
+        let date = m
+            .internal_date
+            .map(|d| format!("\"{}\"", d.format("%d-%b-%Y %H:%M:%S %z")));
+        session
+            .append(folder, flags.as_deref(), date.as_deref(), &m.body)
+            .await
+            .with_context(|| format!("APPEND to {folder}"))?;
+    }
+    Ok(())
+}
+
+/// Every folder's name, as LIST returns it.
+pub async fn folders(session: &mut ImapSession) -> anyhow::Result<Vec<String>> {
+    let mut names: Vec<String> = session
+        .list(None, Some("*"))
+        .await?
+        .try_collect::<Vec<_>>()
+        .await?
+        .iter()
+        .map(|n| n.name().to_owned())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Every message of a folder, by UID.
+pub async fn read_folder(
+    session: &mut ImapSession,
+    folder: &str,
+) -> anyhow::Result<Vec<StoredMessage>> {
+    let mailbox = session
+        .examine(folder)
+        .await
+        .with_context(|| format!("EXAMINE {folder}"))?;
+    if mailbox.exists == 0 {
+        return Ok(Vec::new());
+    }
+    let fetches: Vec<_> = session
+        .uid_fetch("1:*", "(UID FLAGS INTERNALDATE BODY.PEEK[])")
+        .await?
+        .try_collect()
+        .await?;
+    let mut out = Vec::new();
+    for f in fetches {
+        let mut flags: Vec<String> = f.flags().filter_map(|fl| flag_name(&fl)).collect();
+        flags.sort();
+        out.push(StoredMessage {
+            uid: f.uid.context("no UID")?,
+            body: f.body().context("no body")?.to_vec(),
+            flags,
+            internal_date: f
+                .internal_date()
+                .context("no INTERNALDATE")?
+                .with_timezone(&Utc),
+        });
+    }
+    out.sort_by_key(|m| m.uid);
+    Ok(out)
+}
+
+/// The whole mailbox: folder name → messages.
+pub async fn read_all(
+    session: &mut ImapSession,
+) -> anyhow::Result<BTreeMap<String, Vec<StoredMessage>>> {
+    let mut all = BTreeMap::new();
+    for folder in folders(session).await? {
+        let messages = read_folder(session, &folder).await?;
+        all.insert(folder, messages);
+    }
+    Ok(all)
+}

@@ -1,0 +1,30 @@
+//! The test harness: real servers started on free loopback ports in temporary
+//! directories, and stopped when dropped.
+//!
+//! - [`dovecot::Dovecot`]: IMAP, plaintext and implicit TLS, `/` or `.`+`INBOX.` layouts.
+//! - [`smtp::SmtpSink`]: aiosmtpd keeping every message it receives in a maildir.
+//! - [`postgres::PgDatabase`]: a fresh database on the machine's PostgreSQL.
+//! - [`app::TestApp`]: Ferry itself on port 0 with a fresh database and an HTTP client.
+//! - [`imap`]: a small IMAP client (async-imap) to seed a mailbox and read it back.
+
+pub mod app;
+pub mod dovecot;
+pub mod imap;
+pub mod net;
+pub mod postgres;
+pub mod smtp;
+pub mod tls;
+pub mod tls_client;
+
+/// The workspace root, for fixtures and the `ferry` binary.
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// Installs rustls' ring provider once per test process.
+pub fn init_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
