@@ -8,12 +8,15 @@
 
 pub mod app;
 pub mod config;
+pub mod connectors;
 pub mod crypto;
 pub mod domain;
 pub mod intake;
 pub mod metrics;
 pub mod notify;
+pub mod planner;
 pub mod render;
 pub mod seed;
 pub mod service;
 pub mod store;
+pub mod sync;

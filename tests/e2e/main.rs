@@ -5,5 +5,6 @@ mod api;
 mod cli;
 mod console;
 mod harness;
+mod migrate;
 mod store;
 mod tidy;

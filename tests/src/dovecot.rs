@@ -29,6 +29,8 @@ pub struct Options {
     pub fsync: bool,
     /// Connections one user may have from one address (Dovecot's default is 10).
     pub mail_max_userip_connections: u32,
+    /// Refuse APPEND of messages larger than this many bytes (quota plugin).
+    pub max_mail_size: Option<u64>,
 }
 
 impl Default for Options {
@@ -37,6 +39,7 @@ impl Default for Options {
             layout: Layout::Slash,
             fsync: true,
             mail_max_userip_connections: 50,
+            max_mail_size: None,
         }
     }
 }
@@ -113,8 +116,7 @@ impl Dovecot {
             .map(str::to_owned)
             .collect();
         lines.push(format!("{user}:{{PLAIN}}{password}::::::"));
-        std::fs::write(&path, lines.join("\n") + "\n")?;
-        Ok(())
+        write_and_touch(&path, &(lines.join("\n") + "\n"))
     }
 
     /// Adds a master user, who logs in as any user with `user*master` (or SASL PLAIN
@@ -123,8 +125,7 @@ impl Dovecot {
         let path = self.dir.path().join("master-passwd");
         let mut text = std::fs::read_to_string(&path)?;
         text.push_str(&format!("{user}:{{PLAIN}}{password}::::::\n"));
-        std::fs::write(&path, text)?;
-        Ok(())
+        write_and_touch(&path, &text)
     }
 
     /// The folder name as this server spells it: `Sent` or `INBOX.Sent`, with the
@@ -167,6 +168,21 @@ impl Drop for Dovecot {
     }
 }
 
+/// Dovecot re-reads a passwd file when its modification time changes, which has a
+/// resolution of a second: move it forward so that two writes in one second both count.
+fn write_and_touch(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static BUMP: AtomicU64 = AtomicU64::new(1);
+    std::fs::write(path, text)?;
+    let when = std::time::SystemTime::now()
+        + std::time::Duration::from_secs(BUMP.fetch_add(1, Ordering::SeqCst));
+    std::fs::File::options()
+        .write(true)
+        .open(path)?
+        .set_modified(when)?;
+    Ok(())
+}
+
 fn dovecot_binary() -> PathBuf {
     ["/usr/sbin/dovecot", "/usr/local/sbin/dovecot"]
         .into_iter()
@@ -193,6 +209,12 @@ fn render_config(
         Layout::Slash => ("/", ""),
         Layout::DotInboxPrefix => (".", "INBOX."),
     };
+    let quota = match options.max_mail_size {
+        Some(max) => format!(
+            "mail_plugins = $mail_plugins quota\nprotocol imap {{\n  mail_plugins = $mail_plugins imap_quota\n}}\nplugin {{\n  quota = maildir:User quota\n  quota_rule = *:storage=10G\n  quota_max_mail_size = {max}\n}}\n"
+        ),
+        None => String::new(),
+    };
     let fsync = if options.fsync { "optimized" } else { "never" };
     let dh = if Path::new("/usr/share/dovecot/dh.pem").exists() {
         "ssl_dh = </usr/share/dovecot/dh.pem\n"
@@ -218,8 +240,7 @@ default_internal_user = dovecot
 mail_fsync = {fsync}
 mail_location = maildir:~/Maildir
 mail_max_userip_connections = {maxconn}
-mail_plugins = $mail_plugins
-first_valid_uid = 1
+{quota}first_valid_uid = 1
 service imap-login {{
   inet_listener imap {{
     address = 127.0.0.1

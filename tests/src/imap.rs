@@ -190,3 +190,26 @@ pub async fn read_all(
     }
     Ok(all)
 }
+
+/// Seeds a whole mailbox, naming folders the server's way (`/` in paths becomes the
+/// server's separator; non-ASCII names are encoded in modified UTF-7).
+pub async fn seed_mailbox(
+    server: &Dovecot,
+    session: &mut ImapSession,
+    mailbox: &[(&str, Vec<SeedMessage>)],
+) -> anyhow::Result<()> {
+    for (path, messages) in mailbox {
+        let name = encode_path(server, path);
+        seed(session, &name, messages).await?;
+    }
+    Ok(())
+}
+
+/// A Unicode path with `/` between levels, spelled the server's way.
+pub fn encode_path(server: &Dovecot, path: &str) -> String {
+    let encoded: Vec<String> = path
+        .split('/')
+        .map(|s| utf7_imap::encode_utf7_imap(s.to_owned()))
+        .collect();
+    server.folder(&encoded.join("/"))
+}

@@ -8,6 +8,7 @@
 //! - [`imap`]: a small IMAP client (async-imap) to seed a mailbox and read it back.
 
 pub mod app;
+pub mod corpus;
 pub mod dovecot;
 pub mod imap;
 pub mod net;

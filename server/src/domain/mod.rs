@@ -3,12 +3,16 @@
 
 mod actor;
 mod email;
+mod mail;
+mod message_key;
 mod records;
 mod role;
 mod scope;
 
 pub use actor::Actor;
 pub use email::EmailAddress;
+pub use mail::{DuplicatePolicy, FolderStrategy, ImapEndpoint, Mode, Security, SpecialUse};
+pub use message_key::{KEY_FIELDS, message_key};
 pub use records::{
     ApiToken, AuditEvent, DeliveryStatus, NewAuditEvent, NewEmail, OutboxMessage, Session, User,
 };

@@ -2,4 +2,5 @@
 //! support mailbox, uploaded files, MCP. Intake parses and authenticates, then calls the
 //! service layer; it holds no business rule of its own.
 
+pub mod cli;
 pub mod http;

@@ -1,0 +1,4 @@
+//! Protocol IO only: endpoints and cursors in, items and cursors out. Connectors know
+//! nothing of jobs, tenants or the database.
+
+pub mod imap;

@@ -1,0 +1,182 @@
+//! The vocabulary of a mail migration: where to connect, what to copy, and how.
+
+use std::fmt;
+use std::str::FromStr;
+
+use secrecy::SecretString;
+
+use super::FieldError;
+
+/// How a connection to an IMAP server is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Security {
+    /// Implicit TLS (port 993).
+    Ssl,
+    /// Plain TCP upgraded with STARTTLS (port 143).
+    Starttls,
+    /// No encryption.
+    None,
+}
+
+impl Security {
+    pub fn default_port(self) -> u16 {
+        match self {
+            Security::Ssl => 993,
+            Security::Starttls | Security::None => 143,
+        }
+    }
+}
+
+impl FromStr for Security {
+    type Err = FieldError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "ssl" | "tls" | "imaps" => Ok(Security::Ssl),
+            "starttls" => Ok(Security::Starttls),
+            "none" | "plain" => Ok(Security::None),
+            other => Err(FieldError::new(
+                "security",
+                format!("{other:?} is not ssl, starttls or none"),
+            )),
+        }
+    }
+}
+
+/// An IMAP account to log in to.
+#[derive(Clone)]
+pub struct ImapEndpoint {
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    /// The mailbox to open.
+    pub username: String,
+    /// An admin or master user who logs in on the mailbox's behalf (SASL PLAIN
+    /// authorization identity).
+    pub authuser: Option<String>,
+    /// The password of `authuser` when set, else of `username`.
+    pub password: SecretString,
+    /// Verify the server's certificate against the system roots (and `SSL_CERT_FILE`).
+    pub verify_tls: bool,
+}
+
+impl fmt::Debug for ImapEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ImapEndpoint")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("username", &self.username)
+            .field("authuser", &self.authuser)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for ImapEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}:{}", self.username, self.host, self.port)
+    }
+}
+
+/// What a migration copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Folders and messages.
+    #[default]
+    Full,
+    /// The folder tree only.
+    FoldersOnly,
+}
+
+/// What to do with a message whose copy is already in the destination folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DuplicatePolicy {
+    /// Leave the destination's copy; count the source message as skipped.
+    #[default]
+    Skip,
+    /// Replace the destination's copy.
+    Overwrite,
+    /// Copy regardless.
+    Create,
+}
+
+/// Which folders a migration takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FolderStrategy {
+    #[default]
+    All,
+    /// INBOX and the special-use folders (Sent, Drafts, Trash, Junk, Archive).
+    Standard,
+    InboxOnly,
+}
+
+macro_rules! parse_choice {
+    ($ty:ty, $field:literal, $($text:literal => $value:expr),+ $(,)?) => {
+        impl FromStr for $ty {
+            type Err = FieldError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
+                    $($text => Ok($value),)+
+                    other => Err(FieldError::new(
+                        $field,
+                        format!("{other:?} is not one of {}", [$($text),+].join(", ")),
+                    )),
+                }
+            }
+        }
+    };
+}
+
+parse_choice!(Mode, "mode", "full" => Mode::Full, "folders-only" => Mode::FoldersOnly);
+parse_choice!(DuplicatePolicy, "duplicates", "skip" => DuplicatePolicy::Skip, "overwrite" => DuplicatePolicy::Overwrite, "create" => DuplicatePolicy::Create);
+parse_choice!(FolderStrategy, "strategy", "all" => FolderStrategy::All, "standard" => FolderStrategy::Standard, "inbox-only" => FolderStrategy::InboxOnly);
+
+/// The role a folder plays (RFC 6154), found by attribute or by well-known name.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SpecialUse {
+    Sent,
+    Drafts,
+    Trash,
+    Junk,
+    Archive,
+    /// Gmail's "All Mail": every message again; not copied unless asked for.
+    All,
+    /// Gmail's "Starred": a view of flagged messages; not copied unless asked for.
+    Flagged,
+}
+
+impl SpecialUse {
+    /// The name a destination folder gets when the destination has none for this role.
+    pub fn canonical_name(self) -> &'static str {
+        match self {
+            SpecialUse::Sent => "Sent",
+            SpecialUse::Drafts => "Drafts",
+            SpecialUse::Trash => "Trash",
+            SpecialUse::Junk => "Junk",
+            SpecialUse::Archive => "Archive",
+            SpecialUse::All => "All Mail",
+            SpecialUse::Flagged => "Starred",
+        }
+    }
+
+    /// From a LIST attribute such as `\Sent`.
+    pub fn from_attribute(attr: &str) -> Option<Self> {
+        match attr.trim_start_matches('\\').to_ascii_lowercase().as_str() {
+            "sent" => Some(SpecialUse::Sent),
+            "drafts" => Some(SpecialUse::Drafts),
+            "trash" => Some(SpecialUse::Trash),
+            "junk" => Some(SpecialUse::Junk),
+            "archive" => Some(SpecialUse::Archive),
+            "all" => Some(SpecialUse::All),
+            "flagged" => Some(SpecialUse::Flagged),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! What a migration remembers between runs, folder by folder: the source UIDVALIDITY,
+//! the highest source UID handled, and a ledger from source UID to the destination
+//! copy and its key. Saved after every batch; a run killed at any instruction resumes
+//! from the last save with nothing lost and nothing doubled (see `sync::mail`).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+const STATE_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MigrationState {
+    pub version: u32,
+    /// By source folder name, as the source server spells it.
+    pub folders: BTreeMap<String, FolderState>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FolderState {
+    pub uidvalidity: u32,
+    pub dest: String,
+    /// Every source UID up to this one is handled (copied, skipped or failed).
+    pub last_uid: u32,
+    /// Source UID → what became of it.
+    pub ledger: BTreeMap<u32, Entry>,
+    /// Source UID → the server's reason; tried again on the next run.
+    #[serde(default)]
+    pub failed: BTreeMap<u32, String>,
+    /// Written before a batch is appended: a crash between APPEND and the checkpoint
+    /// leaves copies at the destination that these keys claim instead of copying again.
+    #[serde(default)]
+    pub in_flight: BTreeMap<u32, String>,
+    pub dest_uidvalidity: u32,
+    /// Destination UIDs up to this one are indexed below or claimed by the ledger.
+    pub dest_seen_uid: u32,
+    /// Destination messages that are not copies made by this migration, by key.
+    #[serde(default)]
+    pub dest_unclaimed: BTreeMap<String, Vec<u32>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub key: String,
+    /// The copy's UID at the destination (UIDPLUS), when known.
+    pub dest_uid: Option<u32>,
+    /// True when the destination already had it and nothing was copied.
+    pub skipped: bool,
+}
+
+/// Where checkpoints are kept: a file for `ferry migrate`, the database for jobs.
+pub trait CheckpointStore {
+    fn load(&self) -> impl Future<Output = anyhow::Result<MigrationState>> + Send;
+    fn save(&self, state: &MigrationState) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// Checkpoints in a JSON file, replaced atomically (write, fsync, rename).
+#[derive(Debug, Clone)]
+pub struct FileCheckpoints {
+    path: PathBuf,
+}
+
+impl FileCheckpoints {
+    pub fn new(path: PathBuf) -> Self {
+        Self { path }
+    }
+}
+
+impl CheckpointStore for FileCheckpoints {
+    async fn load(&self) -> anyhow::Result<MigrationState> {
+        match tokio::fs::read(&self.path).await {
+            Ok(bytes) => {
+                let state: MigrationState = serde_json::from_slice(&bytes).with_context(|| {
+                    format!(
+                        "The state file {} is damaged; move it away to start over",
+                        self.path.display()
+                    )
+                })?;
+                anyhow::ensure!(
+                    state.version == STATE_VERSION,
+                    "The state file {} has version {}, this Ferry reads {STATE_VERSION}",
+                    self.path.display(),
+                    state.version
+                );
+                Ok(state)
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(MigrationState {
+                version: STATE_VERSION,
+                folders: BTreeMap::new(),
+            }),
+            Err(err) => Err(err)
+                .with_context(|| format!("Failed to read the state file {}", self.path.display())),
+        }
+    }
+
+    async fn save(&self, state: &MigrationState) -> anyhow::Result<()> {
+        let path = self.path.clone();
+        let bytes = serde_json::to_vec(state)?;
+        tokio::task::spawn_blocking(move || {
+            let tmp = path.with_extension("tmp");
+            let mut file = std::fs::File::create(&tmp)?;
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok::<_, std::io::Error>(())
+        })
+        .await?
+        .with_context(|| format!("Failed to write the state file {}", self.path.display()))
+    }
+}
+
+/// Checkpoints kept in memory only (a run without `--state`).
+#[derive(Debug, Default)]
+pub struct MemoryCheckpoints {
+    state: std::sync::Mutex<Option<MigrationState>>,
+}
+
+impl CheckpointStore for MemoryCheckpoints {
+    async fn load(&self) -> anyhow::Result<MigrationState> {
+        let guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(guard.clone().unwrap_or(MigrationState {
+            version: STATE_VERSION,
+            folders: BTreeMap::new(),
+        }))
+    }
+
+    async fn save(&self, state: &MigrationState) -> anyhow::Result<()> {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(state.clone());
+        Ok(())
+    }
+}
