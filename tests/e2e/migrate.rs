@@ -593,3 +593,49 @@ async fn implicit_tls_is_verified_and_a_master_user_logs_in_for_the_mailbox() {
     let report: Value = serde_json::from_slice(&trusted.stdout).unwrap();
     assert_eq!(total(&report, "copied"), 1);
 }
+
+#[tokio::test]
+async fn a_folder_whose_uidvalidity_changed_is_matched_by_key_not_copied_again() {
+    let pair = Pair::start(Layout::Slash, Layout::Slash).await;
+    pair.seed_source(&corpus::mailbox()).await;
+    let state = tempfile::tempdir().unwrap();
+    let state_file = state.path().join("state.json");
+    let state_arg = state_file.to_str().unwrap();
+    let (out, _) = pair.migrate(&["--state", state_arg]);
+    assert!(out.status.success());
+
+    // The source recreates "Sent Items" (a new UIDVALIDITY) with the same messages and one more.
+    let mut s = imap::login(&pair.src, "jane", SRC_PW).await.unwrap();
+    let old = imap::read_folder(&mut s, "Sent Items").await.unwrap();
+    s.select("INBOX").await.unwrap(); // Dovecot disconnects a session whose selected folder is deleted
+    s.delete("Sent Items").await.unwrap();
+    let mut again: Vec<SeedMessage> = old
+        .iter()
+        .map(|m| SeedMessage {
+            body: m.body.clone(),
+            flags: m.flags.clone(),
+            internal_date: Some(m.internal_date.into()),
+        })
+        .collect();
+    again.push(SeedMessage {
+        body: corpus::message(77, true, 1500),
+        flags: vec![],
+        internal_date: None,
+    });
+    imap::seed(&mut s, "Sent Items", &again).await.unwrap();
+
+    let (out, report) = pair.migrate(&["--state", state_arg, "--folder", "Sent Items"]);
+    assert!(out.status.success(), "{report}");
+    let sent = &report["folders"][0];
+    assert_eq!(
+        (sent["copied"].as_u64(), sent["expected"].as_u64()),
+        (Some(7), Some(7)),
+        "{sent}"
+    );
+    let mut d = imap::login(&pair.dst, "jane", DST_PW).await.unwrap();
+    assert_eq!(
+        imap::read_folder(&mut d, "Sent").await.unwrap().len(),
+        7,
+        "six claimed by key, one new copied"
+    );
+}

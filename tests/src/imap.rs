@@ -132,13 +132,30 @@ pub async fn seed(
 
 /// Every folder's name, as LIST returns it.
 pub async fn folders(session: &mut ImapSession) -> anyhow::Result<Vec<String>> {
-    let mut names: Vec<String> = session
+    Ok(list(session)
+        .await?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect())
+}
+
+/// Every folder with whether it can hold messages (not `\Noselect`/`\NonExistent`).
+async fn list(session: &mut ImapSession) -> anyhow::Result<Vec<(String, bool)>> {
+    use async_imap::types::NameAttribute;
+    let mut names: Vec<(String, bool)> = session
         .list(None, Some("*"))
         .await?
         .try_collect::<Vec<_>>()
         .await?
         .iter()
-        .map(|n| n.name().to_owned())
+        .map(|n| {
+            let selectable = !n.attributes().iter().any(|a| match a {
+                NameAttribute::NoSelect => true,
+                NameAttribute::Extension(e) => e.eq_ignore_ascii_case("\\NonExistent"),
+                _ => false,
+            });
+            (n.name().to_owned(), selectable)
+        })
         .collect();
     names.sort();
     Ok(names)
@@ -184,7 +201,14 @@ pub async fn read_all(
     session: &mut ImapSession,
 ) -> anyhow::Result<BTreeMap<String, Vec<StoredMessage>>> {
     let mut all = BTreeMap::new();
-    for folder in folders(session).await? {
+    for (folder, selectable) in list(session).await? {
+        if !selectable {
+            continue;
+        }
+        // A parent that exists only by its children (maildir++) cannot be examined.
+        if let Err(async_imap::error::Error::No(_)) = session.examine(&folder).await {
+            continue;
+        }
         let messages = read_folder(session, &folder).await?;
         all.insert(folder, messages);
     }

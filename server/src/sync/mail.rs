@@ -335,8 +335,10 @@ async fn copy_folder<C: CheckpointStore>(
             dest: plan.dest.clone(),
             ..Default::default()
         };
-        for key in previous_keys {
-            fs.in_flight.insert(0, key);
+        // Counted as ours: their copies at the destination are claimed, not doubled.
+        for (i, key) in previous_keys.into_iter().enumerate() {
+            fs.in_flight
+                .insert(u32::MAX - u32::try_from(i).unwrap_or(u32::MAX), key);
         }
     }
     report.already_done = fs.ledger.len() as u64;

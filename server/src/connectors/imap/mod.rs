@@ -109,6 +109,16 @@ pub struct FolderStatus {
     pub exists: u32,
 }
 
+impl From<&async_imap::types::Mailbox> for FolderStatus {
+    fn from(mailbox: &async_imap::types::Mailbox) -> Self {
+        Self {
+            uidvalidity: mailbox.uid_validity.unwrap_or(0),
+            uidnext: mailbox.uid_next.unwrap_or(1),
+            exists: mailbox.exists,
+        }
+    }
+}
+
 pub struct ImapConnection {
     session: Session,
     pub caps: Capabilities,
@@ -354,20 +364,12 @@ impl ImapConnection {
     /// STATUS without selecting (for pre-counts and the fast path of a second pass).
     pub async fn status(&mut self, name: &str) -> Result<FolderStatus, OpError> {
         let mailbox = timed(self.session.status(name, "(MESSAGES UIDNEXT UIDVALIDITY)")).await?;
-        Ok(FolderStatus {
-            uidvalidity: mailbox.uid_validity.unwrap_or(0),
-            uidnext: mailbox.uid_next.unwrap_or(1),
-            exists: mailbox.exists,
-        })
+        Ok(FolderStatus::from(&mailbox))
     }
 
     pub async fn select(&mut self, name: &str) -> Result<FolderStatus, OpError> {
         let mailbox = timed(self.session.select(name)).await?;
-        Ok(FolderStatus {
-            uidvalidity: mailbox.uid_validity.unwrap_or(0),
-            uidnext: mailbox.uid_next.unwrap_or(1),
-            exists: mailbox.exists,
-        })
+        Ok(FolderStatus::from(&mailbox))
     }
 
     /// Metadata and keys of the selected folder's messages in a UID set (`1:*`, `5:*`).
