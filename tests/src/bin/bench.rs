@@ -249,6 +249,29 @@ fn compare(
     }
 }
 
+const TOOLS: [&str; 3] = ["ferry", "dsync", "mbsync"];
+
+/// One pass of every tool into its own destination: (tool, wall, peak KiB, check).
+async fn pass(
+    src: &Dovecot,
+    dests: &[Dovecot],
+    work: &Path,
+    source: &BTreeMap<String, Vec<StoredMessage>>,
+) -> Vec<(&'static str, Duration, u64, String)> {
+    let mut results = Vec::new();
+    for (tool, dst) in TOOLS.iter().zip(dests) {
+        let mut cmd = match *tool {
+            "ferry" => ferry(src, dst, &work.join("ferry.state")),
+            "dsync" => dsync(src, dst),
+            _ => mbsync(src, dst, work),
+        };
+        let (wall, rss) = measure(&mut cmd);
+        let check = compare(source, &read(dst).await, *tool != "mbsync");
+        results.push((*tool, wall, rss, check));
+    }
+    results
+}
+
 #[tokio::main]
 async fn main() {
     ferry_tests::init_crypto();
@@ -286,19 +309,8 @@ async fn main() {
     let source = read(&src).await;
 
     let work = tempfile::tempdir().expect("tmp");
-    let tools = ["ferry", "dsync", "mbsync"];
-    let dests: Vec<Dovecot> = tools.iter().map(|_| start()).collect();
-    let mut first = Vec::new();
-    for (tool, dst) in tools.iter().zip(&dests) {
-        let mut cmd = match *tool {
-            "ferry" => ferry(&src, dst, &work.path().join("ferry.state")),
-            "dsync" => dsync(&src, dst),
-            _ => mbsync(&src, dst, work.path()),
-        };
-        let (wall, rss) = measure(&mut cmd);
-        let check = compare(&source, &read(dst).await, *tool != "mbsync");
-        first.push((*tool, wall, rss, check));
-    }
+    let dests: Vec<Dovecot> = TOOLS.iter().map(|_| start()).collect();
+    let first = pass(&src, &dests, work.path(), &source).await;
 
     // 200 new messages, then a second pass of each.
     let extra: Vec<SeedMessage> = (0..200)
@@ -315,17 +327,7 @@ async fn main() {
         .await
         .expect("seed");
     let source = read(&src).await;
-    let mut second = Vec::new();
-    for (tool, dst) in tools.iter().zip(&dests) {
-        let mut cmd = match *tool {
-            "ferry" => ferry(&src, dst, &work.path().join("ferry.state")),
-            "dsync" => dsync(&src, dst),
-            _ => mbsync(&src, dst, work.path()),
-        };
-        let (wall, rss) = measure(&mut cmd);
-        let check = compare(&source, &read(dst).await, *tool != "mbsync");
-        second.push((*tool, wall, rss, check));
-    }
+    let second = pass(&src, &dests, work.path(), &source).await;
 
     println!(
         "\nFull pass: {n_messages} messages, {:.0} MB",
