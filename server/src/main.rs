@@ -116,6 +116,10 @@ struct MigrateCli {
     /// Count every folder's messages first, so the total and ETA are known.
     #[arg(long)]
     count_first: bool,
+    /// Folders copied at once, each with its own connection to either server (1-16).
+    #[arg(long, default_value_t = ferry::sync::mail::DEFAULT_CONNECTIONS as u64,
+          value_parser = clap::value_parser!(u64).range(1..=16))]
+    connections: u64,
     /// Keep checkpoints in this file: run the same command again to resume or to copy
     /// only what is new.
     #[arg(long, value_name = "FILE")]
@@ -435,6 +439,7 @@ fn migrate(args: MigrateCli) -> ExitCode {
         excludes: args.excludes,
         strategy: args.strategy,
         count_first: args.count_first,
+        connections: usize::try_from(args.connections).unwrap_or(1),
         state: args.state,
         json: args.json,
         insecure_skip_verify: args.insecure_skip_verify,

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use ferry_tests::app::ferry_binary;
 use ferry_tests::corpus;
+use ferry_tests::cutter::Cutter;
 use ferry_tests::dovecot::{Dovecot, Layout, Options};
 use ferry_tests::imap::{self, SeedMessage, StoredMessage};
 use serde_json::Value;
@@ -25,6 +26,9 @@ fn content(m: &StoredMessage) -> Content {
 struct Pair {
     src: Dovecot,
     dst: Dovecot,
+    /// Where Ferry connects: the servers' ports, or a cutter's in front of them.
+    src_port: u16,
+    dst_port: u16,
 }
 
 impl Pair {
@@ -33,7 +37,16 @@ impl Pair {
         let dst = Dovecot::start(dst_layout).unwrap();
         src.add_user("jane", SRC_PW).unwrap();
         dst.add_user("jane", DST_PW).unwrap();
-        Pair { src, dst }
+        Pair::new(src, dst)
+    }
+
+    fn new(src: Dovecot, dst: Dovecot) -> Self {
+        Pair {
+            src_port: src.port,
+            dst_port: dst.port,
+            src,
+            dst,
+        }
     }
 
     async fn seed_source(&self, mailbox: &[(&str, Vec<SeedMessage>)]) {
@@ -50,7 +63,7 @@ impl Pair {
                 "--source-host",
                 "127.0.0.1",
                 "--source-port",
-                &self.src.port.to_string(),
+                &self.src_port.to_string(),
                 "--source-security",
                 "none",
                 "--source-user",
@@ -60,7 +73,7 @@ impl Pair {
                 "--dest-host",
                 "127.0.0.1",
                 "--dest-port",
-                &self.dst.port.to_string(),
+                &self.dst_port.to_string(),
                 "--dest-security",
                 "none",
                 "--dest-user",
@@ -77,6 +90,18 @@ impl Pair {
         let mut args = vec!["--json"];
         args.extend_from_slice(extra);
         let out = self.command(&args).output().unwrap();
+        let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        (out, report)
+    }
+
+    /// The same, without blocking the test's runtime (which drives the cutters).
+    async fn migrate_async(&self, extra: &[&str]) -> (Output, Value) {
+        let mut args = vec!["--json"];
+        args.extend_from_slice(extra);
+        let out = tokio::process::Command::from(self.command(&args))
+            .output()
+            .await
+            .unwrap();
         let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
         (out, report)
     }
@@ -226,10 +251,7 @@ async fn a_courier_style_source_lands_in_a_slash_destination_and_back() {
     .await;
 
     // And back: from the slash server into a fresh Courier-style one.
-    let back = Pair {
-        src: pair.dst,
-        dst: Dovecot::start(Layout::DotInboxPrefix).unwrap(),
-    };
+    let back = Pair::new(pair.dst, Dovecot::start(Layout::DotInboxPrefix).unwrap());
     back.dst.add_user("jane", DST_PW).unwrap();
     // The first destination is the source now; its password is still DST_PW.
     let out = back
@@ -260,7 +282,7 @@ async fn killed_at_any_point_it_resumes_with_nothing_lost_and_nothing_doubled() 
     let mut mailbox = corpus::mailbox();
     mailbox.push((
         "Newsletters",
-        (200..700)
+        (200..1200)
             .map(|n| SeedMessage {
                 body: corpus::message(n, n % 5 != 0, 2000),
                 flags: vec!["\\Seen".into()],
@@ -273,10 +295,11 @@ async fn killed_at_any_point_it_resumes_with_nothing_lost_and_nothing_doubled() 
     let state_file = state.path().join("state.json");
     let state_arg = state_file.to_str().unwrap();
 
-    // The worst moments: right after an APPEND, before its checkpoint.
+    // The worst moments: right after an APPEND, before its checkpoint; two folders
+    // at once, so the other one is cut wherever it is.
     for after in [1, 37, 120, 200] {
         let out = pair
-            .command(&["--state", state_arg])
+            .command(&["--state", state_arg, "--connections", "2"])
             .env("FERRY_TEST_ABORT_AFTER_APPENDS", after.to_string())
             .output()
             .unwrap();
@@ -284,12 +307,15 @@ async fn killed_at_any_point_it_resumes_with_nothing_lost_and_nothing_doubled() 
     }
     // And kill -9 at moments the test does not choose.
     for delay_ms in [150, 400] {
-        let mut child = pair.command(&["--state", state_arg]).spawn().unwrap();
+        let mut child = pair
+            .command(&["--state", state_arg, "--connections", "2"])
+            .spawn()
+            .unwrap();
         std::thread::sleep(Duration::from_millis(delay_ms));
         let _ = child.kill();
         let _ = child.wait();
     }
-    let (out, report) = pair.migrate(&["--state", state_arg]);
+    let (out, report) = pair.migrate(&["--state", state_arg, "--connections", "2"]);
     assert!(
         out.status.success(),
         "{}\n{report}",
@@ -297,7 +323,7 @@ async fn killed_at_any_point_it_resumes_with_nothing_lost_and_nothing_doubled() 
     );
     pair.assert_mirrored(&outlook_names).await;
     let dest = Pair::read(&pair.dst).await;
-    assert_eq!(dest["Newsletters"].len(), 500, "nothing doubled");
+    assert_eq!(dest["Newsletters"].len(), 1000, "nothing doubled");
 }
 
 #[tokio::test]
@@ -426,7 +452,7 @@ async fn a_refused_message_is_a_failure_with_the_servers_words_and_the_rest_goes
     .unwrap();
     src.add_user("jane", SRC_PW).unwrap();
     dst.add_user("jane", DST_PW).unwrap();
-    let pair = Pair { src, dst };
+    let pair = Pair::new(src, dst);
     let msgs = vec![
         SeedMessage {
             body: corpus::message(1, true, 2000),
@@ -638,4 +664,76 @@ async fn a_folder_whose_uidvalidity_changed_is_matched_by_key_not_copied_again()
         7,
         "six claimed by key, one new copied"
     );
+}
+
+#[tokio::test]
+async fn connections_dropped_mid_run_are_reopened_and_the_run_resumes() {
+    let mut pair = Pair::start(Layout::Slash, Layout::Slash).await;
+    let tz = chrono::FixedOffset::east_opt(0).unwrap();
+    let many = |from: usize, n: usize| -> Vec<SeedMessage> {
+        (from..from + n)
+            .map(|i| SeedMessage {
+                body: corpus::message(i, i % 9 != 4, 6_000 + (i * 131) % 6_000),
+                flags: if i % 3 == 0 {
+                    vec!["\\Seen".into()]
+                } else {
+                    vec![]
+                },
+                internal_date: chrono::TimeZone::with_ymd_and_hms(&tz, 2022, 5, 1, 8, 0, 0)
+                    .single(),
+            })
+            .collect()
+    };
+    pair.seed_source(&[("INBOX", many(0, 450)), ("Archive", many(1000, 150))])
+        .await;
+    // The source link drops once after 1.5 MB, the destination's once after 2 MB.
+    let src_cut = Cutter::start(pair.src.port, 1_500_000, 1).await.unwrap();
+    let dst_cut = Cutter::start(pair.dst.port, 2_000_000, 1).await.unwrap();
+    pair.src_port = src_cut.port;
+    pair.dst_port = dst_cut.port;
+
+    let (out, report) = pair.migrate_async(&["--connections", "1"]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        (src_cut.cuts(), dst_cut.cuts()),
+        (1, 1),
+        "both links were cut"
+    );
+    assert!(stderr.contains("reconnecting"), "{stderr}");
+    assert_eq!(total(&report, "copied"), 600, "{report}");
+    assert_eq!(total(&report, "failed"), 0);
+    pair.assert_mirrored(&|f| f.to_owned()).await;
+}
+
+#[tokio::test]
+async fn large_messages_are_streamed_and_a_cut_inside_one_leaves_no_partial_copy() {
+    let mut pair = Pair::start(Layout::Slash, Layout::Slash).await;
+    let tz = chrono::FixedOffset::east_opt(0).unwrap();
+    let at = chrono::TimeZone::with_ymd_and_hms(&tz, 2021, 2, 3, 4, 5, 6).single();
+    let seed = |n: usize, size: usize| SeedMessage {
+        body: corpus::message(n, true, size),
+        flags: vec!["\\Seen".into(), "$Important".into()],
+        internal_date: at,
+    };
+    pair.seed_source(&[(
+        "INBOX",
+        vec![
+            seed(1, 3_000),
+            seed(2, 12_000_000),
+            seed(3, 5_000),
+            seed(4, 6_500_000),
+            seed(5, 2_000),
+        ],
+    )])
+    .await;
+    // Cut the destination link in the middle of the 12 MB literal.
+    let dst_cut = Cutter::start(pair.dst.port, 7_000_000, 1).await.unwrap();
+    pair.dst_port = dst_cut.port;
+    let (out, report) = pair.migrate_async(&["--connections", "1"]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(dst_cut.cuts(), 1);
+    assert_eq!(total(&report, "copied"), 5, "{report}");
+    pair.assert_mirrored(&|f| f.to_owned()).await;
 }

@@ -9,6 +9,7 @@
 
 pub mod app;
 pub mod corpus;
+pub mod cutter;
 pub mod dovecot;
 pub mod imap;
 pub mod net;

@@ -2,6 +2,7 @@
 //! flags into a [`MailJob`], shows progress (bars on a terminal, log lines elsewhere),
 //! prints the report, and maps the outcome to an exit code.
 
+use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -51,6 +52,7 @@ pub struct MigrateArgs {
     pub excludes: Vec<String>,
     pub strategy: String,
     pub count_first: bool,
+    pub connections: usize,
     pub state: Option<PathBuf>,
     pub json: bool,
     pub insecure_skip_verify: bool,
@@ -140,14 +142,16 @@ pub fn job_from_args(args: &MigrateArgs) -> anyhow::Result<MailJob> {
             exclude: args.excludes.clone(),
         },
         count_first: args.count_first,
+        connections: args.connections,
     })
 }
 
-/// Bars on a terminal: one overall, one for the current folder.
+/// Bars on a terminal: one overall, one for each folder being copied.
 struct Bars {
     multi: MultiProgress,
     overall: ProgressBar,
-    folder: Mutex<Option<ProgressBar>>,
+    folders: Mutex<HashMap<String, ProgressBar>>,
+    bytes: std::sync::atomic::AtomicU64,
 }
 
 impl Bars {
@@ -155,15 +159,18 @@ impl Bars {
         let multi = MultiProgress::new();
         let overall = multi.add(ProgressBar::new(0));
         overall.set_style(
-            ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} messages {binary_bytes} {binary_bytes_per_sec} ETA {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{prefix:>12} [{bar:30}] {pos}/{len} messages ({per_sec}) {msg} ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         overall.set_prefix("total");
         Self {
             multi,
             overall,
-            folder: Mutex::new(None),
+            folders: Mutex::new(HashMap::new()),
+            bytes: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
@@ -189,29 +196,42 @@ impl Progress for Bars {
             self.overall.inc_length(pending);
         }
         if let Some(old) = self
-            .folder
+            .folders
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .replace(bar)
+            .insert(folder.to_owned(), bar)
         {
             old.finish_and_clear();
         }
     }
 
-    fn message(&self, _folder: &str, bytes: u64, _outcome: Outcome) {
+    fn message(&self, folder: &str, bytes: u64, _outcome: Outcome) {
+        let total = self
+            .bytes
+            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed)
+            + bytes;
+        self.overall
+            .set_message(indicatif::HumanBytes(total).to_string());
         self.overall.inc(1);
-        self.overall.set_message(bytes.to_string());
         if let Some(bar) = self
-            .folder
+            .folders
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
+            .get(folder)
         {
             bar.inc(1);
         }
     }
 
     fn folder_done(&self, report: &FolderReport) {
+        if let Some(bar) = self
+            .folders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&report.source_path)
+        {
+            bar.finish_and_clear();
+        }
         let _ = self.multi.println(format!(
             "{} → {}: {} copied, {} skipped, {} failed",
             report.source_path, report.dest_path, report.copied, report.skipped, report.failed

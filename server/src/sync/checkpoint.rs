@@ -49,28 +49,46 @@ pub struct Entry {
     pub dest_uid: Option<u32>,
     /// True when the destination already had it and nothing was copied.
     pub skipped: bool,
+    /// True once the source's message is deleted (`--delete-source`).
+    #[serde(default)]
+    pub source_deleted: bool,
 }
 
 /// Where checkpoints are kept: a file for `ferry migrate`, the database for jobs.
-pub trait CheckpointStore {
+/// Folders are saved one at a time (several folders are copied at once).
+pub trait CheckpointStore: Sync {
     fn load(&self) -> impl Future<Output = anyhow::Result<MigrationState>> + Send;
-    fn save(&self, state: &MigrationState) -> impl Future<Output = anyhow::Result<()>> + Send;
+    fn save_folder(
+        &self,
+        folder: &str,
+        state: &FolderState,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+fn empty_state() -> MigrationState {
+    MigrationState {
+        version: STATE_VERSION,
+        folders: BTreeMap::new(),
+    }
 }
 
 /// Checkpoints in a JSON file, replaced atomically (write, fsync, rename).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct FileCheckpoints {
     path: PathBuf,
+    /// The whole state as last written; folders are merged into it.
+    state: tokio::sync::Mutex<Option<MigrationState>>,
 }
 
 impl FileCheckpoints {
     pub fn new(path: PathBuf) -> Self {
-        Self { path }
+        Self {
+            path,
+            state: tokio::sync::Mutex::new(None),
+        }
     }
-}
 
-impl CheckpointStore for FileCheckpoints {
-    async fn load(&self) -> anyhow::Result<MigrationState> {
+    async fn read(&self) -> anyhow::Result<MigrationState> {
         match tokio::fs::read(&self.path).await {
             Ok(bytes) => {
                 let state: MigrationState = serde_json::from_slice(&bytes).with_context(|| {
@@ -87,18 +105,34 @@ impl CheckpointStore for FileCheckpoints {
                 );
                 Ok(state)
             }
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(MigrationState {
-                version: STATE_VERSION,
-                folders: BTreeMap::new(),
-            }),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(empty_state()),
             Err(err) => Err(err)
                 .with_context(|| format!("Failed to read the state file {}", self.path.display())),
         }
     }
+}
 
-    async fn save(&self, state: &MigrationState) -> anyhow::Result<()> {
-        let path = self.path.clone();
+impl CheckpointStore for FileCheckpoints {
+    async fn load(&self) -> anyhow::Result<MigrationState> {
+        let state = self.read().await?;
+        *self.state.lock().await = Some(state.clone());
+        Ok(state)
+    }
+
+    async fn save_folder(&self, folder: &str, folder_state: &FolderState) -> anyhow::Result<()> {
+        // Held across the write: saves land in the order they were made.
+        let mut guard = self.state.lock().await;
+        if guard.is_none() {
+            *guard = Some(self.read().await?);
+        }
+        let Some(state) = guard.as_mut() else {
+            anyhow::bail!("checkpoint state missing");
+        };
+        state
+            .folders
+            .insert(folder.to_owned(), folder_state.clone());
         let bytes = serde_json::to_vec(state)?;
+        let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
             let tmp = path.with_extension("tmp");
             let mut file = std::fs::File::create(&tmp)?;
@@ -124,14 +158,15 @@ pub struct MemoryCheckpoints {
 impl CheckpointStore for MemoryCheckpoints {
     async fn load(&self) -> anyhow::Result<MigrationState> {
         let guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(guard.clone().unwrap_or(MigrationState {
-            version: STATE_VERSION,
-            folders: BTreeMap::new(),
-        }))
+        Ok(guard.clone().unwrap_or_else(empty_state))
     }
 
-    async fn save(&self, state: &MigrationState) -> anyhow::Result<()> {
-        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(state.clone());
+    async fn save_folder(&self, folder: &str, folder_state: &FolderState) -> anyhow::Result<()> {
+        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        guard
+            .get_or_insert_with(empty_state)
+            .folders
+            .insert(folder.to_owned(), folder_state.clone());
         Ok(())
     }
 }

@@ -8,21 +8,33 @@
 //! with an in-flight key that no ledger entry claims is that batch's copy and is
 //! claimed instead of copied again.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use super::checkpoint::{CheckpointStore, Entry, FolderState, MigrationState};
-use crate::connectors::imap::{ConnectError, ImapConnection, MessageMeta, OpError};
+use super::checkpoint::{CheckpointStore, Entry, FolderState};
+use crate::connectors::imap::{
+    AppendItem, Bodies, ConnectError, ImapConnection, MessageMeta, OpError, StreamError,
+    stream_append,
+};
 use crate::domain::{DuplicatePolicy, ImapEndpoint, Mode};
 use crate::planner::folders::{FolderPlan, Selection, Skipped, map_folders};
 
-/// Messages fetched and appended per batch (and per checkpoint).
+/// Messages fetched and appended per batch (one MULTIAPPEND, one checkpoint).
 const BATCH_MESSAGES: usize = 200;
-/// Bytes fetched per batch; a larger message goes in a batch of its own.
-const BATCH_BYTES: u64 = 16 * 1024 * 1024;
+/// Bytes fetched per batch; a larger message goes in a batch of its own. A worker
+/// holds at most two batches (one being appended, the next being fetched).
+const BATCH_BYTES: u64 = 6 * 1024 * 1024;
+/// Messages larger than this are streamed in chunks, never held whole.
+const STREAM_ABOVE: u64 = 4 * 1024 * 1024;
+/// How long a folder must stay unchanged after a crash before its copies are counted.
+const SETTLE: Duration = Duration::from_secs(1);
+/// Folders copied at once (each with its own connection to either server) unless
+/// the job says otherwise.
+pub const DEFAULT_CONNECTIONS: usize = 3;
 /// Reconnections after a dropped connection before the run gives up.
 const MAX_RECONNECTS: u32 = 6;
 /// Backoff between reconnections: doubles from the first to the last.
@@ -40,6 +52,8 @@ pub struct MailJob {
     pub since: Option<NaiveDate>,
     pub selection: Selection,
     pub count_first: bool,
+    /// Connections per side, one folder each (at least 1).
+    pub connections: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -154,7 +168,7 @@ pub async fn run<C: CheckpointStore>(
             "--delete-source needs a destination with UIDPLUS, to confirm each copy before deleting".into(),
         ));
     }
-    let mut state = checkpoints.load().await?;
+    let state = checkpoints.load().await?;
     let (source_folders, dest_folders) = (
         sides.src.list_folders().await,
         sides.dst.list_folders().await,
@@ -200,53 +214,67 @@ pub async fn run<C: CheckpointStore>(
         return Ok(report);
     }
 
-    let copied_folders: Vec<&FolderPlan> =
-        mapping.folders.iter().filter(|p| p.copy_messages).collect();
+    // STATUS on every folder: the pre-count, and the folders with nothing to do (a
+    // second pass on an unchanged mailbox opens none).
     let mut counts = Vec::new();
-    for plan in &copied_folders {
-        let count = if job.count_first {
-            Some(u64::from(
-                sides
-                    .src
-                    .status(&plan.source)
-                    .await
-                    .map_err(op_error)?
-                    .exists,
-            ))
-        } else {
-            None
-        };
-        counts.push((plan.source_path.clone(), count));
+    let mut queue = VecDeque::new();
+    let mut reports: Vec<(usize, FolderReport)> = Vec::new();
+    for (index, plan) in mapping
+        .folders
+        .iter()
+        .filter(|p| p.copy_messages)
+        .enumerate()
+    {
+        let status = sides.src.status(&plan.source).await.map_err(op_error)?;
+        let fs = state.folders.get(&plan.source);
+        counts.push((
+            plan.source_path.clone(),
+            job.count_first.then_some(u64::from(status.exists)),
+        ));
+        match fs.filter(|fs| nothing_to_do(fs, plan, status, job)) {
+            Some(fs) => {
+                let mut r = folder_report(plan);
+                r.already_done = fs.ledger.len() as u64;
+                reports.push((index, r));
+            }
+            None => queue.push_back((index, plan, fs.cloned().unwrap_or_default())),
+        }
     }
     progress.planned(&counts);
+    for (_, r) in &reports {
+        progress.folder_done(r);
+    }
 
-    for plan in copied_folders {
-        let mut attempt = 0;
-        let folder_report = loop {
-            match copy_folder(&mut sides, job, plan, &mut state, checkpoints, progress).await {
-                Ok(r) => break r,
-                Err(FolderError::Other(err)) => return Err(MigrateError::Other(err)),
-                Err(FolderError::Connection(why)) if attempt < MAX_RECONNECTS => {
-                    attempt += 1;
-                    let backoff = FIRST_BACKOFF
-                        .saturating_mul(1 << (attempt - 1))
-                        .min(MAX_BACKOFF);
-                    tracing::warn!(folder = %plan.source_path, attempt, error = %why, backoff_s = backoff.as_secs(), "Connection lost; reconnecting");
-                    tokio::time::sleep(backoff).await;
-                    match connect(job).await {
-                        Ok(new) => sides = new,
-                        Err(err) => tracing::warn!(error = %err, "Reconnect failed"),
-                    }
-                }
-                Err(FolderError::Connection(why)) => {
-                    return Err(MigrateError::Other(anyhow::anyhow!(
-                        "Gave up on {} after {MAX_RECONNECTS} reconnections: {why}",
-                        plan.source_path
-                    )));
-                }
-            }
-        };
-        progress.folder_done(&folder_report);
+    let workers = job.connections.clamp(1, queue.len().max(1));
+    let queue = Mutex::new(queue);
+    let results = Mutex::new(reports);
+    let first = Mutex::new(Some(sides));
+    let worker = |_| async {
+        let mut sides = lock(&first).take();
+        loop {
+            let Some((index, plan, fs)) = lock(&queue).pop_front() else {
+                break;
+            };
+            let connected = match sides.take() {
+                Some(s) => s,
+                None => connect(job).await?,
+            };
+            let (done, folder_report) =
+                copy_folder_with_retries(connected, job, plan, fs, checkpoints, progress).await?;
+            progress.folder_done(&folder_report);
+            lock(&results).push((index, folder_report));
+            sides = Some(done);
+        }
+        if let Some(sides) = sides {
+            tokio::join!(sides.src.logout(), sides.dst.logout());
+        }
+        Ok::<_, MigrateError>(())
+    };
+    futures::future::try_join_all((0..workers).map(worker)).await?;
+
+    let mut folders = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    folders.sort_by_key(|(index, _)| *index);
+    for (_, folder_report) in folders {
         let t = &mut report.totals;
         t.expected += folder_report.expected;
         t.copied += folder_report.copied;
@@ -255,10 +283,86 @@ pub async fn run<C: CheckpointStore>(
         t.bytes += folder_report.bytes;
         report.folders.push(folder_report);
     }
-    sides.src.logout().await;
-    sides.dst.logout().await;
     report.elapsed_ms = elapsed_ms(started);
     Ok(report)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// True when the checkpoint says the folder is done and the source has nothing new.
+fn nothing_to_do(
+    fs: &FolderState,
+    plan: &FolderPlan,
+    status: crate::connectors::imap::FolderStatus,
+    job: &MailJob,
+) -> bool {
+    fs.uidvalidity == status.uidvalidity
+        && fs.dest == plan.dest
+        && status.uidnext.saturating_sub(1) <= fs.last_uid
+        && fs.failed.is_empty()
+        && fs.in_flight.is_empty()
+        && (!job.delete_source
+            || fs
+                .ledger
+                .values()
+                .all(|e| e.source_deleted || e.dest_uid.is_none()))
+}
+
+/// Copies one folder, reconnecting with backoff when a connection breaks; the
+/// checkpoint carries the work from one attempt to the next.
+async fn copy_folder_with_retries<C: CheckpointStore>(
+    mut sides: Sides,
+    job: &MailJob,
+    plan: &FolderPlan,
+    mut fs: FolderState,
+    checkpoints: &C,
+    progress: &dyn Progress,
+) -> Result<(Sides, FolderReport), MigrateError> {
+    let mut report = folder_report(plan);
+    report.already_done = fs.ledger.len() as u64;
+    // Messages whose size did not match their bytes: copied whole, not streamed.
+    let mut whole = HashSet::new();
+    let mut attempt = 0;
+    loop {
+        let copied = copy_folder(
+            &mut sides,
+            job,
+            plan,
+            &mut fs,
+            &mut report,
+            &mut whole,
+            checkpoints,
+            progress,
+        )
+        .await;
+        match copied {
+            Ok(()) => break,
+            Err(FolderError::Other(err)) => return Err(MigrateError::Other(err)),
+            Err(FolderError::Connection(why)) if attempt < MAX_RECONNECTS => {
+                attempt += 1;
+                let backoff = FIRST_BACKOFF
+                    .saturating_mul(1 << (attempt - 1))
+                    .min(MAX_BACKOFF);
+                tracing::warn!(folder = %plan.source_path, attempt, error = %why, backoff_s = backoff.as_secs(), "Connection lost; reconnecting");
+                tokio::time::sleep(backoff).await;
+                match connect(job).await {
+                    Ok(new) => sides = new,
+                    Err(err) => tracing::warn!(error = %err, "Reconnect failed"),
+                }
+            }
+            Err(FolderError::Connection(why)) => {
+                return Err(MigrateError::Other(anyhow::anyhow!(
+                    "Gave up on {} after {MAX_RECONNECTS} reconnections: {why}",
+                    plan.source_path
+                )));
+            }
+        }
+    }
+    report.failed = report.failures.len() as u64;
+    report.expected = report.copied + report.skipped + report.failed;
+    Ok((sides, report))
 }
 
 fn elapsed_ms(started: Instant) -> u64 {
@@ -309,28 +413,151 @@ enum Decision {
     Copy,
 }
 
+/// Messages appended together: one MULTIAPPEND, or one large message streamed.
+struct Batch<'a> {
+    messages: Vec<&'a MessageMeta>,
+    stream: bool,
+}
+
+impl Batch<'_> {
+    fn uids(&self) -> Vec<u32> {
+        self.messages.iter().map(|m| m.uid).collect()
+    }
+}
+
+fn batches<'a>(copies: &[&'a MessageMeta], whole: &HashSet<u32>) -> Vec<Batch<'a>> {
+    let mut out: Vec<Batch<'a>> = Vec::new();
+    let mut current: Vec<&'a MessageMeta> = Vec::new();
+    let mut bytes = 0u64;
+    for &m in copies {
+        let size = u64::from(m.size);
+        if size > STREAM_ABOVE && !whole.contains(&m.uid) {
+            out.push(Batch {
+                messages: vec![m],
+                stream: true,
+            });
+            continue;
+        }
+        if !current.is_empty() && (current.len() >= BATCH_MESSAGES || bytes + size > BATCH_BYTES) {
+            out.push(Batch {
+                messages: std::mem::take(&mut current),
+                stream: false,
+            });
+            bytes = 0;
+        }
+        bytes += size;
+        current.push(m);
+    }
+    if !current.is_empty() {
+        out.push(Batch {
+            messages: current,
+            stream: false,
+        });
+    }
+    out
+}
+
+/// What became of one message of a batch.
+enum Appended {
+    Copied {
+        dest_uid: Option<u32>,
+        bytes: u64,
+    },
+    Refused(String),
+    /// Expunged at the source since the listing: nothing to copy.
+    Gone,
+}
+
+/// Appends a batch whose bodies are fetched: one MULTIAPPEND when the server offers
+/// it (all or nothing), else, or when it refuses, one APPEND per message so that a
+/// refusal is the refused message's alone. Returns the outcome of each message up to
+/// the first broken connection, and that break.
+async fn append_batch(
+    dst: &mut ImapConnection,
+    folder: &str,
+    messages: &[&MessageMeta],
+    bodies: &Bodies,
+) -> (Vec<Appended>, Option<OpError>) {
+    let items: Vec<Option<AppendItem<'_>>> = messages
+        .iter()
+        .map(|m| {
+            bodies.get(m.uid).map(|body| AppendItem {
+                flags: &m.flags,
+                internal_date: m.internal_date,
+                body,
+            })
+        })
+        .collect();
+    let present: Vec<AppendItem<'_>> = items.iter().flatten().copied().collect();
+    let fits = |item: &AppendItem<'_>| {
+        dst.caps
+            .appendlimit
+            .is_none_or(|limit| item.body.len() as u64 <= limit)
+    };
+    if dst.caps.multiappend && present.len() > 1 && present.iter().all(fits) {
+        match dst.append_many(folder, &present).await {
+            Ok(uids) => {
+                let mut uids = uids.into_iter();
+                let known = uids.len() == present.len();
+                let outcomes = items
+                    .iter()
+                    .map(|item| match item {
+                        Some(item) => Appended::Copied {
+                            dest_uid: if known { uids.next() } else { None },
+                            bytes: item.body.len() as u64,
+                        },
+                        None => Appended::Gone,
+                    })
+                    .collect();
+                return (outcomes, None);
+            }
+            Err(OpError::Refused(why)) => {
+                tracing::debug!(%why, "MULTIAPPEND refused; appending one by one");
+            }
+            Err(err) => return (Vec::new(), Some(err)),
+        }
+    }
+    let mut outcomes = Vec::with_capacity(items.len());
+    for item in &items {
+        let Some(item) = item else {
+            outcomes.push(Appended::Gone);
+            continue;
+        };
+        match dst.append(folder, item).await {
+            Ok(dest_uid) => outcomes.push(Appended::Copied {
+                dest_uid,
+                bytes: item.body.len() as u64,
+            }),
+            Err(OpError::Refused(reason)) => outcomes.push(Appended::Refused(reason)),
+            Err(err) => return (outcomes, Some(err)),
+        }
+    }
+    (outcomes, None)
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn copy_folder<C: CheckpointStore>(
     sides: &mut Sides,
     job: &MailJob,
     plan: &FolderPlan,
-    state: &mut MigrationState,
+    fs: &mut FolderState,
+    report: &mut FolderReport,
+    whole: &mut HashSet<u32>,
     checkpoints: &C,
     progress: &dyn Progress,
-) -> Result<FolderReport, FolderError> {
-    let mut report = folder_report(plan);
+) -> Result<(), FolderError> {
     let status = sides
         .src
         .select(&plan.source)
         .await
         .map_err(|e| folder_select_error(e, &plan.source_path))?;
-    let mut fs = state.folders.get(&plan.source).cloned().unwrap_or_default();
     if fs.uidvalidity != status.uidvalidity || fs.dest != plan.dest {
         if fs.uidvalidity != 0 {
             tracing::warn!(folder = %plan.source_path, "UIDVALIDITY changed; matching by message key");
         }
         // Source UIDs are meaningless now: the ledger's keys still count the copies made.
         let previous_keys: Vec<String> = fs.ledger.values().map(|e| e.key.clone()).collect();
-        fs = FolderState {
+        *fs = FolderState {
             uidvalidity: status.uidvalidity,
             dest: plan.dest.clone(),
             ..Default::default()
@@ -341,22 +568,19 @@ async fn copy_folder<C: CheckpointStore>(
                 .insert(u32::MAX - u32::try_from(i).unwrap_or(u32::MAX), key);
         }
     }
-    report.already_done = fs.ledger.len() as u64;
-    let nothing_new = status.uidnext.saturating_sub(1) <= fs.last_uid
-        && fs.failed.is_empty()
-        && fs.in_flight.is_empty();
-    if nothing_new {
-        return Ok(report);
-    }
 
     // What is new since the last run, and what failed then.
-    let mut pending: Vec<MessageMeta> = sides
-        .src
-        .fetch_meta(&format!("{}:*", fs.last_uid + 1))
-        .await?
-        .into_iter()
-        .filter(|m| m.uid > fs.last_uid)
-        .collect();
+    let mut pending: Vec<MessageMeta> = if status.uidnext.saturating_sub(1) > fs.last_uid {
+        sides
+            .src
+            .fetch_meta(&format!("{}:*", fs.last_uid + 1))
+            .await?
+            .into_iter()
+            .filter(|m| m.uid > fs.last_uid)
+            .collect()
+    } else {
+        Vec::new()
+    };
     if !fs.failed.is_empty() {
         let retry: Vec<u32> = fs.failed.keys().copied().collect();
         pending.extend(
@@ -377,14 +601,20 @@ async fn copy_folder<C: CheckpointStore>(
                 .is_none_or(|d| d.with_timezone(&chrono::Utc).date_naive() >= since)
         });
         report.skipped += old.len() as u64;
-        report.expected += old.len() as u64;
         for m in &old {
             fs.failed.remove(&m.uid);
+            report.failures.retain(|f| f.uid != m.uid);
         }
         pending = keep;
     }
-    report.expected += pending.len() as u64;
     progress.folder_started(&plan.source_path, pending.len() as u64);
+
+    // After a crash, the last run's final command may still be completing at the
+    // destination (the server had the whole APPEND when the client died): wait for
+    // the folder to settle before looking for that batch's copies.
+    if !fs.in_flight.is_empty() {
+        settle(&mut sides.dst, &plan.dest).await?;
+    }
 
     // The destination's own messages, indexed by key (only those not seen before).
     let dstatus = sides
@@ -455,6 +685,7 @@ async fn copy_folder<C: CheckpointStore>(
         };
         decisions.push(decision);
     }
+    tracing::debug!(folder = %plan.source_path, pending = pending.len(), in_flight = in_flight.len(), seen = fs.dest_seen_uid, unclaimed = fs.dest_unclaimed.values().map(Vec::len).sum::<usize>(), "Decided");
     fs.dest_unclaimed.retain(|_, v| !v.is_empty());
     if !to_replace.is_empty() {
         sides.dst.delete_uids(&to_replace).await?;
@@ -471,19 +702,18 @@ async fn copy_folder<C: CheckpointStore>(
                         key: m.key.clone(),
                         dest_uid: Some(dest_uid),
                         skipped: !ours,
+                        source_deleted: false,
                     },
                 );
                 fs.failed.remove(&m.uid);
+                report.failures.retain(|f| f.uid != m.uid);
                 let outcome = if ours {
+                    report.copied += 1;
                     Outcome::Copied
                 } else {
+                    report.skipped += 1;
                     Outcome::Skipped
                 };
-                if ours {
-                    report.copied += 1;
-                } else {
-                    report.skipped += 1;
-                }
                 progress.message(&plan.source_path, u64::from(m.size), outcome);
             }
             Decision::Copy => copies.push(m),
@@ -491,46 +721,77 @@ async fn copy_folder<C: CheckpointStore>(
     }
     fs.in_flight.clear();
 
-    let mut start = 0;
-    while start < copies.len() {
-        let mut end = start;
-        let mut bytes = 0u64;
-        while end < copies.len()
-            && end - start < BATCH_MESSAGES
-            && (end == start || bytes + u64::from(copies[end].size) <= BATCH_BYTES)
-        {
-            bytes += u64::from(copies[end].size);
-            end += 1;
-        }
-        let batch = &copies[start..end];
-        fs.in_flight = batch.iter().map(|m| (m.uid, m.key.clone())).collect();
-        persist(state, checkpoints, &plan.source, &fs).await?;
+    // Batches in order; while one is appended the next one's bodies are fetched.
+    let batches = batches(&copies, whole);
+    let mut prefetched: Option<Bodies> = None;
+    for (i, batch) in batches.iter().enumerate() {
+        fs.in_flight = batch
+            .messages
+            .iter()
+            .map(|m| (m.uid, m.key.clone()))
+            .collect();
+        checkpoints.save_folder(&plan.source, fs).await?;
 
-        let uids: Vec<u32> = batch.iter().map(|m| m.uid).collect();
-        let bodies: BTreeMap<u32, Vec<u8>> =
-            sides.src.fetch_bodies(&uids).await?.into_iter().collect();
-        let mut confirmed = Vec::new();
-        for m in batch {
-            let Some(body) = bodies.get(&m.uid) else {
-                // Expunged at the source since the listing: nothing to copy.
-                fs.ledger.insert(
-                    m.uid,
-                    Entry {
-                        key: m.key.clone(),
-                        dest_uid: None,
-                        skipped: true,
-                    },
-                );
-                report.skipped += 1;
-                progress.message(&plan.source_path, 0, Outcome::Skipped);
-                continue;
+        let (outcomes, broken, next) = if batch.stream {
+            let m = batch.messages[0];
+            let streamed = stream_append(
+                &mut sides.src,
+                &mut sides.dst,
+                m.uid,
+                u64::from(m.size),
+                &plan.dest,
+                &m.flags,
+                m.internal_date,
+            )
+            .await;
+            match streamed {
+                Ok(dest_uid) => (
+                    vec![Appended::Copied {
+                        dest_uid,
+                        bytes: u64::from(m.size),
+                    }],
+                    None,
+                    None,
+                ),
+                Err(StreamError::Refused(why)) => (vec![Appended::Refused(why)], None, None),
+                Err(StreamError::Gone) => (vec![Appended::Gone], None, None),
+                Err(StreamError::SizeMismatch(uid)) => {
+                    // The destination connection is inside a literal: drop it.
+                    whole.insert(uid);
+                    (
+                        Vec::new(),
+                        Some(OpError::Connection(format!(
+                            "message {uid}'s size was not its length; copying it whole"
+                        ))),
+                        None,
+                    )
+                }
+                Err(StreamError::Connection(why)) => {
+                    (Vec::new(), Some(OpError::Connection(why)), None)
+                }
+            }
+        } else {
+            let bodies = match prefetched.take() {
+                Some(bodies) => bodies,
+                None => sides.src.fetch_bodies(&batch.uids()).await?,
             };
-            match sides
-                .dst
-                .append(&plan.dest, &m.flags, m.internal_date, body)
-                .await
-            {
-                Ok(dest_uid) => {
+            let following = batches.get(i + 1).filter(|b| !b.stream).map(Batch::uids);
+            let ((outcomes, broken), next) = tokio::join!(
+                append_batch(&mut sides.dst, &plan.dest, &batch.messages, &bodies),
+                async {
+                    match following {
+                        Some(uids) => Some(sides.src.fetch_bodies(&uids).await),
+                        None => None,
+                    }
+                }
+            );
+            (outcomes, broken, next)
+        };
+
+        let mut confirmed = Vec::new();
+        for (m, outcome) in batch.messages.iter().zip(outcomes) {
+            match outcome {
+                Appended::Copied { dest_uid, bytes } => {
                     crash_point::after_append();
                     fs.ledger.insert(
                         m.uid,
@@ -538,60 +799,106 @@ async fn copy_folder<C: CheckpointStore>(
                             key: m.key.clone(),
                             dest_uid,
                             skipped: false,
+                            source_deleted: false,
                         },
                     );
                     fs.failed.remove(&m.uid);
+                    report.failures.retain(|f| f.uid != m.uid);
                     if dest_uid.is_some() {
                         confirmed.push(m.uid);
                     }
                     report.copied += 1;
-                    report.bytes += body.len() as u64;
-                    progress.message(&plan.source_path, body.len() as u64, Outcome::Copied);
+                    report.bytes += bytes;
+                    progress.message(&plan.source_path, bytes, Outcome::Copied);
                 }
-                Err(OpError::Refused(reason)) => {
+                Appended::Refused(reason) => {
                     tracing::warn!(folder = %plan.source_path, uid = m.uid, %reason, "Message refused by the destination");
                     fs.failed.insert(m.uid, reason.clone());
-                    report.failed += 1;
+                    report.failures.retain(|f| f.uid != m.uid);
                     report.failures.push(Failure { uid: m.uid, reason });
                     progress.message(&plan.source_path, 0, Outcome::Failed);
                 }
-                Err(err @ OpError::Connection(_)) => return Err(err.into()),
+                Appended::Gone => {
+                    fs.ledger.insert(
+                        m.uid,
+                        Entry {
+                            key: m.key.clone(),
+                            dest_uid: None,
+                            skipped: true,
+                            source_deleted: false,
+                        },
+                    );
+                    fs.failed.remove(&m.uid);
+                    report.failures.retain(|f| f.uid != m.uid);
+                    report.skipped += 1;
+                    progress.message(&plan.source_path, 0, Outcome::Skipped);
+                }
             }
         }
-        fs.in_flight.clear();
-        fs.last_uid = fs.last_uid.max(batch.last().map_or(0, |m| m.uid));
-        persist(state, checkpoints, &plan.source, &fs).await?;
-        if job.delete_source && !confirmed.is_empty() {
-            sides.src.delete_uids(&confirmed).await?;
+        if let Some(err) = broken {
+            // The in-flight keys stay: whatever reached the destination is claimed next time.
+            checkpoints.save_folder(&plan.source, fs).await?;
+            return Err(err.into());
         }
-        start = end;
+        fs.in_flight.clear();
+        fs.last_uid = fs.last_uid.max(batch.messages.last().map_or(0, |m| m.uid));
+        checkpoints.save_folder(&plan.source, fs).await?;
+        match next {
+            Some(Ok(bodies)) => prefetched = Some(bodies),
+            Some(Err(err)) => return Err(err.into()),
+            None => {}
+        }
+        if job.delete_source && !confirmed.is_empty() {
+            delete_from_source(sides, fs, &confirmed).await?;
+        }
     }
 
     fs.last_uid = fs.last_uid.max(newest);
     if job.delete_source {
-        let claimed: Vec<u32> = fs
+        // Copies confirmed by an earlier run, and messages the destination already had.
+        let left: Vec<u32> = fs
             .ledger
             .iter()
-            .filter(|(_, e)| e.skipped && e.dest_uid.is_some())
+            .filter(|(_, e)| e.dest_uid.is_some() && !e.source_deleted)
             .map(|(uid, _)| *uid)
             .collect();
-        if !claimed.is_empty() {
-            sides.src.delete_uids(&claimed).await?;
-        }
+        delete_from_source(sides, fs, &left).await?;
     }
-    persist(state, checkpoints, &plan.source, &fs).await?;
-    Ok(report)
+    checkpoints.save_folder(&plan.source, fs).await?;
+    Ok(())
 }
 
-/// Puts the folder's state in the migration's and saves the whole.
-async fn persist<C: CheckpointStore>(
-    state: &mut MigrationState,
-    checkpoints: &C,
-    source: &str,
-    fs: &FolderState,
-) -> anyhow::Result<()> {
-    state.folders.insert(source.to_owned(), fs.clone());
-    checkpoints.save(state).await
+/// Waits until a folder's UIDNEXT stays the same for `SETTLE` (at most ten rounds).
+async fn settle(dst: &mut ImapConnection, folder: &str) -> Result<(), OpError> {
+    let mut last = dst.status(folder).await?.uidnext;
+    for _ in 0..10 {
+        tokio::time::sleep(SETTLE).await;
+        let now = dst.status(folder).await?.uidnext;
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    Ok(())
+}
+
+/// Deletes source messages whose copies are confirmed, and notes it in the ledger
+/// (saved with the next checkpoint; deleting a deleted UID again does nothing).
+async fn delete_from_source(
+    sides: &mut Sides,
+    fs: &mut FolderState,
+    uids: &[u32],
+) -> Result<(), FolderError> {
+    for chunk in uids.chunks(BATCH_MESSAGES) {
+        if sides.src.delete_uids(chunk).await? {
+            for uid in chunk {
+                if let Some(entry) = fs.ledger.get_mut(uid) {
+                    entry.source_deleted = true;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn folder_select_error(err: OpError, folder: &str) -> FolderError {

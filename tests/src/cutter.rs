@@ -1,0 +1,104 @@
+//! A TCP relay in front of a real server that breaks connections on purpose: the
+//! network fault a migration must survive (a dropped link, a server restart). Not a
+//! stand-in for the server: every byte comes from and goes to the real one.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Relays 127.0.0.1:`port` to the target; the first `cuts` connections that carry
+/// more than `after_bytes` (in either direction) are closed abruptly at that point.
+pub struct Cutter {
+    pub port: u16,
+    cut: Arc<AtomicUsize>,
+    max_cuts: usize,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Cutter {
+    pub async fn start(target: u16, after_bytes: usize, cuts: usize) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let cut = Arc::new(AtomicUsize::new(0));
+        let counter = cut.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let target = SocketAddr::from(([127, 0, 0, 1], target));
+                    if let Ok(server) = TcpStream::connect(target).await {
+                        relay(client, server, after_bytes, cuts, counter).await;
+                    }
+                });
+            }
+        });
+        Ok(Self {
+            port,
+            cut,
+            max_cuts: cuts,
+            task,
+        })
+    }
+
+    /// Connections cut so far.
+    pub fn cuts(&self) -> usize {
+        self.cut.load(Ordering::SeqCst).min(self.max_cuts)
+    }
+}
+
+impl Drop for Cutter {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn relay(
+    client: TcpStream,
+    server: TcpStream,
+    after_bytes: usize,
+    cuts: usize,
+    counter: Arc<AtomicUsize>,
+) {
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (mut cr, mut cw) = client.into_split();
+    let (mut sr, mut sw) = server.into_split();
+    let carried = Arc::new(AtomicUsize::new(0));
+    let (c1, c2) = (carried.clone(), carried.clone());
+    // Whether this connection is one to cut is decided once it carries enough.
+    let may_cut = move |carried: &AtomicUsize, n: usize, counter: &AtomicUsize| {
+        let before = carried.fetch_add(n, Ordering::SeqCst);
+        before + n > after_bytes
+            && before <= after_bytes
+            && counter.fetch_add(1, Ordering::SeqCst) < cuts
+    };
+    let counter2 = counter.clone();
+    let up = pump(&mut cr, &mut sw, move |n| may_cut(&c1, n, &counter));
+    let down = pump(&mut sr, &mut cw, move |n| may_cut(&c2, n, &counter2));
+    // Either side ending (or a cut) drops both halves: the connection is gone.
+    tokio::select! {
+        () = up => {}
+        () = down => {}
+    }
+}
+
+/// Copies from `from` to `to` until either ends or `cut` says to stop.
+async fn pump(
+    from: &mut (impl AsyncReadExt + Unpin),
+    to: &mut (impl AsyncWriteExt + Unpin),
+    cut: impl Fn(usize) -> bool,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if cut(n) || to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
