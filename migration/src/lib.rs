@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261121_000001_accounts;
 mod m20261121_000002_audit;
 mod m20261121_000003_outbox;
+mod m20261121_000004_migrations;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000001_accounts::Migration),
             Box::new(m20261121_000002_audit::Migration),
             Box::new(m20261121_000003_outbox::Migration),
+            Box::new(m20261121_000004_migrations::Migration),
         ]
     }
 }

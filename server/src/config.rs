@@ -34,6 +34,9 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "admin",
     "console",
     "log",
+    "provider",
+    "schedule",
+    "capacity",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -54,6 +57,80 @@ pub struct Settings {
     pub admin: AdminSettings,
     pub console: ConsoleSettings,
     pub log: LogSettings,
+    pub provider: ProviderSettings,
+    pub schedule: ScheduleSettings,
+    pub capacity: CapacitySettings,
+}
+
+/// The provider that runs Ferry: where migrated mail goes, and its MX.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProviderSettings {
+    /// The destination IMAP server when a request does not name one.
+    pub imap_host: String,
+    pub imap_port: u16,
+    /// `ssl`, `starttls` or `none`.
+    pub imap_security: String,
+    /// The MX records customers are told to set (`10 mx1.provider.example`).
+    pub mx_hosts: Vec<String>,
+    /// MX host names that mean "switched" (`*.provider.example`).
+    pub mx_patterns: Vec<String>,
+}
+
+/// The notice rule and the off-hours a requested window must respect.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScheduleSettings {
+    pub notice_hours: u32,
+    /// When the window starts on a Saturday or Sunday.
+    pub weekend_notice_hours: u32,
+    /// `HH:MM` in the requester's time zone; the window starts between the two.
+    pub off_hours_start: String,
+    pub off_hours_end: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CapacitySettings {
+    /// Migrations copying at once; the others wait their turn.
+    pub max_concurrent: u32,
+    /// Migrations not yet finished; a request beyond gets 503 `migration_capacity_reached`.
+    pub max_active: u32,
+}
+
+impl Default for ProviderSettings {
+    fn default() -> Self {
+        Self {
+            imap_host: "imap.provider.example".into(),
+            imap_port: 993,
+            imap_security: "ssl".into(),
+            mx_hosts: vec![
+                "10 mx1.provider.example".into(),
+                "20 mx2.provider.example".into(),
+            ],
+            mx_patterns: vec!["*.provider.example".into()],
+        }
+    }
+}
+
+impl Default for ScheduleSettings {
+    fn default() -> Self {
+        Self {
+            notice_hours: 24,
+            weekend_notice_hours: 48,
+            off_hours_start: "20:00".into(),
+            off_hours_end: "06:00".into(),
+        }
+    }
+}
+
+impl Default for CapacitySettings {
+    fn default() -> Self {
+        Self {
+            max_concurrent: 4,
+            max_active: 200,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -128,6 +205,9 @@ impl Default for Settings {
             admin: AdminSettings::default(),
             console: ConsoleSettings::default(),
             log: LogSettings::default(),
+            provider: ProviderSettings::default(),
+            schedule: ScheduleSettings::default(),
+            capacity: CapacitySettings::default(),
         }
     }
 }

@@ -6,5 +6,6 @@ mod cli;
 mod console;
 mod harness;
 mod migrate;
+mod migrations_api;
 mod store;
 mod tidy;

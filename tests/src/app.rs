@@ -24,6 +24,9 @@ pub struct Options {
     pub backend: Backend,
     pub smtp_url: Option<String>,
     pub login_max_failures: u32,
+    /// Let migrations name loopback servers (the test Dovecots); on unless a test
+    /// checks the refusal.
+    pub allow_private_targets: bool,
 }
 
 impl Default for Options {
@@ -32,6 +35,7 @@ impl Default for Options {
             backend: Backend::Sqlite,
             smtp_url: None,
             login_max_failures: 5,
+            allow_private_targets: true,
         }
     }
 }
@@ -64,7 +68,7 @@ impl TestApp {
             bind: "127.0.0.1:0".parse().expect("an address"),
             data_dir: data_dir.path().to_path_buf(),
             database_url: pg.as_ref().map(PgDatabase::url),
-            allow_private_targets: true,
+            allow_private_targets: options.allow_private_targets,
             ..Default::default()
         };
         settings.admin.email = ADMIN_EMAIL.into();

@@ -5,19 +5,26 @@ mod actor;
 mod email;
 mod mail;
 mod message_key;
+mod migration;
 mod records;
 mod role;
 mod scope;
+mod window;
 
 pub use actor::Actor;
 pub use email::EmailAddress;
 pub use mail::{DuplicatePolicy, FolderStrategy, ImapEndpoint, Mode, Security, SpecialUse};
 pub use message_key::{KEY_FIELDS, message_key};
+pub use migration::{
+    FolderProgress, Migration, MigrationOptions, MigrationStatus, Pass, PassKind, ServerAccount,
+    Work,
+};
 pub use records::{
     ApiToken, AuditEvent, DeliveryStatus, NewAuditEvent, NewEmail, OutboxMessage, Session, User,
 };
 pub use role::Role;
 pub use scope::{Scope, Scopes};
+pub use window::{WindowError, WindowRules};
 
 /// A value a user typed that does not parse, with the field it belongs to and a
 /// sentence that says what to do.

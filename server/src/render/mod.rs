@@ -66,6 +66,14 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         "email/account_created.html",
         include_str!("../../../templates/email/account_created.html"),
     ),
+    (
+        "email/migration_received.txt",
+        include_str!("../../../templates/email/migration_received.txt"),
+    ),
+    (
+        "email/migration_received.html",
+        include_str!("../../../templates/email/migration_received.html"),
+    ),
 ];
 
 /// The console's stylesheet, served at `/static/ferry.css`.

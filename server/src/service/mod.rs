@@ -5,6 +5,7 @@
 
 mod accounts;
 mod login_limit;
+mod migrations;
 
 use std::sync::Arc;
 
@@ -16,6 +17,9 @@ use crate::store::{Store, StoreError};
 
 pub use accounts::{LoginError, MIN_PASSWORD_LEN, NewStaff, SignedIn};
 pub use login_limit::LoginLimiter;
+pub use migrations::{
+    ConnectionProblem, FolderSummary, MigrationDetail, MigrationRequest, ServerInput,
+};
 
 /// What every action needs; cheap to clone.
 #[derive(Debug, Clone)]
@@ -38,6 +42,12 @@ pub enum ServiceError {
     NotFound(&'static str),
     #[error("{0}")]
     Forbidden(String),
+    /// The action conflicts with the current state (409).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// Try again later (503, retryable).
+    #[error("{message}")]
+    Unavailable { code: &'static str, message: String },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }

@@ -7,6 +7,7 @@
 mod accounts;
 mod audit;
 mod entities;
+mod migrations;
 mod outbox;
 
 use std::time::Duration;
@@ -19,6 +20,7 @@ use sea_orm::{
 
 pub use accounts::NewUser;
 pub use audit::{AuditFilter, MAX_AUDIT_PAGE};
+pub use migrations::{MigrationFilter, NewMigration, StatusChange, dest_key};
 pub use outbox::OutboxFilter;
 
 /// How long a statement waits for SQLite's write lock before it fails.

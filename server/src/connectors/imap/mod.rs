@@ -374,6 +374,26 @@ impl ImapConnection {
         Ok(FolderStatus::from(&mailbox))
     }
 
+    /// A folder's message count and total size, read-only (EXAMINE, then RFC822.SIZE
+    /// of every message: STATUS SIZE would be one command, but async-imap cannot parse
+    /// its answer).
+    pub async fn folder_size(&mut self, name: &str) -> Result<(u64, u64), OpError> {
+        let mailbox = timed(self.session.examine(name)).await?;
+        if mailbox.exists == 0 {
+            return Ok((0, 0));
+        }
+        let fetches: Vec<_> = timed(async {
+            self.session
+                .fetch("1:*", "(RFC822.SIZE)")
+                .await?
+                .try_collect::<Vec<_>>()
+                .await
+        })
+        .await?;
+        let bytes = fetches.iter().filter_map(|f| f.size).map(u64::from).sum();
+        Ok((u64::from(mailbox.exists), bytes))
+    }
+
     /// Metadata and keys of the selected folder's messages in a UID set (`1:*`, `5:*`).
     pub async fn fetch_meta(&mut self, uid_set: &str) -> Result<Vec<MessageMeta>, OpError> {
         let query =

@@ -14,17 +14,23 @@ use crate::store::{AuditFilter, MAX_AUDIT_PAGE};
 /// Audit events per page when the caller does not say.
 const DEFAULT_AUDIT_PAGE: u64 = 50;
 
-pub fn service(base_url: &str) -> OpenApiService<Api, ()> {
-    OpenApiService::new(Api, "Ferry", env!("CARGO_PKG_VERSION"))
-        .description(
-            "Ferry's REST API. Authenticate with `Authorization: Bearer <token>`; create a \
+pub type Apis = (Api, super::api_migrations::MigrationsApi);
+
+pub fn service(base_url: &str) -> OpenApiService<Apis, ()> {
+    OpenApiService::new(
+        (Api, super::api_migrations::MigrationsApi),
+        "Ferry",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Ferry's REST API. Authenticate with `Authorization: Bearer <token>`; create a \
              token with `ferry token create`. Errors are JSON objects with a stable `code`.",
-        )
-        .server(format!("{}/api/v1", base_url.trim_end_matches('/')))
+    )
+    .server(format!("{}/api/v1", base_url.trim_end_matches('/')))
 }
 
 /// Turns poem-openapi's own rejections (no token, unparsable input) into our JSON errors.
-pub fn with_error_bodies(api: OpenApiService<Api, ()>) -> impl Endpoint {
+pub fn with_error_bodies(api: OpenApiService<Apis, ()>) -> impl Endpoint {
     api.into_endpoint()
         .catch_error(|_: poem_openapi::error::AuthorizationError| async {
             ApiError::unauthorized(
@@ -66,6 +72,9 @@ pub struct ErrorBody {
     /// For `validation_failed`: one entry per field.
     #[oai(skip_serializing_if_is_none)]
     pub fields: Option<Vec<FieldErrorBody>>,
+    /// True when the same request may succeed later (503).
+    #[oai(skip_serializing_if_is_none)]
+    pub retryable: Option<bool>,
 }
 
 #[derive(Debug, Object)]
@@ -87,20 +96,28 @@ pub enum ApiError {
     Forbidden(Json<ErrorBody>),
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
+    /// 409: the action conflicts with the migration's state, or the mailbox already has
+    /// an active migration.
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
     /// 422: one error per field.
     #[oai(status = 422)]
     Invalid(Json<ErrorBody>),
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
+    /// 503: try again later (`retryable: true`).
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>),
 }
 
 impl ApiError {
-    fn make(code: &str, message: impl Into<String>) -> Json<ErrorBody> {
+    pub(super) fn make(code: &str, message: impl Into<String>) -> Json<ErrorBody> {
         Json(ErrorBody {
             code: code.to_owned(),
             message: message.into(),
             required_scope: None,
             fields: None,
+            retryable: None,
         })
     }
 
@@ -145,6 +162,14 @@ impl From<ServiceError> for ApiError {
                 ApiError::NotFound(Self::make("not_found", format!("No such {what}.")))
             }
             ServiceError::Forbidden(why) => ApiError::Forbidden(Self::make("forbidden", why)),
+            ServiceError::Conflict { code, message } => {
+                ApiError::Conflict(Self::make(code, message))
+            }
+            ServiceError::Unavailable { code, message } => {
+                let mut body = Self::make(code, message);
+                body.0.retryable = Some(true);
+                ApiError::Unavailable(body)
+            }
             ServiceError::Internal(err) => {
                 tracing::error!(error = %format!("{err:#}"), "API request failed");
                 ApiError::Internal(Self::make(
@@ -159,7 +184,7 @@ impl From<ServiceError> for ApiError {
 /// An API token, checked against the database.
 #[derive(SecurityScheme)]
 #[oai(ty = "bearer", checker = "check_token")]
-pub struct TokenAuth(ApiToken);
+pub struct TokenAuth(pub(super) ApiToken);
 
 async fn check_token(req: &Request, bearer: Bearer) -> poem::Result<ApiToken> {
     let unauthorized = || {
@@ -179,7 +204,7 @@ async fn check_token(req: &Request, bearer: Bearer) -> poem::Result<ApiToken> {
 }
 
 impl TokenAuth {
-    fn require(&self, scope: Scope) -> Result<&ApiToken, ApiError> {
+    pub(super) fn require(&self, scope: Scope) -> Result<&ApiToken, ApiError> {
         if self.0.scopes.contains(scope) {
             Ok(&self.0)
         } else {

@@ -2,6 +2,7 @@
 //! with its OpenAPI document, `/healthz` and `/metrics`.
 
 mod api;
+mod api_migrations;
 mod console;
 
 use poem::endpoint::make_sync;

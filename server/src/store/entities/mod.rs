@@ -2,6 +2,9 @@
 
 pub mod api_tokens;
 pub mod audit_events;
+pub mod migration_folders;
+pub mod migration_passes;
+pub mod migrations;
 pub mod outbox;
 pub mod sessions;
 pub mod users;

@@ -1,0 +1,256 @@
+//! A migration's vocabulary: its statuses, the work it waits for, its options and the
+//! records the store returns. Pure: the rules that move a migration live in
+//! `service::migrations`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{DuplicatePolicy, FolderStrategy, Mode, Security};
+
+/// Where a migration is in its life (the API's words).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MigrationStatus {
+    /// Received; its credentials are about to be checked.
+    Pending,
+    /// Logging in to both servers.
+    Validating,
+    /// Waiting for its window (or for capacity).
+    Scheduled,
+    /// A pass is copying.
+    Processing,
+    /// The pre-MX pass is done; waiting for the domain's MX to point at the provider.
+    WaitingForMx,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl MigrationStatus {
+    pub const ALL: [MigrationStatus; 8] = [
+        Self::Pending,
+        Self::Validating,
+        Self::Scheduled,
+        Self::Processing,
+        Self::WaitingForMx,
+        Self::Completed,
+        Self::Failed,
+        Self::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Validating => "validating",
+            Self::Scheduled => "scheduled",
+            Self::Processing => "processing",
+            Self::WaitingForMx => "waiting_for_mx",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// Not finished: counts against capacity and blocks a second migration of the
+    /// same destination mailbox.
+    pub fn is_active(self) -> bool {
+        !matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
+    }
+
+    /// Statuses still active, for queries.
+    pub fn active() -> Vec<&'static str> {
+        Self::ALL
+            .into_iter()
+            .filter(|s| s.is_active())
+            .map(Self::as_str)
+            .collect()
+    }
+}
+
+impl fmt::Display for MigrationStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which pass: the full copy before the MX change, the delta after it, or another
+/// delta on demand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PassKind {
+    PreMx,
+    PostMx,
+    Sync,
+}
+
+impl PassKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PreMx => "pre_mx",
+            Self::PostMx => "post_mx",
+            Self::Sync => "sync",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::PreMx, Self::PostMx, Self::Sync]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+
+    /// For people: "pre-MX pass".
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::PreMx => "pre-MX pass",
+            Self::PostMx => "post-MX pass",
+            Self::Sync => "synchronisation pass",
+        }
+    }
+}
+
+/// The work a migration waits for; a worker leases the row and does it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// Log in to both servers.
+    Validate,
+    Pass(PassKind),
+    /// Remove from the destination what this migration appended, from pass N on.
+    DeleteMigrated {
+        from_pass: u32,
+    },
+}
+
+impl fmt::Display for Work {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Work::Validate => f.write_str("validate"),
+            Work::Pass(kind) => f.write_str(kind.as_str()),
+            Work::DeleteMigrated { from_pass } => write!(f, "delete_migrated:{from_pass}"),
+        }
+    }
+}
+
+impl FromStr for Work {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "validate" {
+            return Ok(Work::Validate);
+        }
+        if let Some(n) = s.strip_prefix("delete_migrated:") {
+            return n
+                .parse()
+                .map(|from_pass| Work::DeleteMigrated { from_pass })
+                .map_err(|_| format!("bad work {s:?}"));
+        }
+        PassKind::parse(s)
+            .map(Work::Pass)
+            .ok_or_else(|| format!("bad work {s:?}"))
+    }
+}
+
+/// What to copy and how (the engine's options, as stored with the migration).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MigrationOptions {
+    pub mode: Mode,
+    pub duplicates: DuplicatePolicy,
+    pub delete_source: bool,
+    pub count_first: bool,
+    pub import_since: Option<NaiveDate>,
+    #[serde(default)]
+    pub selected_folders: Vec<String>,
+    #[serde(default)]
+    pub excluded_folders: Vec<String>,
+    pub folder_strategy: FolderStrategy,
+}
+
+/// One side of a migration, without its password (kept encrypted apart).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerAccount {
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    pub username: String,
+    pub authuser: Option<String>,
+}
+
+/// A migration as stored.
+#[derive(Debug, Clone)]
+pub struct Migration {
+    pub id: i64,
+    pub status: MigrationStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub created_by: String,
+    pub requester_email: String,
+    pub source: ServerAccount,
+    pub dest: ServerAccount,
+    pub options: MigrationOptions,
+    pub two_pass: bool,
+    pub mx_domain: String,
+    pub window_start: Option<DateTime<Utc>>,
+    pub time_zone: String,
+    pub next_work: Option<Work>,
+    /// The work to do once validation passes (a retry resumes where it failed).
+    pub resume_work: Option<Work>,
+    pub next_run_at: Option<DateTime<Utc>>,
+    pub mx_switched_at: Option<DateTime<Utc>>,
+    pub mx_checked_at: Option<DateTime<Utc>>,
+    /// The MX hosts last seen for `mx_domain`.
+    pub mx_answer: Option<String>,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<DateTime<Utc>>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub credentials_purged_at: Option<DateTime<Utc>>,
+}
+
+impl Migration {
+    /// Whether a worker holds it now.
+    pub fn is_running(&self, now: DateTime<Utc>) -> bool {
+        self.lease_until.is_some_and(|until| until > now)
+    }
+}
+
+/// One pass of a migration and its report.
+#[derive(Debug, Clone)]
+pub struct Pass {
+    pub id: i64,
+    pub migration_id: i64,
+    pub number: u32,
+    pub kind: String,
+    /// running, succeeded, failed, cancelled.
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub report: Option<serde_json::Value>,
+    pub copied: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub bytes: u64,
+}
+
+/// A folder's progress in the current (or last) pass.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FolderProgress {
+    pub position: u32,
+    pub source_folder: String,
+    pub source_path: String,
+    pub dest_path: String,
+    /// pending, copying, done.
+    pub status: String,
+    pub expected: u64,
+    pub copied: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub bytes: u64,
+    pub updated_at: Option<DateTime<Utc>>,
+}

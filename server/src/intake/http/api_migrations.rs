@@ -1,0 +1,508 @@
+//! `/api/v1/migrations`: check a server, request a migration, follow it, cancel or
+//! delete it. The shapes follow seed 003 where it fits; the rules live in
+//! `service::migrations`.
+
+use chrono::{DateTime, Utc};
+use poem::Request;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use secrecy::SecretString;
+
+use super::api::{ApiError, TokenAuth};
+use crate::domain::{Actor, EmailAddress, Migration, MigrationStatus, Scope};
+use crate::service::{MigrationDetail, MigrationRequest, ServerInput, ServiceError, Services};
+use crate::store::MigrationFilter;
+
+/// One server account in a request.
+#[derive(Debug, Object)]
+pub struct ServerBody {
+    /// Host name; for the destination, the provider's IMAP server when omitted.
+    #[oai(default)]
+    pub host: String,
+    /// 993 for ssl, 143 otherwise, when omitted.
+    pub port: Option<u16>,
+    /// ssl, starttls or none.
+    pub security: Option<String>,
+    pub username: String,
+    /// Write-only: never returned.
+    pub password: Option<String>,
+    /// An admin or master user who logs in on the mailbox's behalf.
+    pub authuser: Option<String>,
+}
+
+impl From<ServerBody> for ServerInput {
+    fn from(b: ServerBody) -> Self {
+        ServerInput {
+            host: b.host,
+            port: b.port,
+            security: b.security,
+            username: b.username,
+            password: b.password.map(SecretString::from),
+            authuser: b.authuser,
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+pub struct WindowBody {
+    /// Local wall-clock time in `time_zone`, `YYYY-MM-DDTHH:MM`.
+    pub start: Option<String>,
+    /// IANA name, e.g. Europe/Paris (default UTC).
+    pub time_zone: Option<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct MigrationRequestBody {
+    pub source: ServerBody,
+    pub destination: ServerBody,
+    /// full or folders_only.
+    pub mode: Option<String>,
+    /// skip (default), overwrite or create.
+    pub duplicates: Option<String>,
+    #[oai(default)]
+    pub delete_source: bool,
+    #[oai(default)]
+    pub count_first: bool,
+    /// Only messages from this day on (YYYY-MM-DD).
+    pub import_since: Option<String>,
+    #[oai(default)]
+    pub selected_folders: Vec<String>,
+    #[oai(default)]
+    pub excluded_folders: Vec<String>,
+    /// all, standard or inbox_only.
+    pub folder_strategy: Option<String>,
+    /// A pre-MX and a post-MX pass (default true).
+    pub two_pass: Option<bool>,
+    /// The domain whose MX to watch (default: the destination address's domain).
+    pub mx_domain: Option<String>,
+    /// Omit to start as soon as capacity allows (needs `migrations:override`).
+    pub window: Option<WindowBody>,
+    pub requester_email: String,
+}
+
+#[derive(Debug, Object)]
+pub struct FolderSummaryBody {
+    pub name: String,
+    pub messages: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Object)]
+pub struct TestConnectionOk {
+    pub success: bool,
+    pub folders: Vec<FolderSummaryBody>,
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum TestConnectionResponse {
+    /// Logged in; the folders with their counts and sizes.
+    #[oai(status = 200)]
+    Ok(Json<TestConnectionOk>),
+}
+
+#[derive(Debug, Object)]
+pub struct AccountBody {
+    pub host: String,
+    pub port: u16,
+    pub security: String,
+    /// Masked: `j***e@example.com`.
+    pub username: String,
+    pub authuser: Option<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct FolderBody {
+    pub source: String,
+    pub destination: String,
+    /// pending, copying, done.
+    pub status: String,
+    pub expected: u64,
+    pub copied: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Object)]
+pub struct PassBody {
+    pub number: u32,
+    /// pre_mx, post_mx or sync.
+    pub kind: String,
+    /// running, succeeded, failed, cancelled.
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub copied: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub bytes: u64,
+    /// Per folder counts and each failure with the server's reason.
+    pub report: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Object)]
+pub struct ErrorInfo {
+    pub code: Option<String>,
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct MigrationBody {
+    pub id: i64,
+    /// pending, validating, scheduled, processing, waiting_for_mx, completed, failed, cancelled.
+    pub status: String,
+    pub source: AccountBody,
+    pub destination: AccountBody,
+    /// Masked.
+    pub requester_email: String,
+    pub mode: String,
+    pub duplicates: String,
+    pub delete_source: bool,
+    pub count_first: bool,
+    pub import_since: Option<String>,
+    pub selected_folders: Vec<String>,
+    pub folder_strategy: String,
+    pub two_pass: bool,
+    pub mx_domain: String,
+    /// The requested window's start (UTC), when one was requested.
+    pub window_start: Option<DateTime<Utc>>,
+    pub time_zone: String,
+    /// When the next step is due.
+    pub next_run_at: Option<DateTime<Utc>>,
+    pub mx_switched_at: Option<DateTime<Utc>>,
+    pub error: Option<ErrorInfo>,
+    pub passes: Vec<PassBody>,
+    pub folders: Vec<FolderBody>,
+    /// How often to poll: 5 s while starting, 10 s while copying, none when finished.
+    pub poll_hint_seconds: Option<u32>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Object)]
+pub struct MigrationPage {
+    pub data: Vec<MigrationBody>,
+    pub total: u64,
+    pub page: u64,
+    pub per_page: u64,
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum Created {
+    #[oai(status = 201)]
+    Created(Json<MigrationBody>),
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum Deleted {
+    #[oai(status = 204)]
+    NoContent,
+}
+
+/// `j***e@example.com` for an address, `j***e` for another username.
+fn mask(username: &str) -> String {
+    match EmailAddress::parse("username", username) {
+        Ok(email) => email.masked(),
+        Err(_) => {
+            let chars: Vec<char> = username.chars().collect();
+            match chars.as_slice() {
+                [] => String::new(),
+                [one] => format!("{one}***"),
+                [first, .., last] => format!("{first}***{last}"),
+            }
+        }
+    }
+}
+
+fn json_str<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn account_body(a: &crate::domain::ServerAccount) -> AccountBody {
+    AccountBody {
+        host: a.host.clone(),
+        port: a.port,
+        security: json_str(&a.security),
+        username: mask(&a.username),
+        authuser: a.authuser.clone(),
+    }
+}
+
+fn migration_body(
+    m: Migration,
+    passes: Vec<crate::domain::Pass>,
+    folders: Vec<crate::domain::FolderProgress>,
+) -> MigrationBody {
+    let poll_hint_seconds = match m.status {
+        MigrationStatus::Pending | MigrationStatus::Validating => Some(5),
+        MigrationStatus::Processing => Some(10),
+        MigrationStatus::Scheduled | MigrationStatus::WaitingForMx => Some(60),
+        _ => None,
+    };
+    MigrationBody {
+        id: m.id,
+        status: m.status.as_str().to_owned(),
+        source: account_body(&m.source),
+        destination: account_body(&m.dest),
+        requester_email: mask(&m.requester_email),
+        mode: json_str(&m.options.mode),
+        duplicates: json_str(&m.options.duplicates),
+        delete_source: m.options.delete_source,
+        count_first: m.options.count_first,
+        import_since: m.options.import_since.map(|d| d.to_string()),
+        selected_folders: m.options.selected_folders.clone(),
+        folder_strategy: json_str(&m.options.folder_strategy),
+        two_pass: m.two_pass,
+        mx_domain: m.mx_domain,
+        window_start: m.window_start,
+        time_zone: m.time_zone,
+        next_run_at: m.next_run_at,
+        mx_switched_at: m.mx_switched_at,
+        error: (m.error_code.is_some() || m.error_message.is_some()).then_some(ErrorInfo {
+            code: m.error_code,
+            message: m.error_message,
+        }),
+        passes: passes
+            .into_iter()
+            .map(|p| PassBody {
+                number: p.number,
+                kind: p.kind,
+                status: p.status,
+                started_at: p.started_at,
+                finished_at: p.finished_at,
+                copied: p.copied,
+                skipped: p.skipped,
+                failed: p.failed,
+                bytes: p.bytes,
+                report: p.report,
+            })
+            .collect(),
+        folders: folders
+            .into_iter()
+            .map(|f| FolderBody {
+                source: f.source_path,
+                destination: f.dest_path,
+                status: f.status,
+                expected: f.expected,
+                copied: f.copied,
+                skipped: f.skipped,
+                failed: f.failed,
+                bytes: f.bytes,
+            })
+            .collect(),
+        poll_hint_seconds,
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+        finished_at: m.finished_at,
+    }
+}
+
+fn detail_body(d: MigrationDetail) -> MigrationBody {
+    migration_body(d.migration, d.passes, d.folders)
+}
+
+fn services(req: &Request) -> Result<&Services, ApiError> {
+    req.data::<Services>()
+        .ok_or_else(|| ApiError::from(ServiceError::Internal(anyhow::anyhow!("no services"))))
+}
+
+fn actor(auth: &TokenAuth) -> Actor {
+    Actor::Token {
+        id: auth.0.id,
+        name: auth.0.name.clone(),
+    }
+}
+
+pub struct MigrationsApi;
+
+#[OpenApi]
+impl MigrationsApi {
+    /// Logs in to a server and lists its folders with message counts and sizes, or
+    /// answers 422 with why it failed: `dns`, `tcp`, `tls`, `auth`, `protocol` or
+    /// `private_target`. Needs `migrations:write`.
+    #[oai(path = "/migrations/test-connection", method = "post")]
+    async fn test_connection(
+        &self,
+        req: &Request,
+        auth: TokenAuth,
+        body: Json<ServerBody>,
+    ) -> Result<TestConnectionResponse, ApiError> {
+        auth.require(Scope::MigrationsWrite)?;
+        let services = services(req)?;
+        match services
+            .test_connection(&actor(&auth), &body.0.into())
+            .await?
+        {
+            Ok(folders) => Ok(TestConnectionResponse::Ok(Json(TestConnectionOk {
+                success: true,
+                folders: folders
+                    .into_iter()
+                    .map(|f| FolderSummaryBody {
+                        name: f.name,
+                        messages: f.messages,
+                        bytes: f.bytes,
+                    })
+                    .collect(),
+            }))),
+            Err(problem) => Err(ApiError::Invalid(ApiError::make(
+                problem.code,
+                problem.message,
+            ))),
+        }
+    }
+
+    /// Requests a migration. 201 with the migration; 422 with one error per field (the
+    /// notice rule names the earliest window allowed); 409 `active_migration_exists`;
+    /// 503 `migration_capacity_reached` (retryable). Needs `migrations:write`; a
+    /// request without a window needs `migrations:override` too.
+    #[oai(path = "/migrations", method = "post")]
+    async fn create(
+        &self,
+        req: &Request,
+        auth: TokenAuth,
+        body: Json<MigrationRequestBody>,
+    ) -> Result<Created, ApiError> {
+        auth.require(Scope::MigrationsWrite)?;
+        let services = services(req)?;
+        let b = body.0;
+        let (window_start, time_zone) = match b.window {
+            Some(w) => (w.start, w.time_zone),
+            None => (None, None),
+        };
+        let request = MigrationRequest {
+            source: b.source.into(),
+            destination: b.destination.into(),
+            mode: b.mode,
+            duplicates: b.duplicates,
+            delete_source: b.delete_source,
+            count_first: b.count_first,
+            import_since: b.import_since,
+            selected_folders: b.selected_folders,
+            excluded_folders: b.excluded_folders,
+            folder_strategy: b.folder_strategy,
+            two_pass: b.two_pass,
+            mx_domain: b.mx_domain,
+            window_start,
+            time_zone,
+            requester_email: b.requester_email,
+        };
+        let may_override = auth.0.scopes.contains(Scope::MigrationsOverride);
+        let m = services
+            .request_migration(&actor(&auth), may_override, request)
+            .await?;
+        Ok(Created::Created(Json(migration_body(
+            m,
+            Vec::new(),
+            Vec::new(),
+        ))))
+    }
+
+    /// Migrations, newest first. Needs `migrations:read`.
+    #[oai(path = "/migrations", method = "get")]
+    async fn list(
+        &self,
+        req: &Request,
+        auth: TokenAuth,
+        /// Only this status.
+        status: Query<Option<String>>,
+        /// Part of an address (source, destination or requester).
+        search: Query<Option<String>>,
+        /// From 1.
+        page: Query<Option<u64>>,
+        /// 1 to 100 (default 20).
+        per_page: Query<Option<u64>>,
+    ) -> Result<Json<MigrationPage>, ApiError> {
+        auth.require(Scope::MigrationsRead)?;
+        let services = services(req)?;
+        let status = match status.0.as_deref() {
+            None | Some("") => None,
+            Some(s) => Some(MigrationStatus::parse(s).ok_or_else(|| {
+                ApiError::from(ServiceError::field(
+                    "status",
+                    format!("{s:?} is not a status"),
+                ))
+            })?),
+        };
+        let page = page.0.unwrap_or(1).max(1);
+        let per_page = per_page.0.unwrap_or(20).clamp(1, 100);
+        let (list, total) = services
+            .list_migrations(&MigrationFilter {
+                status,
+                search: search.0,
+                page: page - 1,
+                per_page,
+            })
+            .await?;
+        Ok(Json(MigrationPage {
+            data: list
+                .into_iter()
+                .map(|m| migration_body(m, Vec::new(), Vec::new()))
+                .collect(),
+            total,
+            page,
+            per_page,
+        }))
+    }
+
+    /// One migration with its passes and per-folder progress. Needs `migrations:read`.
+    #[oai(path = "/migrations/:id", method = "get")]
+    async fn get(
+        &self,
+        req: &Request,
+        auth: TokenAuth,
+        id: Path<i64>,
+    ) -> Result<Json<MigrationBody>, ApiError> {
+        auth.require(Scope::MigrationsRead)?;
+        Ok(Json(detail_body(
+            services(req)?.migration_detail(id.0).await?,
+        )))
+    }
+
+    /// Deletes a migration that is not running (cancel it first): 204, or 409
+    /// `migration_running`. Needs `migrations:write`.
+    #[oai(path = "/migrations/:id", method = "delete")]
+    async fn delete(
+        &self,
+        req: &Request,
+        auth: TokenAuth,
+        id: Path<i64>,
+    ) -> Result<Deleted, ApiError> {
+        auth.require(Scope::MigrationsWrite)?;
+        services(req)?.delete_migration(&actor(&auth), id.0).await?;
+        Ok(Deleted::NoContent)
+    }
+
+    /// An action on a migration: `POST /migrations/{id}:cancel`. Needs
+    /// `migrations:write`.
+    #[oai(path = "/migrations/:target", method = "post")]
+    async fn action(
+        &self,
+        req: &Request,
+        auth: TokenAuth,
+        /// `{id}:{action}`, e.g. `12:cancel`.
+        target: Path<String>,
+        /// Why, for the audit log.
+        reason: Query<Option<String>>,
+    ) -> Result<Json<MigrationBody>, ApiError> {
+        auth.require(Scope::MigrationsWrite)?;
+        let services = services(req)?;
+        let (id, action) = target
+            .0
+            .split_once(':')
+            .and_then(|(id, action)| Some((id.parse::<i64>().ok()?, action.to_owned())))
+            .ok_or_else(|| ApiError::from(ServiceError::NotFound("migration action")))?;
+        match action.as_str() {
+            "cancel" => {
+                let reason = reason.0;
+                services.cancel_migration(&actor(&auth), id, reason).await?;
+            }
+            _ => return Err(ApiError::from(ServiceError::NotFound("migration action"))),
+        }
+        Ok(Json(detail_body(services.migration_detail(id).await?)))
+    }
+}

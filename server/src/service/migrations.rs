@@ -1,0 +1,706 @@
+//! A migration's life as actions: check a server, request a migration (the notice
+//! rule, capacity, one active migration per mailbox, credentials encrypted), list,
+//! read, cancel and delete. The console and the API both call these.
+
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use chrono_tz::Tz;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+
+use super::{ServiceError, ServiceResult, Services};
+use crate::connectors::imap::{ConnectError, ImapConnection};
+use crate::domain::{
+    Actor, DuplicatePolicy, EmailAddress, FieldError, FolderProgress, FolderStrategy, ImapEndpoint,
+    Migration, MigrationOptions, MigrationStatus, Mode, NewAuditEvent, Pass, PassKind, Scope,
+    Security, ServerAccount, WindowError, WindowRules, Work,
+};
+use crate::store::{MigrationFilter, NewMigration, StatusChange, dest_key};
+
+/// One side of a request, as typed.
+#[derive(Debug, Clone, Default)]
+pub struct ServerInput {
+    pub host: String,
+    pub port: Option<u16>,
+    pub security: Option<String>,
+    pub username: String,
+    pub password: Option<SecretString>,
+    pub authuser: Option<String>,
+}
+
+/// A migration request, as typed (API body or console form).
+#[derive(Debug, Clone, Default)]
+pub struct MigrationRequest {
+    pub source: ServerInput,
+    /// Host, port and security default to the provider's IMAP server.
+    pub destination: ServerInput,
+    pub mode: Option<String>,
+    pub duplicates: Option<String>,
+    pub delete_source: bool,
+    pub count_first: bool,
+    pub import_since: Option<String>,
+    pub selected_folders: Vec<String>,
+    pub excluded_folders: Vec<String>,
+    pub folder_strategy: Option<String>,
+    pub two_pass: Option<bool>,
+    pub mx_domain: Option<String>,
+    /// `YYYY-MM-DDTHH:MM` in `time_zone`; none means "as soon as possible", which
+    /// needs the override permission.
+    pub window_start: Option<String>,
+    pub time_zone: Option<String>,
+    pub requester_email: String,
+}
+
+/// Why a server could not be used, as a stable code and a sentence.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectionProblem {
+    /// dns, tcp, tls, auth, protocol, private_target.
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// A folder as test-connection reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FolderSummary {
+    pub name: String,
+    pub messages: u64,
+    pub bytes: u64,
+}
+
+/// A migration with what the API and the console show of it.
+#[derive(Debug, Clone)]
+pub struct MigrationDetail {
+    pub migration: Migration,
+    pub passes: Vec<Pass>,
+    pub folders: Vec<FolderProgress>,
+}
+
+/// Actions a person may take and the statuses they apply to.
+const CANCELLABLE: [MigrationStatus; 5] = [
+    MigrationStatus::Pending,
+    MigrationStatus::Validating,
+    MigrationStatus::Scheduled,
+    MigrationStatus::Processing,
+    MigrationStatus::WaitingForMx,
+];
+
+impl Services {
+    pub fn window_rules(&self) -> Result<WindowRules, anyhow::Error> {
+        let s = &self.settings.schedule;
+        let time = |field: &str, v: &str| {
+            NaiveTime::parse_from_str(v, "%H:%M")
+                .map_err(|_| anyhow::anyhow!("schedule.{field} is not HH:MM: {v:?}"))
+        };
+        Ok(WindowRules {
+            notice_hours: s.notice_hours,
+            weekend_notice_hours: s.weekend_notice_hours,
+            off_hours_start: time("off_hours_start", &s.off_hours_start)?,
+            off_hours_end: time("off_hours_end", &s.off_hours_end)?,
+        })
+    }
+
+    /// Refuses hosts that resolve to loopback, private or link-local addresses,
+    /// unless settings allow them.
+    async fn check_target(&self, host: &str, port: u16) -> Result<(), ConnectionProblem> {
+        let addrs: Vec<_> = match tokio::net::lookup_host((host, port)).await {
+            Ok(addrs) => addrs.collect(),
+            Err(err) => {
+                return Err(ConnectionProblem {
+                    code: "dns",
+                    message: format!("The name {host} does not resolve: {err}."),
+                });
+            }
+        };
+        if addrs.is_empty() {
+            return Err(ConnectionProblem {
+                code: "dns",
+                message: format!("The name {host} has no address."),
+            });
+        }
+        if self.settings.allow_private_targets {
+            return Ok(());
+        }
+        if let Some(addr) = addrs.iter().find(|a| is_private(a.ip())) {
+            return Err(ConnectionProblem {
+                code: "private_target",
+                message: format!(
+                    "{host} resolves to {}, a loopback, private or link-local address; Ferry connects only to public servers.",
+                    addr.ip()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Logs in to a server and lists its folders with message counts and sizes.
+    pub async fn test_connection(
+        &self,
+        actor: &Actor,
+        input: &ServerInput,
+    ) -> ServiceResult<Result<Vec<FolderSummary>, ConnectionProblem>> {
+        let account = server_account("server", input, None).map_err(ServiceError::Invalid)?;
+        let password = input
+            .password
+            .clone()
+            .filter(|p| !p.expose_secret().is_empty())
+            .ok_or_else(|| ServiceError::field("server.password", "the password is required"))?;
+        tracing::info!(actor = %actor, host = %account.host, "Testing a server connection");
+        if let Err(problem) = self.check_target(&account.host, account.port).await {
+            return Ok(Err(problem));
+        }
+        let endpoint = endpoint(&account, password);
+        let mut conn = match ImapConnection::connect(&endpoint).await {
+            Ok(conn) => conn,
+            Err(err) => return Ok(Err(problem(err))),
+        };
+        let listed = conn.list_folders().await.map_err(anyhow::Error::from)?;
+        let namespace = crate::planner::folders::Namespace::detect(&listed);
+        let mut folders = Vec::new();
+        for folder in listed.iter().filter(|f| f.selectable) {
+            let (messages, bytes) = conn
+                .folder_size(&folder.raw)
+                .await
+                .map_err(anyhow::Error::from)?;
+            folders.push(FolderSummary {
+                name: namespace.decode(&folder.raw).join("/"),
+                messages,
+                bytes,
+            });
+        }
+        conn.logout().await;
+        Ok(Ok(folders))
+    }
+
+    /// Records a migration request: validated field by field, the window checked
+    /// against the notice rule, capacity and the destination mailbox checked, the
+    /// passwords encrypted; the requester (and staff) get a "request received" email.
+    pub async fn request_migration(
+        &self,
+        actor: &Actor,
+        may_override: bool,
+        req: MigrationRequest,
+    ) -> ServiceResult<Migration> {
+        let now = Utc::now();
+        let mut errors: Vec<FieldError> = Vec::new();
+        let provider = &self.settings.provider;
+        let source = server_account("source", &req.source, None)
+            .map_err(|e| errors.extend(e))
+            .ok();
+        let dest = server_account(
+            "destination",
+            &req.destination,
+            Some((
+                &provider.imap_host,
+                provider.imap_port,
+                &provider.imap_security,
+            )),
+        )
+        .map_err(|e| errors.extend(e))
+        .ok();
+        let password = |field: &'static str, p: &Option<SecretString>| {
+            p.clone()
+                .filter(|p| !p.expose_secret().is_empty())
+                .ok_or_else(|| FieldError::new(field, "the password is required"))
+        };
+        let source_pw = password("source.password", &req.source.password)
+            .map_err(|e| errors.push(e))
+            .ok();
+        let dest_pw = password("destination.password", &req.destination.password)
+            .map_err(|e| errors.push(e))
+            .ok();
+        let requester = EmailAddress::parse("requester_email", &req.requester_email)
+            .map_err(|e| errors.push(e))
+            .ok();
+        let mut options = MigrationOptions {
+            delete_source: req.delete_source,
+            count_first: req.count_first,
+            selected_folders: req.selected_folders.clone(),
+            excluded_folders: req.excluded_folders.clone(),
+            ..Default::default()
+        };
+        if let Some(mode) = &req.mode {
+            match mode.parse::<Mode>() {
+                Ok(m) => options.mode = m,
+                Err(e) => errors.push(e),
+            }
+        }
+        if let Some(d) = &req.duplicates {
+            match d.parse::<DuplicatePolicy>() {
+                Ok(d) => options.duplicates = d,
+                Err(e) => errors.push(e),
+            }
+        }
+        if let Some(s) = &req.folder_strategy {
+            match s.parse::<FolderStrategy>() {
+                Ok(s) => options.folder_strategy = s,
+                Err(mut e) => {
+                    e.field = "folder_strategy";
+                    errors.push(e);
+                }
+            }
+        }
+        if let Some(since) = req.import_since.as_deref().filter(|s| !s.is_empty()) {
+            match NaiveDate::parse_from_str(since, "%Y-%m-%d") {
+                Ok(d) => options.import_since = Some(d),
+                Err(_) => errors.push(FieldError::new(
+                    "import_since",
+                    format!("{since:?} is not a date like 2024-01-31"),
+                )),
+            }
+        }
+        let tz_name = req
+            .time_zone
+            .clone()
+            .filter(|t| !t.trim().is_empty())
+            .unwrap_or_else(|| "UTC".into());
+        let tz = Tz::from_str(tz_name.trim())
+            .map_err(|_| {
+                errors.push(FieldError::new(
+                    "window.time_zone",
+                    format!("{tz_name:?} is not a time zone name like Europe/Paris"),
+                ))
+            })
+            .ok();
+        let rules = self.window_rules()?;
+        let mut window_start = None;
+        match (req.window_start.as_deref().filter(|s| !s.is_empty()), tz) {
+            (Some(raw), Some(tz)) => {
+                let local = NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M")
+                    .or_else(|_| NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S"));
+                match local {
+                    Err(_) => errors.push(FieldError::new(
+                        "window.start",
+                        format!("{raw:?} is not a local time like 2026-12-01T21:00"),
+                    )),
+                    Ok(local) => match rules.check(now, local, tz) {
+                        Ok(at) => window_start = Some(at),
+                        Err(why) => errors.push(FieldError::new(
+                            "window.start",
+                            window_sentence(&rules, &why, now, tz),
+                        )),
+                    },
+                }
+            }
+            (None, Some(tz)) if !may_override => errors.push(FieldError::new(
+                "window.start",
+                format!(
+                    "a window is required; {}. Starting at once needs the {} permission.",
+                    earliest_sentence(&rules, now, tz),
+                    Scope::MigrationsOverride
+                ),
+            )),
+            _ => {}
+        }
+        let mx_domain = match req
+            .mx_domain
+            .as_deref()
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+        {
+            Some(d) if d.contains('.') && !d.contains(['@', ' ', '/']) => {
+                Some(d.trim_end_matches('.').to_lowercase())
+            }
+            Some(d) => {
+                errors.push(FieldError::new(
+                    "mx_domain",
+                    format!("{d:?} is not a domain name like example.com"),
+                ));
+                None
+            }
+            None => dest
+                .as_ref()
+                .and_then(|d| {
+                    d.username
+                        .rsplit_once('@')
+                        .map(|(_, dom)| dom.to_lowercase())
+                })
+                .or_else(|| requester.as_ref().map(|r| r.domain().to_lowercase())),
+        };
+        for (field, account) in [("source.host", &source), ("destination.host", &dest)] {
+            if let Some(a) = account
+                && let Err(p) = self.check_target(&a.host, a.port).await
+            {
+                errors.push(FieldError::new(field, p.message));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ServiceError::Invalid(errors));
+        }
+        let (
+            Some(source),
+            Some(dest),
+            Some(source_pw),
+            Some(dest_pw),
+            Some(requester),
+            Some(mx_domain),
+        ) = (source, dest, source_pw, dest_pw, requester, mx_domain)
+        else {
+            return Err(ServiceError::Internal(anyhow::anyhow!(
+                "validation let a field through"
+            )));
+        };
+
+        if self
+            .store
+            .count_active_migrations(Some(&dest_key(&dest)))
+            .await?
+            > 0
+        {
+            return Err(ServiceError::Conflict {
+                code: "active_migration_exists",
+                message: format!(
+                    "{} already has a migration in progress; cancel it or wait for it to finish.",
+                    dest.username
+                ),
+            });
+        }
+        let max_active = u64::from(self.settings.capacity.max_active);
+        if self.store.count_active_migrations(None).await? >= max_active {
+            return Err(ServiceError::Unavailable {
+                code: "migration_capacity_reached",
+                message: format!(
+                    "Ferry is at its limit of {max_active} migrations in progress; try again in a few minutes."
+                ),
+            });
+        }
+
+        let new = NewMigration {
+            status: MigrationStatus::Pending,
+            created_by: actor.to_string(),
+            requester_email: requester.as_str().to_owned(),
+            source_secret: self.cipher.encrypt(&source_pw)?,
+            dest_secret: self.cipher.encrypt(&dest_pw)?,
+            source,
+            dest,
+            options,
+            two_pass: req.two_pass.unwrap_or(true),
+            mx_domain,
+            window_start,
+            time_zone: tz_name.trim().to_owned(),
+            next_work: Some(Work::Validate),
+            resume_work: Some(Work::Pass(PassKind::PreMx)),
+            next_run_at: Some(now),
+        };
+        let tx = self.store.begin().await?;
+        let migration = tx.insert_migration(new, now).await?;
+        let mut event = NewAuditEvent::new(actor, "migration.requested");
+        event.subject = Some(("migration", migration.id.to_string()));
+        event.detail = serde_json::json!({
+            "source": migration.source.host,
+            "window_start": migration.window_start,
+            "override": window_start.is_none(),
+        });
+        tx.audit(event, now).await?;
+        let email = self.renderer.email(
+            "migration_received",
+            self.recipients(&requester),
+            &self.email_context(&migration),
+            Some(("migration", migration.id.to_string())),
+        )?;
+        tx.enqueue_email(email, now).await?;
+        tx.commit().await?;
+        self.dispatcher.wake();
+        Ok(migration)
+    }
+
+    /// The requester and, when set, the staff address.
+    pub(crate) fn recipients(&self, requester: &EmailAddress) -> Vec<EmailAddress> {
+        let mut to = vec![requester.clone()];
+        if let Some(staff) = self
+            .settings
+            .smtp
+            .staff_address
+            .as_deref()
+            .and_then(|s| EmailAddress::parse("smtp.staff_address", s).ok())
+        {
+            to.push(staff);
+        }
+        to
+    }
+
+    /// What every migration email may say (never a password).
+    pub(crate) fn email_context(&self, m: &Migration) -> serde_json::Value {
+        let tz = Tz::from_str(&m.time_zone).unwrap_or(chrono_tz::UTC);
+        serde_json::json!({
+            "id": m.id,
+            "status": m.status.as_str(),
+            "source": format!("{} on {}", m.source.username, m.source.host),
+            "destination": format!("{} on {}", m.dest.username, m.dest.host),
+            "window": m.window_start.map(|w| w.with_timezone(&tz).format("%A %-d %B %Y at %H:%M %Z").to_string()),
+            "time_zone": m.time_zone,
+            "two_pass": m.two_pass,
+            "mx_domain": m.mx_domain,
+            "mx_hosts": self.settings.provider.mx_hosts,
+            "url": format!("{}/migrations/{}", self.settings.base_url(), m.id),
+        })
+    }
+
+    pub async fn list_migrations(
+        &self,
+        filter: &MigrationFilter,
+    ) -> ServiceResult<(Vec<Migration>, u64)> {
+        Ok(self.store.list_migrations(filter).await?)
+    }
+
+    pub async fn migration_detail(&self, id: i64) -> ServiceResult<MigrationDetail> {
+        let migration = self
+            .store
+            .get_migration(id)
+            .await?
+            .ok_or(ServiceError::NotFound("migration"))?;
+        Ok(MigrationDetail {
+            passes: self.store.migration_passes(id).await?,
+            folders: self.store.migration_folders(id).await?,
+            migration,
+        })
+    }
+
+    /// Stops a migration; a pass that is copying stops at its next checkpoint.
+    pub async fn cancel_migration(
+        &self,
+        actor: &Actor,
+        id: i64,
+        reason: Option<String>,
+    ) -> ServiceResult<Migration> {
+        let now = Utc::now();
+        let m = self
+            .store
+            .get_migration(id)
+            .await?
+            .ok_or(ServiceError::NotFound("migration"))?;
+        if !CANCELLABLE.contains(&m.status) {
+            return Err(ServiceError::Conflict {
+                code: "not_cancellable",
+                message: format!(
+                    "The migration is {}; only one in progress can be cancelled.",
+                    m.status
+                ),
+            });
+        }
+        let tx = self.store.begin().await?;
+        let moved = tx
+            .change_migration_status(
+                id,
+                m.status,
+                MigrationStatus::Cancelled,
+                StatusChange {
+                    next_work: Some(None),
+                    next_run_at: Some(None),
+                    finished_at: Some(Some(now)),
+                    ..Default::default()
+                },
+                now,
+            )
+            .await?;
+        if !moved {
+            return Err(ServiceError::Conflict {
+                code: "status_changed",
+                message: "The migration changed status meanwhile; look again and retry.".into(),
+            });
+        }
+        let mut event = NewAuditEvent::new(actor, "migration.cancelled");
+        event.subject = Some(("migration", id.to_string()));
+        event.detail = serde_json::json!({ "from": m.status.as_str(), "reason": reason });
+        tx.audit(event, now).await?;
+        tx.commit().await?;
+        self.store
+            .get_migration(id)
+            .await?
+            .ok_or(ServiceError::NotFound("migration"))
+    }
+
+    /// Deletes a migration's record (its passes and checkpoints go with it); refused
+    /// while a worker is copying it.
+    pub async fn delete_migration(&self, actor: &Actor, id: i64) -> ServiceResult<()> {
+        let now = Utc::now();
+        let m = self
+            .store
+            .get_migration(id)
+            .await?
+            .ok_or(ServiceError::NotFound("migration"))?;
+        let running = |m: &Migration| {
+            m.is_running(now)
+                || matches!(
+                    m.status,
+                    MigrationStatus::Processing | MigrationStatus::Validating
+                )
+        };
+        if running(&m) {
+            return Err(ServiceError::Conflict {
+                code: "migration_running",
+                message: "The migration is running; cancel it first.".into(),
+            });
+        }
+        let tx = self.store.begin().await?;
+        if !tx.delete_migration(id, now).await? {
+            return Err(ServiceError::Conflict {
+                code: "migration_running",
+                message: "The migration is running; cancel it first.".into(),
+            });
+        }
+        let mut event = NewAuditEvent::new(actor, "migration.deleted");
+        event.subject = Some(("migration", id.to_string()));
+        event.detail = serde_json::json!({ "status": m.status.as_str() });
+        tx.audit(event, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64 // CGNAT 100.64/10
+        }
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00 // unique local
+                || (v6.segments()[0] & 0xffc0) == 0xfe80 // link-local
+                || v6.to_ipv4_mapped().is_some_and(|v4| is_private(IpAddr::V4(v4)))
+        }
+    }
+}
+
+fn problem(err: ConnectError) -> ConnectionProblem {
+    let (code, message) = match &err {
+        ConnectError::Connection(..) => ("tcp", err.to_string()),
+        ConnectError::Tls(..) => ("tls", err.to_string()),
+        ConnectError::Auth(..) => ("auth", err.to_string()),
+        ConnectError::Protocol(..) => ("protocol", err.to_string()),
+    };
+    ConnectionProblem { code, message }
+}
+
+fn endpoint(account: &ServerAccount, password: SecretString) -> ImapEndpoint {
+    ImapEndpoint {
+        host: account.host.clone(),
+        port: account.port,
+        security: account.security,
+        username: account.username.clone(),
+        authuser: account.authuser.clone(),
+        password,
+        verify_tls: true,
+    }
+}
+
+/// One side's account from what was typed; `defaults` fill host, port and security.
+fn server_account(
+    side: &'static str,
+    input: &ServerInput,
+    defaults: Option<(&str, u16, &str)>,
+) -> Result<ServerAccount, Vec<FieldError>> {
+    let field = |name: &str| -> &'static str {
+        match (side, name) {
+            ("source", "host") => "source.host",
+            ("source", "security") => "source.security",
+            ("source", "username") => "source.username",
+            ("destination", "host") => "destination.host",
+            ("destination", "security") => "destination.security",
+            ("destination", "username") => "destination.username",
+            (_, "host") => "host",
+            (_, "security") => "security",
+            _ => "username",
+        }
+    };
+    let mut errors = Vec::new();
+    let host = match (input.host.trim(), defaults) {
+        ("", Some((h, _, _))) => h.to_owned(),
+        ("", None) => {
+            errors.push(FieldError::new(
+                field("host"),
+                "the server's host name is required",
+            ));
+            String::new()
+        }
+        (h, _) if h.contains(|c: char| c.is_whitespace() || c == '/' || c == '@') => {
+            errors.push(FieldError::new(
+                field("host"),
+                format!("{h:?} is not a host name like imap.example.com"),
+            ));
+            String::new()
+        }
+        (h, _) => h.to_lowercase(),
+    };
+    let same_server = input.host.trim().is_empty();
+    let security_raw = input
+        .security
+        .clone()
+        .filter(|s| !s.trim().is_empty())
+        .or_else(|| {
+            defaults
+                .filter(|_| same_server)
+                .map(|(_, _, s)| s.to_owned())
+        })
+        .unwrap_or_else(|| "ssl".into());
+    let security = security_raw
+        .parse::<Security>()
+        .map_err(|mut e| {
+            e.field = field("security");
+            errors.push(e);
+        })
+        .unwrap_or(Security::Ssl);
+    let port = input
+        .port
+        .or_else(|| defaults.filter(|_| same_server).map(|(_, p, _)| p))
+        .unwrap_or_else(|| security.default_port());
+    let username = input.username.trim().to_owned();
+    if username.is_empty() {
+        errors.push(FieldError::new(
+            field("username"),
+            "the username (usually the email address) is required",
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(ServerAccount {
+        host,
+        port,
+        security,
+        username,
+        authuser: input.authuser.clone().filter(|a| !a.trim().is_empty()),
+    })
+}
+
+fn earliest_sentence(rules: &WindowRules, now: chrono::DateTime<Utc>, tz: Tz) -> String {
+    match rules.earliest(now, tz) {
+        Some(t) => format!(
+            "the earliest allowed is {}",
+            t.format("%Y-%m-%dT%H:%M (%A, %Z)")
+        ),
+        None => "no window in the next two weeks fits the off-hours".into(),
+    }
+}
+
+fn window_sentence(
+    rules: &WindowRules,
+    why: &WindowError,
+    now: chrono::DateTime<Utc>,
+    tz: Tz,
+) -> String {
+    let rule = match why {
+        WindowError::DoesNotExist => {
+            format!("that time does not exist in {tz} (the clocks go forward)")
+        }
+        WindowError::TooSoon { hours } => {
+            format!("a window must start at least {hours} hours ahead")
+        }
+        WindowError::WeekendTooSoon { hours } => {
+            format!("a window on a Saturday or Sunday must start at least {hours} hours ahead")
+        }
+        WindowError::OutsideOffHours => format!(
+            "a window must start in the off-hours, {} to {} in {tz}",
+            rules.off_hours_start.format("%H:%M"),
+            rules.off_hours_end.format("%H:%M")
+        ),
+    };
+    format!("{rule}; {}", earliest_sentence(rules, now, tz))
+}

@@ -1,0 +1,52 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "migrations")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub status: String,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+    pub created_by: String,
+    pub requester_email: String,
+    pub source_host: String,
+    pub source_port: i32,
+    pub source_security: String,
+    pub source_username: String,
+    pub source_authuser: Option<String>,
+    /// Encrypted (crypto::Cipher), base64.
+    pub source_secret: Option<String>,
+    pub dest_host: String,
+    pub dest_port: i32,
+    pub dest_security: String,
+    pub dest_username: String,
+    pub dest_authuser: Option<String>,
+    pub dest_secret: Option<String>,
+    /// `host|username`, lowercase: one active migration per destination mailbox.
+    pub dest_key: String,
+    /// `MigrationOptions` as JSON.
+    pub options: String,
+    pub two_pass: bool,
+    pub mx_domain: String,
+    pub window_start: Option<DateTimeUtc>,
+    pub time_zone: String,
+    pub next_work: Option<String>,
+    pub resume_work: Option<String>,
+    pub next_run_at: Option<DateTimeUtc>,
+    pub mx_switched_at: Option<DateTimeUtc>,
+    pub mx_checked_at: Option<DateTimeUtc>,
+    pub mx_answer: Option<String>,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<DateTimeUtc>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub started_at: Option<DateTimeUtc>,
+    pub finished_at: Option<DateTimeUtc>,
+    pub credentials_purged_at: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,379 @@
+//! `/api/v1/migrations` against real Dovecot: test-connection and its failure codes,
+//! a request with the notice rule, field errors, 409, cancel and delete, passwords
+//! encrypted at rest and never in an answer or an email.
+
+use chrono::Utc;
+use ferry::domain::{Actor, Scope, Scopes};
+use ferry_tests::app::{Options, TestApp};
+use ferry_tests::dovecot::{Dovecot, Layout};
+use ferry_tests::{corpus, imap};
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+
+const SRC_PW: &str = "old-provider-pw-4821";
+const DST_PW: &str = "new-provider-pw-9377";
+
+async fn token(app: &TestApp, scopes: &[Scope]) -> String {
+    let (_, secret) = app
+        .services
+        .create_token(
+            &Actor::Cli,
+            "integration",
+            Scopes::new(scopes.iter().copied()),
+        )
+        .await
+        .unwrap();
+    secret.expose_secret().to_owned()
+}
+
+async fn call(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let url = app.url(&format!("/api/v1{path}"));
+    let req = match method {
+        "POST" => app.client.post(url),
+        "DELETE" => app.client.delete(url),
+        _ => app.client.get(url),
+    }
+    .bearer_auth(token);
+    let req = match body {
+        Some(b) => req.json(&b),
+        None => req,
+    };
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    assert!(
+        !text.contains(SRC_PW) && !text.contains(DST_PW),
+        "a password in an answer: {text}"
+    );
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn server(d: &Dovecot, password: &str) -> Value {
+    json!({"host": "127.0.0.1", "port": d.port, "security": "none", "username": "jane@old.example", "password": password})
+}
+
+/// The earliest window the rules allow, as the requester would type it.
+fn earliest(app: &TestApp, tz: chrono_tz::Tz) -> String {
+    app.services
+        .window_rules()
+        .unwrap()
+        .earliest(Utc::now(), tz)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M")
+        .to_string()
+}
+
+#[tokio::test]
+async fn test_connection_lists_folders_or_says_exactly_why_not() {
+    let app = TestApp::spawn().await;
+    let src = Dovecot::start(Layout::Slash).unwrap();
+    src.add_user("jane@old.example", SRC_PW).unwrap();
+    let mut s = imap::login(&src, "jane@old.example", SRC_PW).await.unwrap();
+    imap::seed_mailbox(&src, &mut s, &corpus::mailbox())
+        .await
+        .unwrap();
+    let t = token(&app, &[Scope::MigrationsWrite]).await;
+
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/migrations/test-connection",
+        &t,
+        Some(server(&src, SRC_PW)),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let inbox = body["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "INBOX")
+        .cloned()
+        .unwrap();
+    assert_eq!(inbox["messages"], 14);
+    assert!(inbox["bytes"].as_u64().unwrap() > 14 * 600);
+
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/migrations/test-connection",
+        &t,
+        Some(server(&src, "wrong")),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("auth")),
+        "{body}"
+    );
+
+    let mut unknown = server(&src, SRC_PW);
+    unknown["host"] = json!("imap.no-such-host.invalid");
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/migrations/test-connection",
+        &t,
+        Some(unknown),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("dns")),
+        "{body}"
+    );
+
+    let mut closed = server(&src, SRC_PW);
+    closed["port"] = json!(ferry_tests::net::free_port());
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/migrations/test-connection",
+        &t,
+        Some(closed),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("tcp")),
+        "{body}"
+    );
+
+    let reader = token(&app, &[Scope::MigrationsRead]).await;
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/migrations/test-connection",
+        &reader,
+        Some(server(&src, SRC_PW)),
+    )
+    .await;
+    assert_eq!(
+        (status, body["required_scope"].as_str()),
+        (403, Some("migrations:write"))
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_is_checked_field_by_field_stored_encrypted_and_can_be_cancelled_and_deleted() {
+    let app = TestApp::spawn().await;
+    let src = Dovecot::start(Layout::Slash).unwrap();
+    let dst = Dovecot::start(Layout::Slash).unwrap();
+    let t = token(&app, &[Scope::MigrationsWrite, Scope::MigrationsRead]).await;
+    let paris = chrono_tz::Europe::Paris;
+    let window = earliest(&app, paris);
+    let request = json!({
+        "source": server(&src, SRC_PW),
+        "destination": {"host": "127.0.0.1", "port": dst.port, "security": "none", "username": "jane@new.example", "password": DST_PW},
+        "window": {"start": window, "time_zone": "Europe/Paris"},
+        "requester_email": "jane@new.example",
+    });
+
+    // Field errors, one per field, each saying what to do.
+    let mut bad = request.clone();
+    bad["source"]["host"] = json!("");
+    bad["window"]["time_zone"] = json!("Mars/Olympus");
+    bad["requester_email"] = json!("jane");
+    bad["duplicates"] = json!("sometimes");
+    let (status, body) = call(&app, "POST", "/migrations", &t, Some(bad)).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("validation_failed")),
+        "{body}"
+    );
+    let fields: Vec<&str> = body["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    for field in [
+        "source.host",
+        "window.time_zone",
+        "requester_email",
+        "duplicates",
+    ] {
+        assert!(fields.contains(&field), "{field} in {body}");
+    }
+
+    // Too soon: the answer names the rule and the earliest window.
+    let mut soon = request.clone();
+    soon["window"]["start"] = json!(
+        (Utc::now() + chrono::Duration::hours(2))
+            .with_timezone(&paris)
+            .format("%Y-%m-%dT%H:%M")
+            .to_string()
+    );
+    let (status, body) = call(&app, "POST", "/migrations", &t, Some(soon)).await;
+    assert_eq!(status, 422, "{body}");
+    let message = body["fields"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("hours ahead") && message.contains(&window),
+        "{message}"
+    );
+
+    // No window without the override permission.
+    let mut now = request.clone();
+    now.as_object_mut().unwrap().remove("window");
+    let (status, body) = call(&app, "POST", "/migrations", &t, Some(now.clone())).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["fields"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("migrations:override")
+    );
+
+    let (status, created) = call(&app, "POST", "/migrations", &t, Some(request.clone())).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["status"], "pending");
+    assert_eq!(created["source"]["username"], "j***e@old.example");
+    assert_eq!(created["requester_email"], "j***e@new.example");
+    assert_eq!(created["mx_domain"], "new.example");
+    let id = created["id"].as_i64().unwrap();
+
+    // Encrypted at rest: the stored value is not the password, and decrypts to it.
+    let (source_secret, dest_secret) = app.services.store.migration_secrets(id).await.unwrap();
+    let (source_secret, dest_secret) = (source_secret.unwrap(), dest_secret.unwrap());
+    assert!(!source_secret.contains(SRC_PW) && !dest_secret.contains(DST_PW));
+    assert_eq!(
+        app.services
+            .cipher
+            .decrypt(&source_secret)
+            .unwrap()
+            .expose_secret(),
+        SRC_PW
+    );
+
+    // The requester is told, without a password.
+    let outbox = app
+        .services
+        .store
+        .list_outbox(&ferry::store::OutboxFilter {
+            status: None,
+            limit: 50,
+        })
+        .await
+        .unwrap();
+    let received = outbox
+        .iter()
+        .find(|m| m.template == "migration_received")
+        .expect("a received email");
+    assert_eq!(received.to, vec!["jane@new.example".to_owned()]);
+    assert!(received.body_text.contains(&format!("#{id}")));
+    assert!(!received.body_text.contains(SRC_PW) && !received.body_html.contains(DST_PW));
+
+    // One active migration per destination mailbox.
+    let (status, body) = call(&app, "POST", "/migrations", &t, Some(request.clone())).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("active_migration_exists")),
+        "{body}"
+    );
+
+    let (status, page) = call(
+        &app,
+        "GET",
+        "/migrations?status=pending&search=jane",
+        &t,
+        None,
+    )
+    .await;
+    assert_eq!((status, page["total"].as_u64()), (200, Some(1)), "{page}");
+    let (status, page) = call(&app, "GET", "/migrations?status=completed", &t, None).await;
+    assert_eq!((status, page["total"].as_u64()), (200, Some(0)));
+
+    let (status, body) = call(
+        &app,
+        "POST",
+        &format!("/migrations/{id}:cancel?reason=customer%20asked"),
+        &t,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("cancelled")),
+        "{body}"
+    );
+    assert_eq!(body["poll_hint_seconds"], Value::Null);
+    let (status, body) = call(&app, "POST", &format!("/migrations/{id}:cancel"), &t, None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("not_cancellable")),
+        "{body}"
+    );
+
+    // With the override and the mailbox free again, a request may start at once.
+    let ops = token(
+        &app,
+        &[
+            Scope::MigrationsWrite,
+            Scope::MigrationsRead,
+            Scope::MigrationsOverride,
+        ],
+    )
+    .await;
+    let (status, body) = call(&app, "POST", "/migrations", &ops, Some(now)).await;
+    assert_eq!(status, 201, "{body}");
+
+    let (status, _) = call(&app, "DELETE", &format!("/migrations/{id}"), &t, None).await;
+    assert_eq!(status, 204);
+    let (status, body) = call(&app, "GET", &format!("/migrations/{id}"), &t, None).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+
+    let events = app
+        .services
+        .store
+        .list_audit(&ferry::store::AuditFilter {
+            action_prefix: Some("migration.".into()),
+            limit: 50,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // Newest first.
+    let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "migration.deleted",
+            "migration.requested",
+            "migration.cancelled",
+            "migration.requested"
+        ]
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn servers_on_private_addresses_are_refused_unless_allowed() {
+    let app = TestApp::spawn_with(Options {
+        allow_private_targets: false,
+        ..Default::default()
+    })
+    .await;
+    let src = Dovecot::start(Layout::Slash).unwrap();
+    let t = token(&app, &[Scope::MigrationsWrite]).await;
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/migrations/test-connection",
+        &t,
+        Some(server(&src, SRC_PW)),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("private_target")),
+        "{body}"
+    );
+    app.stop().await;
+}
