@@ -105,6 +105,31 @@ fn counter(col: impl IntoIden) -> ColumnDef {
         .to_owned()
 }
 
+/// A row of `table` goes when its migration goes.
+fn belongs_to_migration(table: impl IntoIden, col: impl IntoIden) -> ForeignKeyCreateStatement {
+    ForeignKey::create()
+        .from(table, col)
+        .to(Migrations::Table, Migrations::Id)
+        .on_delete(ForeignKeyAction::Cascade)
+        .to_owned()
+}
+
+/// One row per migration and `key`.
+fn per_migration(
+    name: &str,
+    table: impl IntoIden,
+    migration: impl IntoIden,
+    key: impl IntoIden,
+) -> IndexCreateStatement {
+    Index::create()
+        .name(name)
+        .table(table)
+        .col(migration)
+        .col(key)
+        .unique()
+        .to_owned()
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -153,17 +178,20 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        for (name, cols) in [
-            ("idx_migrations_due", vec![M::NextRunAt]),
-            ("idx_migrations_status", vec![M::Status]),
-            ("idx_migrations_dest", vec![M::DestKey]),
+        for (name, col) in [
+            ("idx_migrations_due", M::NextRunAt),
+            ("idx_migrations_status", M::Status),
+            ("idx_migrations_dest", M::DestKey),
         ] {
-            let mut index = Index::create();
-            index.name(name).table(M::Table);
-            for col in cols {
-                index.col(col);
-            }
-            manager.create_index(index.to_owned()).await?;
+            manager
+                .create_index(
+                    Index::create()
+                        .name(name)
+                        .table(M::Table)
+                        .col(col)
+                        .to_owned(),
+                )
+                .await?;
         }
 
         use MigrationPasses as P;
@@ -183,25 +211,17 @@ impl MigrationTrait for Migration {
                     .col(counter(P::Skipped))
                     .col(counter(P::Failed))
                     .col(counter(P::Bytes))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from(P::Table, P::MigrationId)
-                            .to(M::Table, M::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
+                    .foreign_key(&mut belongs_to_migration(P::Table, P::MigrationId))
                     .to_owned(),
             )
             .await?;
         manager
-            .create_index(
-                Index::create()
-                    .name("idx_passes_migration")
-                    .table(P::Table)
-                    .col(P::MigrationId)
-                    .col(P::Number)
-                    .unique()
-                    .to_owned(),
-            )
+            .create_index(per_migration(
+                "idx_passes_migration",
+                P::Table,
+                P::MigrationId,
+                P::Number,
+            ))
             .await?;
 
         use MigrationFolders as F;
@@ -223,25 +243,17 @@ impl MigrationTrait for Migration {
                     .col(counter(F::Failed))
                     .col(counter(F::Bytes))
                     .col(ts(F::UpdatedAt).not_null())
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from(F::Table, F::MigrationId)
-                            .to(M::Table, M::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
+                    .foreign_key(&mut belongs_to_migration(F::Table, F::MigrationId))
                     .to_owned(),
             )
             .await?;
         manager
-            .create_index(
-                Index::create()
-                    .name("idx_folders_migration")
-                    .table(F::Table)
-                    .col(F::MigrationId)
-                    .col(F::SourceFolder)
-                    .unique()
-                    .to_owned(),
-            )
+            .create_index(per_migration(
+                "idx_folders_migration",
+                F::Table,
+                F::MigrationId,
+                F::SourceFolder,
+            ))
             .await
     }
 

@@ -59,26 +59,8 @@ impl Pair {
     fn command(&self, extra: &[&str]) -> Command {
         let mut cmd = Command::new(ferry_binary());
         cmd.arg("migrate")
-            .args([
-                "--source-host",
-                "127.0.0.1",
-                "--source-port",
-                &self.src_port.to_string(),
-                "--source-security",
-                "none",
-                "--source-user",
-                "jane",
-            ])
-            .args([
-                "--dest-host",
-                "127.0.0.1",
-                "--dest-port",
-                &self.dst_port.to_string(),
-                "--dest-security",
-                "none",
-                "--dest-user",
-                "jane",
-            ])
+            .args(side("source", "127.0.0.1", self.src_port, "none", "jane"))
+            .args(side("dest", "127.0.0.1", self.dst_port, "none", "jane"))
             .args(extra)
             .env("FERRY_SOURCE_PASSWORD", SRC_PW)
             .env("FERRY_DEST_PASSWORD", DST_PW)
@@ -146,6 +128,20 @@ impl Pair {
             assert!(got == want, "{folder}: contents differ");
         }
     }
+}
+
+/// `--source-host H --source-port P --source-security S --source-user U` (or `dest`).
+fn side(which: &str, host: &str, port: u16, security: &str, user: &str) -> Vec<String> {
+    vec![
+        format!("--{which}-host"),
+        host.into(),
+        format!("--{which}-port"),
+        port.to_string(),
+        format!("--{which}-security"),
+        security.into(),
+        format!("--{which}-user"),
+        user.into(),
+    ]
 }
 
 fn outlook_names(folder: &str) -> String {
@@ -514,27 +510,9 @@ async fn login_and_connection_failures_have_their_own_exit_codes() {
 
     let closed = ferry_tests::net::free_port();
     let out = Command::new(ferry_binary())
-        .args([
-            "migrate",
-            "--source-host",
-            "127.0.0.1",
-            "--source-port",
-            &closed.to_string(),
-            "--source-security",
-            "none",
-            "--source-user",
-            "x",
-        ])
-        .args([
-            "--dest-host",
-            "127.0.0.1",
-            "--dest-port",
-            &pair.dst.port.to_string(),
-            "--dest-security",
-            "none",
-            "--dest-user",
-            "jane",
-        ])
+        .arg("migrate")
+        .args(side("source", "127.0.0.1", closed, "none", "x"))
+        .args(side("dest", "127.0.0.1", pair.dst.port, "none", "jane"))
         .env("FERRY_SOURCE_PASSWORD", "x")
         .env("FERRY_DEST_PASSWORD", DST_PW)
         .output()
@@ -570,29 +548,12 @@ async fn implicit_tls_is_verified_and_a_master_user_logs_in_for_the_mailbox() {
     .await;
     let args = |tls_port: u16| {
         let mut cmd = Command::new(ferry_binary());
-        cmd.args([
-            "migrate",
-            "--json",
-            "--source-host",
-            "localhost",
-            "--source-port",
-            &tls_port.to_string(),
-            "--source-security",
-            "ssl",
-        ])
-        .args(["--source-user", "jane", "--source-authuser", "admin"])
-        .args([
-            "--dest-host",
-            "127.0.0.1",
-            "--dest-port",
-            &pair.dst.port.to_string(),
-            "--dest-security",
-            "none",
-            "--dest-user",
-            "jane",
-        ])
-        .env("FERRY_SOURCE_PASSWORD", "master-secret")
-        .env("FERRY_DEST_PASSWORD", DST_PW);
+        cmd.args(["migrate", "--json"])
+            .args(side("source", "localhost", tls_port, "ssl", "jane"))
+            .args(["--source-authuser", "admin"])
+            .args(side("dest", "127.0.0.1", pair.dst.port, "none", "jane"))
+            .env("FERRY_SOURCE_PASSWORD", "master-secret")
+            .env("FERRY_DEST_PASSWORD", DST_PW);
         cmd
     };
     let unknown_ca = args(pair.src.tls_port)

@@ -54,6 +54,17 @@ async fn call(
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+async fn test_connection(app: &TestApp, token: &str, server: Value) -> (u16, Value) {
+    call(
+        app,
+        "POST",
+        "/migrations/test-connection",
+        token,
+        Some(server),
+    )
+    .await
+}
+
 fn server(d: &Dovecot, password: &str) -> Value {
     json!({"host": "127.0.0.1", "port": d.port, "security": "none", "username": "jane@old.example", "password": password})
 }
@@ -80,14 +91,7 @@ async fn test_connection_lists_folders_or_says_exactly_why_not() {
         .unwrap();
     let t = token(&app, &[Scope::MigrationsWrite]).await;
 
-    let (status, body) = call(
-        &app,
-        "POST",
-        "/migrations/test-connection",
-        &t,
-        Some(server(&src, SRC_PW)),
-    )
-    .await;
+    let (status, body) = test_connection(&app, &t, server(&src, SRC_PW)).await;
     assert_eq!(status, 200, "{body}");
     let inbox = body["folders"]
         .as_array()
@@ -99,14 +103,7 @@ async fn test_connection_lists_folders_or_says_exactly_why_not() {
     assert_eq!(inbox["messages"], 14);
     assert!(inbox["bytes"].as_u64().unwrap() > 14 * 600);
 
-    let (status, body) = call(
-        &app,
-        "POST",
-        "/migrations/test-connection",
-        &t,
-        Some(server(&src, "wrong")),
-    )
-    .await;
+    let (status, body) = test_connection(&app, &t, server(&src, "wrong")).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (422, Some("auth")),
@@ -115,14 +112,7 @@ async fn test_connection_lists_folders_or_says_exactly_why_not() {
 
     let mut unknown = server(&src, SRC_PW);
     unknown["host"] = json!("imap.no-such-host.invalid");
-    let (status, body) = call(
-        &app,
-        "POST",
-        "/migrations/test-connection",
-        &t,
-        Some(unknown),
-    )
-    .await;
+    let (status, body) = test_connection(&app, &t, unknown).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (422, Some("dns")),
@@ -131,14 +121,7 @@ async fn test_connection_lists_folders_or_says_exactly_why_not() {
 
     let mut closed = server(&src, SRC_PW);
     closed["port"] = json!(ferry_tests::net::free_port());
-    let (status, body) = call(
-        &app,
-        "POST",
-        "/migrations/test-connection",
-        &t,
-        Some(closed),
-    )
-    .await;
+    let (status, body) = test_connection(&app, &t, closed).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (422, Some("tcp")),
@@ -146,14 +129,7 @@ async fn test_connection_lists_folders_or_says_exactly_why_not() {
     );
 
     let reader = token(&app, &[Scope::MigrationsRead]).await;
-    let (status, body) = call(
-        &app,
-        "POST",
-        "/migrations/test-connection",
-        &reader,
-        Some(server(&src, SRC_PW)),
-    )
-    .await;
+    let (status, body) = test_connection(&app, &reader, server(&src, SRC_PW)).await;
     assert_eq!(
         (status, body["required_scope"].as_str()),
         (403, Some("migrations:write"))
@@ -362,14 +338,7 @@ async fn servers_on_private_addresses_are_refused_unless_allowed() {
     .await;
     let src = Dovecot::start(Layout::Slash).unwrap();
     let t = token(&app, &[Scope::MigrationsWrite]).await;
-    let (status, body) = call(
-        &app,
-        "POST",
-        "/migrations/test-connection",
-        &t,
-        Some(server(&src, SRC_PW)),
-    )
-    .await;
+    let (status, body) = test_connection(&app, &t, server(&src, SRC_PW)).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (422, Some("private_target")),

@@ -63,13 +63,21 @@ impl EmailAddress {
     /// `j***e@example.com`: enough to recognise, not enough to harvest.
     pub fn masked(&self) -> String {
         let (local, domain) = self.0.rsplit_once('@').unwrap_or((&self.0, ""));
-        let chars: Vec<char> = local.chars().collect();
-        let shown = match chars.as_slice() {
-            [] => String::new(),
-            [one] => format!("{one}***"),
-            [first, .., last] => format!("{first}***{last}"),
-        };
-        format!("{shown}@{domain}")
+        format!("{}@{domain}", mask(local))
+    }
+}
+
+/// `j***e`: the first and last characters of a name; an address is masked before
+/// its `@` only.
+pub fn mask(name: &str) -> String {
+    if let Ok(email) = EmailAddress::parse("username", name) {
+        return email.masked();
+    }
+    let chars: Vec<char> = name.chars().collect();
+    match chars.as_slice() {
+        [] => String::new(),
+        [one] => format!("{one}***"),
+        [first, .., last] => format!("{first}***{last}"),
     }
 }
 

@@ -20,6 +20,14 @@ pub enum Security {
 }
 
 impl Security {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Security::Ssl => "ssl",
+            Security::Starttls => "starttls",
+            Security::None => "none",
+        }
+    }
+
     pub fn default_port(self) -> u16 {
         match self {
             Security::Ssl => 993,

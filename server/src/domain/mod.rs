@@ -12,7 +12,7 @@ mod scope;
 mod window;
 
 pub use actor::Actor;
-pub use email::EmailAddress;
+pub use email::{EmailAddress, mask};
 pub use mail::{DuplicatePolicy, FolderStrategy, ImapEndpoint, Mode, Security, SpecialUse};
 pub use message_key::{KEY_FIELDS, message_key};
 pub use migration::{

@@ -444,12 +444,15 @@ impl Services {
         Ok(self.store.list_migrations(filter).await?)
     }
 
-    pub async fn migration_detail(&self, id: i64) -> ServiceResult<MigrationDetail> {
-        let migration = self
-            .store
+    async fn load_migration(&self, id: i64) -> ServiceResult<Migration> {
+        self.store
             .get_migration(id)
             .await?
-            .ok_or(ServiceError::NotFound("migration"))?;
+            .ok_or(ServiceError::NotFound("migration"))
+    }
+
+    pub async fn migration_detail(&self, id: i64) -> ServiceResult<MigrationDetail> {
+        let migration = self.load_migration(id).await?;
         Ok(MigrationDetail {
             passes: self.store.migration_passes(id).await?,
             folders: self.store.migration_folders(id).await?,
@@ -465,11 +468,7 @@ impl Services {
         reason: Option<String>,
     ) -> ServiceResult<Migration> {
         let now = Utc::now();
-        let m = self
-            .store
-            .get_migration(id)
-            .await?
-            .ok_or(ServiceError::NotFound("migration"))?;
+        let m = self.load_migration(id).await?;
         if !CANCELLABLE.contains(&m.status) {
             return Err(ServiceError::Conflict {
                 code: "not_cancellable",
@@ -489,7 +488,6 @@ impl Services {
                     next_work: Some(None),
                     next_run_at: Some(None),
                     finished_at: Some(Some(now)),
-                    ..Default::default()
                 },
                 now,
             )
@@ -505,10 +503,7 @@ impl Services {
         event.detail = serde_json::json!({ "from": m.status.as_str(), "reason": reason });
         tx.audit(event, now).await?;
         tx.commit().await?;
-        self.store
-            .get_migration(id)
-            .await?
-            .ok_or(ServiceError::NotFound("migration"))
+        self.load_migration(id).await
     }
 
     /// Deletes a migration's record (its passes and checkpoints go with it); refused
@@ -597,32 +592,28 @@ fn server_account(
     input: &ServerInput,
     defaults: Option<(&str, u16, &str)>,
 ) -> Result<ServerAccount, Vec<FieldError>> {
-    let field = |name: &str| -> &'static str {
-        match (side, name) {
-            ("source", "host") => "source.host",
-            ("source", "security") => "source.security",
-            ("source", "username") => "source.username",
-            ("destination", "host") => "destination.host",
-            ("destination", "security") => "destination.security",
-            ("destination", "username") => "destination.username",
-            (_, "host") => "host",
-            (_, "security") => "security",
-            _ => "username",
-        }
+    let [host_field, security_field, username_field] = match side {
+        "source" => ["source.host", "source.security", "source.username"],
+        "destination" => [
+            "destination.host",
+            "destination.security",
+            "destination.username",
+        ],
+        _ => ["host", "security", "username"],
     };
     let mut errors = Vec::new();
     let host = match (input.host.trim(), defaults) {
         ("", Some((h, _, _))) => h.to_owned(),
         ("", None) => {
             errors.push(FieldError::new(
-                field("host"),
+                host_field,
                 "the server's host name is required",
             ));
             String::new()
         }
         (h, _) if h.contains(|c: char| c.is_whitespace() || c == '/' || c == '@') => {
             errors.push(FieldError::new(
-                field("host"),
+                host_field,
                 format!("{h:?} is not a host name like imap.example.com"),
             ));
             String::new()
@@ -643,7 +634,7 @@ fn server_account(
     let security = security_raw
         .parse::<Security>()
         .map_err(|mut e| {
-            e.field = field("security");
+            e.field = security_field;
             errors.push(e);
         })
         .unwrap_or(Security::Ssl);
@@ -654,7 +645,7 @@ fn server_account(
     let username = input.username.trim().to_owned();
     if username.is_empty() {
         errors.push(FieldError::new(
-            field("username"),
+            username_field,
             "the username (usually the email address) is required",
         ));
     }

@@ -46,15 +46,13 @@ pub struct MigrationFilter {
     pub per_page: u64,
 }
 
-/// The fields a status change may set alongside the status.
+/// The fields a status change may set alongside the status (`Some` sets, to a value
+/// or to NULL).
 #[derive(Debug, Clone, Default)]
 pub struct StatusChange {
     pub next_work: Option<Option<Work>>,
-    pub resume_work: Option<Option<Work>>,
     pub next_run_at: Option<Option<DateTime<Utc>>>,
-    pub error: Option<Option<(String, String)>>,
     pub finished_at: Option<Option<DateTime<Utc>>>,
-    pub duplicates_skip: bool,
 }
 
 /// The key that allows one active migration per destination mailbox.
@@ -269,14 +267,14 @@ impl Tx {
             requester_email: Set(new.requester_email),
             source_host: Set(new.source.host.clone()),
             source_port: Set(i32::from(new.source.port)),
-            source_security: Set(security_str(new.source.security).to_owned()),
+            source_security: Set(new.source.security.as_str().to_owned()),
             source_username: Set(new.source.username.clone()),
             source_authuser: Set(new.source.authuser.clone()),
             source_secret: Set(Some(new.source_secret)),
             dest_key: Set(dest_key(&new.dest)),
             dest_host: Set(new.dest.host.clone()),
             dest_port: Set(i32::from(new.dest.port)),
-            dest_security: Set(security_str(new.dest.security).to_owned()),
+            dest_security: Set(new.dest.security.as_str().to_owned()),
             dest_username: Set(new.dest.username.clone()),
             dest_authuser: Set(new.dest.authuser.clone()),
             dest_secret: Set(Some(new.dest_secret)),
@@ -314,20 +312,8 @@ impl Tx {
                 Expr::value(work.map(|w| w.to_string())),
             );
         }
-        if let Some(work) = change.resume_work {
-            update = update.col_expr(
-                migrations::Column::ResumeWork,
-                Expr::value(work.map(|w| w.to_string())),
-            );
-        }
         if let Some(at) = change.next_run_at {
             update = update.col_expr(migrations::Column::NextRunAt, Expr::value(at));
-        }
-        if let Some(error) = change.error {
-            let (code, message) = error.unzip();
-            update = update
-                .col_expr(migrations::Column::ErrorCode, Expr::value(code))
-                .col_expr(migrations::Column::ErrorMessage, Expr::value(message));
         }
         if let Some(at) = change.finished_at {
             update = update.col_expr(migrations::Column::FinishedAt, Expr::value(at));
@@ -337,27 +323,6 @@ impl Tx {
             .filter(migrations::Column::Status.eq(from.as_str()))
             .exec(&self.inner)
             .await?;
-        if res.rows_affected == 1
-            && change.duplicates_skip
-            && let Some(row) = migrations::Entity::find_by_id(id).one(&self.inner).await?
-        {
-            {
-                let mut options: MigrationOptions = serde_json::from_str(&row.options)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                options.duplicates = crate::domain::DuplicatePolicy::Skip;
-                migrations::Entity::update_many()
-                    .col_expr(
-                        migrations::Column::Options,
-                        Expr::value(
-                            serde_json::to_string(&options)
-                                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                        ),
-                    )
-                    .filter(migrations::Column::Id.eq(id))
-                    .exec(&self.inner)
-                    .await?;
-            }
-        }
         Ok(res.rows_affected == 1)
     }
 
@@ -373,13 +338,5 @@ impl Tx {
             .exec(&self.inner)
             .await?;
         Ok(res.rows_affected == 1)
-    }
-}
-
-fn security_str(security: Security) -> &'static str {
-    match security {
-        Security::Ssl => "ssl",
-        Security::Starttls => "starttls",
-        Security::None => "none",
     }
 }

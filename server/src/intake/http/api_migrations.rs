@@ -10,7 +10,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use secrecy::SecretString;
 
 use super::api::{ApiError, TokenAuth};
-use crate::domain::{Actor, EmailAddress, Migration, MigrationStatus, Scope};
+use crate::domain::{Actor, Migration, MigrationStatus, Scope, mask};
 use crate::service::{MigrationDetail, MigrationRequest, ServerInput, ServiceError, Services};
 use crate::store::MigrationFilter;
 
@@ -201,21 +201,6 @@ pub enum Deleted {
     NoContent,
 }
 
-/// `j***e@example.com` for an address, `j***e` for another username.
-fn mask(username: &str) -> String {
-    match EmailAddress::parse("username", username) {
-        Ok(email) => email.masked(),
-        Err(_) => {
-            let chars: Vec<char> = username.chars().collect();
-            match chars.as_slice() {
-                [] => String::new(),
-                [one] => format!("{one}***"),
-                [first, .., last] => format!("{first}***{last}"),
-            }
-        }
-    }
-}
-
 fn json_str<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_value(v)
         .ok()
@@ -227,7 +212,7 @@ fn account_body(a: &crate::domain::ServerAccount) -> AccountBody {
     AccountBody {
         host: a.host.clone(),
         port: a.port,
-        security: json_str(&a.security),
+        security: a.security.as_str().to_owned(),
         username: mask(&a.username),
         authuser: a.authuser.clone(),
     }
