@@ -51,6 +51,7 @@ pub async fn open(settings: Settings) -> anyhow::Result<Services> {
         cipher: Arc::new(cipher),
         settings: Arc::new(settings),
         login_limiter: Arc::new(login_limiter),
+        work_ready: Arc::new(tokio::sync::Notify::new()),
     })
 }
 
@@ -105,10 +106,11 @@ pub async fn start(mut settings: Settings) -> anyhow::Result<Running> {
     let first_admin = services.ensure_first_admin().await?;
     let shutdown = CancellationToken::new();
 
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(services.dispatcher.clone().run(shutdown.clone())),
         tokio::spawn(sweep_sessions(services.clone(), shutdown.clone())),
     ];
+    tasks.extend(crate::scheduler::start(services.clone(), shutdown.clone()).await?);
 
     let routes = crate::intake::http::routes(services.clone(), Metrics::new());
     let stop = shutdown.clone();

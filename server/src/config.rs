@@ -37,6 +37,9 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "provider",
     "schedule",
     "capacity",
+    "mx",
+    "workers",
+    "retention",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -60,6 +63,69 @@ pub struct Settings {
     pub provider: ProviderSettings,
     pub schedule: ScheduleSettings,
     pub capacity: CapacitySettings,
+    pub mx: MxSettings,
+    pub workers: WorkerSettings,
+    pub retention: RetentionSettings,
+}
+
+/// Watching a customer's domain for its MX change.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MxSettings {
+    /// `IP` or `IP:PORT` of the DNS server to ask; unset: the system's resolvers.
+    pub nameserver: Option<String>,
+    /// Seconds between the MX change and the post-MX pass: senders' DNS caches keep
+    /// delivering to the old server for a while.
+    pub grace_seconds: u64,
+    /// Seconds between two MX checks of a migration waiting for its MX.
+    pub check_seconds: u64,
+}
+
+/// The workers that run migrations in this process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerSettings {
+    /// Seconds between two looks for due work when nothing wakes the workers.
+    pub poll_seconds: u64,
+    /// A worker's hold on a migration lasts this long unless renewed (every third of
+    /// it); a process that dies frees its migrations after at most this long.
+    pub lease_seconds: u64,
+    /// Connections per side for one migration (folders copied at once).
+    pub connections: usize,
+}
+
+/// How long Ferry keeps what it no longer needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Days after a migration finishes before its stored passwords are erased.
+    pub credential_days: u32,
+}
+
+impl Default for MxSettings {
+    fn default() -> Self {
+        Self {
+            nameserver: None,
+            grace_seconds: 3600,
+            check_seconds: 300,
+        }
+    }
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            poll_seconds: 5,
+            lease_seconds: 60,
+            connections: 3,
+        }
+    }
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Self { credential_days: 7 }
+    }
 }
 
 /// The provider that runs Ferry: where migrated mail goes, and its MX.
@@ -208,6 +274,9 @@ impl Default for Settings {
             provider: ProviderSettings::default(),
             schedule: ScheduleSettings::default(),
             capacity: CapacitySettings::default(),
+            mx: MxSettings::default(),
+            workers: WorkerSettings::default(),
+            retention: RetentionSettings::default(),
         }
     }
 }
@@ -323,6 +392,24 @@ impl Settings {
             self.console.session_hours > 0,
             "console.session_hours must be positive"
         );
+        anyhow::ensure!(
+            self.workers.lease_seconds >= 3,
+            "workers.lease_seconds must be 3 or more"
+        );
+        anyhow::ensure!(
+            (1..=16).contains(&self.workers.connections),
+            "workers.connections must be between 1 and 16"
+        );
+        anyhow::ensure!(
+            self.workers.poll_seconds >= 1 && self.mx.check_seconds >= 1,
+            "workers.poll_seconds and mx.check_seconds must be 1 or more"
+        );
+        if let Some(ns) = &self.mx.nameserver {
+            anyhow::ensure!(
+                parse_nameserver(ns).is_some(),
+                "mx.nameserver must be an IP address with an optional port, like 127.0.0.1:5353; got {ns:?}"
+            );
+        }
         Ok(())
     }
 
@@ -335,6 +422,11 @@ impl Settings {
                 self.data_dir.join("ferry.db").display()
             ),
         }
+    }
+
+    /// The DNS server for MX checks, when one is set.
+    pub fn mx_nameserver(&self) -> Option<SocketAddr> {
+        self.mx.nameserver.as_deref().and_then(parse_nameserver)
     }
 
     /// The console's address without a trailing slash.
@@ -366,6 +458,16 @@ impl Settings {
             || authority.starts_with("127.")
             || authority.starts_with("[::1]")
     }
+}
+
+/// `IP`, `IP:PORT` or `[IPv6]:PORT`; port 53 when none is given.
+fn parse_nameserver(s: &str) -> Option<SocketAddr> {
+    let s = s.trim();
+    s.parse::<SocketAddr>().ok().or_else(|| {
+        s.parse::<std::net::IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, 53))
+    })
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod notify;
 pub mod planner;
 pub mod render;
+pub mod scheduler;
 pub mod seed;
 pub mod service;
 pub mod store;

@@ -5,6 +5,7 @@ mod api;
 mod cli;
 mod console;
 mod harness;
+mod lifecycle;
 mod migrate;
 mod migrations_api;
 mod store;

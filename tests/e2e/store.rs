@@ -4,7 +4,8 @@ use chrono::{Duration, Utc};
 use ferry::domain::{
     Actor, DeliveryStatus, EmailAddress, NewAuditEvent, NewEmail, Role, Scope, Scopes,
 };
-use ferry::store::{AuditFilter, NewUser, Store, StoreError};
+use ferry::domain::{MigrationStatus, PassKind, Security, ServerAccount, Work};
+use ferry::store::{AuditFilter, NewMigration, NewUser, Store, StoreError};
 use ferry_tests::postgres::PgDatabase;
 
 /// A store and what keeps its database alive.
@@ -61,6 +62,7 @@ on_both_databases!(
     the_outbox_hands_each_attempt_to_one_claimant,
     the_audit_log_pages_newest_first_and_filters,
     tokens_keep_their_scopes,
+    due_migrations_are_leased_to_one_worker_each_within_capacity,
 );
 
 fn email(s: &str) -> EmailAddress {
@@ -311,4 +313,114 @@ async fn tokens_keep_their_scopes(store: &Store) {
         found.scopes.contains(Scope::MigrationsWrite) && !found.scopes.contains(Scope::AuditRead)
     );
     assert!(store.find_token("digest-2").await.unwrap().is_none());
+}
+
+fn new_migration(n: usize, work: Work, now: chrono::DateTime<Utc>) -> NewMigration {
+    let account = |user: String| ServerAccount {
+        host: "imap.example".into(),
+        port: 993,
+        security: Security::Ssl,
+        username: user,
+        authuser: None,
+    };
+    NewMigration {
+        status: MigrationStatus::Scheduled,
+        created_by: "test".into(),
+        requester_email: format!("u{n}@example.com"),
+        source: account(format!("u{n}@old.example")),
+        source_secret: "sealed".into(),
+        dest: account(format!("u{n}@new.example")),
+        dest_secret: "sealed".into(),
+        options: Default::default(),
+        two_pass: true,
+        mx_domain: "new.example".into(),
+        window_start: None,
+        time_zone: "UTC".into(),
+        next_work: Some(work),
+        resume_work: None,
+        next_run_at: Some(now - Duration::seconds(1)),
+    }
+}
+
+async fn due_migrations_are_leased_to_one_worker_each_within_capacity(store: &Store) {
+    let now = Utc::now();
+    let tx = store.begin().await.unwrap();
+    for n in 0..40 {
+        tx.insert_migration(new_migration(n, Work::Pass(PassKind::PreMx), now), now)
+            .await
+            .unwrap();
+    }
+    let validate = tx
+        .insert_migration(new_migration(99, Work::Validate, now), now)
+        .await
+        .unwrap();
+    let mut later = new_migration(100, Work::Pass(PassKind::PreMx), now);
+    later.next_run_at = Some(now + Duration::hours(1));
+    tx.insert_migration(later, now).await.unwrap();
+    tx.commit().await.unwrap();
+
+    // Four workers claim at once until nothing is due: each migration exactly once.
+    let lease = now + Duration::seconds(60);
+    let claimer = |owner: &'static str| async move {
+        let mut got = Vec::new();
+        while let Some(m) = store
+            .claim_due_migration(owner, now, lease, true)
+            .await
+            .unwrap()
+        {
+            assert_eq!(m.lease_owner.as_deref(), Some(owner));
+            got.push(m.id);
+        }
+        got
+    };
+    let (a, b, c, d) = tokio::join!(claimer("a"), claimer("b"), claimer("c"), claimer("d"));
+    let mut all: Vec<i64> = [a, b, c, d].concat();
+    all.sort();
+    let claimed = all.len();
+    all.dedup();
+    assert_eq!(
+        (claimed, all.len()),
+        (41, 41),
+        "each due migration leased once"
+    );
+    assert_eq!(store.count_running_passes(now).await.unwrap(), 40);
+
+    // A lease that runs out (a dead process) makes the work due again; at capacity
+    // only work that copies nothing is handed out.
+    let after = lease + Duration::seconds(1);
+    let m = store
+        .claim_due_migration("e", after, after + Duration::seconds(60), false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.id, validate.id, "only validation at capacity");
+    assert!(
+        store
+            .claim_due_migration("e", after, after + Duration::seconds(60), false)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Renewal belongs to the lease's owner.
+    assert!(
+        store
+            .renew_lease(m.id, "e", after + Duration::seconds(90))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .renew_lease(m.id, "a", after + Duration::seconds(90))
+            .await
+            .unwrap()
+    );
+    store.release_lease(m.id, "e").await.unwrap();
+    assert!(
+        store
+            .claim_due_migration("f", after, after + Duration::seconds(60), false)
+            .await
+            .unwrap()
+            .is_some(),
+        "released, due again"
+    );
 }

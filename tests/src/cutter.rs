@@ -1,6 +1,7 @@
-//! A TCP relay in front of a real server that breaks connections on purpose: the
-//! network fault a migration must survive (a dropped link, a server restart). Not a
-//! stand-in for the server: every byte comes from and goes to the real one.
+//! A TCP relay in front of a real server that breaks connections on purpose, or slows
+//! them down: the network faults a migration must survive (a dropped link, a server
+//! restart, an old provider's slow link). Not a stand-in for the server: every byte
+//! comes from and goes to the real one.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,6 +21,20 @@ pub struct Cutter {
 
 impl Cutter {
     pub async fn start(target: u16, after_bytes: usize, cuts: usize) -> anyhow::Result<Self> {
+        Self::start_with(target, after_bytes, cuts, None).await
+    }
+
+    /// Relays without cutting, at about `bytes_per_second` from the server.
+    pub async fn slow(target: u16, bytes_per_second: u64) -> anyhow::Result<Self> {
+        Self::start_with(target, usize::MAX, 0, Some(bytes_per_second)).await
+    }
+
+    async fn start_with(
+        target: u16,
+        after_bytes: usize,
+        cuts: usize,
+        rate: Option<u64>,
+    ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
         let cut = Arc::new(AtomicUsize::new(0));
@@ -30,7 +45,7 @@ impl Cutter {
                 tokio::spawn(async move {
                     let target = SocketAddr::from(([127, 0, 0, 1], target));
                     if let Ok(server) = TcpStream::connect(target).await {
-                        relay(client, server, after_bytes, cuts, counter).await;
+                        relay(client, server, after_bytes, cuts, counter, rate).await;
                     }
                 });
             }
@@ -61,6 +76,7 @@ async fn relay(
     after_bytes: usize,
     cuts: usize,
     counter: Arc<AtomicUsize>,
+    rate: Option<u64>,
 ) {
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
@@ -76,8 +92,8 @@ async fn relay(
             && counter.fetch_add(1, Ordering::SeqCst) < cuts
     };
     let counter2 = counter.clone();
-    let up = pump(&mut cr, &mut sw, move |n| may_cut(&c1, n, &counter));
-    let down = pump(&mut sr, &mut cw, move |n| may_cut(&c2, n, &counter2));
+    let up = pump(&mut cr, &mut sw, None, move |n| may_cut(&c1, n, &counter));
+    let down = pump(&mut sr, &mut cw, rate, move |n| may_cut(&c2, n, &counter2));
     // Either side ending (or a cut) drops both halves: the connection is gone.
     tokio::select! {
         () = up => {}
@@ -85,10 +101,12 @@ async fn relay(
     }
 }
 
-/// Copies from `from` to `to` until either ends or `cut` says to stop.
+/// Copies from `from` to `to` until either ends or `cut` says to stop, at most at
+/// `rate` bytes per second.
 async fn pump(
     from: &mut (impl AsyncReadExt + Unpin),
     to: &mut (impl AsyncWriteExt + Unpin),
+    rate: Option<u64>,
     cut: impl Fn(usize) -> bool,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
@@ -99,6 +117,10 @@ async fn pump(
         };
         if cut(n) || to.write_all(&buf[..n]).await.is_err() {
             return;
+        }
+        if let Some(rate) = rate {
+            let secs = n as f64 / rate.max(1) as f64;
+            tokio::time::sleep(std::time::Duration::from_secs_f64(secs)).await;
         }
     }
 }

@@ -5,15 +5,19 @@
 //! - [`smtp::SmtpSink`]: aiosmtpd keeping every message it receives in a maildir.
 //! - [`postgres::PgDatabase`]: a fresh database on the machine's PostgreSQL.
 //! - [`app::TestApp`]: Ferry itself on port 0 with a fresh database and an HTTP client.
+//! - [`serve::FerryProcess`]: `ferry serve` as a child process, killable and restartable.
+//! - [`dns::Dns`]: dnsmasq answering MX records, changed by a restart.
 //! - [`imap`]: a small IMAP client (async-imap) to seed a mailbox and read it back.
 
 pub mod app;
 pub mod corpus;
 pub mod cutter;
+pub mod dns;
 pub mod dovecot;
 pub mod imap;
 pub mod net;
 pub mod postgres;
+pub mod serve;
 pub mod smtp;
 pub mod tls;
 pub mod tls_client;

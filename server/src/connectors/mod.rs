@@ -1,4 +1,5 @@
 //! Protocol IO only: endpoints and cursors in, items and cursors out. Connectors know
 //! nothing of jobs, tenants or the database.
 
+pub mod dns;
 pub mod imap;

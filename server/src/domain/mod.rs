@@ -6,6 +6,7 @@ mod email;
 mod mail;
 mod message_key;
 mod migration;
+mod mx;
 mod records;
 mod role;
 mod scope;
@@ -19,6 +20,7 @@ pub use migration::{
     FolderProgress, Migration, MigrationOptions, MigrationStatus, Pass, PassKind, ServerAccount,
     Work,
 };
+pub use mx::{mx_answer, mx_switched};
 pub use records::{
     ApiToken, AuditEvent, DeliveryStatus, NewAuditEvent, NewEmail, OutboxMessage, Session, User,
 };

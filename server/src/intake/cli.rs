@@ -13,7 +13,7 @@ use secrecy::SecretString;
 
 use crate::connectors::imap::ConnectError;
 use crate::domain::{DuplicatePolicy, FolderStrategy, ImapEndpoint, Mode, Security};
-use crate::planner::folders::Selection;
+use crate::planner::folders::{FolderPlan, Selection};
 use crate::sync::checkpoint::{FileCheckpoints, MemoryCheckpoints};
 use crate::sync::mail::{self, FolderReport, MailJob, MigrateError, Outcome, Progress, Report};
 
@@ -143,6 +143,7 @@ pub fn job_from_args(args: &MigrateArgs) -> anyhow::Result<MailJob> {
         },
         count_first: args.count_first,
         connections: args.connections,
+        pass: 0,
     })
 }
 
@@ -176,7 +177,7 @@ impl Bars {
 }
 
 impl Progress for Bars {
-    fn planned(&self, folders: &[(String, Option<u64>)]) {
+    fn planned(&self, folders: &[(&FolderPlan, Option<u64>)]) {
         if folders.iter().all(|(_, n)| n.is_some()) {
             self.overall
                 .set_length(folders.iter().filter_map(|(_, n)| *n).sum());

@@ -74,7 +74,79 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         "email/migration_received.html",
         include_str!("../../../templates/email/migration_received.html"),
     ),
+    (
+        "email/_report.txt",
+        include_str!("../../../templates/email/_report.txt"),
+    ),
+    (
+        "email/_report.html",
+        include_str!("../../../templates/email/_report.html"),
+    ),
+    (
+        "email/migration_scheduled.txt",
+        include_str!("../../../templates/email/migration_scheduled.txt"),
+    ),
+    (
+        "email/migration_scheduled.html",
+        include_str!("../../../templates/email/migration_scheduled.html"),
+    ),
+    (
+        "email/pass_started.txt",
+        include_str!("../../../templates/email/pass_started.txt"),
+    ),
+    (
+        "email/pass_started.html",
+        include_str!("../../../templates/email/pass_started.html"),
+    ),
+    (
+        "email/pass_finished.txt",
+        include_str!("../../../templates/email/pass_finished.txt"),
+    ),
+    (
+        "email/pass_finished.html",
+        include_str!("../../../templates/email/pass_finished.html"),
+    ),
+    (
+        "email/action_needed.txt",
+        include_str!("../../../templates/email/action_needed.txt"),
+    ),
+    (
+        "email/action_needed.html",
+        include_str!("../../../templates/email/action_needed.html"),
+    ),
+    (
+        "email/migration_completed.txt",
+        include_str!("../../../templates/email/migration_completed.txt"),
+    ),
+    (
+        "email/migration_completed.html",
+        include_str!("../../../templates/email/migration_completed.html"),
+    ),
+    (
+        "email/migration_failed.txt",
+        include_str!("../../../templates/email/migration_failed.txt"),
+    ),
+    (
+        "email/migration_failed.html",
+        include_str!("../../../templates/email/migration_failed.html"),
+    ),
 ];
+
+/// Jinja's `filesizeformat` (decimal units): minijinja keeps it in minijinja-contrib,
+/// a crate for this one filter.
+fn filesizeformat(bytes: f64) -> String {
+    const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
+    if bytes < 1000.0 {
+        return format!("{bytes} bytes");
+    }
+    let mut value = bytes / 1000.0;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
 
 /// The console's stylesheet, served at `/static/ferry.css`.
 pub const STYLESHEET: &str = include_str!("../../../templates/static/ferry.css");
@@ -88,6 +160,7 @@ impl Renderer {
     pub fn new() -> anyhow::Result<Self> {
         let mut env = Environment::new();
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+        env.add_filter("filesizeformat", filesizeformat);
         for (name, source) in TEMPLATES {
             env.add_template(name, source)
                 .with_context(|| format!("Template {name} does not compile"))?;
@@ -183,5 +256,43 @@ mod tests {
                 .body_html
                 .contains("<title>Your Ferry account is ready</title>")
         );
+    }
+
+    #[test]
+    fn every_migration_email_renders_with_its_report() {
+        let r = Renderer::new().unwrap();
+        let to = vec![EmailAddress::parse("to", "ana@example.com").unwrap()];
+        let context = serde_json::json!({
+            "id": 7, "source": "ana@old on imap.old", "destination": "ana@new on imap.new",
+            "window": "Tuesday 1 December 2026 at 21:00 CET", "two_pass": true,
+            "mx_domain": "new.example", "mx_hosts": ["10 mx1.provider.example"],
+            "url": "https://ferry.example/migrations/7", "grace": "1 hour",
+            "pass": {"number": 1, "kind": "pre_mx", "label": "pre-MX pass"},
+            "need": "mx", "side": "source", "account": "ana@old", "error": "refused",
+            "report": {"totals": {"copied": 3, "skipped": 1, "failed": 1, "bytes": 2_500_000},
+                "folders": [{"source_path": "INBOX", "copied": 3, "skipped": 1, "failed": 1,
+                    "failures": [{"uid": 9, "reason": "too big"}]}]},
+        });
+        for name in [
+            "migration_received",
+            "migration_scheduled",
+            "pass_started",
+            "pass_finished",
+            "action_needed",
+            "migration_completed",
+            "migration_failed",
+        ] {
+            let email = r.email(name, to.clone(), &context, None).unwrap();
+            assert!(email.subject.contains("#7"), "{name}: {}", email.subject);
+            assert!(!email.body_html.is_empty(), "{name}");
+        }
+        let mx = r.email("action_needed", to, &context, None).unwrap();
+        assert!(
+            mx.body_text
+                .contains("new.example.  MX  10 mx1.provider.example.")
+        );
+        assert!(mx.body_text.contains("message 9 was refused: too big"));
+        assert!(mx.body_text.contains("(2.5 MB)"), "{}", mx.body_text);
+        assert_eq!(filesizeformat(999.0), "999 bytes");
     }
 }

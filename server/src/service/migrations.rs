@@ -103,7 +103,11 @@ impl Services {
 
     /// Refuses hosts that resolve to loopback, private or link-local addresses,
     /// unless settings allow them.
-    async fn check_target(&self, host: &str, port: u16) -> Result<(), ConnectionProblem> {
+    pub(super) async fn check_target(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<(), ConnectionProblem> {
         let addrs: Vec<_> = match tokio::net::lookup_host((host, port)).await {
             Ok(addrs) => addrs.collect(),
             Err(err) => {
@@ -402,6 +406,7 @@ impl Services {
         tx.enqueue_email(email, now).await?;
         tx.commit().await?;
         self.dispatcher.wake();
+        self.wake_workers();
         Ok(migration)
     }
 
@@ -444,7 +449,7 @@ impl Services {
         Ok(self.store.list_migrations(filter).await?)
     }
 
-    async fn load_migration(&self, id: i64) -> ServiceResult<Migration> {
+    pub(super) async fn load_migration(&self, id: i64) -> ServiceResult<Migration> {
         self.store
             .get_migration(id)
             .await?
@@ -478,32 +483,20 @@ impl Services {
                 ),
             });
         }
-        let tx = self.store.begin().await?;
-        let moved = tx
-            .change_migration_status(
-                id,
-                m.status,
-                MigrationStatus::Cancelled,
-                StatusChange {
-                    next_work: Some(None),
-                    next_run_at: Some(None),
-                    finished_at: Some(Some(now)),
-                },
-                now,
-            )
-            .await?;
-        if !moved {
-            return Err(ServiceError::Conflict {
-                code: "status_changed",
-                message: "The migration changed status meanwhile; look again and retry.".into(),
-            });
-        }
-        let mut event = NewAuditEvent::new(actor, "migration.cancelled");
-        event.subject = Some(("migration", id.to_string()));
-        event.detail = serde_json::json!({ "from": m.status.as_str(), "reason": reason });
-        tx.audit(event, now).await?;
-        tx.commit().await?;
-        self.load_migration(id).await
+        self.act(
+            actor,
+            &m,
+            MigrationStatus::Cancelled,
+            StatusChange {
+                next_work: Some(None),
+                next_run_at: Some(None),
+                finished_at: Some(Some(now)),
+                ..Default::default()
+            },
+            "migration.cancelled",
+            serde_json::json!({ "from": m.status.as_str(), "reason": reason }),
+        )
+        .await
     }
 
     /// Deletes a migration's record (its passes and checkpoints go with it); refused
@@ -574,7 +567,7 @@ fn problem(err: ConnectError) -> ConnectionProblem {
     ConnectionProblem { code, message }
 }
 
-fn endpoint(account: &ServerAccount, password: SecretString) -> ImapEndpoint {
+pub(super) fn endpoint(account: &ServerAccount, password: SecretString) -> ImapEndpoint {
     ImapEndpoint {
         host: account.host.clone(),
         port: account.port,

@@ -4,8 +4,11 @@
 //! transaction, and then wakes the dispatcher.
 
 mod accounts;
+mod actions;
+mod lifecycle;
 mod login_limit;
 mod migrations;
+mod progress;
 
 use std::sync::Arc;
 
@@ -16,6 +19,7 @@ use crate::render::Renderer;
 use crate::store::{Store, StoreError};
 
 pub use accounts::{LoginError, MIN_PASSWORD_LEN, NewStaff, SignedIn};
+pub use lifecycle::WorkOutcome;
 pub use login_limit::LoginLimiter;
 pub use migrations::{
     ConnectionProblem, FolderSummary, MigrationDetail, MigrationRequest, ServerInput,
@@ -30,6 +34,14 @@ pub struct Services {
     pub cipher: Arc<crate::crypto::Cipher>,
     pub settings: Arc<Settings>,
     pub login_limiter: Arc<LoginLimiter>,
+    /// Wakes the workers when work may have become due (a request, an action).
+    pub work_ready: Arc<tokio::sync::Notify>,
+}
+
+impl Services {
+    pub fn wake_workers(&self) {
+        self.work_ready.notify_one();
+    }
 }
 
 /// Why an action did not happen, in words fit for the person who asked.

@@ -3,17 +3,17 @@
 //! overwrite each other: the second one learns that the migration moved on.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 
 use super::entities::{migration_folders, migration_passes, migrations};
 use super::{Store, StoreError, StoreResult, Tx};
 use crate::domain::{
-    FolderProgress, Migration, MigrationOptions, MigrationStatus, Pass, Security, ServerAccount,
-    Work,
+    FolderProgress, Migration, MigrationOptions, MigrationStatus, Pass, PassKind, Security,
+    ServerAccount, Work,
 };
 
 /// A migration to insert, its passwords already encrypted.
@@ -51,9 +51,52 @@ pub struct MigrationFilter {
 #[derive(Debug, Clone, Default)]
 pub struct StatusChange {
     pub next_work: Option<Option<Work>>,
+    pub resume_work: Option<Option<Work>>,
     pub next_run_at: Option<Option<DateTime<Utc>>>,
+    pub started_at: Option<Option<DateTime<Utc>>>,
     pub finished_at: Option<Option<DateTime<Utc>>>,
+    pub mx_switched_at: Option<Option<DateTime<Utc>>>,
+    /// A stable code and a sentence.
+    pub error: Option<Option<(String, String)>>,
+    pub options: Option<MigrationOptions>,
+    /// Frees the worker's hold in the same write.
+    pub release_lease: bool,
 }
+
+/// A folder about to be copied in a pass: its names and what the pass expects.
+#[derive(Debug, Clone)]
+pub struct PlannedFolder {
+    pub source_folder: String,
+    pub source_path: String,
+    pub dest_path: String,
+}
+
+/// A folder's counts as a pass goes.
+#[derive(Debug, Clone, Default)]
+pub struct FolderCounts {
+    /// pending, copying, done.
+    pub status: &'static str,
+    pub expected: u64,
+    pub copied: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub bytes: u64,
+}
+
+/// A pass's end: its status, report and totals.
+#[derive(Debug, Clone)]
+pub struct PassEnd {
+    /// succeeded, failed, cancelled.
+    pub status: &'static str,
+    pub report: Option<serde_json::Value>,
+    pub copied: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub bytes: u64,
+}
+
+/// The work that copies mail and so counts against `capacity.max_concurrent`.
+const PASS_WORK: [&str; 3] = ["pre_mx", "post_mx", "sync"];
 
 /// The key that allows one active migration per destination mailbox.
 pub fn dest_key(dest: &ServerAccount) -> String {
@@ -133,6 +176,63 @@ fn migration_from(row: migrations::Model) -> StoreResult<Migration> {
 
 fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
+}
+
+fn db_count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Sets counter columns.
+fn set_counts<E: EntityTrait, C: sea_orm::sea_query::IntoIden, const N: usize>(
+    mut update: sea_orm::UpdateMany<E>,
+    counts: [(C, u64); N],
+) -> sea_orm::UpdateMany<E> {
+    for (col, n) in counts {
+        update = update.col_expr(col, Expr::value(db_count(n)));
+    }
+    update
+}
+
+/// No live lease on the row at `now`.
+fn lease_free(now: DateTime<Utc>) -> Condition {
+    Condition::any()
+        .add(migrations::Column::LeaseUntil.is_null())
+        .add(migrations::Column::LeaseUntil.lt(now))
+}
+
+/// Picks due rows (locked and skipped by other claimers on PostgreSQL) and takes the
+/// first whose lease is still free by compare-and-set (the only guard on SQLite).
+async fn claim_in<C: ConnectionTrait>(
+    conn: &C,
+    owner: &str,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    pass_allowed: bool,
+) -> StoreResult<Option<i64>> {
+    let mut query = migrations::Entity::find()
+        .filter(migrations::Column::NextWork.is_not_null())
+        .filter(migrations::Column::NextRunAt.lte(now))
+        .filter(lease_free(now))
+        .order_by_asc(migrations::Column::NextRunAt)
+        .limit(8)
+        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+    if !pass_allowed {
+        query = query.filter(migrations::Column::NextWork.is_not_in(PASS_WORK));
+    }
+    for row in query.all(conn).await? {
+        let res = migrations::Entity::update_many()
+            .col_expr(migrations::Column::LeaseOwner, Expr::value(owner))
+            .col_expr(migrations::Column::LeaseUntil, Expr::value(lease_until))
+            .filter(migrations::Column::Id.eq(row.id))
+            .filter(migrations::Column::NextWork.eq(row.next_work.clone()))
+            .filter(lease_free(now))
+            .exec(conn)
+            .await?;
+        if res.rows_affected == 1 {
+            return Ok(Some(row.id));
+        }
+    }
+    Ok(None)
 }
 
 fn pass_from(row: migration_passes::Model) -> Pass {
@@ -239,9 +339,250 @@ impl Store {
             .collect())
     }
 
+    /// Leases the most overdue migration with work to do to `owner` until
+    /// `lease_until`; work that copies mail only when `pass_allowed` (capacity).
+    pub async fn claim_due_migration(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        pass_allowed: bool,
+    ) -> StoreResult<Option<Migration>> {
+        let id = if self.db.get_database_backend() == DbBackend::Postgres {
+            let tx = self.db.begin().await?;
+            let id = claim_in(&tx, owner, now, lease_until, pass_allowed).await?;
+            tx.commit().await?;
+            id
+        } else {
+            // SQLite has no row locks; a transaction that reads then writes could fail
+            // to upgrade its lock, so the compare-and-set stands alone.
+            claim_in(&self.db, owner, now, lease_until, pass_allowed).await?
+        };
+        match id {
+            Some(id) => self.get_migration(id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Migrations a live worker is copying now.
+    pub async fn count_running_passes(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        Ok(migrations::Entity::find()
+            .filter(migrations::Column::LeaseUntil.gt(now))
+            .filter(migrations::Column::NextWork.is_in(PASS_WORK))
+            .count(&self.db)
+            .await?)
+    }
+
+    /// Extends `owner`'s lease; false when it lost it.
+    pub async fn renew_lease(
+        &self,
+        id: i64,
+        owner: &str,
+        until: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let res = migrations::Entity::update_many()
+            .col_expr(migrations::Column::LeaseUntil, Expr::value(until))
+            .filter(migrations::Column::Id.eq(id))
+            .filter(migrations::Column::LeaseOwner.eq(owner))
+            .exec(&self.db)
+            .await?;
+        Ok(res.rows_affected == 1)
+    }
+
+    /// Frees `owner`'s lease (work stopped without a status change).
+    pub async fn release_lease(&self, id: i64, owner: &str) -> StoreResult<()> {
+        migrations::Entity::update_many()
+            .col_expr(
+                migrations::Column::LeaseOwner,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                migrations::Column::LeaseUntil,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .filter(migrations::Column::Id.eq(id))
+            .filter(migrations::Column::LeaseOwner.eq(owner))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Migrations waiting for their domain's MX that nobody has marked switched.
+    pub async fn migrations_watching_mx(&self) -> StoreResult<Vec<Migration>> {
+        migrations::Entity::find()
+            .filter(migrations::Column::Status.eq(MigrationStatus::WaitingForMx.as_str()))
+            .filter(migrations::Column::MxSwitchedAt.is_null())
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(migration_from)
+            .collect()
+    }
+
+    /// Records what an MX check saw.
+    pub async fn record_mx_check(
+        &self,
+        id: i64,
+        answer: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        migrations::Entity::update_many()
+            .col_expr(migrations::Column::MxCheckedAt, Expr::value(now))
+            .col_expr(migrations::Column::MxAnswer, Expr::value(answer))
+            .filter(migrations::Column::Id.eq(id))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Finished migrations whose passwords are still stored and finished before `before`.
+    pub async fn migrations_to_purge(&self, before: DateTime<Utc>) -> StoreResult<Vec<i64>> {
+        Ok(migrations::Entity::find()
+            .filter(migrations::Column::Status.is_not_in(MigrationStatus::active()))
+            .filter(migrations::Column::FinishedAt.lt(before))
+            .filter(migrations::Column::CredentialsPurgedAt.is_null())
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|m| m.id)
+            .collect())
+    }
+
+    /// The pass a crash interrupted, if any: the last one, still running.
+    pub async fn open_pass(&self, id: i64) -> StoreResult<Option<Pass>> {
+        Ok(migration_passes::Entity::find()
+            .filter(migration_passes::Column::MigrationId.eq(id))
+            .order_by_desc(migration_passes::Column::Number)
+            .one(&self.db)
+            .await?
+            .filter(|p| p.status == "running")
+            .map(pass_from))
+    }
+
+    /// Each folder's saved checkpoint (the engine's JSON), by source folder.
+    pub async fn folder_checkpoints(&self, id: i64) -> StoreResult<Vec<(String, String)>> {
+        Ok(migration_folders::Entity::find()
+            .filter(migration_folders::Column::MigrationId.eq(id))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .filter_map(|f| f.checkpoint.map(|c| (f.source_folder, c)))
+            .collect())
+    }
+
+    /// Saves one folder's checkpoint, creating its row when the pass has not planned it.
+    pub async fn save_folder_checkpoint(
+        &self,
+        id: i64,
+        source_folder: &str,
+        checkpoint: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        // An upsert: the pass's plan may not be written yet (it is, once a second).
+        use migration_folders::Column as F;
+        migration_folders::Entity::insert(migration_folders::ActiveModel {
+            migration_id: Set(id),
+            position: Set(-1),
+            source_folder: Set(source_folder.to_owned()),
+            source_path: Set(source_folder.to_owned()),
+            dest_path: Set(String::new()),
+            checkpoint: Set(Some(checkpoint.to_owned())),
+            status: Set("pending".into()),
+            updated_at: Set(now),
+            ..Default::default()
+        })
+        .on_conflict(
+            OnConflict::columns([F::MigrationId, F::SourceFolder])
+                .update_columns([F::Checkpoint, F::UpdatedAt])
+                .to_owned(),
+        )
+        .exec(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// A pass's folders, in order, their counts back to zero (checkpoints kept).
+    pub async fn plan_folders(
+        &self,
+        id: i64,
+        folders: &[PlannedFolder],
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let tx = self.db.begin().await?;
+        migration_folders::Entity::update_many()
+            .col_expr(migration_folders::Column::Position, Expr::value(-1))
+            .filter(migration_folders::Column::MigrationId.eq(id))
+            .exec(&tx)
+            .await?;
+        use migration_folders::Column as F;
+        for (position, f) in folders.iter().enumerate() {
+            migration_folders::Entity::insert(migration_folders::ActiveModel {
+                migration_id: Set(id),
+                position: Set(i32::try_from(position).unwrap_or(i32::MAX)),
+                source_folder: Set(f.source_folder.clone()),
+                source_path: Set(f.source_path.clone()),
+                dest_path: Set(f.dest_path.clone()),
+                checkpoint: Set(None),
+                status: Set("pending".into()),
+                updated_at: Set(now),
+                ..Default::default()
+            })
+            .on_conflict(
+                // A row a checkpoint created keeps its checkpoint; counts start again.
+                OnConflict::columns([F::MigrationId, F::SourceFolder])
+                    .update_columns([
+                        F::Position,
+                        F::SourcePath,
+                        F::DestPath,
+                        F::Status,
+                        F::Expected,
+                        F::Copied,
+                        F::Skipped,
+                        F::Failed,
+                        F::Bytes,
+                        F::UpdatedAt,
+                    ])
+                    .to_owned(),
+            )
+            .exec(&tx)
+            .await?;
+        }
+        Ok(tx.commit().await?)
+    }
+
+    /// A folder's counts so far in this pass.
+    pub async fn folder_progress(
+        &self,
+        id: i64,
+        source_path: &str,
+        counts: &FolderCounts,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        use migration_folders::Column as F;
+        set_counts(
+            migration_folders::Entity::update_many(),
+            [
+                (F::Expected, counts.expected),
+                (F::Copied, counts.copied),
+                (F::Skipped, counts.skipped),
+                (F::Failed, counts.failed),
+                (F::Bytes, counts.bytes),
+            ],
+        )
+        .col_expr(F::Status, Expr::value(counts.status))
+        .col_expr(migration_folders::Column::UpdatedAt, Expr::value(now))
+        .filter(migration_folders::Column::MigrationId.eq(id))
+        .filter(migration_folders::Column::SourcePath.eq(source_path))
+        .filter(migration_folders::Column::Position.gte(0))
+        .exec(&self.db)
+        .await?;
+        Ok(())
+    }
+
     pub async fn migration_folders(&self, id: i64) -> StoreResult<Vec<FolderProgress>> {
         Ok(migration_folders::Entity::find()
             .filter(migration_folders::Column::MigrationId.eq(id))
+            .filter(migration_folders::Column::Position.gte(0))
             .order_by_asc(migration_folders::Column::Position)
             .all(&self.db)
             .await?
@@ -315,12 +656,155 @@ impl Tx {
         if let Some(at) = change.next_run_at {
             update = update.col_expr(migrations::Column::NextRunAt, Expr::value(at));
         }
+        if let Some(work) = change.resume_work {
+            update = update.col_expr(
+                migrations::Column::ResumeWork,
+                Expr::value(work.map(|w| w.to_string())),
+            );
+        }
+        if let Some(at) = change.started_at {
+            update = update.col_expr(migrations::Column::StartedAt, Expr::value(at));
+        }
         if let Some(at) = change.finished_at {
             update = update.col_expr(migrations::Column::FinishedAt, Expr::value(at));
+        }
+        if let Some(at) = change.mx_switched_at {
+            update = update.col_expr(migrations::Column::MxSwitchedAt, Expr::value(at));
+        }
+        if let Some(error) = change.error {
+            let (code, message) = error.unzip();
+            update = update
+                .col_expr(migrations::Column::ErrorCode, Expr::value(code))
+                .col_expr(migrations::Column::ErrorMessage, Expr::value(message));
+        }
+        if let Some(options) = change.options {
+            let options =
+                serde_json::to_string(&options).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            update = update.col_expr(migrations::Column::Options, Expr::value(options));
+        }
+        if change.release_lease {
+            update = update
+                .col_expr(
+                    migrations::Column::LeaseOwner,
+                    Expr::value(Option::<String>::None),
+                )
+                .col_expr(
+                    migrations::Column::LeaseUntil,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                );
         }
         let res = update
             .filter(migrations::Column::Id.eq(id))
             .filter(migrations::Column::Status.eq(from.as_str()))
+            .exec(&self.inner)
+            .await?;
+        Ok(res.rows_affected == 1)
+    }
+
+    /// Numbers and opens a new pass.
+    pub async fn start_pass(
+        &self,
+        migration_id: i64,
+        kind: PassKind,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Pass> {
+        let last = migration_passes::Entity::find()
+            .filter(migration_passes::Column::MigrationId.eq(migration_id))
+            .order_by_desc(migration_passes::Column::Number)
+            .one(&self.inner)
+            .await?
+            .map_or(0, |p| p.number);
+        let row = migration_passes::ActiveModel {
+            migration_id: Set(migration_id),
+            number: Set(last + 1),
+            kind: Set(kind.as_str().to_owned()),
+            status: Set("running".into()),
+            started_at: Set(now),
+            ..Default::default()
+        }
+        .insert(&self.inner)
+        .await?;
+        Ok(pass_from(row))
+    }
+
+    /// Closes a pass with its report.
+    pub async fn finish_pass(
+        &self,
+        pass_id: i64,
+        end: &PassEnd,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let report = end
+            .report
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        use migration_passes::Column as P;
+        set_counts(
+            migration_passes::Entity::update_many(),
+            [
+                (P::Copied, end.copied),
+                (P::Skipped, end.skipped),
+                (P::Failed, end.failed),
+                (P::Bytes, end.bytes),
+            ],
+        )
+        .col_expr(P::Status, Expr::value(end.status))
+        .col_expr(P::FinishedAt, Expr::value(now))
+        .col_expr(P::Report, Expr::value(report))
+        .filter(migration_passes::Column::Id.eq(pass_id))
+        .exec(&self.inner)
+        .await?;
+        Ok(())
+    }
+
+    /// Replaces the stored (encrypted) passwords given; with both stored again, the
+    /// migration is no longer "purged".
+    pub async fn set_migration_secrets(
+        &self,
+        id: i64,
+        source: Option<String>,
+        dest: Option<String>,
+    ) -> StoreResult<()> {
+        let mut update = migrations::Entity::update_many();
+        if let Some(s) = source {
+            update = update.col_expr(migrations::Column::SourceSecret, Expr::value(s));
+        }
+        if let Some(d) = dest {
+            update = update.col_expr(migrations::Column::DestSecret, Expr::value(d));
+        }
+        update
+            .filter(migrations::Column::Id.eq(id))
+            .exec(&self.inner)
+            .await?;
+        migrations::Entity::update_many()
+            .col_expr(
+                migrations::Column::CredentialsPurgedAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .filter(migrations::Column::Id.eq(id))
+            .filter(migrations::Column::SourceSecret.is_not_null())
+            .filter(migrations::Column::DestSecret.is_not_null())
+            .exec(&self.inner)
+            .await?;
+        Ok(())
+    }
+
+    /// Erases a finished migration's stored passwords.
+    pub async fn purge_credentials(&self, id: i64, now: DateTime<Utc>) -> StoreResult<bool> {
+        let res = migrations::Entity::update_many()
+            .col_expr(
+                migrations::Column::SourceSecret,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                migrations::Column::DestSecret,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(migrations::Column::CredentialsPurgedAt, Expr::value(now))
+            .filter(migrations::Column::Id.eq(id))
+            .filter(migrations::Column::CredentialsPurgedAt.is_null())
             .exec(&self.inner)
             .await?;
         Ok(res.rows_affected == 1)

@@ -20,7 +20,9 @@ use sea_orm::{
 
 pub use accounts::NewUser;
 pub use audit::{AuditFilter, MAX_AUDIT_PAGE};
-pub use migrations::{MigrationFilter, NewMigration, StatusChange, dest_key};
+pub use migrations::{
+    FolderCounts, MigrationFilter, NewMigration, PassEnd, PlannedFolder, StatusChange, dest_key,
+};
 pub use outbox::OutboxFilter;
 
 /// How long a statement waits for SQLite's write lock before it fails.

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-const STATE_VERSION: u32 = 1;
+pub const STATE_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MigrationState {
@@ -52,6 +52,12 @@ pub struct Entry {
     /// True once the source's message is deleted (`--delete-source`).
     #[serde(default)]
     pub source_deleted: bool,
+    /// The pass that made the copy (or found it).
+    #[serde(default)]
+    pub pass: u32,
+    /// True once the copy was removed from the destination ("delete migrated items").
+    #[serde(default)]
+    pub removed: bool,
 }
 
 /// Where checkpoints are kept: a file for `ferry migrate`, the database for jobs.

@@ -54,6 +54,9 @@ pub struct MailJob {
     pub count_first: bool,
     /// Connections per side, one folder each (at least 1).
     pub connections: usize,
+    /// The pass this run belongs to, recorded with each copy so that "delete migrated
+    /// items from pass N on" knows what to remove (0 for `ferry migrate`).
+    pub pass: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,8 +131,8 @@ pub enum Outcome {
 
 /// Where progress goes: bars on a terminal, log lines elsewhere, the database for jobs.
 pub trait Progress: Send + Sync {
-    /// Before copying: each folder and, with a pre-count, its message count.
-    fn planned(&self, _folders: &[(String, Option<u64>)]) {}
+    /// Before copying: each folder to copy and, with a pre-count, its message count.
+    fn planned(&self, _folders: &[(&FolderPlan, Option<u64>)]) {}
     fn folder_started(&self, _folder: &str, _pending: u64) {}
     fn message(&self, _folder: &str, _bytes: u64, _outcome: Outcome) {}
     fn folder_done(&self, _report: &FolderReport) {}
@@ -227,10 +230,7 @@ pub async fn run<C: CheckpointStore>(
     {
         let status = sides.src.status(&plan.source).await.map_err(op_error)?;
         let fs = state.folders.get(&plan.source);
-        counts.push((
-            plan.source_path.clone(),
-            job.count_first.then_some(u64::from(status.exists)),
-        ));
+        counts.push((plan, job.count_first.then_some(u64::from(status.exists))));
         match fs.filter(|fs| nothing_to_do(fs, plan, status, job)) {
             Some(fs) => {
                 let mut r = folder_report(plan);
@@ -703,6 +703,8 @@ async fn copy_folder<C: CheckpointStore>(
                         dest_uid: Some(dest_uid),
                         skipped: !ours,
                         source_deleted: false,
+                        pass: job.pass,
+                        removed: false,
                     },
                 );
                 fs.failed.remove(&m.uid);
@@ -800,6 +802,8 @@ async fn copy_folder<C: CheckpointStore>(
                             dest_uid,
                             skipped: false,
                             source_deleted: false,
+                            pass: job.pass,
+                            removed: false,
                         },
                     );
                     fs.failed.remove(&m.uid);
@@ -826,6 +830,8 @@ async fn copy_folder<C: CheckpointStore>(
                             dest_uid: None,
                             skipped: true,
                             source_deleted: false,
+                            pass: job.pass,
+                            removed: false,
                         },
                     );
                     fs.failed.remove(&m.uid);

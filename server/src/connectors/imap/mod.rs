@@ -46,6 +46,15 @@ pub enum ConnectError {
     Protocol(String, String),
 }
 
+impl ConnectError {
+    /// The server it happened with, as `host:port`.
+    pub fn server(&self) -> &str {
+        match self {
+            Self::Connection(s, _) | Self::Tls(s, _) | Self::Auth(s, _) | Self::Protocol(s, _) => s,
+        }
+    }
+}
+
 /// What the server offers, read once after login.
 #[derive(Debug, Clone, Default)]
 pub struct Capabilities {

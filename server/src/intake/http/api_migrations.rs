@@ -171,6 +171,9 @@ pub struct MigrationBody {
     /// When the next step is due.
     pub next_run_at: Option<DateTime<Utc>>,
     pub mx_switched_at: Option<DateTime<Utc>>,
+    /// The MX hosts last seen for `mx_domain` (`10 mx.example, 20 mx2.example`).
+    pub mx_answer: Option<String>,
+    pub mx_checked_at: Option<DateTime<Utc>>,
     pub error: Option<ErrorInfo>,
     pub passes: Vec<PassBody>,
     pub folders: Vec<FolderBody>,
@@ -179,6 +182,15 @@ pub struct MigrationBody {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// When the stored passwords were erased (`retention.credential_days` after the end).
+    pub credentials_purged_at: Option<DateTime<Utc>>,
+}
+
+/// New passwords for a migration; give one side or both.
+#[derive(Debug, Object)]
+pub struct CredentialsBody {
+    pub source_password: Option<String>,
+    pub destination_password: Option<String>,
 }
 
 #[derive(Debug, Object)]
@@ -248,6 +260,8 @@ fn migration_body(
         time_zone: m.time_zone,
         next_run_at: m.next_run_at,
         mx_switched_at: m.mx_switched_at,
+        mx_answer: m.mx_answer,
+        mx_checked_at: m.mx_checked_at,
         error: (m.error_code.is_some() || m.error_message.is_some()).then_some(ErrorInfo {
             code: m.error_code,
             message: m.error_message,
@@ -284,6 +298,7 @@ fn migration_body(
         created_at: m.created_at,
         updated_at: m.updated_at,
         finished_at: m.finished_at,
+        credentials_purged_at: m.credentials_purged_at,
     }
 }
 
@@ -462,8 +477,38 @@ impl MigrationsApi {
         Ok(Deleted::NoContent)
     }
 
-    /// An action on a migration: `POST /migrations/{id}:cancel`. Needs
+    /// Replaces a migration's stored passwords (after the customer changed one, or
+    /// after they were erased); then `:retry`. Not while it runs (409). Needs
     /// `migrations:write`.
+    #[oai(path = "/migrations/:id/credentials", method = "post")]
+    async fn credentials(
+        &self,
+        req: &Request,
+        auth: TokenAuth,
+        id: Path<i64>,
+        body: Json<CredentialsBody>,
+    ) -> Result<Json<MigrationBody>, ApiError> {
+        auth.require(Scope::MigrationsWrite)?;
+        let services = services(req)?;
+        let body = body.0;
+        services
+            .update_credentials(
+                &actor(&auth),
+                id.0,
+                body.source_password.map(SecretString::from),
+                body.destination_password.map(SecretString::from),
+            )
+            .await?;
+        Ok(Json(detail_body(services.migration_detail(id.0).await?)))
+    }
+
+    /// An action on a migration, `POST /migrations/{id}:{action}`: `cancel` (stops
+    /// a pass at once; `?reason=` for the audit log), `retry` (a failed or cancelled
+    /// migration, duplicates skipped), `sync` (another delta pass now),
+    /// `mx-switched` (the post-MX pass starts after the grace period),
+    /// `delete-migrated` (removes from the destination what this migration copied, from
+    /// pass `?from_pass=N` on; all passes by default). Answers the migration; 409 when
+    /// its status does not allow the action. Needs `migrations:write`.
     #[oai(path = "/migrations/:target", method = "post")]
     async fn action(
         &self,
@@ -471,8 +516,10 @@ impl MigrationsApi {
         auth: TokenAuth,
         /// `{id}:{action}`, e.g. `12:cancel`.
         target: Path<String>,
-        /// Why, for the audit log.
+        /// Why, for the audit log (`cancel`).
         reason: Query<Option<String>>,
+        /// The first pass whose copies `delete-migrated` removes.
+        from_pass: Query<Option<u32>>,
     ) -> Result<Json<MigrationBody>, ApiError> {
         auth.require(Scope::MigrationsWrite)?;
         let services = services(req)?;
@@ -483,8 +530,23 @@ impl MigrationsApi {
             .ok_or_else(|| ApiError::from(ServiceError::NotFound("migration action")))?;
         match action.as_str() {
             "cancel" => {
-                let reason = reason.0;
-                services.cancel_migration(&actor(&auth), id, reason).await?;
+                services
+                    .cancel_migration(&actor(&auth), id, reason.0)
+                    .await?;
+            }
+            "retry" => {
+                services.retry_migration(&actor(&auth), id).await?;
+            }
+            "sync" => {
+                services.sync_migration(&actor(&auth), id).await?;
+            }
+            "mx-switched" => {
+                services.migration_mx_switched(&actor(&auth), id).await?;
+            }
+            "delete-migrated" => {
+                services
+                    .delete_migrated(&actor(&auth), id, from_pass.0)
+                    .await?;
             }
             _ => return Err(ApiError::from(ServiceError::NotFound("migration action"))),
         }

@@ -1,0 +1,205 @@
+//! Runs migrations' work in this process. Work lives in the database (`next_work`,
+//! `next_run_at`); a claimer leases due rows (PostgreSQL: `FOR UPDATE SKIP LOCKED`;
+//! SQLite: compare-and-set) within `capacity.max_concurrent`, and each leased
+//! migration runs in its own task with a heartbeat that renews the lease and stops the
+//! work when the migration is cancelled or the lease is lost.
+//!
+//! The periodic work ticks on tokio-cron-scheduler in UTC: the look for due work, MX
+//! checks, an outbox round, the credential purge. Windows themselves are UTC instants
+//! computed with chrono-tz when a request is made, so no cron job runs in a local zone.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::task::JoinHandle;
+use tokio_cron_scheduler::{Job, JobScheduler};
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::MigrationStatus;
+use crate::service::Services;
+
+/// The credential purge runs at this minute of every hour (UTC).
+const PURGE_CRON: &str = "0 17 * * * *";
+
+/// Starts the cron jobs and the claimer; both stop when `shutdown` fires.
+pub async fn start(
+    services: Services,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    let owner = format!("{}-{}", hostname(), uuid::Uuid::now_v7());
+    let cron = JobScheduler::new().await?;
+    let s = &services.settings;
+    let wake = services.clone();
+    cron.add(Job::new_repeated_async(
+        Duration::from_secs(s.workers.poll_seconds),
+        move |_, _| {
+            let services = wake.clone();
+            Box::pin(async move { services.wake_workers() })
+        },
+    )?)
+    .await?;
+    let mx = services.clone();
+    cron.add(Job::new_repeated_async(
+        Duration::from_secs(s.mx.check_seconds),
+        move |_, _| {
+            let services = mx.clone();
+            Box::pin(async move {
+                if let Err(err) = services.check_mx().await {
+                    tracing::warn!(error = %err, "MX checks failed");
+                }
+            })
+        },
+    )?)
+    .await?;
+    let outbox = services.clone();
+    cron.add(Job::new_repeated_async(
+        Duration::from_secs(s.smtp.poll_seconds.max(1)),
+        move |_, _| {
+            let services = outbox.clone();
+            Box::pin(async move { services.dispatcher.wake() })
+        },
+    )?)
+    .await?;
+    let purge = services.clone();
+    cron.add(Job::new_async(PURGE_CRON, move |_, _| {
+        let services = purge.clone();
+        Box::pin(async move {
+            if let Err(err) = services.purge_credentials().await {
+                tracing::warn!(error = %err, "Credential purge failed");
+            }
+        })
+    })?)
+    .await?;
+    cron.start().await?;
+
+    // A purge at start too: a Ferry that was down at the hour still purges.
+    let first = services.clone();
+    tokio::spawn(async move {
+        if let Err(err) = first.purge_credentials().await {
+            tracing::warn!(error = %err, "Credential purge failed");
+        }
+    });
+
+    let stop_cron = shutdown.clone();
+    let cron_task = tokio::spawn(async move {
+        stop_cron.cancelled().await;
+        let mut cron = cron;
+        if let Err(err) = cron.shutdown().await {
+            tracing::warn!(error = %err, "The cron scheduler did not stop cleanly");
+        }
+    });
+    let claimer = tokio::spawn(claim_loop(services, Arc::from(owner), shutdown));
+    Ok(vec![cron_task, claimer])
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "ferry".into())
+}
+
+/// Leases due work until shutdown; each claim runs in its own task.
+async fn claim_loop(services: Services, owner: Arc<str>, shutdown: CancellationToken) {
+    let lease = chrono::Duration::seconds(
+        i64::try_from(services.settings.workers.lease_seconds).unwrap_or(60),
+    );
+    let mut running: Vec<JoinHandle<()>> = Vec::new();
+    tracing::info!(%owner, "Workers started");
+    loop {
+        running.retain(|task| !task.is_finished());
+        loop {
+            let now = Utc::now();
+            let max = u64::from(services.settings.capacity.max_concurrent);
+            let pass_allowed = match services.store.count_running_passes(now).await {
+                Ok(n) => n < max,
+                Err(err) => {
+                    tracing::warn!(error = %err, "Failed to count running passes");
+                    break;
+                }
+            };
+            match services
+                .store
+                .claim_due_migration(&owner, now, now + lease, pass_allowed)
+                .await
+            {
+                Ok(Some(m)) => {
+                    let (services, owner, stop) =
+                        (services.clone(), owner.clone(), shutdown.child_token());
+                    running.push(tokio::spawn(run_one(services, m, owner, stop)));
+                }
+                Ok(None) => break,
+                Err(err) => {
+                    tracing::warn!(error = %err, "Failed to claim due work");
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = services.work_ready.notified() => {}
+        }
+    }
+    // Running work stops at its next await; its lease is released so that the next
+    // start resumes it at once from its checkpoints.
+    for task in running {
+        task.await.ok();
+    }
+}
+
+/// Runs one migration's work with a heartbeat beside it.
+async fn run_one(
+    services: Services,
+    m: crate::domain::Migration,
+    owner: Arc<str>,
+    stop: CancellationToken,
+) {
+    let id = m.id;
+    let every = Duration::from_secs((services.settings.workers.lease_seconds / 3).max(1));
+    let heartbeat = {
+        let (services, owner, stop) = (services.clone(), owner.clone(), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(every) => {}
+                }
+                let until = Utc::now()
+                    + chrono::Duration::seconds(
+                        i64::try_from(services.settings.workers.lease_seconds).unwrap_or(60),
+                    );
+                match services.store.renew_lease(id, &owner, until).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(migration = id, "Lease lost; stopping");
+                        stop.cancel();
+                        return;
+                    }
+                    Err(err) => {
+                        tracing::warn!(migration = id, error = %err, "Failed to renew a lease")
+                    }
+                }
+                if let Ok(Some(now)) = services.store.get_migration(id).await
+                    && now.status == MigrationStatus::Cancelled
+                {
+                    tracing::info!(migration = id, "Cancelled; stopping at once");
+                    stop.cancel();
+                    return;
+                }
+            }
+        })
+    };
+    match services.run_work(m, &owner, stop.clone()).await {
+        Ok(outcome) => tracing::info!(migration = id, ?outcome, "Work ended"),
+        Err(err) => {
+            // An error of Ferry's own (database, damaged checkpoint): the lease runs
+            // out and the work is tried again.
+            tracing::error!(migration = id, error = %format!("{err:#}"), "Work failed; it will be tried again");
+        }
+    }
+    stop.cancel();
+    heartbeat.await.ok();
+    services.wake_workers();
+}

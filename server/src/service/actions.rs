@@ -1,0 +1,288 @@
+//! What a person may ask of a migration after the request: retry it, run another
+//! delta pass now, say the MX has switched, remove what it copied. Each is a status
+//! change by compare-and-set with its audit event; the work itself is done by a
+//! worker, woken at once.
+
+use chrono::Utc;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+
+use super::lifecycle::audit_as;
+use super::{ServiceError, ServiceResult, Services};
+use crate::domain::{Actor, DuplicatePolicy, Migration, MigrationStatus, PassKind, Work};
+use crate::store::StatusChange;
+
+fn conflict(code: &'static str, message: String) -> ServiceError {
+    ServiceError::Conflict { code, message }
+}
+
+fn moved_meanwhile() -> ServiceError {
+    conflict(
+        "status_changed",
+        "The migration changed status meanwhile; look again and retry.".into(),
+    )
+}
+
+impl Services {
+    /// Moves `m` to `to` with `change` (compare-and-set on its status), audited as
+    /// `action`; wakes the workers and answers the migration as it now is.
+    pub(super) async fn act(
+        &self,
+        actor: &Actor,
+        m: &Migration,
+        to: MigrationStatus,
+        change: StatusChange,
+        action: &'static str,
+        detail: serde_json::Value,
+    ) -> ServiceResult<Migration> {
+        let now = Utc::now();
+        let tx = self.store.begin().await?;
+        if !tx
+            .change_migration_status(m.id, m.status, to, change, now)
+            .await?
+        {
+            return Err(moved_meanwhile());
+        }
+        audit_as(&tx, actor, m.id, action, detail, now).await?;
+        tx.commit().await?;
+        self.wake_workers();
+        self.load_migration(m.id).await
+    }
+
+    /// Starts a failed or cancelled migration again: credentials checked first, then
+    /// the work it stopped at. Duplicates are skipped, so nothing already copied is
+    /// copied twice.
+    pub async fn retry_migration(&self, actor: &Actor, id: i64) -> ServiceResult<Migration> {
+        let now = Utc::now();
+        let m = self.load_migration(id).await?;
+        if !matches!(
+            m.status,
+            MigrationStatus::Failed | MigrationStatus::Cancelled
+        ) {
+            return Err(conflict(
+                "not_retryable",
+                format!(
+                    "The migration is {}; only a failed or cancelled one can be retried.",
+                    m.status
+                ),
+            ));
+        }
+        if m.credentials_purged_at.is_some() {
+            return Err(conflict(
+                "credentials_purged",
+                "Its stored passwords were erased after the retention period; request the migration again.".into(),
+            ));
+        }
+        let mut options = m.options.clone();
+        options.duplicates = DuplicatePolicy::Skip;
+        let resume = match m.resume_work.or(m.next_work) {
+            Some(Work::Pass(kind)) => Work::Pass(kind),
+            _ => Work::Pass(PassKind::PreMx),
+        };
+        self.act(
+            actor,
+            &m,
+            MigrationStatus::Pending,
+            StatusChange {
+                next_work: Some(Some(Work::Validate)),
+                resume_work: Some(Some(resume)),
+                next_run_at: Some(Some(now)),
+                finished_at: Some(None),
+                error: Some(None),
+                options: Some(options),
+                ..Default::default()
+            },
+            "migration.retried",
+            json!({ "from": m.status.as_str(), "resume": resume.to_string(), "duplicates": "skip" }),
+        )
+        .await
+    }
+
+    /// Runs another delta pass now: after the first pass, while waiting for the MX
+    /// (the post-MX pass still follows) or after completion.
+    pub async fn sync_migration(&self, actor: &Actor, id: i64) -> ServiceResult<Migration> {
+        let now = Utc::now();
+        let m = self.load_migration(id).await?;
+        let resume = match m.status {
+            MigrationStatus::WaitingForMx => Some(Work::Pass(PassKind::PostMx)),
+            MigrationStatus::Completed => None,
+            _ => {
+                return Err(conflict(
+                    "not_syncable",
+                    format!(
+                        "The migration is {}; a synchronisation pass runs after the first pass, while waiting for the MX or once completed.",
+                        m.status
+                    ),
+                ));
+            }
+        };
+        if m.next_work
+            .is_some_and(|w| !matches!(w, Work::Pass(PassKind::PostMx)))
+        {
+            return Err(conflict(
+                "work_pending",
+                format!(
+                    "The migration already has work waiting ({}).",
+                    m.next_work.map(|w| w.to_string()).unwrap_or_default()
+                ),
+            ));
+        }
+        self.act(
+            actor,
+            &m,
+            m.status,
+            StatusChange {
+                next_work: Some(Some(Work::Pass(PassKind::Sync))),
+                resume_work: Some(resume),
+                next_run_at: Some(Some(now)),
+                ..Default::default()
+            },
+            "migration.sync_requested",
+            json!({}),
+        )
+        .await
+    }
+
+    /// The customer says the MX records point at the provider: the post-MX pass
+    /// starts after the grace period without waiting for the DNS check.
+    pub async fn migration_mx_switched(&self, actor: &Actor, id: i64) -> ServiceResult<Migration> {
+        let m = self.load_migration(id).await?;
+        let syncing = m.status == MigrationStatus::Processing
+            && m.resume_work == Some(Work::Pass(PassKind::PostMx));
+        if !(m.status == MigrationStatus::WaitingForMx || syncing) {
+            return Err(conflict(
+                "not_waiting_for_mx",
+                format!(
+                    "The migration is {}, not waiting for its MX change.",
+                    m.status
+                ),
+            ));
+        }
+        if m.mx_switched_at.is_some() {
+            return Ok(m);
+        }
+        if !self
+            .mark_mx_switched(actor, &m, "marked switched by hand")
+            .await?
+        {
+            return Err(moved_meanwhile());
+        }
+        self.load_migration(id).await
+    }
+
+    /// Removes from the destination the messages this migration appended, from pass
+    /// `from_pass` on (all passes when none), and nothing else. Only once it has
+    /// stopped: completed, failed or cancelled.
+    pub async fn delete_migrated(
+        &self,
+        actor: &Actor,
+        id: i64,
+        from_pass: Option<u32>,
+    ) -> ServiceResult<Migration> {
+        let now = Utc::now();
+        let m = self.load_migration(id).await?;
+        if m.status.is_active() || m.next_work.is_some() {
+            return Err(conflict(
+                "migration_active",
+                format!(
+                    "The migration is {}; cancel it or let it finish before removing what it copied.",
+                    m.status
+                ),
+            ));
+        }
+        let passes = self.store.migration_passes(id).await?;
+        let from_pass = from_pass.unwrap_or(1);
+        if !passes.iter().any(|p| p.number >= from_pass) {
+            return Err(ServiceError::field(
+                "from_pass",
+                format!(
+                    "the migration has no pass {from_pass}; its passes are {}",
+                    passes
+                        .iter()
+                        .map(|p| p.number.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        if m.credentials_purged_at.is_some() {
+            return Err(conflict(
+                "credentials_purged",
+                "Its stored passwords were erased after the retention period.".into(),
+            ));
+        }
+        self.act(
+            actor,
+            &m,
+            m.status,
+            StatusChange {
+                next_work: Some(Some(Work::DeleteMigrated { from_pass })),
+                next_run_at: Some(Some(now)),
+                ..Default::default()
+            },
+            "migration.delete_migrated_requested",
+            json!({ "from_pass": from_pass }),
+        )
+        .await
+    }
+
+    /// Replaces a migration's stored passwords (one side or both), e.g. after the
+    /// customer changed one; not while it copies. Then `retry` picks them up.
+    pub async fn update_credentials(
+        &self,
+        actor: &Actor,
+        id: i64,
+        source: Option<SecretString>,
+        dest: Option<SecretString>,
+    ) -> ServiceResult<Migration> {
+        let now = Utc::now();
+        let m = self.load_migration(id).await?;
+        let given = |p: Option<SecretString>| p.filter(|p| !p.expose_secret().is_empty());
+        let (source, dest) = (given(source), given(dest));
+        if source.is_none() && dest.is_none() {
+            return Err(ServiceError::field(
+                "source_password",
+                "give the source password, the destination password, or both",
+            ));
+        }
+        if matches!(
+            m.status,
+            MigrationStatus::Processing | MigrationStatus::Validating
+        ) || m.is_running(now)
+        {
+            return Err(conflict(
+                "migration_running",
+                "The migration is running; cancel it first.".into(),
+            ));
+        }
+        if m.credentials_purged_at.is_some() && (source.is_none() || dest.is_none()) {
+            return Err(ServiceError::field(
+                "destination_password",
+                "the stored passwords were erased; give both",
+            ));
+        }
+        let source_secret = source.map(|p| self.cipher.encrypt(&p)).transpose()?;
+        let dest_secret = dest.map(|p| self.cipher.encrypt(&p)).transpose()?;
+        let sides: Vec<&str> = [
+            source_secret.as_ref().map(|_| "source"),
+            dest_secret.as_ref().map(|_| "destination"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let tx = self.store.begin().await?;
+        tx.set_migration_secrets(id, source_secret, dest_secret)
+            .await?;
+        audit_as(
+            &tx,
+            actor,
+            id,
+            "migration.credentials_updated",
+            json!({ "sides": sides }),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        self.load_migration(id).await
+    }
+}

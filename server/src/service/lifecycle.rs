@@ -1,0 +1,964 @@
+//! The work a worker does for a migration it holds: validate the credentials, run a
+//! pass through the engine, remove migrated messages; and the periodic checks (MX,
+//! credential purge). Each outcome is a status change by compare-and-set, written with
+//! its audit event and its email in one transaction.
+//!
+//! A worker may die at any instruction: the row keeps its work (`next_work`) until the
+//! outcome is written, the lease runs out, and the next worker resumes the same pass
+//! from the checkpoints in the folder rows.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::migrations::endpoint;
+use super::progress::{DbCheckpoints, DbProgress};
+use super::{ServiceResult, Services};
+use crate::connectors::imap::{ConnectError, ImapConnection};
+use crate::domain::{
+    Actor, EmailAddress, ImapEndpoint, Migration, MigrationStatus, NewAuditEvent, Pass, PassKind,
+    ServerAccount, Work, mx_answer, mx_switched,
+};
+use crate::planner::folders::Selection;
+use crate::store::{FolderCounts, PassEnd, StatusChange, Tx};
+use crate::sync::checkpoint::CheckpointStore;
+use crate::sync::mail::{self, MailJob, MigrateError, Report};
+
+/// Who the worker is in the audit trail.
+const WORKER: Actor = Actor::System;
+
+/// How a piece of work ended, for the scheduler's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkOutcome {
+    Done,
+    /// Stopped because the migration was cancelled or the lease was lost.
+    Stopped,
+}
+
+/// A failure worth its own email: which side refused which account.
+struct Refused {
+    side: &'static str,
+    account: String,
+    error: String,
+}
+
+impl Services {
+    /// Does the work `m` waits for; the caller holds its lease as `owner` and cancels
+    /// `stop` when the migration is cancelled or the lease is lost.
+    pub async fn run_work(
+        &self,
+        m: Migration,
+        owner: &str,
+        stop: CancellationToken,
+    ) -> anyhow::Result<WorkOutcome> {
+        let Some(work) = m.next_work else {
+            self.store.release_lease(m.id, owner).await?;
+            return Ok(WorkOutcome::Done);
+        };
+        let id = m.id;
+        tracing::info!(migration = id, %work, status = %m.status, "Starting work");
+        if !work_fits(work, m.status) {
+            // Work left behind by a status change (never expected): dropped, not
+            // retried forever.
+            tracing::warn!(migration = id, %work, status = %m.status, "Work does not fit the status; dropped");
+            self.work_done(
+                &m,
+                "migration.work_dropped",
+                json!({ "work": work.to_string() }),
+            )
+            .await?;
+            return Ok(WorkOutcome::Done);
+        }
+        let outcome = match work {
+            Work::Validate => self.validate(m, stop).await,
+            Work::Pass(kind) => self.run_pass(m, kind, stop).await,
+            Work::DeleteMigrated { from_pass } => self.delete_migrated_now(m, from_pass).await,
+        };
+        // Done or stopped: the lease goes (an outcome may have released it already).
+        // After an error of Ferry's own it is kept until it runs out, which spaces the
+        // next attempt.
+        if outcome.is_ok()
+            && let Err(err) = self.store.release_lease(id, owner).await
+        {
+            tracing::warn!(migration = id, error = %err, "Failed to release a lease; it runs out by itself");
+        }
+        outcome
+    }
+
+    /// Clears `m`'s work and lease without changing its status, audited as `action`.
+    async fn work_done(
+        &self,
+        m: &Migration,
+        action: &'static str,
+        detail: Value,
+    ) -> anyhow::Result<()> {
+        let now = Utc::now();
+        let tx = self.store.begin().await?;
+        tx.change_migration_status(
+            m.id,
+            m.status,
+            m.status,
+            StatusChange {
+                next_work: Some(None),
+                next_run_at: Some(None),
+                release_lease: true,
+                ..Default::default()
+            },
+            now,
+        )
+        .await?;
+        audit(&tx, m.id, action, detail, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Both sides with their passwords, or `None` once the passwords are erased.
+    async fn endpoints(
+        &self,
+        m: &Migration,
+    ) -> anyhow::Result<Option<(ImapEndpoint, ImapEndpoint)>> {
+        let (Some(src), Some(dst)) = self.store.migration_secrets(m.id).await? else {
+            return Ok(None);
+        };
+        Ok(Some((
+            endpoint(&m.source, self.cipher.decrypt(&src)?),
+            endpoint(&m.dest, self.cipher.decrypt(&dst)?),
+        )))
+    }
+
+    async fn validate(&self, m: Migration, stop: CancellationToken) -> anyhow::Result<WorkOutcome> {
+        let now = Utc::now();
+        if m.status == MigrationStatus::Pending {
+            let tx = self.store.begin().await?;
+            if !tx
+                .change_migration_status(
+                    m.id,
+                    MigrationStatus::Pending,
+                    MigrationStatus::Validating,
+                    StatusChange::default(),
+                    now,
+                )
+                .await?
+            {
+                return Ok(WorkOutcome::Stopped);
+            }
+            audit(&tx, m.id, "migration.validating", json!({}), now).await?;
+            tx.commit().await?;
+        }
+        let Some((source, dest)) = self.endpoints(&m).await? else {
+            return self
+                .fail(&m, MigrationStatus::Validating, Work::Validate, "credentials_purged",
+                    "its stored passwords were erased after the retention period; request the migration again".into(), None)
+                .await;
+        };
+        // The names are resolved again: they may point elsewhere since the request.
+        for (side, account) in [("source", &m.source), ("destination", &m.dest)] {
+            if let Err(problem) = self.check_target(&account.host, account.port).await {
+                return self
+                    .fail(
+                        &m,
+                        MigrationStatus::Validating,
+                        Work::Validate,
+                        problem.code,
+                        format!("the {side} server: {}", problem.message),
+                        None,
+                    )
+                    .await;
+            }
+        }
+        let checked = tokio::select! {
+            () = stop.cancelled() => return Ok(WorkOutcome::Stopped),
+            checked = async { tokio::join!(ImapConnection::connect(&source), ImapConnection::connect(&dest)) } => checked,
+        };
+        let (src, dst) = match checked {
+            (Ok(src), Ok(dst)) => (src, dst),
+            (src, dst) => {
+                let (side, account, err) = match (src, dst) {
+                    (Err(e), other) => {
+                        if let Ok(c) = other {
+                            c.logout().await;
+                        }
+                        ("source", &m.source, e)
+                    }
+                    (Ok(c), Err(e)) => {
+                        c.logout().await;
+                        ("destination", &m.dest, e)
+                    }
+                    (Ok(_), Ok(_)) => unreachable!("handled above"),
+                };
+                return self
+                    .connect_failed(
+                        &m,
+                        MigrationStatus::Validating,
+                        Work::Validate,
+                        side,
+                        account,
+                        err,
+                    )
+                    .await;
+            }
+        };
+        tokio::join!(src.logout(), dst.logout());
+        let next = m.resume_work.unwrap_or(Work::Pass(PassKind::PreMx));
+        let run_at = match (next, m.window_start) {
+            (Work::Pass(PassKind::PreMx), Some(w)) if w > now => w,
+            _ => now,
+        };
+        let tx = self.store.begin().await?;
+        if !tx
+            .change_migration_status(
+                m.id,
+                MigrationStatus::Validating,
+                MigrationStatus::Scheduled,
+                StatusChange {
+                    next_work: Some(Some(next)),
+                    resume_work: Some(None),
+                    next_run_at: Some(Some(run_at)),
+                    error: Some(None),
+                    release_lease: true,
+                    ..Default::default()
+                },
+                now,
+            )
+            .await?
+        {
+            return Ok(WorkOutcome::Stopped);
+        }
+        audit(
+            &tx,
+            m.id,
+            "migration.scheduled",
+            json!({ "work": next.to_string(), "run_at": run_at }),
+            now,
+        )
+        .await?;
+        let mut scheduled = m.clone();
+        scheduled.status = MigrationStatus::Scheduled;
+        self.enqueue(&tx, "migration_scheduled", &scheduled, json!({}), now)
+            .await?;
+        tx.commit().await?;
+        self.dispatcher.wake();
+        self.wake_workers();
+        Ok(WorkOutcome::Done)
+    }
+
+    async fn run_pass(
+        &self,
+        m: Migration,
+        kind: PassKind,
+        stop: CancellationToken,
+    ) -> anyhow::Result<WorkOutcome> {
+        let now = Utc::now();
+        let Some((source, dest)) = self.endpoints(&m).await? else {
+            return self
+                .fail(&m, m.status, Work::Pass(kind), "credentials_purged",
+                    "its stored passwords were erased after the retention period; request the migration again".into(), None)
+                .await;
+        };
+        // A pass a crash interrupted goes on under its own number; otherwise a new one.
+        let pass = match self.store.open_pass(m.id).await? {
+            Some(open) if open.kind == kind.as_str() && m.status == MigrationStatus::Processing => {
+                tracing::info!(
+                    migration = m.id,
+                    pass = open.number,
+                    "Resuming an interrupted pass"
+                );
+                open
+            }
+            open => {
+                let tx = self.store.begin().await?;
+                if let Some(stale) = open {
+                    tx.finish_pass(stale.id, &PassEnd::abandoned(), now).await?;
+                }
+                if !tx
+                    .change_migration_status(
+                        m.id,
+                        m.status,
+                        MigrationStatus::Processing,
+                        StatusChange {
+                            started_at: Some(Some(m.started_at.unwrap_or(now))),
+                            ..Default::default()
+                        },
+                        now,
+                    )
+                    .await?
+                {
+                    return Ok(WorkOutcome::Stopped);
+                }
+                let pass = tx.start_pass(m.id, kind, now).await?;
+                audit(
+                    &tx,
+                    m.id,
+                    "migration.pass_started",
+                    json!({ "pass": pass.number, "kind": kind.as_str() }),
+                    now,
+                )
+                .await?;
+                let mut processing = m.clone();
+                processing.status = MigrationStatus::Processing;
+                self.enqueue(
+                    &tx,
+                    "pass_started",
+                    &processing,
+                    json!({ "pass": pass_json(&pass) }),
+                    now,
+                )
+                .await?;
+                tx.commit().await?;
+                self.dispatcher.wake();
+                pass
+            }
+        };
+        let job = MailJob {
+            source,
+            dest,
+            mode: m.options.mode,
+            duplicates: m.options.duplicates,
+            delete_source: m.options.delete_source,
+            since: m.options.import_since,
+            selection: Selection {
+                strategy: m.options.folder_strategy,
+                include: m.options.selected_folders.clone(),
+                exclude: m.options.excluded_folders.clone(),
+            },
+            count_first: m.options.count_first,
+            connections: self.settings.workers.connections,
+            pass: pass.number,
+        };
+        let checkpoints = DbCheckpoints {
+            store: self.store.clone(),
+            migration_id: m.id,
+        };
+        let progress = DbProgress::new(self.store.clone(), m.id);
+        let flusher = tokio::spawn(Arc::clone(&progress).run_flusher());
+        let result = tokio::select! {
+            () = stop.cancelled() => None,
+            result = mail::run(&job, &checkpoints, progress.as_ref()) => Some(result),
+        };
+        progress.finish();
+        flusher.await.ok();
+        let now = Utc::now();
+        let Some(result) = result else {
+            // Cancelled (the action already moved the status) or the lease was lost
+            // (another worker goes on from the checkpoints).
+            if let Some(current) = self.store.get_migration(m.id).await?
+                && current.status == MigrationStatus::Cancelled
+            {
+                let tx = self.store.begin().await?;
+                tx.finish_pass(pass.id, &PassEnd::ended("cancelled", None), now)
+                    .await?;
+                tx.commit().await?;
+            }
+            return Ok(WorkOutcome::Stopped);
+        };
+        let report = match result {
+            Ok(report) => report,
+            Err(MigrateError::Connect(err)) => {
+                let (side, account) = if err.server() == format!("{}:{}", m.dest.host, m.dest.port)
+                {
+                    ("destination", &m.dest)
+                } else {
+                    ("source", &m.source)
+                };
+                self.close_pass(&pass, PassEnd::ended("failed", None), now)
+                    .await?;
+                return self
+                    .connect_failed(
+                        &m,
+                        MigrationStatus::Processing,
+                        Work::Pass(kind),
+                        side,
+                        account,
+                        err,
+                    )
+                    .await;
+            }
+            // Ferry's own trouble (its database) is not the migration's: the lease
+            // runs out and the pass resumes from its checkpoints.
+            Err(MigrateError::Other(err)) if is_ours(&err) => return Err(err),
+            Err(err) => {
+                self.close_pass(&pass, PassEnd::ended("failed", None), now)
+                    .await?;
+                return self
+                    .fail(
+                        &m,
+                        MigrationStatus::Processing,
+                        Work::Pass(kind),
+                        "copy_failed",
+                        err.to_string(),
+                        None,
+                    )
+                    .await;
+            }
+        };
+        let report = self
+            .whole_pass_counts(&checkpoints, pass.number, report)
+            .await?;
+        self.pass_succeeded(&m, kind, &pass, &report, now).await
+    }
+
+    /// A pass resumed after a crash reports what the whole pass did, not only its
+    /// last run: copies and skips are counted from the ledger, which records the pass
+    /// of each entry.
+    async fn whole_pass_counts(
+        &self,
+        checkpoints: &DbCheckpoints,
+        pass: u32,
+        mut report: Report,
+    ) -> anyhow::Result<Report> {
+        let state = checkpoints.load().await?;
+        let now = Utc::now();
+        for folder in &mut report.folders {
+            let Some(fs) = state.folders.get(&folder.source) else {
+                continue;
+            };
+            let (copied, skipped) =
+                fs.ledger
+                    .values()
+                    .filter(|e| e.pass == pass)
+                    .fold(
+                        (0, 0),
+                        |(c, s), e| if e.skipped { (c, s + 1) } else { (c + 1, s) },
+                    );
+            // Skips outside the ledger (messages before import_since) stay as counted.
+            folder.skipped = folder.skipped.max(skipped);
+            folder.copied = copied;
+            folder.expected = folder.copied + folder.skipped + folder.failed;
+            let counts = FolderCounts {
+                status: "done",
+                expected: folder.expected,
+                copied: folder.copied,
+                skipped: folder.skipped,
+                failed: folder.failed,
+                bytes: folder.bytes,
+            };
+            self.store
+                .folder_progress(checkpoints.migration_id, &folder.source_path, &counts, now)
+                .await?;
+        }
+        let t = &mut report.totals;
+        t.copied = report.folders.iter().map(|f| f.copied).sum();
+        t.skipped = report.folders.iter().map(|f| f.skipped).sum();
+        t.expected = report.folders.iter().map(|f| f.expected).sum();
+        Ok(report)
+    }
+
+    async fn close_pass(
+        &self,
+        pass: &Pass,
+        end: PassEnd,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        let tx = self.store.begin().await?;
+        tx.finish_pass(pass.id, &end, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A pass ran to its end: the next step of the life, with its email.
+    async fn pass_succeeded(
+        &self,
+        m: &Migration,
+        kind: PassKind,
+        pass: &Pass,
+        report: &Report,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<WorkOutcome> {
+        let report_json = serde_json::to_value(report)?;
+        let grace = chrono::Duration::seconds(
+            i64::try_from(self.settings.mx.grace_seconds).unwrap_or(i64::MAX),
+        );
+        let post_mx_at = m.mx_switched_at.map(|at| at + grace);
+        // (status, next work, its time, email, what the email needs)
+        let (status, next_work, next_run_at, email, extra) = match kind {
+            PassKind::PreMx if m.two_pass => (
+                MigrationStatus::WaitingForMx,
+                Some(Work::Pass(PassKind::PostMx)),
+                post_mx_at,
+                "action_needed",
+                json!({ "need": "mx", "grace": human_duration(self.settings.mx.grace_seconds) }),
+            ),
+            PassKind::Sync if m.resume_work == Some(Work::Pass(PassKind::PostMx)) => (
+                MigrationStatus::WaitingForMx,
+                Some(Work::Pass(PassKind::PostMx)),
+                post_mx_at,
+                "pass_finished",
+                json!({}),
+            ),
+            PassKind::Sync => (
+                MigrationStatus::Completed,
+                None,
+                None,
+                "pass_finished",
+                json!({}),
+            ),
+            PassKind::PreMx | PassKind::PostMx => (
+                MigrationStatus::Completed,
+                None,
+                None,
+                "migration_completed",
+                json!({}),
+            ),
+        };
+        let finished = status == MigrationStatus::Completed;
+        let tx = self.store.begin().await?;
+        tx.finish_pass(
+            pass.id,
+            &PassEnd::from_report("succeeded", report, report_json.clone()),
+            now,
+        )
+        .await?;
+        if !tx
+            .change_migration_status(
+                m.id,
+                MigrationStatus::Processing,
+                status,
+                StatusChange {
+                    next_work: Some(next_work),
+                    resume_work: Some(None),
+                    next_run_at: Some(next_run_at),
+                    finished_at: Some(finished.then_some(now)),
+                    error: Some(None),
+                    release_lease: true,
+                    ..Default::default()
+                },
+                now,
+            )
+            .await?
+        {
+            // Cancelled at the last moment: the pass is done, the status stays.
+            tx.commit().await?;
+            return Ok(WorkOutcome::Stopped);
+        }
+        audit(&tx, m.id, "migration.pass_finished", json!({
+            "pass": pass.number, "kind": kind.as_str(), "status": status.as_str(),
+            "copied": report.totals.copied, "skipped": report.totals.skipped, "failed": report.totals.failed,
+        }), now).await?;
+        let mut after = m.clone();
+        after.status = status;
+        let mut extra = extra;
+        merge(
+            &mut extra,
+            json!({ "pass": pass_json(pass), "report": report_json }),
+        );
+        self.enqueue(&tx, email, &after, extra, now).await?;
+        tx.commit().await?;
+        self.dispatcher.wake();
+        self.wake_workers();
+        tracing::info!(migration = m.id, pass = pass.number, copied = report.totals.copied, failed = report.totals.failed, next = %status, "Pass finished");
+        Ok(WorkOutcome::Done)
+    }
+
+    /// A login or connection that failed: a refused password needs the customer
+    /// (action needed), anything else is a failure with its reason.
+    async fn connect_failed(
+        &self,
+        m: &Migration,
+        from: MigrationStatus,
+        work: Work,
+        side: &'static str,
+        account: &ServerAccount,
+        err: ConnectError,
+    ) -> anyhow::Result<WorkOutcome> {
+        let code = match &err {
+            ConnectError::Auth(..) => "auth",
+            ConnectError::Connection(..) => "tcp",
+            ConnectError::Tls(..) => "tls",
+            ConnectError::Protocol(..) => "protocol",
+        };
+        let message = format!("the {side} server: {err}");
+        let refused = matches!(err, ConnectError::Auth(..)).then(|| Refused {
+            side,
+            account: account.username.clone(),
+            error: err.to_string(),
+        });
+        self.fail(m, from, work, code, message, refused).await
+    }
+
+    /// Moves the migration to failed, keeping the work a retry resumes.
+    async fn fail(
+        &self,
+        m: &Migration,
+        from: MigrationStatus,
+        work: Work,
+        code: &str,
+        message: String,
+        refused: Option<Refused>,
+    ) -> anyhow::Result<WorkOutcome> {
+        let now = Utc::now();
+        tracing::warn!(migration = m.id, code, error = %message, "Migration failed");
+        // A retry validates first anyway; it resumes with what came after validation.
+        let work = match work {
+            Work::Validate => m.resume_work.unwrap_or(Work::Pass(PassKind::PreMx)),
+            other => other,
+        };
+        let tx = self.store.begin().await?;
+        if !tx
+            .change_migration_status(
+                m.id,
+                from,
+                MigrationStatus::Failed,
+                StatusChange {
+                    next_work: Some(None),
+                    resume_work: Some(Some(work)),
+                    next_run_at: Some(None),
+                    finished_at: Some(Some(now)),
+                    error: Some(Some((code.to_owned(), message.clone()))),
+                    release_lease: true,
+                    ..Default::default()
+                },
+                now,
+            )
+            .await?
+        {
+            return Ok(WorkOutcome::Stopped);
+        }
+        audit(
+            &tx,
+            m.id,
+            "migration.failed",
+            json!({ "code": code, "message": message, "work": work.to_string() }),
+            now,
+        )
+        .await?;
+        let mut failed = m.clone();
+        failed.status = MigrationStatus::Failed;
+        match refused {
+            Some(r) => {
+                self.enqueue(
+                    &tx,
+                    "action_needed",
+                    &failed,
+                    json!({
+                        "need": "password", "side": r.side, "account": r.account, "error": r.error,
+                    }),
+                    now,
+                )
+                .await?;
+            }
+            None => {
+                self.enqueue(
+                    &tx,
+                    "migration_failed",
+                    &failed,
+                    json!({ "error": message }),
+                    now,
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        self.dispatcher.wake();
+        Ok(WorkOutcome::Done)
+    }
+
+    /// Removes from the destination the copies this migration made from pass
+    /// `from_pass` on, and nothing else; the status stays as it was.
+    async fn delete_migrated_now(
+        &self,
+        m: Migration,
+        from_pass: u32,
+    ) -> anyhow::Result<WorkOutcome> {
+        let Some((_, dest)) = self.endpoints(&m).await? else {
+            return self
+                .fail(
+                    &m,
+                    m.status,
+                    Work::DeleteMigrated { from_pass },
+                    "credentials_purged",
+                    "its stored passwords were erased after the retention period".into(),
+                    None,
+                )
+                .await;
+        };
+        let checkpoints = DbCheckpoints {
+            store: self.store.clone(),
+            migration_id: m.id,
+        };
+        let state = checkpoints.load().await?;
+        let mut conn = match ImapConnection::connect(&dest).await {
+            Ok(conn) => conn,
+            Err(err) => {
+                let dest_account = m.dest.clone();
+                return self
+                    .connect_failed(
+                        &m,
+                        m.status,
+                        Work::DeleteMigrated { from_pass },
+                        "destination",
+                        &dest_account,
+                        err,
+                    )
+                    .await;
+            }
+        };
+        let (mut removed, mut kept_unknown) = (0u64, 0u64);
+        for (folder, mut fs) in state.folders {
+            let uids: Vec<u32> = fs
+                .ledger
+                .values()
+                .filter(|e| e.pass >= from_pass && !e.skipped && !e.removed)
+                .filter_map(|e| e.dest_uid)
+                .collect();
+            kept_unknown += fs
+                .ledger
+                .values()
+                .filter(|e| e.pass >= from_pass && !e.skipped && !e.removed && e.dest_uid.is_none())
+                .count() as u64;
+            if uids.is_empty() {
+                continue;
+            }
+            let selected = conn
+                .select(&fs.dest)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if selected.uidvalidity != fs.dest_uidvalidity {
+                tracing::warn!(migration = m.id, folder = %fs.dest, "Destination folder was recreated; its copies are not removed");
+                continue;
+            }
+            if !conn
+                .delete_uids(&uids)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+            {
+                anyhow::bail!(
+                    "the destination server lacks UIDPLUS, so only exactly this migration's copies could not be expunged"
+                );
+            }
+            for entry in fs.ledger.values_mut() {
+                if entry.dest_uid.is_some_and(|u| uids.contains(&u)) {
+                    entry.removed = true;
+                }
+            }
+            removed += uids.len() as u64;
+            checkpoints.save_folder(&folder, &fs).await?;
+        }
+        conn.logout().await;
+        self.work_done(
+            &m,
+            "migration.migrated_deleted",
+            json!({ "from_pass": from_pass, "removed": removed, "without_uid": kept_unknown }),
+        )
+        .await?;
+        tracing::info!(
+            migration = m.id,
+            from_pass,
+            removed,
+            "Migrated messages removed"
+        );
+        Ok(WorkOutcome::Done)
+    }
+
+    /// Looks up the MX of every migration waiting for it; a switched domain gets its
+    /// post-MX pass after the grace period.
+    pub async fn check_mx(&self) -> ServiceResult<()> {
+        let nameserver = self.settings.mx_nameserver();
+        for m in self.store.migrations_watching_mx().await? {
+            let hosts = match crate::connectors::dns::lookup_mx(&m.mx_domain, nameserver).await {
+                Ok(hosts) => hosts,
+                Err(err) => {
+                    tracing::warn!(migration = m.id, domain = %m.mx_domain, error = %err, "MX check failed");
+                    continue;
+                }
+            };
+            let now = Utc::now();
+            let answer = mx_answer(&hosts);
+            self.store.record_mx_check(m.id, &answer, now).await?;
+            if mx_switched(&self.settings.provider.mx_patterns, &hosts) {
+                self.mark_mx_switched(
+                    &WORKER,
+                    &m,
+                    &format!("the MX of {} is now {answer}", m.mx_domain),
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the MX switch and sets the post-MX pass after the grace period.
+    pub(super) async fn mark_mx_switched(
+        &self,
+        actor: &Actor,
+        m: &Migration,
+        why: &str,
+    ) -> ServiceResult<bool> {
+        let now = Utc::now();
+        let grace = chrono::Duration::seconds(
+            i64::try_from(self.settings.mx.grace_seconds).unwrap_or(i64::MAX),
+        );
+        let tx = self.store.begin().await?;
+        // A sync pass may be running: it resumes the post-MX pass when it ends, from
+        // the switch time recorded here.
+        let waiting = m.status == MigrationStatus::WaitingForMx;
+        let moved = tx
+            .change_migration_status(
+                m.id,
+                m.status,
+                m.status,
+                StatusChange {
+                    mx_switched_at: Some(Some(now)),
+                    next_run_at: waiting.then_some(Some(now + grace)),
+                    ..Default::default()
+                },
+                now,
+            )
+            .await?;
+        if !moved {
+            return Ok(false);
+        }
+        audit_as(
+            &tx,
+            actor,
+            m.id,
+            "migration.mx_switched",
+            json!({ "why": why, "post_mx_at": now + grace }),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(migration = m.id, why, "MX switched");
+        self.wake_workers();
+        Ok(true)
+    }
+
+    /// Erases the passwords of migrations finished longer ago than the retention.
+    pub async fn purge_credentials(&self) -> ServiceResult<u64> {
+        let now = Utc::now();
+        let before =
+            now - chrono::Duration::days(i64::from(self.settings.retention.credential_days));
+        let mut purged = 0;
+        for id in self.store.migrations_to_purge(before).await? {
+            let tx = self.store.begin().await?;
+            if tx.purge_credentials(id, now).await? {
+                audit(&tx, id, "migration.credentials_purged", json!({}), now).await?;
+                purged += 1;
+            }
+            tx.commit().await?;
+        }
+        if purged > 0 {
+            tracing::info!(n_migrations = purged, "Stored passwords erased");
+        }
+        Ok(purged)
+    }
+
+    /// Renders an email about `m` to the requester and staff and queues it in `tx`.
+    pub(super) async fn enqueue(
+        &self,
+        tx: &Tx,
+        template: &'static str,
+        m: &Migration,
+        extra: Value,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        let requester = EmailAddress::parse("requester_email", &m.requester_email)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut context = self.email_context(m);
+        merge(&mut context, extra);
+        let email = self.renderer.email(
+            template,
+            self.recipients(&requester),
+            &context,
+            Some(("migration", m.id.to_string())),
+        )?;
+        tx.enqueue_email(email, now).await?;
+        Ok(())
+    }
+}
+
+impl PassEnd {
+    fn ended(status: &'static str, report: Option<Value>) -> Self {
+        PassEnd {
+            status,
+            report,
+            copied: 0,
+            skipped: 0,
+            failed: 0,
+            bytes: 0,
+        }
+    }
+
+    /// A pass left open by a crash that a different work replaced.
+    fn abandoned() -> Self {
+        Self::ended("failed", None)
+    }
+
+    fn from_report(status: &'static str, report: &Report, json: Value) -> Self {
+        PassEnd {
+            status,
+            report: Some(json),
+            copied: report.totals.copied,
+            skipped: report.totals.skipped,
+            failed: report.totals.failed,
+            bytes: report.totals.bytes,
+        }
+    }
+}
+
+/// An error of Ferry's own making (its database), not of the servers.
+fn is_ours(err: &anyhow::Error) -> bool {
+    err.chain()
+        .any(|cause| cause.downcast_ref::<crate::store::StoreError>().is_some())
+}
+
+/// Whether `work` may run in `status`.
+fn work_fits(work: Work, status: MigrationStatus) -> bool {
+    use MigrationStatus as S;
+    match work {
+        Work::Validate => matches!(status, S::Pending | S::Validating),
+        Work::Pass(PassKind::PreMx) => matches!(status, S::Scheduled | S::Processing),
+        Work::Pass(_) => matches!(
+            status,
+            S::Scheduled | S::Processing | S::WaitingForMx | S::Completed
+        ),
+        Work::DeleteMigrated { .. } => !status.is_active(),
+    }
+}
+
+fn pass_json(pass: &Pass) -> Value {
+    let label = PassKind::parse(&pass.kind).map_or("pass", PassKind::label);
+    json!({ "number": pass.number, "kind": pass.kind, "label": label })
+}
+
+/// Adds `extra`'s keys to `base` (both objects).
+fn merge(base: &mut Value, extra: Value) {
+    if let (Value::Object(base), Value::Object(extra)) = (base, extra) {
+        base.extend(extra);
+    }
+}
+
+fn human_duration(seconds: u64) -> String {
+    match seconds {
+        0 => "right".into(),
+        s if s % 3600 == 0 => format!("{} hour{}", s / 3600, if s == 3600 { "" } else { "s" }),
+        s if s % 60 == 0 => format!("{} minutes", s / 60),
+        s => format!("{s} seconds"),
+    }
+}
+
+pub(super) async fn audit(
+    tx: &Tx,
+    id: i64,
+    action: &'static str,
+    detail: Value,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    audit_as(tx, &WORKER, id, action, detail, now).await
+}
+
+pub(super) async fn audit_as(
+    tx: &Tx,
+    actor: &Actor,
+    id: i64,
+    action: &'static str,
+    detail: Value,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let mut event = NewAuditEvent::new(actor, action);
+    event.subject = Some(("migration", id.to_string()));
+    event.detail = detail;
+    tx.audit(event, now).await?;
+    Ok(())
+}

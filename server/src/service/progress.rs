@@ -1,0 +1,189 @@
+//! Where a migration job keeps its checkpoints and shows its progress: the database.
+//! Checkpoints are written as the engine saves them (after every batch); progress is
+//! counted in memory and written once a second, so the console and the API follow a
+//! pass without slowing it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::Notify;
+
+use crate::planner::folders::FolderPlan;
+use crate::store::{FolderCounts, PlannedFolder, Store};
+use crate::sync::checkpoint::{CheckpointStore, FolderState, MigrationState, STATE_VERSION};
+use crate::sync::mail::{FolderReport, Outcome, Progress};
+
+/// How often progress is written while a pass runs.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// A migration's checkpoints: one JSON document per source folder, in its folder row.
+pub struct DbCheckpoints {
+    pub store: Store,
+    pub migration_id: i64,
+}
+
+impl CheckpointStore for DbCheckpoints {
+    async fn load(&self) -> anyhow::Result<MigrationState> {
+        let mut folders = BTreeMap::new();
+        for (folder, json) in self.store.folder_checkpoints(self.migration_id).await? {
+            let state: FolderState = serde_json::from_str(&json).map_err(|e| {
+                anyhow::anyhow!(
+                    "The checkpoint of folder {folder:?} of migration {} is damaged: {e}",
+                    self.migration_id
+                )
+            })?;
+            folders.insert(folder, state);
+        }
+        Ok(MigrationState {
+            version: STATE_VERSION,
+            folders,
+        })
+    }
+
+    async fn save_folder(&self, folder: &str, state: &FolderState) -> anyhow::Result<()> {
+        let json = serde_json::to_string(state)?;
+        self.store
+            .save_folder_checkpoint(self.migration_id, folder, &json, Utc::now())
+            .await?;
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Counts {
+    plan: Option<Vec<PlannedFolder>>,
+    folders: BTreeMap<String, FolderCounts>,
+    dirty: BTreeSet<String>,
+}
+
+/// Progress counted in memory and written by [`DbProgress::run_flusher`].
+pub struct DbProgress {
+    store: Store,
+    migration_id: i64,
+    counts: Mutex<Counts>,
+    stop: Notify,
+}
+
+impl DbProgress {
+    pub fn new(store: Store, migration_id: i64) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            migration_id,
+            counts: Mutex::new(Counts::default()),
+            stop: Notify::new(),
+        })
+    }
+
+    fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
+        self.counts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes progress every second until [`DbProgress::finish`].
+    pub async fn run_flusher(self: Arc<Self>) {
+        loop {
+            let stopped = tokio::select! {
+                () = self.stop.notified() => true,
+                () = tokio::time::sleep(FLUSH_EVERY) => false,
+            };
+            if let Err(err) = self.flush().await {
+                tracing::warn!(migration = self.migration_id, error = %err, "Failed to write progress");
+            }
+            if stopped {
+                return;
+            }
+        }
+    }
+
+    /// Stops the flusher after one last write.
+    pub fn finish(&self) {
+        self.stop.notify_one();
+    }
+
+    async fn flush(&self) -> anyhow::Result<()> {
+        let (plan, changed) = {
+            let mut counts = self.counts();
+            let dirty = std::mem::take(&mut counts.dirty);
+            let changed: Vec<(String, FolderCounts)> = dirty
+                .into_iter()
+                .filter_map(|path| counts.folders.get(&path).map(|c| (path, c.clone())))
+                .collect();
+            (counts.plan.take(), changed)
+        };
+        let now = Utc::now();
+        if let Some(plan) = plan {
+            self.store
+                .plan_folders(self.migration_id, &plan, now)
+                .await?;
+        }
+        for (path, c) in changed {
+            self.store
+                .folder_progress(self.migration_id, &path, &c, now)
+                .await?;
+        }
+        Ok(())
+    }
+
+    fn update(&self, path: &str, f: impl FnOnce(&mut FolderCounts)) {
+        let mut counts = self.counts();
+        f(counts.folders.entry(path.to_owned()).or_default());
+        counts.dirty.insert(path.to_owned());
+    }
+}
+
+impl Progress for DbProgress {
+    fn planned(&self, folders: &[(&FolderPlan, Option<u64>)]) {
+        let plan = folders
+            .iter()
+            .map(|(p, _)| PlannedFolder {
+                source_folder: p.source.clone(),
+                source_path: p.source_path.clone(),
+                dest_path: p.dest_path.clone(),
+            })
+            .collect();
+        let mut counts = self.counts();
+        counts.plan = Some(plan);
+        for (p, expected) in folders {
+            counts.folders.insert(
+                p.source_path.clone(),
+                FolderCounts {
+                    status: "pending",
+                    expected: expected.unwrap_or(0),
+                    ..Default::default()
+                },
+            );
+        }
+    }
+
+    fn folder_started(&self, folder: &str, pending: u64) {
+        self.update(folder, |c| {
+            c.status = "copying";
+            c.expected = pending;
+        });
+    }
+
+    fn message(&self, folder: &str, bytes: u64, outcome: Outcome) {
+        self.update(folder, |c| match outcome {
+            Outcome::Copied => {
+                c.copied += 1;
+                c.bytes += bytes;
+            }
+            Outcome::Skipped => c.skipped += 1,
+            Outcome::Failed => c.failed += 1,
+        });
+    }
+
+    fn folder_done(&self, report: &FolderReport) {
+        self.update(&report.source_path, |c| {
+            *c = FolderCounts {
+                status: "done",
+                expected: report.expected,
+                copied: report.copied,
+                skipped: report.skipped,
+                failed: report.failed,
+                bytes: report.bytes,
+            };
+        });
+    }
+}

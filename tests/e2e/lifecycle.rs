@@ -1,0 +1,725 @@
+//! A migration's whole life through the API, with `ferry serve` as its own process:
+//! real Dovecot on both sides, aiosmtpd for the emails, dnsmasq for the MX answer.
+//! Request → scheduled → pre-MX pass → MX instructions → new mail → the MX flips →
+//! post-MX pass copies exactly the new mail → completion email; then a sync pass and
+//! "delete migrated items". Also: Ferry killed mid-pass, and a password refused.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use chrono::{Timelike, Utc};
+use ferry_tests::corpus;
+use ferry_tests::cutter::Cutter;
+use ferry_tests::dns::Dns;
+use ferry_tests::dovecot::{Dovecot, Layout, Options};
+use ferry_tests::imap::{self, SeedMessage};
+use ferry_tests::serve::FerryProcess;
+use ferry_tests::smtp::{Received, SmtpSink};
+use serde_json::{Value, json};
+
+const SRC_PW: &str = "old-provider-pw-5310";
+const DST_PW: &str = "new-provider-pw-8142";
+const SRC_USER: &str = "jane@old.example";
+const DST_USER: &str = "jane@new.example";
+const STAFF: &str = "support@provider.test";
+
+struct Life {
+    src: Dovecot,
+    /// Where Ferry reaches the source: the server, or a slow link in front of it.
+    src_port: u16,
+    dst: Dovecot,
+    smtp: SmtpSink,
+    dns: Dns,
+    ferry: FerryProcess,
+    token: String,
+    client: reqwest::Client,
+}
+
+fn messages(from: usize, n: usize, size: usize) -> Vec<SeedMessage> {
+    (from..from + n)
+        .map(|i| SeedMessage {
+            body: corpus::message(i, i % 9 != 4, size),
+            flags: if i % 2 == 0 {
+                vec!["\\Seen".into()]
+            } else {
+                vec![]
+            },
+            internal_date: None,
+        })
+        .collect()
+}
+
+impl Life {
+    async fn start(mailbox: &[(&str, Vec<SeedMessage>)], extra: &[(&str, String)]) -> Self {
+        ferry_tests::init_crypto();
+        // The source's durability is not under test: no fsync, so seeding is quick.
+        let src = Dovecot::start_with(Options {
+            layout: Layout::Slash,
+            fsync: false,
+            ..Default::default()
+        })
+        .unwrap();
+        src.add_user(SRC_USER, SRC_PW).unwrap();
+        let dst = Dovecot::start(Layout::Slash).unwrap();
+        dst.add_user(DST_USER, DST_PW).unwrap();
+        let mut s = imap::login(&src, SRC_USER, SRC_PW).await.unwrap();
+        imap::seed_mailbox(&src, &mut s, mailbox).await.unwrap();
+        s.logout().await.unwrap();
+        let smtp = SmtpSink::start().unwrap();
+        let dns = Dns::start(&[("new.example", 10, "mx.old-provider.example")])
+            .await
+            .unwrap();
+        let mut env: Vec<(&str, String)> = vec![
+            ("FERRY_ALLOW_PRIVATE_TARGETS", "true".into()),
+            ("FERRY_SMTP_URL", smtp.url()),
+            ("FERRY_SMTP_FROM", "Ferry <ferry@provider.test>".into()),
+            ("FERRY_SMTP__STAFF_ADDRESS", STAFF.into()),
+            ("FERRY_SMTP__POLL_SECONDS", "1".into()),
+            ("FERRY_MX__NAMESERVER", dns.addr().to_string()),
+            ("FERRY_MX__GRACE_SECONDS", "0".into()),
+            ("FERRY_MX__CHECK_SECONDS", "1".into()),
+            ("FERRY_WORKERS__POLL_SECONDS", "1".into()),
+            ("FERRY_WORKERS__LEASE_SECONDS", "3".into()),
+            (
+                "FERRY_PROVIDER__MX_HOSTS",
+                r#"["10 mx1.provider.test"]"#.into(),
+            ),
+            (
+                "FERRY_PROVIDER__MX_PATTERNS",
+                r#"["*.provider.test"]"#.into(),
+            ),
+            // Any hour, no notice: the test's window is the next minute.
+            ("FERRY_SCHEDULE__NOTICE_HOURS", "0".into()),
+            ("FERRY_SCHEDULE__WEEKEND_NOTICE_HOURS", "0".into()),
+            ("FERRY_SCHEDULE__OFF_HOURS_START", "00:00".into()),
+            ("FERRY_SCHEDULE__OFF_HOURS_END", "00:00".into()),
+        ];
+        env.extend(extra.iter().cloned());
+        let ferry = FerryProcess::start(&env).unwrap();
+        let token = ferry
+            .token(&["migrations:read", "migrations:write", "migrations:override"])
+            .unwrap();
+        Self {
+            src_port: src.port,
+            src,
+            dst,
+            smtp,
+            dns,
+            ferry,
+            token,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Calls the API; no answer may hold a password.
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let url = format!("{}/api/v1{path}", self.ferry.base());
+        let req = match method {
+            "POST" => self.client.post(url),
+            _ => self.client.get(url),
+        }
+        .bearer_auth(&self.token);
+        let req = match body {
+            Some(b) => req.json(&b),
+            None => req,
+        };
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        assert!(
+            !text.contains(SRC_PW) && !text.contains(DST_PW),
+            "a password in an answer: {text}"
+        );
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    fn request(&self, window: Option<String>, two_pass: bool, dst_pw: &str) -> Value {
+        let mut body = json!({
+            "source": {"host": "127.0.0.1", "port": self.src_port, "security": "none",
+                       "username": SRC_USER, "password": SRC_PW},
+            "destination": {"host": "127.0.0.1", "port": self.dst.port, "security": "none",
+                            "username": DST_USER, "password": dst_pw},
+            "two_pass": two_pass,
+            "requester_email": DST_USER,
+        });
+        if let Some(w) = window {
+            body["window"] = json!({"start": w, "time_zone": "UTC"});
+        }
+        body
+    }
+
+    /// Requests a one-pass migration without a window (staff override); its id.
+    async fn start_now(&self, dst_pw: &str) -> i64 {
+        let (status, m) = self
+            .call(
+                "POST",
+                "/migrations",
+                Some(self.request(None, false, dst_pw)),
+            )
+            .await;
+        assert_eq!(status, 201, "{m}");
+        m["id"].as_i64().unwrap()
+    }
+
+    /// Puts a slow link (about `bytes_per_second`) between Ferry and the source.
+    async fn slow_source(&mut self, bytes_per_second: u64) -> Cutter {
+        let slow = Cutter::slow(self.src.port, bytes_per_second).await.unwrap();
+        self.src_port = slow.port;
+        slow
+    }
+
+    async fn get(&self, id: i64) -> Value {
+        let (status, body) = self.call("GET", &format!("/migrations/{id}"), None).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Polls until the migration is in `status` (a final status other than the one
+    /// awaited fails at once).
+    async fn wait_status(&self, id: i64, status: &str, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let m = self.get(id).await;
+            if m["status"] == status {
+                return m;
+            }
+            let finished =
+                ["completed", "failed", "cancelled"].contains(&m["status"].as_str().unwrap_or(""));
+            assert!(
+                !finished && Instant::now() < deadline,
+                "waiting for {status}, got {}: {m:#}\n{}",
+                m["status"],
+                self.ferry.log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn email(&self, subject: &str) -> Received {
+        let found = self
+            .smtp
+            .wait_for(Duration::from_secs(30), |m| m.subject().contains(subject))
+            .await;
+        found.unwrap_or_else(|e| {
+            let got: Vec<String> = self.smtp.messages().iter().map(Received::subject).collect();
+            panic!("{e}: {subject:?}; received {got:?}")
+        })
+    }
+
+    async fn read(server: &Dovecot, user: &str, pw: &str) -> BTreeMap<String, Vec<Vec<u8>>> {
+        let mut s = imap::login(server, user, pw).await.unwrap();
+        let all = imap::read_all(&mut s).await.unwrap();
+        s.logout().await.ok();
+        all.into_iter()
+            .map(|(f, ms)| {
+                let mut bodies: Vec<Vec<u8>> = ms.into_iter().map(|m| m.body).collect();
+                bodies.sort();
+                (f, bodies)
+            })
+            .collect()
+    }
+
+    /// The destination holds exactly the source's messages, folder by folder, plus
+    /// `extra` in INBOX.
+    async fn assert_mirrored(&self, extra_inbox: &[Vec<u8>]) {
+        let mut want = Self::read(&self.src, SRC_USER, SRC_PW).await;
+        let inbox = want.entry("INBOX".into()).or_default();
+        inbox.extend(extra_inbox.iter().cloned());
+        inbox.sort();
+        let got = Self::read(&self.dst, DST_USER, DST_PW).await;
+        for (folder, bodies) in &want {
+            let dest = got.get(folder).cloned().unwrap_or_default();
+            assert_eq!(
+                dest.len(),
+                bodies.len(),
+                "{folder}: {} at the destination, {} expected",
+                dest.len(),
+                bodies.len()
+            );
+            assert!(&dest == bodies, "{folder}: contents differ");
+        }
+    }
+
+    /// Nothing Ferry wrote holds a password: its log, its emails, its database files.
+    fn assert_no_password_anywhere(&self) {
+        let log = self.ferry.log();
+        assert!(
+            log.contains("Pass finished"),
+            "the log is the real one: {log}"
+        );
+        for (what, text) in std::iter::once(("the log".to_owned(), log.into_bytes()))
+            .chain(
+                self.smtp
+                    .messages()
+                    .into_iter()
+                    .map(|m| (format!("email {:?}", m.subject()), m.raw)),
+            )
+            .chain(
+                std::fs::read_dir(self.ferry.data_dir.path())
+                    .unwrap()
+                    .filter_map(Result::ok)
+                    .map(|e| {
+                        (
+                            e.path().display().to_string(),
+                            std::fs::read(e.path()).unwrap_or_default(),
+                        )
+                    }),
+            )
+        {
+            for pw in [SRC_PW, DST_PW] {
+                assert!(
+                    !text.windows(pw.len()).any(|w| w == pw.as_bytes()),
+                    "a password in {what}"
+                );
+            }
+        }
+    }
+}
+
+/// Messages copied so far in the current run of the pass, over all folders.
+fn copied(m: &Value) -> u64 {
+    m["folders"]
+        .as_array()
+        .map(|fs| fs.iter().map(|f| f["copied"].as_u64().unwrap_or(0)).sum())
+        .unwrap_or(0)
+}
+
+/// The next whole minute at least 5 s away, as typed in the UTC form.
+fn next_minute() -> String {
+    let now = Utc::now();
+    let mut at =
+        now.with_second(0).unwrap().with_nanosecond(0).unwrap() + chrono::Duration::minutes(1);
+    if at - now < chrono::Duration::seconds(5) {
+        at += chrono::Duration::minutes(1);
+    }
+    at.format("%Y-%m-%dT%H:%M").to_string()
+}
+
+#[tokio::test]
+async fn a_migration_lives_from_request_to_completion_through_the_api() {
+    let mailbox = vec![
+        ("INBOX", messages(0, 40, 1500)),
+        ("Archive/2023", messages(100, 25, 3000)),
+        ("Sent", messages(200, 10, 800)),
+    ];
+    let mut life = Life::start(&mailbox, &[]).await;
+
+    // Request, with a window in the next minute.
+    let (status, m) = life
+        .call(
+            "POST",
+            "/migrations",
+            Some(life.request(Some(next_minute()), true, DST_PW)),
+        )
+        .await;
+    assert_eq!(status, 201, "{m}");
+    let id = m["id"].as_i64().unwrap();
+    assert_eq!(m["status"], "pending");
+    let received = life
+        .email(&format!("Migration request #{id} received"))
+        .await;
+    assert!(
+        received.to().contains(&DST_USER.to_owned()) && received.to().contains(&STAFF.to_owned())
+    );
+
+    // Credentials checked: scheduled for the window, nothing copied yet.
+    let m = life
+        .wait_status(id, "scheduled", Duration::from_secs(20))
+        .await;
+    assert!(m["passes"].as_array().unwrap().is_empty(), "{m}");
+    let scheduled = life.email(&format!("Migration #{id} is scheduled")).await;
+    assert!(
+        scheduled.text().contains("It starts"),
+        "{}",
+        scheduled.text()
+    );
+
+    // The window opens: the pre-MX pass copies everything, then the MX instructions.
+    let m = life
+        .wait_status(id, "waiting_for_mx", Duration::from_secs(150))
+        .await;
+    let passes = m["passes"].as_array().unwrap();
+    assert_eq!(passes.len(), 1, "{m}");
+    assert_eq!(
+        (passes[0]["kind"].as_str(), passes[0]["status"].as_str()),
+        (Some("pre_mx"), Some("succeeded"))
+    );
+    assert_eq!(passes[0]["copied"], 75, "{m}");
+    let inbox = m["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["source"] == "INBOX")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (inbox["copied"].as_u64(), inbox["status"].as_str()),
+        (Some(40), Some("done")),
+        "{m}"
+    );
+    life.assert_mirrored(&[]).await;
+    life.email(&format!("Migration #{id}: the pre-MX pass has started"))
+        .await;
+    let mx = life
+        .email(&format!(
+            "Migration #{id}: change the MX records of new.example now"
+        ))
+        .await;
+    let text = mx.text();
+    assert!(
+        text.contains("new.example.  MX  10 mx1.provider.test."),
+        "{text}"
+    );
+    assert!(text.contains("75 copied"), "{text}");
+    assert!(mx.html().contains("mx1.provider.test"));
+
+    // Mail keeps arriving at the old server while the MX still points there.
+    let late = messages(300, 3, 1200);
+    let mut s = imap::login(&life.src, SRC_USER, SRC_PW).await.unwrap();
+    imap::seed(&mut s, "INBOX", &late).await.unwrap();
+    imap::seed(&mut s, "Archive/2023", &messages(400, 1, 900))
+        .await
+        .unwrap();
+    s.logout().await.ok();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let m = life.get(id).await;
+    assert_eq!(m["status"], "waiting_for_mx", "{m}");
+    assert_eq!(m["mx_answer"], "10 mx.old-provider.example", "{m}");
+
+    // The customer changes the MX: the post-MX pass copies exactly the new mail.
+    life.dns
+        .set_mx(&[("new.example", 10, "mx1.provider.test")])
+        .await
+        .unwrap();
+    let m = life
+        .wait_status(id, "completed", Duration::from_secs(60))
+        .await;
+    let passes = m["passes"].as_array().unwrap();
+    assert_eq!(passes.len(), 2, "{m}");
+    assert_eq!(passes[1]["kind"], "post_mx");
+    assert_eq!(
+        (passes[1]["copied"].as_u64(), passes[1]["failed"].as_u64()),
+        (Some(4), Some(0)),
+        "{m}"
+    );
+    assert!(m["mx_switched_at"].is_string());
+    life.assert_mirrored(&[]).await;
+    let done = life.email(&format!("Migration #{id} is complete")).await;
+    let text = done.text();
+    assert!(
+        text.contains("4 copied, 0 already there or skipped, 0 failed"),
+        "{text}"
+    );
+    assert!(text.contains("INBOX: 3 copied"), "{text}");
+    assert!(done.to().contains(&STAFF.to_owned()));
+
+    // Another delta pass on demand: nothing new, nothing doubled.
+    let (status, m) = life
+        .call("POST", &format!("/migrations/{id}:sync"), None)
+        .await;
+    assert_eq!(status, 200, "{m}");
+    life.email(&format!(
+        "Migration #{id}: the synchronisation pass is done"
+    ))
+    .await;
+    let m = life
+        .wait_status(id, "completed", Duration::from_secs(30))
+        .await;
+    let passes = m["passes"].as_array().unwrap();
+    assert_eq!(
+        (passes.len(), passes[2]["copied"].as_u64()),
+        (3, Some(0)),
+        "{m}"
+    );
+    life.assert_mirrored(&[]).await;
+
+    // The customer's own new mail at the destination stays when the post-MX copies go.
+    let own = corpus::message(900, true, 700);
+    let mut d = imap::login(&life.dst, DST_USER, DST_PW).await.unwrap();
+    imap::seed(
+        &mut d,
+        "INBOX",
+        &[SeedMessage {
+            body: own.clone(),
+            flags: vec![],
+            internal_date: None,
+        }],
+    )
+    .await
+    .unwrap();
+    d.logout().await.ok();
+    let (status, body) = life
+        .call(
+            "POST",
+            &format!("/migrations/{id}:delete-migrated?from_pass=2"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while life.get(id).await["next_run_at"].is_string() {
+        assert!(Instant::now() < deadline, "delete-migrated did not finish");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let got = Life::read(&life.dst, DST_USER, DST_PW).await;
+    assert_eq!(
+        got["INBOX"].len(),
+        40 + 1,
+        "the pre-MX copies and the customer's own message stay"
+    );
+    assert!(got["INBOX"].contains(&own));
+    assert!(
+        late.iter().all(|m| !got["INBOX"].contains(&m.body)),
+        "the post-MX copies are gone"
+    );
+    assert_eq!(got["Archive/2023"].len(), 25);
+
+    life.assert_no_password_anywhere();
+}
+
+#[tokio::test]
+async fn killed_mid_pass_ferry_resumes_with_nothing_lost_and_nothing_doubled() {
+    let mailbox = vec![
+        ("INBOX", messages(0, 1000, 3000)),
+        ("Newsletters", messages(10_000, 4000, 3000)),
+    ];
+    let mut life = Life::start(&mailbox, &[("FERRY_WORKERS__CONNECTIONS", "2".into())]).await;
+    // An old provider's slow link (about 10 s for the whole mailbox), so that the
+    // kills land mid-pass.
+    let _slow = life.slow_source(1_500_000).await;
+    // No window: staff start it at once (override).
+    let id = life.start_now(DST_PW).await;
+
+    // kill -9 twice, each time once this run of the pass has copied that many.
+    for (round, kill_after) in [(0, 800), (1, 600)] {
+        if round > 0 {
+            // Wait until the restarted Ferry took the pass up again and its progress
+            // rows are its own (written once a second).
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while life
+                .ferry
+                .log()
+                .matches("Resuming an interrupted pass")
+                .count()
+                < round
+            {
+                assert!(
+                    Instant::now() < deadline,
+                    "not resumed: {}",
+                    life.ferry.log()
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let m = life.get(id).await;
+            assert!(
+                m["status"] != "completed",
+                "finished before kill {round}: {m}"
+            );
+            if copied(&m) >= kill_after {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no progress: {m}\n{}",
+                life.ferry.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        life.ferry.kill();
+        life.ferry.restart().unwrap();
+        // The old connections died with the process.
+        life.client = reqwest::Client::new();
+    }
+    let m = life
+        .wait_status(id, "completed", Duration::from_secs(120))
+        .await;
+    let passes = m["passes"].as_array().unwrap();
+    assert_eq!(passes.len(), 1, "one pass, resumed twice: {m}");
+    assert_eq!(
+        passes[0]["copied"], 5000,
+        "the pass counts every copy once: {m}"
+    );
+    let log = life.ferry.log();
+    assert_eq!(
+        log.matches("Resuming an interrupted pass").count(),
+        2,
+        "both restarts resumed the pass: {log}"
+    );
+    life.assert_mirrored(&[]).await;
+    let got = Life::read(&life.dst, DST_USER, DST_PW).await;
+    assert_eq!(got["Newsletters"].len(), 4000, "nothing doubled");
+    assert_eq!(got["INBOX"].len(), 1000, "nothing doubled");
+    life.email(&format!("Migration #{id} is complete")).await;
+}
+
+mod a_refused_password_fails_the_migration_and_asks_for_action_then_retry_works {
+    #[tokio::test]
+    async fn sqlite() {
+        super::refused_password_then_retry(None).await;
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        let pg = ferry_tests::postgres::PgDatabase::create().unwrap();
+        super::refused_password_then_retry(Some(pg.url())).await;
+    }
+}
+
+async fn refused_password_then_retry(database_url: Option<String>) {
+    let mailbox = vec![("INBOX", messages(0, 5, 900))];
+    let mut env = vec![("FERRY_RETENTION__CREDENTIAL_DAYS", "0".to_owned())];
+    env.extend(database_url.map(|url| ("DATABASE_URL", url)));
+    let mut life = Life::start(&mailbox, &env).await;
+    let id = life.start_now("not-the-password").await;
+    let m = life
+        .wait_status(id, "failed", Duration::from_secs(30))
+        .await;
+    assert_eq!(m["error"]["code"], "auth", "{m}");
+    let email = life
+        .email(&format!("Migration #{id}: a password does not work"))
+        .await;
+    assert!(
+        email
+            .text()
+            .contains("The destination server refused the password for jane@new.example"),
+        "{}",
+        email.text()
+    );
+    assert!(!email.text().contains("not-the-password"));
+
+    // Staff put the right password in and retry.
+    let (status, body) = life
+        .call(
+            "POST",
+            &format!("/migrations/{id}/credentials"),
+            Some(json!({ "destination_password": DST_PW })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, m) = life
+        .call("POST", &format!("/migrations/{id}:retry"), None)
+        .await;
+    assert_eq!(
+        (status, m["duplicates"].as_str()),
+        (200, Some("skip")),
+        "{m}"
+    );
+    life.wait_status(id, "completed", Duration::from_secs(60))
+        .await;
+    let mut d = imap::login(&life.dst, DST_USER, DST_PW).await.unwrap();
+    assert_eq!(imap::read_folder(&mut d, "INBOX").await.unwrap().len(), 5);
+
+    // Actions a migration's status does not allow are a 409 that says why.
+    let (status, body) = life
+        .call("POST", &format!("/migrations/{id}:mx-switched"), None)
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("not_waiting_for_mx")),
+        "{body}"
+    );
+    let (status, body) = life
+        .call("POST", &format!("/migrations/{id}:retry"), None)
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("not_retryable")),
+        "{body}"
+    );
+    let (status, body) = life
+        .call(
+            "POST",
+            &format!("/migrations/{id}:delete-migrated?from_pass=9"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("validation_failed")),
+        "{body}"
+    );
+
+    // Finished and past its retention (0 days here): the next purge, which also runs
+    // at start, erases the stored passwords.
+    life.ferry.kill();
+    life.ferry.restart().unwrap();
+    life.client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !life.get(id).await["credentials_purged_at"].is_string() {
+        assert!(
+            Instant::now() < deadline,
+            "not purged: {}",
+            life.ferry.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, body) = life
+        .call("POST", &format!("/migrations/{id}:delete-migrated"), None)
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("credentials_purged")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_cancelled_pass_stops_within_seconds_and_a_retry_finishes_it_without_doubles() {
+    let mailbox = vec![("INBOX", messages(0, 1500, 3000))];
+    let mut life = Life::start(&mailbox, &[]).await;
+    let _slow = life.slow_source(1_000_000).await;
+    let id = life.start_now(DST_PW).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let m = life.get(id).await;
+        assert!(
+            m["status"] != "completed",
+            "finished before the cancel: {m}"
+        );
+        if copied(&m) >= 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no progress: {m}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, m) = life
+        .call(
+            "POST",
+            &format!("/migrations/{id}:cancel?reason=customer%20asked"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, m["status"].as_str()),
+        (200, Some("cancelled")),
+        "{m}"
+    );
+    // The worker notices at its next heartbeat (a third of the 3 s lease).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = life.get(id).await;
+        if m["passes"][0]["status"] == "cancelled" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the pass still runs: {m}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut d = imap::login(&life.dst, DST_USER, DST_PW).await.unwrap();
+    let partial = imap::read_folder(&mut d, "INBOX").await.unwrap().len();
+    d.logout().await.ok();
+    assert!(partial < 1500, "stopped before the end: {partial}");
+
+    let (status, m) = life
+        .call("POST", &format!("/migrations/{id}:retry"), None)
+        .await;
+    assert_eq!(status, 200, "{m}");
+    let m = life
+        .wait_status(id, "completed", Duration::from_secs(90))
+        .await;
+    assert_eq!(m["passes"].as_array().unwrap().len(), 2, "{m}");
+    life.assert_mirrored(&[]).await;
+}

@@ -1,0 +1,142 @@
+//! `ferry serve` as a child process, the way an operator runs it: its log kept in a
+//! file for the test to read, killable at any moment and started again on the same
+//! data directory and port.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::app::{ADMIN_PASSWORD, ferry_binary};
+use crate::net::{free_port, terminate, wait_for_port};
+
+pub struct FerryProcess {
+    pub port: u16,
+    pub data_dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+    child: Option<Child>,
+}
+
+impl FerryProcess {
+    /// Starts `ferry serve` on a fresh SQLite data directory with these `FERRY_*`
+    /// settings added.
+    pub fn start(env: &[(&str, String)]) -> anyhow::Result<Self> {
+        let mut p = Self {
+            port: free_port(),
+            data_dir: tempfile::tempdir()?,
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+            child: None,
+        };
+        p.restart()?;
+        Ok(p)
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.data_dir.path().join("ferry.log")
+    }
+
+    /// Everything Ferry has logged so far, across restarts.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn command(&self, data_dir: &Path) -> Command {
+        let mut cmd = Command::new(ferry_binary());
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("FERRY_DATA_DIR", data_dir)
+            .env("FERRY_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("FERRY_LOG__FILTER", "info");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Starts (again) after a kill or a stop.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(self.log_path())?;
+        let child = self
+            .command(self.data_dir.path())
+            .args(["serve", "--bind", &format!("127.0.0.1:{}", self.port)])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("ferry serve starts")?;
+        self.child = Some(child);
+        wait_for_port(self.port, Duration::from_secs(30))?;
+        // The port is bound before the schema is applied: wait for an answer.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !self.healthy() {
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "ferry serve does not answer /healthz:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    fn healthy(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+        if conn
+            .write_all(b"GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            .is_err()
+        {
+            return false;
+        }
+        let mut answer = String::new();
+        let _ = conn.read_to_string(&mut answer);
+        answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200")
+    }
+
+    /// SIGKILL: no shutdown, no last write.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// An API token with these scopes, made with `ferry token create`.
+    pub fn token(&self, scopes: &[&str]) -> anyhow::Result<String> {
+        let mut cmd = self.command(self.data_dir.path());
+        cmd.args(["token", "create", "--name", "test"]);
+        for s in scopes {
+            cmd.args(["--scope", s]);
+        }
+        let out = cmd.output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "ferry token create: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+    }
+}
+
+impl Drop for FerryProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            terminate(&mut child);
+        }
+    }
+}
