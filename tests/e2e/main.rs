@@ -2,8 +2,10 @@
 //! PostgreSQL, SQLite), no mocks.
 
 mod api;
+mod browser;
 mod cli;
 mod console;
+mod console_migrations;
 mod harness;
 mod lifecycle;
 mod migrate;

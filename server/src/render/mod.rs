@@ -55,6 +55,22 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../templates/console/outbox_item.html"),
     ),
     (
+        "console/migrations.html",
+        include_str!("../../../templates/console/migrations.html"),
+    ),
+    (
+        "console/migration.html",
+        include_str!("../../../templates/console/migration.html"),
+    ),
+    (
+        "console/migration_new.html",
+        include_str!("../../../templates/console/migration_new.html"),
+    ),
+    (
+        "console/schedule.html",
+        include_str!("../../../templates/console/schedule.html"),
+    ),
+    (
         "console/error.html",
         include_str!("../../../templates/console/error.html"),
     ),

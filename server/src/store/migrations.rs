@@ -364,6 +364,25 @@ impl Store {
         }
     }
 
+    /// Migrations with work due between `from` and `until`, soonest first.
+    pub async fn upcoming_work(
+        &self,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<Migration>> {
+        migrations::Entity::find()
+            .filter(migrations::Column::NextWork.is_not_null())
+            .filter(migrations::Column::NextRunAt.gte(from))
+            .filter(migrations::Column::NextRunAt.lt(until))
+            .order_by_asc(migrations::Column::NextRunAt)
+            .limit(500)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(migration_from)
+            .collect()
+    }
+
     /// Migrations a live worker is copying now.
     pub async fn count_running_passes(&self, now: DateTime<Utc>) -> StoreResult<u64> {
         Ok(migrations::Entity::find()

@@ -3,6 +3,7 @@
 
 mod account;
 mod auth;
+mod migrations;
 mod outbox;
 mod pages;
 mod users;
@@ -34,6 +35,19 @@ pub fn routes() -> Route {
         .at("/users/:id/enable", post(users::enable))
         .at("/account", get(account::page))
         .at("/account/password", post(account::change_password))
+        .at("/migrations", get(migrations::list))
+        .at("/schedule", get(migrations::schedule))
+        .at(
+            "/migrations/new",
+            get(migrations::new_form).post(migrations::create),
+        )
+        .at(
+            "/migrations/test-connection",
+            post(migrations::test_connection),
+        )
+        .at("/migrations/:id", get(migrations::show))
+        .at("/migrations/:id/live", get(migrations::live_json))
+        .at("/migrations/:id/:action", post(migrations::action))
         .at("/outbox", get(outbox::list))
         .at("/outbox/:id", get(outbox::show))
         .at("/outbox/:id/resend", post(outbox::resend))
@@ -131,6 +145,9 @@ impl Staff {
     pub fn layout(&self, active: &str) -> Layout {
         let mut nav = vec![
             ("Dashboard", "/"),
+            ("Migrations", "/migrations"),
+            ("New migration", "/migrations/new"),
+            ("Schedule", "/schedule"),
             ("Outbox", "/outbox"),
             ("Audit log", "/audit"),
         ];

@@ -45,9 +45,40 @@ pub fn audit_rows(events: Vec<AuditEvent>) -> Vec<AuditRow> {
         .collect()
 }
 
+/// A migration on the dashboard.
+#[derive(Serialize)]
+struct Brief {
+    id: i64,
+    status: &'static str,
+    who: String,
+    why: Option<String>,
+    at: Option<String>,
+}
+
+fn brief(m: &crate::domain::Migration) -> Brief {
+    Brief {
+        id: m.id,
+        status: m.status.as_str(),
+        who: format!("{} → {}", m.source.username, m.dest.username),
+        why: m.error_message.clone().or_else(|| {
+            (m.status == crate::domain::MigrationStatus::WaitingForMx).then(|| {
+                format!(
+                    "waiting for the MX of {} ({})",
+                    m.mx_domain,
+                    m.mx_answer.as_deref().unwrap_or("not checked yet")
+                )
+            })
+        }),
+        at: m.next_run_at.map(display_time),
+    }
+}
+
 #[derive(Serialize)]
 struct DashboardPage {
     layout: Layout,
+    attention: Vec<Brief>,
+    running: Vec<Brief>,
+    today: Vec<Brief>,
     outbox_pending: u64,
     outbox_failed: u64,
     staff_count: usize,
@@ -71,10 +102,40 @@ pub async fn dashboard(staff: Staff) -> Response {
         Ok::<_, crate::store::StoreError>((outbox_pending, outbox_failed, users, events))
     }
     .await;
+    // What needs a person first: failures (a refused password among them), then
+    // domains whose MX has not moved.
+    let by_status = |status| crate::store::MigrationFilter {
+        status: Some(status),
+        per_page: 20,
+        ..Default::default()
+    };
+    use crate::domain::MigrationStatus as S;
+    let mut attention = Vec::new();
+    for status in [S::Failed, S::WaitingForMx] {
+        if let Ok((list, _)) = store.list_migrations(&by_status(status)).await {
+            attention.extend(list);
+        }
+    }
+    let running = store
+        .list_migrations(&by_status(S::Processing))
+        .await
+        .map(|(l, _)| l)
+        .unwrap_or_default();
+    let now = chrono::Utc::now();
+    let end_of_day = (now.date_naive() + chrono::Days::new(1))
+        .and_hms_opt(0, 0, 0)
+        .map_or(now, |d| d.and_utc());
+    let today = store
+        .upcoming_work(now, end_of_day)
+        .await
+        .unwrap_or_default();
     match result {
         Ok((outbox_pending, outbox_failed, users, events)) => staff.render(
             "console/dashboard.html",
             &DashboardPage {
+                attention: attention.iter().map(brief).collect(),
+                running: running.iter().map(brief).collect(),
+                today: today.iter().map(brief).collect(),
                 layout: staff.layout("/"),
                 outbox_pending,
                 outbox_failed,

@@ -1,0 +1,140 @@
+// A staff member runs a migration from the console in a real browser (Debian's
+// chromium, headless, driven by playwright-core). Started by tests/e2e/browser.rs,
+// which starts Ferry and two Dovecot servers and passes their addresses in the
+// environment. Exits non-zero, with the reason, when anything a person would see
+// is wrong. Screenshots of each page go to $SCREENSHOTS.
+
+import { chromium } from "playwright-core";
+import assert from "node:assert/strict";
+import path from "node:path";
+
+const env = (name) => {
+  const value = process.env[name];
+  assert.ok(value, `${name} is not set`);
+  return value;
+};
+const base = env("FERRY_URL");
+const shots = env("SCREENSHOTS");
+const step = (what) => console.log(`- ${what}`);
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu"],
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  page.setDefaultTimeout(30_000);
+  const shot = (name) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+
+  step("sign in");
+  await page.goto(`${base}/login`);
+  await page.getByLabel("Email").fill(env("ADMIN_EMAIL"));
+  await page.getByLabel("Password").fill(env("ADMIN_PASSWORD"));
+  await shot("01-login");
+  await Promise.all([page.waitForURL(`${base}/`), page.getByRole("button", { name: "Sign in" }).click()]);
+  await shot("02-dashboard");
+
+  step("fill the new-migration form");
+  const nav = page.getByRole("navigation", { name: "Main" });
+  await nav.getByRole("link", { name: "New migration" }).click();
+  await page.waitForURL(`${base}/migrations/new`);
+  const start = page.locator("#start");
+  assert.equal(await start.isDisabled(), true, "Start is disabled before authentication");
+  const side = async (name, port, user, password) => {
+    await page.locator(`[id="${name}.host"]`).fill("127.0.0.1");
+    await page.locator(`[id="${name}.port"]`).fill(port);
+    await page.locator(`[id="${name}.security"]`).selectOption("none");
+    await page.locator(`[id="${name}.username"]`).fill(user);
+    await page.locator(`[id="${name}.password"]`).fill(password);
+  };
+  await side("source", env("SRC_PORT"), env("SRC_USER"), "not-the-password");
+  step("a wrong password: the reason, and Start stays disabled");
+  await page.locator('[data-authenticate="source"]').click();
+  const srcResult = page.locator('[data-result="source"]');
+  await srcResult.getByText("Not authenticated (auth)").waitFor();
+  await page.locator('[id="source.password"]').fill(env("SRC_PASSWORD"));
+  step("show/hide the password");
+  await page.locator('[data-toggle="source.password"]').click();
+  assert.equal(await page.locator('[id="source.password"]').getAttribute("type"), "text");
+  await page.locator('[data-toggle="source.password"]').click();
+  assert.equal(await page.locator('[id="source.password"]').getAttribute("type"), "password");
+  step("authenticate both sides");
+  await page.locator('[data-authenticate="source"]').click();
+  await srcResult.getByText(/Authenticated: \d+ folders, \d+ messages/).waitFor();
+  assert.match(await srcResult.innerText(), /INBOX: \d+ messages/);
+  await side("destination", env("DST_PORT"), env("DST_USER"), env("DST_PASSWORD"));
+  await page.locator('[data-authenticate="destination"]').click();
+  await page.locator('[data-result="destination"]').getByText(/Authenticated:/).waitFor();
+  assert.equal(await start.isDisabled(), true, "Start waits for the terms");
+  await page.getByLabel("The customer accepts the terms of the migration").check();
+  assert.equal(await start.isDisabled(), false, "Start is enabled");
+  await page.getByLabel("Start as soon as a slot is free").check();
+  // One pass: the MX of a test domain never changes.
+  await page.getByLabel("Two passes: before and after the MX change").uncheck();
+  await page.getByLabel("Requester's email").fill("not an address");
+  await shot("03-new-migration-authenticated");
+
+  step("a validation error shows beside its field, nothing typed is lost");
+  await start.click();
+  const emailError = page.locator('[data-error-for="requester_email"]');
+  await emailError.waitFor({ state: "visible" });
+  assert.match(await emailError.innerText(), /email|address/i);
+  assert.equal(await page.getByLabel("Requester's email").getAttribute("aria-invalid"), "true");
+  assert.equal(await page.locator('[id="source.password"]').inputValue(), env("SRC_PASSWORD"));
+  assert.equal(await page.locator('[id="destination.username"]').inputValue(), env("DST_USER"));
+  await shot("04-new-migration-error");
+
+  step("start");
+  await page.getByLabel("Requester's email").fill(env("DST_USER"));
+  await Promise.all([page.waitForURL(/\/migrations\/\d+$/), start.click()]);
+  const migrationUrl = page.url();
+
+  step("the progress bars reach 100 % without a reload by hand");
+  await page.waitForFunction(() => document.getElementById("overall")?.value === 100, null, { timeout: 90_000 });
+  await page.locator("#status").getByText("completed").waitFor({ timeout: 90_000 });
+  const folderBars = await page.locator("#folders progress").evaluateAll((bars) =>
+    bars.map((b) => [b.getAttribute("aria-label"), b.value, b.max]));
+  assert.ok(folderBars.length > 1, "a bar per folder");
+  for (const [folder, value, max] of folderBars) {
+    assert.equal(value, max, `${folder} is complete`);
+  }
+  await shot("05-migration-completed");
+
+  step("synchronise: a second pass");
+  await Promise.all([page.waitForURL(migrationUrl), page.getByRole("button", { name: "Synchronise now" }).click()]);
+  await page.locator(".flash.ok").getByText("A synchronisation pass starts now").waitFor();
+  await page.locator("#passes").getByText("synchronisation pass").waitFor({ timeout: 60_000 });
+  await page.locator("#status").getByText("completed").waitFor({ timeout: 60_000 });
+  assert.equal(await page.locator("#passes tbody tr").count(), 2, "two passes");
+  await shot("06-migration-second-pass");
+
+  step("the list, the outbox");
+  await nav.getByRole("link", { name: "Migrations", exact: true }).click();
+  await page.locator(`a[href="${new URL(migrationUrl).pathname}"]`).waitFor();
+  await shot("07-migrations");
+  await nav.getByRole("link", { name: "Outbox" }).click();
+  await page.getByText(/is complete/).first().waitFor();
+  await shot("08-outbox");
+
+  step("the schedule and the dashboard");
+  await nav.getByRole("link", { name: "Schedule" }).click();
+  await page.getByRole("heading", { name: "Schedule" }).waitFor();
+  await shot("10-schedule");
+  await nav.getByRole("link", { name: "Dashboard" }).click();
+  await page.getByRole("heading", { name: "Running now" }).waitFor();
+  await shot("11-dashboard");
+
+  step("on a phone");
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.goto(migrationUrl);
+  await shot("09-migration-phone");
+
+  const html = await page.content();
+  assert.ok(!html.includes(env("SRC_PASSWORD")) && !html.includes(env("DST_PASSWORD")), "no password in a page");
+  assert.deepEqual(errors, [], "no script error");
+  console.log("ok");
+} finally {
+  await browser.close();
+}

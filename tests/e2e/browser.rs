@@ -1,0 +1,74 @@
+//! The console in a real browser: Debian's chromium, headless, driven by playwright-core
+//! (tests/browser/console.mjs) against Ferry and two Dovecot servers started here.
+//! Screenshots of each page land in tests/output/browser/.
+
+use std::process::Command;
+
+use ferry_tests::app::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp};
+use ferry_tests::dovecot::{Dovecot, Layout};
+use ferry_tests::{corpus, imap};
+
+const SRC_PW: &str = "browser-old-pw-6620";
+const DST_PW: &str = "browser-new-pw-1408";
+
+#[tokio::test]
+async fn staff_run_a_migration_in_the_browser() {
+    let app = TestApp::spawn().await;
+    let src = Dovecot::start(Layout::Slash).unwrap();
+    src.add_user("jane@old.example", SRC_PW).unwrap();
+    let dst = Dovecot::start(Layout::Slash).unwrap();
+    dst.add_user("jane@new.example", DST_PW).unwrap();
+    let mut s = imap::login(&src, "jane@old.example", SRC_PW).await.unwrap();
+    imap::seed_mailbox(&src, &mut s, &corpus::mailbox())
+        .await
+        .unwrap();
+    s.logout().await.unwrap();
+
+    let root = ferry_tests::workspace_root();
+    let shots = root.join("tests/output/browser");
+    std::fs::create_dir_all(&shots).unwrap();
+    let script = root.join("tests/browser/console.mjs");
+    let child = tokio::process::Command::from({
+        let mut cmd = Command::new("node");
+        cmd.arg(&script)
+            .current_dir(root.join("tests/browser"))
+            .env("FERRY_URL", &app.base)
+            .env("ADMIN_EMAIL", ADMIN_EMAIL)
+            .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("SRC_PORT", src.port.to_string())
+            .env("SRC_USER", "jane@old.example")
+            .env("SRC_PASSWORD", SRC_PW)
+            .env("DST_PORT", dst.port.to_string())
+            .env("DST_USER", "jane@new.example")
+            .env("DST_PASSWORD", DST_PW)
+            .env("SCREENSHOTS", &shots);
+        cmd
+    })
+    .kill_on_drop(true)
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("node runs (scripts/install-test-servers installs chromium and playwright-core)");
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(300),
+        child.wait_with_output(),
+    )
+    .await
+    .expect("the browser test finishes within 5 minutes")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.trim_end().ends_with("ok"), "{stdout}");
+    for page in [
+        "02-dashboard",
+        "03-new-migration-authenticated",
+        "05-migration-completed",
+        "06-migration-second-pass",
+        "07-migrations",
+    ] {
+        let png = std::fs::read(shots.join(format!("{page}.png"))).unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{page} is a screenshot");
+    }
+    app.stop().await;
+}

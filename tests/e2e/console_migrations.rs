@@ -1,0 +1,297 @@
+//! A migration's life from the console's HTTP surface, against real Dovecot: the form
+//! with its Authenticate endpoint and errors beside fields, the list, the migration
+//! page and its live state, the synchronise and delete buttons. No password is ever
+//! in a page.
+
+use std::time::{Duration, Instant};
+
+use ferry_tests::app::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp, csrf_from};
+use ferry_tests::dovecot::{Dovecot, Layout};
+use ferry_tests::{corpus, imap};
+use serde_json::Value;
+
+const SRC_PW: &str = "console-old-pw-2231";
+const DST_PW: &str = "console-new-pw-7719";
+
+async fn live(app: &TestApp, id: i64) -> Value {
+    let resp = app
+        .client
+        .get(app.url(&format!("/migrations/{id}/live")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn staff_run_a_migration_from_the_console_pages() {
+    let app = TestApp::spawn().await;
+    let src = Dovecot::start(Layout::Slash).unwrap();
+    src.add_user("jane@old.example", SRC_PW).unwrap();
+    let dst = Dovecot::start(Layout::Slash).unwrap();
+    dst.add_user("jane@new.example", DST_PW).unwrap();
+    let mut s = imap::login(&src, "jane@old.example", SRC_PW).await.unwrap();
+    imap::seed_mailbox(&src, &mut s, &corpus::mailbox())
+        .await
+        .unwrap();
+    app.sign_in(&app.client, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+
+    let page = app.page(&app.client, "/migrations/new").await;
+    assert!(page.contains("Earliest allowed window"), "{page}");
+    assert!(page.contains(r#"<button type="submit" id="start" disabled>"#));
+    let csrf = csrf_from(&page).unwrap();
+    let port = |p: u16| p.to_string();
+    let (src_port, dst_port) = (port(src.port), port(dst.port));
+
+    // Authenticate: folders with counts, or the reason.
+    let test = |password: &'static str| {
+        let (csrf, src_port) = (csrf.clone(), src_port.clone());
+        let app = &app;
+        async move {
+            app.client
+                .post(app.url("/migrations/test-connection"))
+                .form(&[
+                    ("host", "127.0.0.1"),
+                    ("port", &src_port),
+                    ("security", "none"),
+                    ("username", "jane@old.example"),
+                    ("password", password),
+                    ("csrf", &csrf),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let ok = test(SRC_PW).await;
+    assert_eq!(ok["ok"], true, "{ok}");
+    assert!(
+        ok["folders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["name"] == "INBOX" && f["messages"] == 14)
+    );
+    let bad = test("wrong").await;
+    assert_eq!(
+        (bad["ok"].as_bool(), bad["code"].as_str()),
+        (Some(false), Some("auth")),
+        "{bad}"
+    );
+
+    // Errors come back per field (the page's script shows them beside their field).
+    let mut form: Vec<(&str, String)> = vec![
+        ("mode", "full".into()),
+        ("source.host", "127.0.0.1".into()),
+        ("source.port", src_port.clone()),
+        ("source.security", "none".into()),
+        ("source.username", "jane@old.example".into()),
+        ("source.password", SRC_PW.into()),
+        ("destination.host", "127.0.0.1".into()),
+        ("destination.port", dst_port.clone()),
+        ("destination.security", "none".into()),
+        ("destination.username", "jane@new.example".into()),
+        ("destination.password", DST_PW.into()),
+        ("duplicates", "skip".into()),
+        ("window.time_zone", "UTC".into()),
+        ("requester_email", "not an address".into()),
+        ("terms", "on".into()),
+        ("csrf", csrf.clone()),
+    ];
+    let post = |form: Vec<(&'static str, String)>| {
+        let app = &app;
+        async move {
+            let resp = app
+                .client
+                .post(app.url("/migrations/new"))
+                .header("accept", "application/json")
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = post(form.clone()).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["errors"]["requester_email"].is_string(), "{body}");
+    assert!(
+        body["errors"]["window.start"].is_string(),
+        "no window and no override: {body}"
+    );
+    // Without the script, the page itself shows the errors and keeps what was typed,
+    // but never a password.
+    let resp = app
+        .client
+        .post(app.url("/migrations/new"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 422);
+    let html = resp.text().await.unwrap();
+    assert!(
+        html.contains(r#"value="jane@old.example""#),
+        "typed values kept"
+    );
+    assert!(html.contains(r#"data-error-for="requester_email">"#));
+    assert!(
+        !html.contains(SRC_PW) && !html.contains(DST_PW),
+        "a password in a page"
+    );
+
+    form.retain(|(k, _)| *k != "requester_email");
+    form.push(("requester_email", "jane@new.example".into()));
+    form.push(("start_now", "on".into()));
+    let (status, body) = post(form).await;
+    assert_eq!(status, 200, "{body}");
+    let location = body["location"].as_str().unwrap().to_owned();
+    let id: i64 = location.rsplit('/').next().unwrap().parse().unwrap();
+
+    // The migration page follows it to the end without a reload of its own.
+    let page = app.page(&app.client, &location).await;
+    assert!(page.contains(&format!("Migration #{id}")));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let l = live(&app, id).await;
+        if l["status"] == "completed" {
+            assert_eq!(l["percent"], 100, "{l}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "not completed: {l}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let page = app.page(&app.client, &location).await;
+    assert!(page.contains("Synchronise now") && page.contains("Delete migrated items"));
+    assert!(!page.contains(SRC_PW) && !page.contains(DST_PW));
+
+    // The list shows it with its progress.
+    let list = app
+        .page(&app.client, "/migrations?status=completed&q=jane")
+        .await;
+    assert!(
+        list.contains(&format!("href=\"/migrations/{id}\"")),
+        "{list}"
+    );
+    assert!(list.contains(r#"value="100""#));
+
+    // Synchronise: a second pass.
+    let resp = app
+        .post_form(
+            &app.client,
+            &location,
+            &format!("/migrations/{id}/sync"),
+            &[],
+        )
+        .await;
+    assert_eq!(resp.status(), 303);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while live(&app, id).await["passes"] != 2 || live(&app, id).await["status"] != "completed" {
+        assert!(Instant::now() < deadline, "no second pass");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let page = app.page(&app.client, &location).await;
+    assert!(page.contains("synchronisation pass"), "{page}");
+    assert!(
+        page.contains("migration.sync_requested"),
+        "the audit trail: {page}"
+    );
+
+    // A request for a later window shows on the schedule; one whose password is
+    // refused shows first on the dashboard.
+    let earliest = app
+        .services
+        .window_rules()
+        .unwrap()
+        .earliest(chrono::Utc::now(), chrono_tz::UTC)
+        .unwrap();
+    let later = |user: &str, password: &str, window: bool| {
+        let mut f: Vec<(&str, String)> = vec![
+            ("source.host", "127.0.0.1".into()),
+            ("source.port", src_port.clone()),
+            ("source.security", "none".into()),
+            ("source.username", "jane@old.example".into()),
+            ("source.password", password.into()),
+            ("destination.host", "127.0.0.1".into()),
+            ("destination.port", dst_port.clone()),
+            ("destination.security", "none".into()),
+            ("destination.username", user.into()),
+            ("destination.password", DST_PW.into()),
+            ("window.time_zone", "UTC".into()),
+            ("requester_email", "jane@new.example".into()),
+            ("terms", "on".into()),
+            ("csrf", csrf.clone()),
+        ];
+        if window {
+            f.push(("window.date", earliest.format("%Y-%m-%d").to_string()));
+            f.push(("window.time", earliest.format("%H:%M").to_string()));
+        } else {
+            f.push(("start_now", "on".into()));
+        }
+        f
+    };
+    dst.add_user("bob@new.example", DST_PW).unwrap();
+    let (status, body) = post(later("jane@new.example", SRC_PW, true)).await;
+    assert_eq!(status, 200, "{body}");
+    let scheduled_id = body["location"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (status, body) = post(later("bob@new.example", "wrong", false)).await;
+    assert_eq!(status, 200, "{body}");
+    let failed_id = body["location"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let dashboard = app.page(&app.client, "/").await;
+        let attention = dashboard
+            .split("Running now")
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        if attention.contains(&format!("href=\"/migrations/{failed_id}\"")) {
+            assert!(attention.contains("refused the login"), "{attention}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not on the dashboard: {dashboard}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let schedule = app.page(&app.client, "/schedule").await;
+        if schedule.contains(&format!("href=\"/migrations/{scheduled_id}\"")) {
+            assert!(schedule.contains("jane@new.example (pre_mx)"), "{schedule}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "not on the schedule: {schedule}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Delete the record (confirmed in the page), then it is gone.
+    let resp = app
+        .post_form(
+            &app.client,
+            &location,
+            &format!("/migrations/{id}/delete"),
+            &[],
+        )
+        .await;
+    assert_eq!(resp.status(), 303);
+    let resp = app.client.get(app.url(&location)).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+}
