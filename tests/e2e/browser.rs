@@ -5,8 +5,7 @@
 use std::process::Command;
 
 use ferry_tests::app::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp};
-use ferry_tests::dovecot::{Dovecot, Layout};
-use ferry_tests::{corpus, imap};
+use ferry_tests::imap;
 
 const SRC_PW: &str = "browser-old-pw-6620";
 const DST_PW: &str = "browser-new-pw-1408";
@@ -14,15 +13,9 @@ const DST_PW: &str = "browser-new-pw-1408";
 #[tokio::test]
 async fn staff_run_a_migration_in_the_browser() {
     let app = TestApp::spawn().await;
-    let src = Dovecot::start(Layout::Slash).unwrap();
-    src.add_user("jane@old.example", SRC_PW).unwrap();
-    let dst = Dovecot::start(Layout::Slash).unwrap();
-    dst.add_user("jane@new.example", DST_PW).unwrap();
-    let mut s = imap::login(&src, "jane@old.example", SRC_PW).await.unwrap();
-    imap::seed_mailbox(&src, &mut s, &corpus::mailbox())
+    let (src, dst) = imap::seeded_pair(("jane@old.example", SRC_PW), ("jane@new.example", DST_PW))
         .await
         .unwrap();
-    s.logout().await.unwrap();
 
     let root = ferry_tests::workspace_root();
     let shots = root.join("tests/output/browser");

@@ -6,8 +6,7 @@
 use std::time::{Duration, Instant};
 
 use ferry_tests::app::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp, csrf_from};
-use ferry_tests::dovecot::{Dovecot, Layout};
-use ferry_tests::{corpus, imap};
+use ferry_tests::imap;
 use serde_json::Value;
 
 const SRC_PW: &str = "console-old-pw-2231";
@@ -24,15 +23,36 @@ async fn live(app: &TestApp, id: i64) -> Value {
     resp.json().await.unwrap()
 }
 
+/// The new-migration form's fields for two plaintext test servers: source
+/// (port, user, password), destination (port, user).
+fn new_form(
+    (src_port, src_user, src_pw): (&str, &str, &str),
+    (dst_port, dst_user): (&str, &str),
+    requester: &str,
+    csrf: &str,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("source.host", "127.0.0.1".into()),
+        ("source.port", src_port.into()),
+        ("source.security", "none".into()),
+        ("source.username", src_user.into()),
+        ("source.password", src_pw.into()),
+        ("destination.host", "127.0.0.1".into()),
+        ("destination.port", dst_port.into()),
+        ("destination.security", "none".into()),
+        ("destination.username", dst_user.into()),
+        ("destination.password", DST_PW.into()),
+        ("window.time_zone", "UTC".into()),
+        ("requester_email", requester.into()),
+        ("terms", "on".into()),
+        ("csrf", csrf.into()),
+    ]
+}
+
 #[tokio::test]
 async fn staff_run_a_migration_from_the_console_pages() {
     let app = TestApp::spawn().await;
-    let src = Dovecot::start(Layout::Slash).unwrap();
-    src.add_user("jane@old.example", SRC_PW).unwrap();
-    let dst = Dovecot::start(Layout::Slash).unwrap();
-    dst.add_user("jane@new.example", DST_PW).unwrap();
-    let mut s = imap::login(&src, "jane@old.example", SRC_PW).await.unwrap();
-    imap::seed_mailbox(&src, &mut s, &corpus::mailbox())
+    let (src, dst) = imap::seeded_pair(("jane@old.example", SRC_PW), ("jane@new.example", DST_PW))
         .await
         .unwrap();
     app.sign_in(&app.client, ADMIN_EMAIL, ADMIN_PASSWORD).await;
@@ -84,24 +104,14 @@ async fn staff_run_a_migration_from_the_console_pages() {
     );
 
     // Errors come back per field (the page's script shows them beside their field).
-    let mut form: Vec<(&str, String)> = vec![
-        ("mode", "full".into()),
-        ("source.host", "127.0.0.1".into()),
-        ("source.port", src_port.clone()),
-        ("source.security", "none".into()),
-        ("source.username", "jane@old.example".into()),
-        ("source.password", SRC_PW.into()),
-        ("destination.host", "127.0.0.1".into()),
-        ("destination.port", dst_port.clone()),
-        ("destination.security", "none".into()),
-        ("destination.username", "jane@new.example".into()),
-        ("destination.password", DST_PW.into()),
-        ("duplicates", "skip".into()),
-        ("window.time_zone", "UTC".into()),
-        ("requester_email", "not an address".into()),
-        ("terms", "on".into()),
-        ("csrf", csrf.clone()),
-    ];
+    let mut form = new_form(
+        (&src_port, "jane@old.example", SRC_PW),
+        (&dst_port, "jane@new.example"),
+        "not an address",
+        &csrf,
+    );
+    form.push(("mode", "full".into()));
+    form.push(("duplicates", "skip".into()));
     let post = |form: Vec<(&'static str, String)>| {
         let app = &app;
         async move {
@@ -210,22 +220,12 @@ async fn staff_run_a_migration_from_the_console_pages() {
         .earliest(chrono::Utc::now(), chrono_tz::UTC)
         .unwrap();
     let later = |user: &str, password: &str, window: bool| {
-        let mut f: Vec<(&str, String)> = vec![
-            ("source.host", "127.0.0.1".into()),
-            ("source.port", src_port.clone()),
-            ("source.security", "none".into()),
-            ("source.username", "jane@old.example".into()),
-            ("source.password", password.into()),
-            ("destination.host", "127.0.0.1".into()),
-            ("destination.port", dst_port.clone()),
-            ("destination.security", "none".into()),
-            ("destination.username", user.into()),
-            ("destination.password", DST_PW.into()),
-            ("window.time_zone", "UTC".into()),
-            ("requester_email", "jane@new.example".into()),
-            ("terms", "on".into()),
-            ("csrf", csrf.clone()),
-        ];
+        let mut f = new_form(
+            (&src_port, "jane@old.example", password),
+            (&dst_port, user),
+            "jane@new.example",
+            &csrf,
+        );
         if window {
             f.push(("window.date", earliest.format("%Y-%m-%d").to_string()));
             f.push(("window.time", earliest.format("%H:%M").to_string()));

@@ -237,3 +237,20 @@ pub fn encode_path(server: &Dovecot, path: &str) -> String {
         .collect();
     server.folder(&encoded.join("/"))
 }
+
+/// Two Dovecot servers (`/` layout), each with its user; the source holds
+/// [`crate::corpus::mailbox`].
+pub async fn seeded_pair(
+    (src_user, src_pw): (&str, &str),
+    (dst_user, dst_pw): (&str, &str),
+) -> anyhow::Result<(Dovecot, Dovecot)> {
+    use crate::dovecot::Layout;
+    let src = Dovecot::start(Layout::Slash)?;
+    src.add_user(src_user, src_pw)?;
+    let dst = Dovecot::start(Layout::Slash)?;
+    dst.add_user(dst_user, dst_pw)?;
+    let mut s = login(&src, src_user, src_pw).await?;
+    seed_mailbox(&src, &mut s, &crate::corpus::mailbox()).await?;
+    s.logout().await?;
+    Ok((src, dst))
+}
