@@ -22,7 +22,12 @@ const browser = await chromium.launch({
   args: ["--no-sandbox", "--disable-gpu"],
 });
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  // A viewer in Paris: times are sent in UTC and shown in the viewer's zone.
+  const page = await browser.newPage({
+    viewport: { width: 1280, height: 900 },
+    locale: "en-US",
+    timezoneId: "Europe/Paris",
+  });
   page.setDefaultTimeout(30_000);
   const shot = (name) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
   const errors = [];
@@ -100,6 +105,9 @@ try {
   for (const [folder, value, max] of folderBars) {
     assert.equal(value, max, `${folder} is complete`);
   }
+  const started = page.locator("#passes time[data-local]").first();
+  assert.match(await started.innerText(), /GMT\+1|CET/, "a pass's start in the viewer's time zone");
+  assert.match(await started.getAttribute("title"), / UTC$/, "the UTC time in the tooltip");
   await shot("05-migration-completed");
 
   step("synchronise: a second pass");
@@ -125,6 +133,10 @@ try {
   await nav.getByRole("link", { name: "Dashboard" }).click();
   await page.getByRole("heading", { name: "Running now" }).waitFor();
   await shot("11-dashboard");
+
+  await nav.getByRole("link", { name: "Settings" }).click();
+  await page.getByRole("heading", { name: "Test the email settings" }).waitFor();
+  await shot("12-settings");
 
   step("on a phone");
   await page.setViewportSize({ width: 390, height: 844 });

@@ -396,3 +396,34 @@ async fn pages_load_no_asset_from_elsewhere_and_fit_a_phone() {
             .contains("@media (max-width: 760px)")
     );
 }
+
+#[tokio::test]
+async fn settings_show_what_is_in_force_and_a_test_email_reaches_the_smtp_server() {
+    let smtp = SmtpSink::start().unwrap();
+    let app = TestApp::spawn_with(Options {
+        smtp_url: Some(smtp.url()),
+        ..Default::default()
+    })
+    .await;
+    app.sign_in(&app.client, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let page = app.page(&app.client, "/settings").await;
+    assert!(page.contains("imap.provider.example:993 (ssl)"), "{page}");
+    assert!(page.contains("configured (the address is not shown"));
+    assert!(
+        !page.contains(&smtp.url()),
+        "the SMTP URL may hold a password"
+    );
+    let resp = app
+        .post_form(&app.client, "/settings", "/settings/test-email", &[])
+        .await;
+    assert_eq!(resp.status(), 303);
+    let email = smtp
+        .wait_for(Duration::from_secs(20), |m| {
+            m.subject() == "Ferry test email"
+        })
+        .await
+        .unwrap();
+    assert_eq!(email.to(), vec![ADMIN_EMAIL.to_owned()]);
+    assert!(email.text().contains("SMTP settings work"));
+    app.stop().await;
+}

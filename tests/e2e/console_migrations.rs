@@ -271,6 +271,34 @@ async fn staff_run_a_migration_from_the_console_pages() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The right password typed on the failed migration's page, then Retry.
+    let failed_page = format!("/migrations/{failed_id}");
+    let resp = app
+        .post_form(
+            &app.client,
+            &failed_page,
+            &format!("{failed_page}/credentials"),
+            &[("source_password", SRC_PW)],
+        )
+        .await;
+    assert_eq!(resp.status(), 303);
+    let page = app.page(&app.client, &failed_page).await;
+    assert!(page.contains("New passwords stored"), "{page}");
+    assert!(!page.contains(SRC_PW));
+    app.post_form(
+        &app.client,
+        &failed_page,
+        &format!("{failed_page}/retry"),
+        &[],
+    )
+    .await;
+    let failed_id: i64 = failed_id.parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while live(&app, failed_id).await["status"] != "completed" {
+        assert!(Instant::now() < deadline, "the retry did not complete");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let schedule = app.page(&app.client, "/schedule").await;

@@ -71,6 +71,18 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../templates/console/schedule.html"),
     ),
     (
+        "console/settings.html",
+        include_str!("../../../templates/console/settings.html"),
+    ),
+    (
+        "email/test_email.txt",
+        include_str!("../../../templates/email/test_email.txt"),
+    ),
+    (
+        "email/test_email.html",
+        include_str!("../../../templates/email/test_email.html"),
+    ),
+    (
         "console/error.html",
         include_str!("../../../templates/console/error.html"),
     ),
@@ -164,6 +176,21 @@ fn filesizeformat(bytes: f64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
+/// A console time ("2026-11-21 16:25", UTC) as a `<time>` element that the page's
+/// script shows in the viewer's time zone; without the script it reads as UTC.
+fn when(utc: Option<String>) -> minijinja::Value {
+    match utc.filter(|t| !t.is_empty()) {
+        Some(t) => {
+            let t = minijinja::HtmlEscape(&t).to_string();
+            minijinja::Value::from_safe_string(format!(
+                "<time datetime=\"{}Z\" data-local>{t} UTC</time>",
+                t.replace(' ', "T")
+            ))
+        }
+        None => minijinja::Value::from("–"),
+    }
+}
+
 /// The console's stylesheet, served at `/static/ferry.css`.
 pub const STYLESHEET: &str = include_str!("../../../templates/static/ferry.css");
 
@@ -177,6 +204,7 @@ impl Renderer {
         let mut env = Environment::new();
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
         env.add_filter("filesizeformat", filesizeformat);
+        env.add_filter("when", when);
         for (name, source) in TEMPLATES {
             env.add_template(name, source)
                 .with_context(|| format!("Template {name} does not compile"))?;

@@ -435,4 +435,36 @@ impl Services {
         self.dispatcher.wake();
         Ok(())
     }
+
+    /// Queues a test email to `to`, to check the SMTP settings end to end.
+    pub async fn send_test_email(
+        &self,
+        actor: &Actor,
+        to: &EmailAddress,
+        ip: Option<String>,
+    ) -> ServiceResult<()> {
+        let now = Utc::now();
+        let email = self.renderer.email(
+            "test_email",
+            vec![to.clone()],
+            &serde_json::json!({
+                "to": to.as_str(),
+                "by": actor.to_string(),
+                "smtp_configured": self.dispatcher.is_configured(),
+            }),
+            None,
+        )?;
+        let tx = self.store.begin().await?;
+        tx.enqueue_email(email, now).await?;
+        tx.audit(
+            NewAuditEvent::new(actor, "settings.test_email")
+                .subject("email", to.as_str())
+                .ip(ip),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        self.dispatcher.wake();
+        Ok(())
+    }
 }

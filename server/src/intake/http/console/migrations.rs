@@ -476,6 +476,7 @@ fn live(d: &MigrationDetail) -> Live {
 
 #[derive(Serialize)]
 struct Actions {
+    credentials: bool,
     cancel: bool,
     retry: bool,
     sync: bool,
@@ -488,6 +489,7 @@ fn actions(m: &Migration) -> Actions {
     use MigrationStatus as S;
     let running = m.is_running(Utc::now());
     Actions {
+        credentials: !running && !matches!(m.status, S::Processing | S::Validating),
         cancel: m.status.is_active(),
         retry: matches!(m.status, S::Failed | S::Cancelled),
         sync: matches!(m.status, S::WaitingForMx | S::Completed)
@@ -583,6 +585,8 @@ pub struct ActionForm {
     csrf: String,
     reason: String,
     from_pass: String,
+    source_password: String,
+    destination_password: String,
 }
 
 /// The buttons of the migration page.
@@ -619,6 +623,17 @@ pub async fn action(
             .delete_migrated(&actor, id, form.from_pass.trim().parse().ok())
             .await
             .map(|_| "Removing this migration's copies from the destination."),
+        "credentials" => {
+            let given = |p: String| (!p.is_empty()).then(|| SecretString::from(p));
+            s.update_credentials(
+                &actor,
+                id,
+                given(form.source_password),
+                given(form.destination_password),
+            )
+            .await
+            .map(|_| "New passwords stored (encrypted). Retry to use them.")
+        }
         "delete" => {
             return match s.delete_migration(&actor, id).await {
                 Ok(()) => redirect_with_flash(

@@ -6,6 +6,7 @@ mod auth;
 mod migrations;
 mod outbox;
 mod pages;
+mod settings;
 mod users;
 
 use base64::Engine;
@@ -48,6 +49,8 @@ pub fn routes() -> Route {
         .at("/migrations/:id", get(migrations::show))
         .at("/migrations/:id/live", get(migrations::live_json))
         .at("/migrations/:id/:action", post(migrations::action))
+        .at("/settings", get(settings::page))
+        .at("/settings/test-email", post(settings::test_email))
         .at("/outbox", get(outbox::list))
         .at("/outbox/:id", get(outbox::show))
         .at("/outbox/:id/resend", post(outbox::resend))
@@ -153,6 +156,7 @@ impl Staff {
         ];
         if self.is_admin() {
             nav.push(("Staff", "/users"));
+            nav.push(("Settings", "/settings"));
         }
         nav.push(("Your account", "/account"));
         Layout {
