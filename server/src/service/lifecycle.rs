@@ -331,7 +331,22 @@ impl Services {
             store: self.store.clone(),
             migration_id: m.id,
         };
-        let progress = DbProgress::new(self.store.clone(), m.id);
+        // A resumed pass counts on from what its earlier runs did.
+        let mut base = std::collections::HashMap::new();
+        for (folder, fs) in checkpoints.load().await?.folders {
+            let (copied, skipped) =
+                fs.ledger
+                    .values()
+                    .filter(|e| e.pass == pass.number)
+                    .fold(
+                        (0, 0),
+                        |(c, s), e| {
+                            if e.skipped { (c, s + 1) } else { (c + 1, s) }
+                        },
+                    );
+            base.insert(folder, (copied, skipped));
+        }
+        let progress = DbProgress::new(self.store.clone(), m.id, base);
         let flusher = tokio::spawn(Arc::clone(&progress).run_flusher());
         let result = tokio::select! {
             () = stop.cancelled() => None,

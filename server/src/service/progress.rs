@@ -3,7 +3,7 @@
 //! counted in memory and written once a second, so the console and the API follow a
 //! pass without slowing it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -56,6 +56,8 @@ struct Counts {
     plan: Option<Vec<PlannedFolder>>,
     folders: BTreeMap<String, FolderCounts>,
     dirty: BTreeSet<String>,
+    /// By source path: (copied, skipped) by earlier runs of this pass.
+    base: HashMap<String, (u64, u64)>,
 }
 
 /// Progress counted in memory and written by [`DbProgress::run_flusher`].
@@ -67,13 +69,17 @@ pub struct DbProgress {
 }
 
 impl DbProgress {
-    pub fn new(store: Store, migration_id: i64) -> Arc<Self> {
-        Arc::new(Self {
+    /// `base`: by source folder (the server's name), what earlier runs of this pass
+    /// copied and skipped, so that a resumed pass's bars go on from there.
+    pub fn new(store: Store, migration_id: i64, base: HashMap<String, (u64, u64)>) -> Arc<Self> {
+        let progress = Arc::new(Self {
             store,
             migration_id,
             counts: Mutex::new(Counts::default()),
             stop: Notify::new(),
-        })
+        });
+        progress.counts().base = base;
+        progress
     }
 
     fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
@@ -125,6 +131,10 @@ impl DbProgress {
         Ok(())
     }
 
+    fn base(&self, path: &str) -> (u64, u64) {
+        self.counts().base.get(path).copied().unwrap_or_default()
+    }
+
     fn update(&self, path: &str, f: impl FnOnce(&mut FolderCounts)) {
         let mut counts = self.counts();
         f(counts.folders.entry(path.to_owned()).or_default());
@@ -144,12 +154,19 @@ impl Progress for DbProgress {
             .collect();
         let mut counts = self.counts();
         counts.plan = Some(plan);
+        // From here on the base is known by the paths the callbacks use.
+        let by_raw = std::mem::take(&mut counts.base);
         for (p, expected) in folders {
+            let (copied, skipped) = by_raw.get(&p.source).copied().unwrap_or_default();
+            counts.base.insert(p.source_path.clone(), (copied, skipped));
+            counts.dirty.insert(p.source_path.clone());
             counts.folders.insert(
                 p.source_path.clone(),
                 FolderCounts {
                     status: "pending",
-                    expected: expected.unwrap_or(0),
+                    expected: expected.unwrap_or(0).max(copied + skipped),
+                    copied,
+                    skipped,
                     ..Default::default()
                 },
             );
@@ -157,9 +174,10 @@ impl Progress for DbProgress {
     }
 
     fn folder_started(&self, folder: &str, pending: u64) {
+        let (copied, skipped) = self.base(folder);
         self.update(folder, |c| {
             c.status = "copying";
-            c.expected = pending;
+            c.expected = pending + copied + skipped;
         });
     }
 
@@ -175,12 +193,13 @@ impl Progress for DbProgress {
     }
 
     fn folder_done(&self, report: &FolderReport) {
+        let (copied, skipped) = self.base(&report.source_path);
         self.update(&report.source_path, |c| {
             *c = FolderCounts {
                 status: "done",
-                expected: report.expected,
-                copied: report.copied,
-                skipped: report.skipped,
+                expected: report.expected + copied + skipped,
+                copied: report.copied + copied,
+                skipped: report.skipped + skipped,
                 failed: report.failed,
                 bytes: report.bytes,
             };
