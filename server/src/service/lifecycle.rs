@@ -332,20 +332,16 @@ impl Services {
             migration_id: m.id,
         };
         // A resumed pass counts on from what its earlier runs did.
-        let mut base = std::collections::HashMap::new();
-        for (folder, fs) in checkpoints.load().await?.folders {
-            let (copied, skipped) =
-                fs.ledger
-                    .values()
-                    .filter(|e| e.pass == pass.number)
-                    .fold(
-                        (0, 0),
-                        |(c, s), e| {
-                            if e.skipped { (c, s + 1) } else { (c + 1, s) }
-                        },
-                    );
-            base.insert(folder, (copied, skipped));
-        }
+        let base = checkpoints
+            .load()
+            .await?
+            .folders
+            .into_iter()
+            .map(|(folder, fs)| {
+                let counts = fs.pass_counts(pass.number);
+                (folder, counts)
+            })
+            .collect();
         let progress = DbProgress::new(self.store.clone(), m.id, base);
         let flusher = tokio::spawn(Arc::clone(&progress).run_flusher());
         let result = tokio::select! {
@@ -429,14 +425,7 @@ impl Services {
             let Some(fs) = state.folders.get(&folder.source) else {
                 continue;
             };
-            let (copied, skipped) =
-                fs.ledger
-                    .values()
-                    .filter(|e| e.pass == pass)
-                    .fold(
-                        (0, 0),
-                        |(c, s), e| if e.skipped { (c, s + 1) } else { (c + 1, s) },
-                    );
+            let (copied, skipped) = fs.pass_counts(pass);
             // Skips outside the ledger (messages before import_since) stay as counted.
             folder.skipped = folder.skipped.max(skipped);
             folder.copied = copied;

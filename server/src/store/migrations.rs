@@ -598,6 +598,28 @@ impl Store {
         Ok(())
     }
 
+    /// The folders of several migrations in one query, by migration.
+    pub async fn folders_of(
+        &self,
+        ids: &[i64],
+    ) -> StoreResult<std::collections::HashMap<i64, Vec<FolderProgress>>> {
+        let mut by_id: std::collections::HashMap<i64, Vec<FolderProgress>> =
+            std::collections::HashMap::new();
+        for row in migration_folders::Entity::find()
+            .filter(migration_folders::Column::MigrationId.is_in(ids.iter().copied()))
+            .filter(migration_folders::Column::Position.gte(0))
+            .order_by_asc(migration_folders::Column::Position)
+            .all(&self.db)
+            .await?
+        {
+            by_id
+                .entry(row.migration_id)
+                .or_default()
+                .push(folder_from(row));
+        }
+        Ok(by_id)
+    }
+
     pub async fn migration_folders(&self, id: i64) -> StoreResult<Vec<FolderProgress>> {
         Ok(migration_folders::Entity::find()
             .filter(migration_folders::Column::MigrationId.eq(id))

@@ -42,6 +42,19 @@ pub struct FolderState {
     pub dest_unclaimed: BTreeMap<String, Vec<u32>>,
 }
 
+impl FolderState {
+    /// (copied, skipped) by pass `pass`, from the ledger.
+    pub fn pass_counts(&self, pass: u32) -> (u64, u64) {
+        self.ledger
+            .values()
+            .filter(|e| e.pass == pass)
+            .fold(
+                (0, 0),
+                |(c, s), e| if e.skipped { (c, s + 1) } else { (c + 1, s) },
+            )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     pub key: String,

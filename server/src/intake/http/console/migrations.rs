@@ -360,14 +360,14 @@ pub async fn list(staff: Staff, Query(q): Query<ListQuery>) -> Response {
         Ok(found) => found,
         Err(err) => return internal_error(&staff.services, &err),
     };
+    let ids: Vec<i64> = list.iter().map(|m| m.id).collect();
+    let mut folders = match staff.services.store.folders_of(&ids).await {
+        Ok(found) => found,
+        Err(err) => return internal_error(&staff.services, &err),
+    };
     let mut rows = Vec::new();
     for m in list {
-        let folders = staff
-            .services
-            .store
-            .migration_folders(m.id)
-            .await
-            .unwrap_or_default();
+        let folders = folders.remove(&m.id).unwrap_or_default();
         rows.push(Row {
             id: m.id,
             status: m.status.as_str(),
