@@ -10,6 +10,7 @@ mod m20261121_000001_accounts;
 mod m20261121_000002_audit;
 mod m20261121_000003_outbox;
 mod m20261121_000004_migrations;
+mod m20261121_000005_settings;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000002_audit::Migration),
             Box::new(m20261121_000003_outbox::Migration),
             Box::new(m20261121_000004_migrations::Migration),
+            Box::new(m20261121_000005_settings::Migration),
         ]
     }
 }

@@ -17,7 +17,7 @@ use crate::domain::EmailAddress;
 use crate::metrics::Metrics;
 use crate::notify::{Dispatcher, SmtpMailer};
 use crate::render::Renderer;
-use crate::service::{LoginLimiter, Services};
+use crate::service::{LiveSettings, LoginLimiter, Services};
 use crate::store::Store;
 
 /// The file in the data directory that holds the encryption key.
@@ -44,15 +44,17 @@ pub async fn open(settings: Settings) -> anyhow::Result<Services> {
         settings.console.login_max_failures,
         Duration::from_secs(settings.console.login_window_seconds),
     );
-    Ok(Services {
+    let services = Services {
         store,
         renderer: Arc::new(Renderer::new()?),
         dispatcher,
         cipher: Arc::new(cipher),
-        settings: Arc::new(settings),
+        live_settings: Arc::new(LiveSettings::new(settings)),
         login_limiter: Arc::new(login_limiter),
         work_ready: Arc::new(tokio::sync::Notify::new()),
-    })
+    };
+    services.reload_settings().await?;
+    Ok(services)
 }
 
 /// A running Ferry: its address, its first admin when this start created one, and the

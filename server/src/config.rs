@@ -5,6 +5,8 @@
 //!
 //! docs/config.md lists every key; a test fails when it and [`Settings::default`] part.
 
+mod editable;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -13,6 +15,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+
+pub use editable::{EDITABLE, EditKind, Editable, editable};
 
 /// Environment variables that name a nested key with a single underscore, because the
 /// issue tracker and operators already know them by these names.

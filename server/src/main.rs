@@ -157,7 +157,7 @@ enum TokenCommand {
         #[arg(long)]
         name: String,
         /// A scope the token grants; repeat for several: migrations:read,
-        /// migrations:write, migrations:override, audit:read.
+        /// migrations:write, migrations:override, audit:read, settings:admin.
         #[arg(long = "scope", required = true)]
         scopes: Vec<String>,
     },

@@ -5,7 +5,8 @@
 //! work when the migration is cancelled or the lease is lost.
 //!
 //! The periodic work ticks on tokio-cron-scheduler in UTC: the look for due work, MX
-//! checks, an outbox round, the credential purge. Windows themselves are UTC instants
+//! checks, a reload of the settings changed in the console, an outbox round, the
+//! credential purge. Windows themselves are UTC instants
 //! computed with chrono-tz when a request is made, so no cron job runs in a local zone.
 
 use std::sync::Arc;
@@ -29,7 +30,7 @@ pub async fn start(
 ) -> anyhow::Result<Vec<JoinHandle<()>>> {
     let owner = format!("{}-{}", hostname(), uuid::Uuid::now_v7());
     let cron = JobScheduler::new().await?;
-    let s = &services.settings;
+    let s = services.settings();
     let wake = services.clone();
     cron.add(Job::new_repeated_async(
         Duration::from_secs(s.workers.poll_seconds),
@@ -39,17 +40,18 @@ pub async fn start(
         },
     )?)
     .await?;
-    let mx = services.clone();
-    cron.add(Job::new_repeated_async(
+    cron.add(every(
         Duration::from_secs(s.mx.check_seconds),
-        move |_, _| {
-            let services = mx.clone();
-            Box::pin(async move {
-                if let Err(err) = services.check_mx().await {
-                    tracing::warn!(error = %err, "MX checks failed");
-                }
-            })
-        },
+        &services,
+        "MX checks failed",
+        |services| async move { services.check_mx().await },
+    )?)
+    .await?;
+    cron.add(every(
+        crate::service::RELOAD_EVERY,
+        &services,
+        "Reloading the settings failed",
+        |services| async move { services.reload_settings().await },
     )?)
     .await?;
     let outbox = services.clone();
@@ -93,6 +95,29 @@ pub async fn start(
     Ok(vec![cron_task, claimer])
 }
 
+/// A job that runs `work` every `period` and logs its failure as `failed`.
+fn every<W, F, T, E>(
+    period: Duration,
+    services: &Services,
+    failed: &'static str,
+    work: W,
+) -> anyhow::Result<Job>
+where
+    W: Fn(Services) -> F + Clone + Send + Sync + 'static,
+    F: std::future::Future<Output = Result<T, E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    let services = services.clone();
+    Ok(Job::new_repeated_async(period, move |_, _| {
+        let run = work(services.clone());
+        Box::pin(async move {
+            if let Err(err) = run.await {
+                tracing::warn!(error = %err, "{failed}");
+            }
+        })
+    })?)
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_owned())
@@ -104,7 +129,7 @@ fn hostname() -> String {
 /// Leases due work until shutdown; each claim runs in its own task.
 async fn claim_loop(services: Services, owner: Arc<str>, shutdown: CancellationToken) {
     let lease = chrono::Duration::seconds(
-        i64::try_from(services.settings.workers.lease_seconds).unwrap_or(60),
+        i64::try_from(services.settings().workers.lease_seconds).unwrap_or(60),
     );
     let mut running: Vec<JoinHandle<()>> = Vec::new();
     tracing::info!(%owner, "Workers started");
@@ -112,7 +137,7 @@ async fn claim_loop(services: Services, owner: Arc<str>, shutdown: CancellationT
         running.retain(|task| !task.is_finished());
         loop {
             let now = Utc::now();
-            let max = u64::from(services.settings.capacity.max_concurrent);
+            let max = u64::from(services.settings().capacity.max_concurrent);
             let pass_allowed = match services.store.count_running_passes(now).await {
                 Ok(n) => n < max,
                 Err(err) => {
@@ -157,7 +182,7 @@ async fn run_one(
     stop: CancellationToken,
 ) {
     let id = m.id;
-    let every = Duration::from_secs((services.settings.workers.lease_seconds / 3).max(1));
+    let every = Duration::from_secs((services.settings().workers.lease_seconds / 3).max(1));
     let heartbeat = {
         let (services, owner, stop) = (services.clone(), owner.clone(), stop.clone());
         tokio::spawn(async move {
@@ -168,7 +193,7 @@ async fn run_one(
                 }
                 let until = Utc::now()
                     + chrono::Duration::seconds(
-                        i64::try_from(services.settings.workers.lease_seconds).unwrap_or(60),
+                        i64::try_from(services.settings().workers.lease_seconds).unwrap_or(60),
                     );
                 match services.store.renew_lease(id, &owner, until).await {
                     Ok(true) => {}

@@ -134,9 +134,44 @@ try {
   await page.getByRole("heading", { name: "Running now" }).waitFor();
   await shot("11-dashboard");
 
+  step("move a scheduled migration to another window");
+  const scheduledUrl = `${base}${env("SCHEDULED_URL")}`;
+  await page.goto(scheduledUrl);
+  // Validation may still run; the page reloads itself when the status changes.
+  await page.locator("#reschedule").waitFor({ timeout: 30_000 });
+  await page.getByLabel("New window").fill(env("MOVE_DATE"));
+  await page.locator('[id="window.time"]').fill(env("MOVE_TIME"));
+  await Promise.all([page.waitForURL(scheduledUrl), page.getByRole("button", { name: "Move window" }).click()]);
+  await page.locator(".flash.ok").getByText("Moved to the new window").waitFor();
+  await shot("14-migration-moved");
+
+  step("settings: an error beside its field, then a change in force, then a reset");
   await nav.getByRole("link", { name: "Settings" }).click();
   await page.getByRole("heading", { name: "Test the email settings" }).waitFor();
   await shot("12-settings");
+  const concurrent = page.getByLabel("Passes at once");
+  await concurrent.fill("0");
+  await page.getByLabel("Off-hours start").fill("21:30");
+  await page.getByRole("button", { name: "Save settings" }).click();
+  await page.getByText("Nothing was saved").waitFor();
+  assert.equal(await concurrent.getAttribute("aria-invalid"), "true");
+  assert.match(await page.locator('[data-error-for="capacity.max_concurrent"]').innerText(), /from 1 to 256/);
+  assert.equal(await page.getByLabel("Off-hours start").inputValue(), "21:30", "what was typed is kept");
+  await shot("13-settings-error");
+  await concurrent.fill("6");
+  await Promise.all([page.waitForURL(`${base}/settings`), page.getByRole("button", { name: "Save settings" }).click()]);
+  await page.locator(".flash.ok").getByText("Saved and in force now: Off-hours start, Passes at once").waitFor();
+  assert.equal(await concurrent.inputValue(), "6");
+  await nav.getByRole("link", { name: "Schedule" }).click();
+  await page.locator(".card .n", { hasText: / \/ 6$/ }).waitFor();
+  await nav.getByRole("link", { name: "Settings" }).click();
+  page.once("dialog", (d) => d.accept());
+  await Promise.all([
+    page.waitForURL(`${base}/settings`),
+    page.locator('button[value="capacity.max_concurrent"]').click(),
+  ]);
+  await page.locator(".flash.ok").getByText("back to the value from ferry.toml").waitFor();
+  assert.equal(await page.getByLabel("Passes at once").inputValue(), "4");
 
   step("on a phone");
   await page.setViewportSize({ width: 390, height: 844 });

@@ -1,18 +1,12 @@
 //! The REST API's door: health, metrics, the OpenAPI document, and bearer tokens with
 //! scopes, each refusal with its stable code.
 
-use ferry::domain::{Actor, Scope, Scopes};
+use ferry::domain::Scope;
 use ferry_tests::app::TestApp;
-use secrecy::ExposeSecret;
 use serde_json::Value;
 
 async fn token(app: &TestApp, name: &str, scopes: &[Scope]) -> String {
-    let (_, secret) = app
-        .services
-        .create_token(&Actor::Cli, name, Scopes::new(scopes.iter().copied()))
-        .await
-        .unwrap();
-    secret.expose_secret().to_owned()
+    app.token(name, scopes).await
 }
 
 async fn get(app: &TestApp, path: &str, bearer: Option<&str>) -> (u16, Value) {
@@ -149,4 +143,145 @@ async fn tokens_are_checked_and_scoped_with_stable_error_codes() {
         (status, body["code"].as_str()),
         (401, Some("invalid_token"))
     );
+}
+
+#[tokio::test]
+async fn settings_are_read_and_changed_with_the_settings_scope() {
+    let app = TestApp::spawn().await;
+    let reader = token(&app, "reader", &[Scope::MigrationsRead]).await;
+    let (status, body) = get(&app, "/api/v1/settings", Some(&reader)).await;
+    assert_eq!(
+        (status, body["required_scope"].as_str()),
+        (403, Some("settings:admin")),
+        "{body}"
+    );
+    let admin = token(&app, "provisioning", &[Scope::SettingsAdmin]).await;
+    let patch = |body: Value| {
+        let (app, admin) = (&app, admin.clone());
+        async move {
+            ferry_tests::api::call(
+                &app.client,
+                &app.base,
+                &admin,
+                "PATCH",
+                "/settings",
+                Some(body),
+                &["s3cret-smtp"],
+            )
+            .await
+        }
+    };
+    let setting = |body: &Value, key: &str| {
+        body["settings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["key"] == key)
+            .cloned()
+            .unwrap_or_else(|| panic!("{key} in {body}"))
+    };
+    let (status, body) = get(&app, "/api/v1/settings", Some(&admin)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(setting(&body, "capacity.max_concurrent")["value"], "4");
+    assert_eq!(setting(&body, "smtp.url")["is_set"], false);
+
+    // All or nothing: a key that cannot change and a bad value are each named.
+    let (status, body) = patch(serde_json::json!({
+        "capacity.max_concurrent": 0,
+        "provider.mx_patterns": ["*.provider.test"],
+        "bind": "0.0.0.0:80",
+    }))
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let fields: Vec<&str> = body["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert!(fields.contains(&"settings"), "{body}");
+    let (status, body) = patch(serde_json::json!({ "capacity.max_concurrent": 0 })).await;
+    assert_eq!(status, 422);
+    assert_eq!(body["fields"][0]["field"], "capacity.max_concurrent");
+    assert!(
+        body["fields"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("from 1 to 256")
+    );
+    assert_eq!(app.services.settings().capacity.max_concurrent, 4);
+
+    let (status, body) = patch(serde_json::json!({
+        "capacity.max_concurrent": 9,
+        "provider.mx_hosts": ["10 mx1.provider.test", "20 mx2.provider.test"],
+        "smtp.url": "smtp://ferry:s3cret-smtp@127.0.0.1:2525",
+    }))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let c = setting(&body, "capacity.max_concurrent");
+    assert_eq!(
+        (c["value"].as_str(), c["file_value"].as_str()),
+        (Some("9"), Some("4"))
+    );
+    assert_eq!(c["changed_by"], "token:provisioning");
+    assert_eq!(
+        setting(&body, "provider.mx_hosts")["value"],
+        "10 mx1.provider.test\n20 mx2.provider.test"
+    );
+    let url = setting(&body, "smtp.url");
+    assert_eq!(
+        (url["value"].clone(), url["is_set"].clone()),
+        (Value::Null, Value::Bool(true))
+    );
+    assert_eq!(app.services.settings().capacity.max_concurrent, 9);
+    assert!(app.services.dispatcher.is_configured());
+
+    let (status, body) = patch(serde_json::json!({ "smtp.url": null })).await;
+    assert_eq!(status, 200);
+    assert_eq!(setting(&body, "smtp.url")["is_set"], false);
+    assert!(!app.services.dispatcher.is_configured());
+
+    let delete = |path: &str| {
+        app.client
+            .delete(app.url(path))
+            .bearer_auth(admin.clone())
+            .send()
+    };
+    let resp = delete("/api/v1/settings/capacity.max_concurrent")
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(app.services.settings().capacity.max_concurrent, 4);
+    let resp = delete("/api/v1/settings/bind").await.unwrap();
+    assert_eq!(resp.status(), 404);
+
+    let events = app
+        .services
+        .store
+        .list_audit(&ferry::store::AuditFilter {
+            limit: 10,
+            action_prefix: Some("settings.".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let seen: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e.actor.as_str(), e.action.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("token:provisioning", "settings.reset"),
+            ("token:provisioning", "settings.changed"),
+            ("token:provisioning", "settings.changed"),
+        ]
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| e.detail.to_string().contains("s3cret-smtp")),
+        "no secret in the audit log"
+    );
+    app.stop().await;
 }

@@ -4,8 +4,11 @@
 
 use std::process::Command;
 
+use ferry::domain::Actor;
+use ferry::service::{MigrationRequest, ServerInput};
 use ferry_tests::app::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp};
 use ferry_tests::imap;
+use secrecy::SecretString;
 
 const SRC_PW: &str = "browser-old-pw-6620";
 const DST_PW: &str = "browser-new-pw-1408";
@@ -16,6 +19,43 @@ async fn staff_run_a_migration_in_the_browser() {
     let (src, dst) = imap::seeded_pair(("jane@old.example", SRC_PW), ("jane@new.example", DST_PW))
         .await
         .unwrap();
+
+    // A second mailbox, requested for the earliest window in Paris, for the page to
+    // move a day later.
+    dst.add_user("bob@new.example", DST_PW).unwrap();
+    let paris = chrono_tz::Europe::Paris;
+    let first = app
+        .services
+        .window_rules()
+        .unwrap()
+        .earliest(chrono::Utc::now(), paris)
+        .unwrap()
+        .naive_local();
+    let side = |port: u16, user: &str, password: &str| ServerInput {
+        host: "127.0.0.1".into(),
+        port: Some(port),
+        security: Some("none".into()),
+        username: user.into(),
+        password: Some(SecretString::from(password.to_owned())),
+        authuser: None,
+    };
+    let scheduled = app
+        .services
+        .request_migration(
+            &Actor::Cli,
+            false,
+            MigrationRequest {
+                source: side(src.port, "jane@old.example", SRC_PW),
+                destination: side(dst.port, "bob@new.example", DST_PW),
+                window_start: Some(first.format("%Y-%m-%dT%H:%M").to_string()),
+                time_zone: Some("Europe/Paris".into()),
+                requester_email: "bob@new.example".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let moved = first + chrono::Duration::days(1);
 
     let root = ferry_tests::workspace_root();
     let shots = root.join("tests/output/browser");
@@ -34,6 +74,9 @@ async fn staff_run_a_migration_in_the_browser() {
             .env("DST_PORT", dst.port.to_string())
             .env("DST_USER", "jane@new.example")
             .env("DST_PASSWORD", DST_PW)
+            .env("SCHEDULED_URL", format!("/migrations/{}", scheduled.id))
+            .env("MOVE_DATE", moved.format("%Y-%m-%d").to_string())
+            .env("MOVE_TIME", moved.format("%H:%M").to_string())
             .env("SCREENSHOTS", &shots);
         cmd
     })
@@ -53,12 +96,25 @@ async fn staff_run_a_migration_in_the_browser() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.trim_end().ends_with("ok"), "{stdout}");
+    let m = app
+        .services
+        .migration_detail(scheduled.id)
+        .await
+        .unwrap()
+        .migration;
+    assert_eq!(
+        m.window_start
+            .map(|w| w.with_timezone(&paris).naive_local()),
+        Some(moved),
+        "moved a day later in the browser"
+    );
     for page in [
         "02-dashboard",
         "03-new-migration-authenticated",
         "05-migration-completed",
         "06-migration-second-pass",
         "07-migrations",
+        "14-migration-moved",
     ] {
         let png = std::fs::read(shots.join(format!("{page}.png"))).unwrap();
         assert!(png.starts_with(b"\x89PNG"), "{page} is a screenshot");

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ferry_tests::app::{ADMIN_EMAIL, ADMIN_PASSWORD, Options, TestApp, csrf_from};
+use ferry_tests::app::{ADMIN_EMAIL, ADMIN_PASSWORD, Backend, Options, TestApp, csrf_from};
 use ferry_tests::smtp::SmtpSink;
 
 fn location(resp: &reqwest::Response) -> String {
@@ -397,26 +397,106 @@ async fn pages_load_no_asset_from_elsewhere_and_fit_a_phone() {
     );
 }
 
-#[tokio::test]
-async fn settings_show_what_is_in_force_and_a_test_email_reaches_the_smtp_server() {
+async fn settings_are_changed_in_the_console_and_in_force_at_once(backend: Backend) {
     let smtp = SmtpSink::start().unwrap();
+    // Started without an SMTP server: the console gives it.
     let app = TestApp::spawn_with(Options {
-        smtp_url: Some(smtp.url()),
+        backend,
         ..Default::default()
     })
     .await;
     app.sign_in(&app.client, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let page = app.page(&app.client, "/settings").await;
-    assert!(page.contains("imap.provider.example:993 (ssl)"), "{page}");
-    assert!(page.contains("configured (the address is not shown"));
-    assert!(
-        !page.contains(&smtp.url()),
-        "the SMTP URL may hold a password"
-    );
+    assert!(page.contains(r#"value="imap.provider.example""#), "{page}");
+    assert!(page.contains("not set: notifications wait in the outbox"));
+
+    // Bad values: nothing is saved, each error is beside its field, the rest is kept.
     let resp = app
-        .post_form(&app.client, "/settings", "/settings/test-email", &[])
+        .post_form(
+            &app.client,
+            "/settings",
+            "/settings",
+            &[
+                ("capacity.max_concurrent", "7"),
+                ("schedule.off_hours_start", "25:00"),
+                (
+                    "provider.mx_hosts",
+                    "10 mx1.provider.test
+mx2.provider.test",
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), 422);
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("Nothing was saved"));
+    let error_of = |field: &str| {
+        let marker = format!(r#"id="{field}-error" data-error-for="{field}">"#);
+        let start = page.find(&marker).map(|i| i + marker.len())?;
+        Some(page[start..start + page[start..].find('<')?].to_owned())
+    };
+    assert_eq!(
+        error_of("schedule.off_hours_start").as_deref(),
+        Some("Give a time as HH:MM, such as 20:00.")
+    );
+    assert_eq!(
+        error_of("provider.mx_hosts").as_deref(),
+        Some("Line 2: give a priority and a host, such as 10 mx1.provider.example.")
+    );
+    assert!(page.contains(
+        r#"id="schedule.off_hours_start" name="schedule.off_hours_start" value="25:00""#
+    ));
+    assert!(
+        page.contains(r#"name="capacity.max_concurrent" value="7""#),
+        "typed values are kept"
+    );
+    assert_eq!(app.services.settings().capacity.max_concurrent, 4);
+
+    let resp = app
+        .post_form(
+            &app.client,
+            "/settings",
+            "/settings",
+            &[
+                ("capacity.max_concurrent", "7"),
+                ("schedule.notice_hours", "36"),
+                ("provider.imap_host", "IMAP.Provider.Test"),
+                (
+                    "provider.mx_hosts",
+                    "10 mx1.provider.test
+20 mx2.provider.test",
+                ),
+                ("provider.mx_patterns", "*.provider.test"),
+                ("smtp.url", &smtp.url()),
+                ("smtp.staff_address", "desk@provider.test"),
+            ],
+        )
         .await;
     assert_eq!(resp.status(), 303);
+    let s = app.services.settings();
+    assert_eq!(s.capacity.max_concurrent, 7);
+    assert_eq!(s.provider.imap_host, "imap.provider.test");
+    assert_eq!(app.services.window_rules().unwrap().notice_hours, 36);
+    assert!(app.services.dispatcher.is_configured());
+    let page = app.page(&app.client, "/settings").await;
+    assert!(page.contains("Saved and in force now: IMAP server, MX records customers set"));
+    assert!(page.contains(&format!("changed by {ADMIN_EMAIL}")));
+    assert!(
+        page.contains(r#"(ferry.toml: <span class="file-value">imap.provider.example</span>)"#)
+    );
+    assert!(
+        !page.contains(&smtp.url()),
+        "the SMTP address may hold a password"
+    );
+    let new_form = app.page(&app.client, "/migrations/new").await;
+    assert!(
+        new_form.contains("at imap.provider.test"),
+        "the destination default follows"
+    );
+
+    // The new SMTP server carries the next email, with no restart.
+    app.post_form(&app.client, "/settings", "/settings/test-email", &[])
+        .await;
     let email = smtp
         .wait_for(Duration::from_secs(20), |m| {
             m.subject() == "Ferry test email"
@@ -425,5 +505,99 @@ async fn settings_show_what_is_in_force_and_a_test_email_reaches_the_smtp_server
         .unwrap();
     assert_eq!(email.to(), vec![ADMIN_EMAIL.to_owned()]);
     assert!(email.text().contains("SMTP settings work"));
+
+    // Audited, with the secret left out; stored encrypted.
+    let events = app
+        .services
+        .store
+        .list_audit(&ferry::store::AuditFilter {
+            limit: 10,
+            action_prefix: Some("settings.changed".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    let detail = events[0].detail.to_string();
+    assert!(
+        detail.contains(r#""capacity.max_concurrent":{"from":"4","to":"7"}"#),
+        "{detail}"
+    );
+    assert!(
+        detail.contains(r#""smtp.url":{"changed":true,"set":true}"#),
+        "{detail}"
+    );
+    let stored = app.services.store.list_settings().await.unwrap();
+    let url_row = stored.iter().find(|r| r.key == "smtp.url").unwrap();
+    assert!(!url_row.value.contains("127.0.0.1"), "encrypted at rest");
+
+    // Another process on the same database sees the same settings, and its change
+    // reaches this one at its next reload.
+    let mut other = ferry::config::Settings {
+        data_dir: app.data_dir.path().to_path_buf(),
+        database_url: Some(app.database_url.clone()),
+        ..Default::default()
+    };
+    other.admin.email = ADMIN_EMAIL.into();
+    let other = ferry::app::open(other).await.unwrap();
+    assert_eq!(other.settings().capacity.max_concurrent, 7);
+    assert!(other.dispatcher.is_configured());
+    let actor = ferry::domain::Actor::System;
+    other
+        .reset_setting(&actor, "provider.imap_host", None)
+        .await
+        .unwrap();
+    assert_eq!(other.settings().provider.imap_host, "imap.provider.example");
+    app.services.reload_settings().await.unwrap();
+    assert_eq!(
+        app.services.settings().provider.imap_host,
+        "imap.provider.example"
+    );
+    assert_eq!(app.services.settings().capacity.max_concurrent, 7);
+
+    // Staff who are not admins cannot change them.
+    app.services
+        .create_user(
+            &ferry::domain::Actor::Cli,
+            ferry::service::NewStaff {
+                email: "desk@provider.test",
+                name: "Desk",
+                role: ferry::domain::Role::Staff,
+                password: secrecy::SecretString::from("desk-password-1234"),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let desk = TestApp::new_client();
+    app.sign_in(&desk, "desk@provider.test", "desk-password-1234")
+        .await;
+    let resp = app
+        .post_form(&desk, "/", "/settings", &[("capacity.max_concurrent", "1")])
+        .await;
+    assert_eq!(resp.status(), 403);
+    assert_eq!(app.services.settings().capacity.max_concurrent, 7);
+
+    // Removing the SMTP server puts notifications back in the outbox.
+    let resp = app
+        .post_form(
+            &app.client,
+            "/settings",
+            "/settings",
+            &[("smtp.url", ""), ("smtp.url.clear", "1")],
+        )
+        .await;
+    assert_eq!(resp.status(), 303);
+    assert!(!app.services.dispatcher.is_configured());
     app.stop().await;
+}
+
+#[tokio::test]
+async fn settings_are_changed_in_the_console_on_sqlite() {
+    settings_are_changed_in_the_console_and_in_force_at_once(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn settings_are_changed_in_the_console_on_postgres() {
+    settings_are_changed_in_the_console_and_in_force_at_once(Backend::Postgres).await;
 }

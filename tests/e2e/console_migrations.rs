@@ -23,6 +23,12 @@ async fn live(app: &TestApp, id: i64) -> Value {
     resp.json().await.unwrap()
 }
 
+/// The id of the migration a form created, from the page it sends the browser to.
+fn created_id(body: &Value) -> String {
+    let location = body["location"].as_str().expect("a location");
+    location.rsplit('/').next().unwrap_or_default().to_owned()
+}
+
 /// The new-migration form's fields for two plaintext test servers: source
 /// (port, user, password), destination (port, user).
 fn new_form(
@@ -237,22 +243,10 @@ async fn staff_run_a_migration_from_the_console_pages() {
     dst.add_user("bob@new.example", DST_PW).unwrap();
     let (status, body) = post(later("jane@new.example", SRC_PW, true)).await;
     assert_eq!(status, 200, "{body}");
-    let scheduled_id = body["location"]
-        .as_str()
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_owned();
+    let scheduled_id = created_id(&body);
     let (status, body) = post(later("bob@new.example", "wrong", false)).await;
     assert_eq!(status, 200, "{body}");
-    let failed_id = body["location"]
-        .as_str()
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_owned();
+    let failed_id = created_id(&body);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let dashboard = app.page(&app.client, "/").await;

@@ -3,9 +3,10 @@
 //! encrypted at rest and never in an answer or an email.
 
 use chrono::Utc;
-use ferry::domain::{Actor, Scope, Scopes};
-use ferry_tests::app::{Options, TestApp};
+use ferry::domain::Scope;
+use ferry_tests::app::{ADMIN_EMAIL, ADMIN_PASSWORD, Options, TestApp};
 use ferry_tests::dovecot::{Dovecot, Layout};
+use ferry_tests::smtp::SmtpSink;
 use ferry_tests::{corpus, imap};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -14,18 +15,10 @@ const SRC_PW: &str = "old-provider-pw-4821";
 const DST_PW: &str = "new-provider-pw-9377";
 
 async fn token(app: &TestApp, scopes: &[Scope]) -> String {
-    let (_, secret) = app
-        .services
-        .create_token(
-            &Actor::Cli,
-            "integration",
-            Scopes::new(scopes.iter().copied()),
-        )
-        .await
-        .unwrap();
-    secret.expose_secret().to_owned()
+    app.token("integration", scopes).await
 }
 
+/// Calls the API; no answer may hold a password.
 async fn call(
     app: &TestApp,
     method: &str,
@@ -33,25 +26,16 @@ async fn call(
     token: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let url = app.url(&format!("/api/v1{path}"));
-    let req = match method {
-        "POST" => app.client.post(url),
-        "DELETE" => app.client.delete(url),
-        _ => app.client.get(url),
-    }
-    .bearer_auth(token);
-    let req = match body {
-        Some(b) => req.json(&b),
-        None => req,
-    };
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    assert!(
-        !text.contains(SRC_PW) && !text.contains(DST_PW),
-        "a password in an answer: {text}"
-    );
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    ferry_tests::api::call(
+        &app.client,
+        &app.base,
+        token,
+        method,
+        path,
+        body,
+        &[SRC_PW, DST_PW],
+    )
+    .await
 }
 
 async fn test_connection(app: &TestApp, token: &str, server: Value) -> (u16, Value) {
@@ -358,6 +342,156 @@ async fn servers_on_private_addresses_are_refused_unless_allowed() {
     assert_eq!(
         (status, body["code"].as_str()),
         (422, Some("private_target")),
+        "{body}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_scheduled_migration_moves_to_another_window_and_the_requester_is_told() {
+    let smtp = SmtpSink::start().unwrap();
+    let app = TestApp::spawn_with(Options {
+        smtp_url: Some(smtp.url()),
+        ..Default::default()
+    })
+    .await;
+    let src = Dovecot::start(Layout::Slash).unwrap();
+    src.add_user("jane@old.example", SRC_PW).unwrap();
+    let dst = Dovecot::start(Layout::Slash).unwrap();
+    dst.add_user("jane@new.example", DST_PW).unwrap();
+    let t = token(&app, &[Scope::MigrationsWrite, Scope::MigrationsRead]).await;
+    let paris = chrono_tz::Europe::Paris;
+    let first = earliest(&app, paris);
+    let (status, created) = call(
+        &app,
+        "POST",
+        "/migrations",
+        &t,
+        Some(json!({
+            "source": server(&src, SRC_PW),
+            "destination": {"host": "127.0.0.1", "port": dst.port, "security": "none", "username": "jane@new.example", "password": DST_PW},
+            "window": {"start": first, "time_zone": "Europe/Paris"},
+            "requester_email": "jane@new.example",
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_i64().unwrap();
+    let path = format!("/migrations/{id}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while call(&app, "GET", &path, &t, None).await.1["status"] != "scheduled" {
+        assert!(std::time::Instant::now() < deadline, "not scheduled");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    // In the console: a window too soon is refused with the rule, and nothing moves.
+    app.sign_in(&app.client, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let page = app.page(&app.client, &path).await;
+    assert!(page.contains("Move window"), "{page}");
+    assert!(
+        page.contains("Earliest allowed in Europe&#x2f;Paris:"),
+        "{page}"
+    );
+    let soon = (Utc::now() + chrono::Duration::hours(3)).with_timezone(&paris);
+    let (date, time) = (
+        soon.format("%Y-%m-%d").to_string(),
+        soon.format("%H:%M").to_string(),
+    );
+    let resp = app
+        .post_form(
+            &app.client,
+            &path,
+            &format!("{path}/reschedule"),
+            &[
+                ("window.date", &date),
+                ("window.time", &time),
+                ("window.time_zone", "Europe/Paris"),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), 303);
+    let page = app.page(&app.client, &path).await;
+    assert!(page.contains("hours ahead"), "{page}");
+    let (_, m) = call(&app, "GET", &path, &t, None).await;
+    let first_utc = m["window_start"].clone();
+
+    // A day later than the first window: moved, audited, and the requester is told.
+    let later = chrono::NaiveDateTime::parse_from_str(&first, "%Y-%m-%dT%H:%M").unwrap()
+        + chrono::Duration::days(1);
+    let resp = app
+        .post_form(
+            &app.client,
+            &path,
+            &format!("{path}/reschedule"),
+            &[
+                ("window.date", &later.format("%Y-%m-%d").to_string()),
+                ("window.time", &later.format("%H:%M").to_string()),
+                ("window.time_zone", "Europe/Paris"),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), 303);
+    let page = app.page(&app.client, &path).await;
+    assert!(page.contains("Moved to the new window"), "{page}");
+    assert!(page.contains("migration.rescheduled"), "the audit trail");
+    let (_, m) = call(&app, "GET", &path, &t, None).await;
+    let later_utc = later
+        .and_local_timezone(paris)
+        .single()
+        .unwrap()
+        .with_timezone(&Utc);
+    assert_eq!(m["status"], "scheduled");
+    let moved_to: chrono::DateTime<Utc> = m["window_start"].as_str().unwrap().parse().unwrap();
+    assert_eq!(moved_to, later_utc, "was {first_utc}");
+    let runs_at: chrono::DateTime<Utc> = m["next_run_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(runs_at, later_utc, "the work moves with the window");
+    let email = smtp
+        .wait_for(std::time::Duration::from_secs(20), |e| {
+            e.subject() == format!("Migration #{id} has a new window")
+        })
+        .await
+        .unwrap();
+    assert_eq!(email.to(), vec!["jane@new.example".to_owned()]);
+    let local = later.and_local_timezone(paris).single().unwrap();
+    assert!(
+        email
+            .text()
+            .contains(&local.format("%A %-d %B %Y at %H:%M").to_string()),
+        "{}",
+        email.text()
+    );
+
+    // Over the API: no window needs the override; with it, the migration starts now.
+    let window = format!("{path}/window");
+    let (status, body) = call(&app, "PUT", &window, &t, Some(json!({}))).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["fields"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("migrations:override")
+    );
+    let ops = token(
+        &app,
+        &[
+            Scope::MigrationsWrite,
+            Scope::MigrationsRead,
+            Scope::MigrationsOverride,
+        ],
+    )
+    .await;
+    let (status, body) = call(&app, "PUT", &window, &ops, Some(json!({}))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["window_start"], Value::Null);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while call(&app, "GET", &path, &t, None).await.1["status"] != "waiting_for_mx" {
+        assert!(std::time::Instant::now() < deadline, "did not start");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (status, body) = call(&app, "PUT", &window, &ops, Some(json!({}))).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("not_scheduled")),
         "{body}"
     );
     app.stop().await;

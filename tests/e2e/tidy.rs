@@ -76,6 +76,20 @@ fn every_setting_is_documented_in_config_md() {
 }
 
 #[test]
+fn config_md_marks_exactly_the_settings_the_console_changes() {
+    let doc = std::fs::read_to_string(workspace_root().join("docs/config.md")).unwrap();
+    let mut marked: Vec<&str> = doc
+        .lines()
+        .filter(|l| l.starts_with("| `") && l.ends_with("*console* |"))
+        .filter_map(|l| l.split('`').nth(1))
+        .collect();
+    let mut editable: Vec<&str> = ferry::config::EDITABLE.iter().map(|e| e.key).collect();
+    marked.sort_unstable();
+    editable.sort_unstable();
+    assert_eq!(marked, editable, "docs/config.md's *console* rows");
+}
+
+#[test]
 fn every_module_of_the_server_starts_with_its_documentation() {
     let mut files = Vec::new();
     files_under(&workspace_root().join("server/src"), &mut files);

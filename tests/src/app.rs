@@ -155,6 +155,21 @@ impl TestApp {
             .expect("POST")
     }
 
+    /// A new API token named `name` with `scopes`, as `ferry token create` makes one.
+    pub async fn token(&self, name: &str, scopes: &[ferry::domain::Scope]) -> String {
+        use secrecy::ExposeSecret;
+        let (_, secret) = self
+            .services
+            .create_token(
+                &ferry::domain::Actor::Cli,
+                name,
+                ferry::domain::Scopes::new(scopes.iter().copied()),
+            )
+            .await
+            .expect("a token");
+        secret.expose_secret().to_owned()
+    }
+
     /// The `ferry` binary, set to this app's data directory and database.
     pub fn ferry_command(&self) -> Command {
         let mut cmd = Command::new(ferry_binary());

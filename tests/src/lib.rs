@@ -8,7 +8,9 @@
 //! - [`serve::FerryProcess`]: `ferry serve` as a child process, killable and restartable.
 //! - [`dns::Dns`]: dnsmasq answering MX records, changed by a restart.
 //! - [`imap`]: a small IMAP client (async-imap) to seed a mailbox and read it back.
+//! - [`api::call`]: a call to Ferry's REST API that fails on any secret in the answer.
 
+pub mod api;
 pub mod app;
 pub mod corpus;
 pub mod cutter;

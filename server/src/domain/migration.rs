@@ -254,3 +254,81 @@ pub struct FolderProgress {
     pub bytes: u64,
     pub updated_at: Option<DateTime<Utc>>,
 }
+
+/// How fast a running pass goes: what its folders have done since it started, and the
+/// time left at that rate (none while nothing is expected).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pace {
+    pub messages_per_second: f64,
+    pub bytes_per_second: f64,
+    pub seconds_left: Option<u64>,
+}
+
+impl Pace {
+    /// `None` until a message is done.
+    pub fn of(
+        folders: &[FolderProgress],
+        started: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Option<Self> {
+        let expected: u64 = folders.iter().map(|f| f.expected).sum();
+        let done: u64 = folders
+            .iter()
+            .map(|f| f.copied + f.skipped + f.failed)
+            .sum();
+        if done == 0 {
+            return None;
+        }
+        let bytes: u64 = folders.iter().map(|f| f.bytes).sum();
+        // At least a second: a pass a moment old has no meaningful rate yet.
+        let seconds = (now - started).num_milliseconds().max(1000) as f64 / 1000.0;
+        let messages_per_second = done as f64 / seconds;
+        Some(Pace {
+            messages_per_second,
+            bytes_per_second: bytes as f64 / seconds,
+            seconds_left: (expected > 0).then(|| {
+                (expected.saturating_sub(done) as f64 / messages_per_second).ceil() as u64
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn folder(expected: u64, copied: u64, bytes: u64) -> FolderProgress {
+        FolderProgress {
+            expected,
+            copied,
+            bytes,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn pace_is_what_was_done_since_the_pass_started_and_the_rest_at_that_rate() {
+        let start = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
+        let now = start + chrono::Duration::seconds(100);
+        let folders = [folder(3000, 900, 90_000_000), folder(3000, 100, 10_000_000)];
+        assert_eq!(
+            Pace::of(&folders, start, now),
+            Some(Pace {
+                messages_per_second: 10.0,
+                bytes_per_second: 1e6,
+                // 5,000 left at 10 a second.
+                seconds_left: Some(500),
+            })
+        );
+        assert_eq!(Pace::of(&[folder(10, 0, 0)], start, now), None);
+        let just_started = Pace::of(&[folder(10, 5, 0)], start, start).unwrap();
+        assert_eq!(just_started.messages_per_second, 5.0, "at least a second");
+        assert_eq!(
+            Pace::of(&[folder(0, 3, 0)], start, now)
+                .unwrap()
+                .seconds_left,
+            None,
+            "nothing expected: no time left to tell"
+        );
+    }
+}

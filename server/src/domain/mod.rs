@@ -17,12 +17,13 @@ pub use email::{EmailAddress, mask};
 pub use mail::{DuplicatePolicy, FolderStrategy, ImapEndpoint, Mode, Security, SpecialUse};
 pub use message_key::{KEY_FIELDS, message_key};
 pub use migration::{
-    FolderProgress, Migration, MigrationOptions, MigrationStatus, Pass, PassKind, ServerAccount,
-    Work,
+    FolderProgress, Migration, MigrationOptions, MigrationStatus, Pace, Pass, PassKind,
+    ServerAccount, Work,
 };
 pub use mx::{mx_answer, mx_switched};
 pub use records::{
-    ApiToken, AuditEvent, DeliveryStatus, NewAuditEvent, NewEmail, OutboxMessage, Session, User,
+    ApiToken, AuditEvent, DeliveryStatus, NewAuditEvent, NewEmail, OutboxMessage, Session,
+    StoredSetting, User,
 };
 pub use role::Role;
 pub use scope::{Scope, Scopes};

@@ -145,3 +145,13 @@ pub struct OutboxMessage {
     pub last_error: Option<String>,
     pub sent_at: Option<DateTime<Utc>>,
 }
+
+/// A setting an admin changed in the console; it overrides the file's value of `key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSetting {
+    pub key: String,
+    /// As typed (normalised); encrypted for a secret.
+    pub value: String,
+    pub updated_at: DateTime<Utc>,
+    pub updated_by: String,
+}

@@ -12,14 +12,17 @@ pub enum Scope {
     /// Start a migration without a window, bypassing the notice rule.
     MigrationsOverride,
     AuditRead,
+    /// Read and change the settings an admin changes in the console.
+    SettingsAdmin,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 4] = [
+    pub const ALL: [Scope; 5] = [
         Scope::MigrationsRead,
         Scope::MigrationsWrite,
         Scope::MigrationsOverride,
         Scope::AuditRead,
+        Scope::SettingsAdmin,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -28,6 +31,7 @@ impl Scope {
             Scope::MigrationsWrite => "migrations:write",
             Scope::MigrationsOverride => "migrations:override",
             Scope::AuditRead => "audit:read",
+            Scope::SettingsAdmin => "settings:admin",
         }
     }
 }

@@ -1,4 +1,4 @@
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -86,7 +86,8 @@ impl SmtpMailer {
 #[derive(Debug, Clone)]
 pub struct Dispatcher {
     store: Store,
-    mailer: Option<SmtpMailer>,
+    /// Replaced when an admin changes the SMTP settings in the console.
+    mailer: Arc<RwLock<Option<SmtpMailer>>>,
     wake: Arc<Notify>,
     poll: Duration,
     max_attempts: u32,
@@ -96,7 +97,7 @@ impl Dispatcher {
     pub fn new(store: Store, mailer: Option<SmtpMailer>, settings: &SmtpSettings) -> Self {
         Self {
             store,
-            mailer,
+            mailer: Arc::new(RwLock::new(mailer)),
             wake: Arc::new(Notify::new()),
             poll: Duration::from_secs(settings.poll_seconds.max(1)),
             max_attempts: settings.max_attempts.max(1),
@@ -104,7 +105,23 @@ impl Dispatcher {
     }
 
     pub fn is_configured(&self) -> bool {
-        self.mailer.is_some()
+        self.mailer().is_some()
+    }
+
+    fn mailer(&self) -> Option<SmtpMailer> {
+        self.mailer
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Sends the next round through `mailer` (`None`: notifications wait in the outbox).
+    pub fn set_mailer(&self, mailer: Option<SmtpMailer>) {
+        *self
+            .mailer
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = mailer;
+        self.wake();
     }
 
     /// Asks the loop to deliver now (after a transaction wrote to the outbox).
@@ -114,15 +131,18 @@ impl Dispatcher {
 
     /// Runs until `shutdown` is cancelled.
     pub async fn run(self, shutdown: CancellationToken) {
-        let Some(mailer) = self.mailer.clone() else {
+        if !self.is_configured() {
             tracing::warn!("No SMTP server configured; notifications stay in the outbox");
-            return;
-        };
+        }
         while !shutdown.is_cancelled() {
-            match self.deliver_due(&mailer).await {
-                Ok(n) if n as u64 == BATCH => continue,
-                Ok(_) => {}
-                Err(err) => tracing::error!(error = %format!("{err:#}"), "Outbox round failed"),
+            if let Some(mailer) = self.mailer() {
+                match self.deliver_due(&mailer).await {
+                    Ok(n) if n as u64 == BATCH => continue,
+                    Ok(_) => {}
+                    Err(err) => {
+                        tracing::error!(error = %format!("{err:#}"), "Outbox round failed");
+                    }
+                }
             }
             tokio::select! {
                 () = shutdown.cancelled() => {}

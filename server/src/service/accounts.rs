@@ -100,7 +100,7 @@ impl Services {
             &serde_json::json!({
                 "name": name, "email": email.as_str(), "role": new.role.as_str(),
                 "created_by": created_by,
-                "login_url": format!("{}/login", self.settings.base_url()),
+                "login_url": format!("{}/login", self.settings().base_url()),
             }),
             None,
         )?;
@@ -148,7 +148,8 @@ impl Services {
         if self.store.count_users().await? > 0 {
             return Ok(None);
         }
-        let admin = &self.settings.admin;
+        let settings = self.settings();
+        let admin = &settings.admin;
         let password = match &admin.password {
             Some(p) => p.clone(),
             None => crypto::random_password()?,
@@ -311,7 +312,7 @@ impl Services {
         let cookie = crypto::random_token(TOKEN_BYTES)?;
         let csrf = crypto::random_token(TOKEN_BYTES)?;
         let now = Utc::now();
-        let expires = now + chrono::Duration::hours(self.settings.console.session_hours);
+        let expires = now + chrono::Duration::hours(self.settings().console.session_hours);
         let actor = Actor::User {
             id: user.id,
             email: user.email.to_string(),

@@ -7,7 +7,7 @@ use chrono::Utc;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
-use super::lifecycle::audit_as;
+use super::lifecycle::{Step, audit_as};
 use super::{ServiceError, ServiceResult, Services};
 use crate::domain::{Actor, DuplicatePolicy, Migration, MigrationStatus, PassKind, Work};
 use crate::store::StatusChange;
@@ -37,13 +37,17 @@ impl Services {
     ) -> ServiceResult<Migration> {
         let now = Utc::now();
         let tx = self.store.begin().await?;
-        if !tx
-            .change_migration_status(m.id, m.status, to, change, now)
-            .await?
-        {
+        let step = Step {
+            from: m.status,
+            to,
+            change,
+            action,
+            detail,
+            email: None,
+        };
+        if !self.write_step(&tx, actor, m, step, now).await? {
             return Err(moved_meanwhile());
         }
-        audit_as(&tx, actor, m.id, action, detail, now).await?;
         tx.commit().await?;
         self.wake_workers();
         self.load_migration(m.id).await
@@ -167,6 +171,72 @@ impl Services {
         {
             return Err(moved_meanwhile());
         }
+        self.load_migration(id).await
+    }
+
+    /// Gives a scheduled migration a new window, checked like a request's (notice,
+    /// weekend notice, off-hours in the requester's time zone). No window starts it as
+    /// soon as a slot is free, with `may_override` only. The requester and staff get
+    /// the new time by email.
+    pub async fn reschedule_migration(
+        &self,
+        actor: &Actor,
+        id: i64,
+        may_override: bool,
+        window_start: Option<&str>,
+        time_zone: Option<&str>,
+    ) -> ServiceResult<Migration> {
+        let now = Utc::now();
+        let m = self.load_migration(id).await?;
+        if m.status != MigrationStatus::Scheduled {
+            return Err(conflict(
+                "not_scheduled",
+                format!(
+                    "The migration is {}; only a scheduled one can move to another window.",
+                    m.status
+                ),
+            ));
+        }
+        let mut errors = Vec::new();
+        let time_zone = time_zone.or(Some(m.time_zone.as_str()));
+        let (window, tz_name) =
+            self.check_window(now, window_start, time_zone, may_override, &mut errors)?;
+        if !errors.is_empty() {
+            return Err(ServiceError::Invalid(errors));
+        }
+        // The email tells the new window.
+        let mut rescheduled = m.clone();
+        rescheduled.window_start = window;
+        rescheduled.time_zone = tz_name.clone();
+        let step = Step {
+            from: MigrationStatus::Scheduled,
+            to: MigrationStatus::Scheduled,
+            change: StatusChange {
+                next_run_at: Some(Some(window.unwrap_or(now))),
+                window: Some((window, tz_name.clone())),
+                only_unleased_at: Some(now),
+                ..Default::default()
+            },
+            action: "migration.rescheduled",
+            detail: json!({
+                "from": m.window_start,
+                "to": window,
+                "time_zone": tz_name,
+                "override": window.is_none(),
+            }),
+            email: Some(("migration_scheduled", json!({ "rescheduled": true }))),
+        };
+        let tx = self.store.begin().await?;
+        if !self.write_step(&tx, actor, &rescheduled, step, now).await? {
+            return Err(conflict(
+                "starting",
+                "Its window has come and the pass is starting; stop it instead, or let it run."
+                    .into(),
+            ));
+        }
+        tx.commit().await?;
+        self.dispatcher.wake();
+        self.wake_workers();
         self.load_migration(id).await
     }
 

@@ -96,21 +96,22 @@ impl Services {
     ) -> anyhow::Result<()> {
         let now = Utc::now();
         let tx = self.store.begin().await?;
-        tx.change_migration_status(
-            m.id,
-            m.status,
-            m.status,
-            StatusChange {
+        let step = Step {
+            from: m.status,
+            to: m.status,
+            change: StatusChange {
                 next_work: Some(None),
                 next_run_at: Some(None),
                 release_lease: true,
                 ..Default::default()
             },
-            now,
-        )
-        .await?;
-        audit(&tx, m.id, action, detail, now).await?;
-        tx.commit().await?;
+            action,
+            detail,
+            email: None,
+        };
+        if self.write_step(&tx, &WORKER, m, step, now).await? {
+            tx.commit().await?;
+        }
         Ok(())
     }
 
@@ -132,19 +133,17 @@ impl Services {
         let now = Utc::now();
         if m.status == MigrationStatus::Pending {
             let tx = self.store.begin().await?;
-            if !tx
-                .change_migration_status(
-                    m.id,
-                    MigrationStatus::Pending,
-                    MigrationStatus::Validating,
-                    StatusChange::default(),
-                    now,
-                )
-                .await?
-            {
+            let step = Step {
+                from: MigrationStatus::Pending,
+                to: MigrationStatus::Validating,
+                change: StatusChange::default(),
+                action: "migration.validating",
+                detail: json!({}),
+                email: None,
+            };
+            if !self.write_step(&tx, &WORKER, &m, step, now).await? {
                 return Ok(WorkOutcome::Stopped);
             }
-            audit(&tx, m.id, "migration.validating", json!({}), now).await?;
             tx.commit().await?;
         }
         let Some((source, dest)) = self.endpoints(&m).await? else {
@@ -207,37 +206,24 @@ impl Services {
             _ => now,
         };
         let tx = self.store.begin().await?;
-        if !tx
-            .change_migration_status(
-                m.id,
-                MigrationStatus::Validating,
-                MigrationStatus::Scheduled,
-                StatusChange {
-                    next_work: Some(Some(next)),
-                    resume_work: Some(None),
-                    next_run_at: Some(Some(run_at)),
-                    error: Some(None),
-                    release_lease: true,
-                    ..Default::default()
-                },
-                now,
-            )
-            .await?
-        {
+        let step = Step {
+            from: MigrationStatus::Validating,
+            to: MigrationStatus::Scheduled,
+            change: StatusChange {
+                next_work: Some(Some(next)),
+                resume_work: Some(None),
+                next_run_at: Some(Some(run_at)),
+                error: Some(None),
+                release_lease: true,
+                ..Default::default()
+            },
+            action: "migration.scheduled",
+            detail: json!({ "work": next.to_string(), "run_at": run_at }),
+            email: Some(("migration_scheduled", json!({}))),
+        };
+        if !self.write_step(&tx, &WORKER, &m, step, now).await? {
             return Ok(WorkOutcome::Stopped);
         }
-        audit(
-            &tx,
-            m.id,
-            "migration.scheduled",
-            json!({ "work": next.to_string(), "run_at": run_at }),
-            now,
-        )
-        .await?;
-        let mut scheduled = m.clone();
-        scheduled.status = MigrationStatus::Scheduled;
-        self.enqueue(&tx, "migration_scheduled", &scheduled, json!({}), now)
-            .await?;
         tx.commit().await?;
         self.dispatcher.wake();
         self.wake_workers();
@@ -272,40 +258,22 @@ impl Services {
                 if let Some(stale) = open {
                     tx.finish_pass(stale.id, &PassEnd::abandoned(), now).await?;
                 }
-                if !tx
-                    .change_migration_status(
-                        m.id,
-                        m.status,
-                        MigrationStatus::Processing,
-                        StatusChange {
-                            started_at: Some(Some(m.started_at.unwrap_or(now))),
-                            ..Default::default()
-                        },
-                        now,
-                    )
-                    .await?
-                {
+                // Dropped with `tx` when the migration moved on meanwhile.
+                let pass = tx.start_pass(m.id, kind, now).await?;
+                let step = Step {
+                    from: m.status,
+                    to: MigrationStatus::Processing,
+                    change: StatusChange {
+                        started_at: Some(Some(m.started_at.unwrap_or(now))),
+                        ..Default::default()
+                    },
+                    action: "migration.pass_started",
+                    detail: json!({ "pass": pass.number, "kind": kind.as_str() }),
+                    email: Some(("pass_started", json!({ "pass": pass_json(&pass) }))),
+                };
+                if !self.write_step(&tx, &WORKER, &m, step, now).await? {
                     return Ok(WorkOutcome::Stopped);
                 }
-                let pass = tx.start_pass(m.id, kind, now).await?;
-                audit(
-                    &tx,
-                    m.id,
-                    "migration.pass_started",
-                    json!({ "pass": pass.number, "kind": kind.as_str() }),
-                    now,
-                )
-                .await?;
-                let mut processing = m.clone();
-                processing.status = MigrationStatus::Processing;
-                self.enqueue(
-                    &tx,
-                    "pass_started",
-                    &processing,
-                    json!({ "pass": pass_json(&pass) }),
-                    now,
-                )
-                .await?;
                 tx.commit().await?;
                 self.dispatcher.wake();
                 pass
@@ -324,7 +292,7 @@ impl Services {
                 exclude: m.options.excluded_folders.clone(),
             },
             count_first: m.options.count_first,
-            connections: self.settings.workers.connections,
+            connections: self.settings().workers.connections,
             pass: pass.number,
         };
         let checkpoints = DbCheckpoints {
@@ -472,7 +440,7 @@ impl Services {
     ) -> anyhow::Result<WorkOutcome> {
         let report_json = serde_json::to_value(report)?;
         let grace = chrono::Duration::seconds(
-            i64::try_from(self.settings.mx.grace_seconds).unwrap_or(i64::MAX),
+            i64::try_from(self.settings().mx.grace_seconds).unwrap_or(i64::MAX),
         );
         let post_mx_at = m.mx_switched_at.map(|at| at + grace);
         // (status, next work, its time, email, what the email needs)
@@ -482,7 +450,7 @@ impl Services {
                 Some(Work::Pass(PassKind::PostMx)),
                 post_mx_at,
                 "action_needed",
-                json!({ "need": "mx", "grace": human_duration(self.settings.mx.grace_seconds) }),
+                json!({ "need": "mx", "grace": human_duration(self.settings().mx.grace_seconds) }),
             ),
             PassKind::Sync if m.resume_work == Some(Work::Pass(PassKind::PostMx)) => (
                 MigrationStatus::WaitingForMx,
@@ -514,40 +482,35 @@ impl Services {
             now,
         )
         .await?;
-        if !tx
-            .change_migration_status(
-                m.id,
-                MigrationStatus::Processing,
-                status,
-                StatusChange {
-                    next_work: Some(next_work),
-                    resume_work: Some(None),
-                    next_run_at: Some(next_run_at),
-                    finished_at: Some(finished.then_some(now)),
-                    error: Some(None),
-                    release_lease: true,
-                    ..Default::default()
-                },
-                now,
-            )
-            .await?
-        {
-            // Cancelled at the last moment: the pass is done, the status stays.
-            tx.commit().await?;
-            return Ok(WorkOutcome::Stopped);
-        }
-        audit(&tx, m.id, "migration.pass_finished", json!({
-            "pass": pass.number, "kind": kind.as_str(), "status": status.as_str(),
-            "copied": report.totals.copied, "skipped": report.totals.skipped, "failed": report.totals.failed,
-        }), now).await?;
-        let mut after = m.clone();
-        after.status = status;
         let mut extra = extra;
         merge(
             &mut extra,
             json!({ "pass": pass_json(pass), "report": report_json }),
         );
-        self.enqueue(&tx, email, &after, extra, now).await?;
+        let step = Step {
+            from: MigrationStatus::Processing,
+            to: status,
+            change: StatusChange {
+                next_work: Some(next_work),
+                resume_work: Some(None),
+                next_run_at: Some(next_run_at),
+                finished_at: Some(finished.then_some(now)),
+                error: Some(None),
+                release_lease: true,
+                ..Default::default()
+            },
+            action: "migration.pass_finished",
+            detail: json!({
+                "pass": pass.number, "kind": kind.as_str(), "status": status.as_str(),
+                "copied": report.totals.copied, "skipped": report.totals.skipped, "failed": report.totals.failed,
+            }),
+            email: Some((email, extra)),
+        };
+        if !self.write_step(&tx, &WORKER, m, step, now).await? {
+            // Cancelled at the last moment: the pass is done, the status stays.
+            tx.commit().await?;
+            return Ok(WorkOutcome::Stopped);
+        }
         tx.commit().await?;
         self.dispatcher.wake();
         self.wake_workers();
@@ -598,60 +561,32 @@ impl Services {
             Work::Validate => m.resume_work.unwrap_or(Work::Pass(PassKind::PreMx)),
             other => other,
         };
+        let email = match refused {
+            Some(r) => (
+                "action_needed",
+                json!({ "need": "password", "side": r.side, "account": r.account, "error": r.error }),
+            ),
+            None => ("migration_failed", json!({ "error": message })),
+        };
         let tx = self.store.begin().await?;
-        if !tx
-            .change_migration_status(
-                m.id,
-                from,
-                MigrationStatus::Failed,
-                StatusChange {
-                    next_work: Some(None),
-                    resume_work: Some(Some(work)),
-                    next_run_at: Some(None),
-                    finished_at: Some(Some(now)),
-                    error: Some(Some((code.to_owned(), message.clone()))),
-                    release_lease: true,
-                    ..Default::default()
-                },
-                now,
-            )
-            .await?
-        {
+        let step = Step {
+            from,
+            to: MigrationStatus::Failed,
+            change: StatusChange {
+                next_work: Some(None),
+                resume_work: Some(Some(work)),
+                next_run_at: Some(None),
+                finished_at: Some(Some(now)),
+                error: Some(Some((code.to_owned(), message.clone()))),
+                release_lease: true,
+                ..Default::default()
+            },
+            action: "migration.failed",
+            detail: json!({ "code": code, "message": message, "work": work.to_string() }),
+            email: Some(email),
+        };
+        if !self.write_step(&tx, &WORKER, m, step, now).await? {
             return Ok(WorkOutcome::Stopped);
-        }
-        audit(
-            &tx,
-            m.id,
-            "migration.failed",
-            json!({ "code": code, "message": message, "work": work.to_string() }),
-            now,
-        )
-        .await?;
-        let mut failed = m.clone();
-        failed.status = MigrationStatus::Failed;
-        match refused {
-            Some(r) => {
-                self.enqueue(
-                    &tx,
-                    "action_needed",
-                    &failed,
-                    json!({
-                        "need": "password", "side": r.side, "account": r.account, "error": r.error,
-                    }),
-                    now,
-                )
-                .await?;
-            }
-            None => {
-                self.enqueue(
-                    &tx,
-                    "migration_failed",
-                    &failed,
-                    json!({ "error": message }),
-                    now,
-                )
-                .await?;
-            }
         }
         tx.commit().await?;
         self.dispatcher.wake();
@@ -758,7 +693,7 @@ impl Services {
     /// Looks up the MX of every migration waiting for it; a switched domain gets its
     /// post-MX pass after the grace period.
     pub async fn check_mx(&self) -> ServiceResult<()> {
-        let nameserver = self.settings.mx_nameserver();
+        let nameserver = self.settings().mx_nameserver();
         for m in self.store.migrations_watching_mx().await? {
             let hosts = match crate::connectors::dns::lookup_mx(&m.mx_domain, nameserver).await {
                 Ok(hosts) => hosts,
@@ -770,7 +705,7 @@ impl Services {
             let now = Utc::now();
             let answer = mx_answer(&hosts);
             self.store.record_mx_check(m.id, &answer, now).await?;
-            if mx_switched(&self.settings.provider.mx_patterns, &hosts) {
+            if mx_switched(&self.settings().provider.mx_patterns, &hosts) {
                 self.mark_mx_switched(
                     &WORKER,
                     &m,
@@ -791,37 +726,27 @@ impl Services {
     ) -> ServiceResult<bool> {
         let now = Utc::now();
         let grace = chrono::Duration::seconds(
-            i64::try_from(self.settings.mx.grace_seconds).unwrap_or(i64::MAX),
+            i64::try_from(self.settings().mx.grace_seconds).unwrap_or(i64::MAX),
         );
         let tx = self.store.begin().await?;
         // A sync pass may be running: it resumes the post-MX pass when it ends, from
         // the switch time recorded here.
         let waiting = m.status == MigrationStatus::WaitingForMx;
-        let moved = tx
-            .change_migration_status(
-                m.id,
-                m.status,
-                m.status,
-                StatusChange {
-                    mx_switched_at: Some(Some(now)),
-                    next_run_at: waiting.then_some(Some(now + grace)),
-                    ..Default::default()
-                },
-                now,
-            )
-            .await?;
-        if !moved {
+        let step = Step {
+            from: m.status,
+            to: m.status,
+            change: StatusChange {
+                mx_switched_at: Some(Some(now)),
+                next_run_at: waiting.then_some(Some(now + grace)),
+                ..Default::default()
+            },
+            action: "migration.mx_switched",
+            detail: json!({ "why": why, "post_mx_at": now + grace }),
+            email: None,
+        };
+        if !self.write_step(&tx, actor, m, step, now).await? {
             return Ok(false);
         }
-        audit_as(
-            &tx,
-            actor,
-            m.id,
-            "migration.mx_switched",
-            json!({ "why": why, "post_mx_at": now + grace }),
-            now,
-        )
-        .await?;
         tx.commit().await?;
         tracing::info!(migration = m.id, why, "MX switched");
         self.wake_workers();
@@ -832,7 +757,7 @@ impl Services {
     pub async fn purge_credentials(&self) -> ServiceResult<u64> {
         let now = Utc::now();
         let before =
-            now - chrono::Duration::days(i64::from(self.settings.retention.credential_days));
+            now - chrono::Duration::days(i64::from(self.settings().retention.credential_days));
         let mut purged = 0;
         for id in self.store.migrations_to_purge(before).await? {
             let tx = self.store.begin().await?;
@@ -939,6 +864,45 @@ fn human_duration(seconds: u64) -> String {
         s if s % 3600 == 0 => format!("{} hour{}", s / 3600, if s == 3600 { "" } else { "s" }),
         s if s % 60 == 0 => format!("{} minutes", s / 60),
         s => format!("{s} seconds"),
+    }
+}
+
+/// One step of a migration's life: its status moved by compare-and-set from `from`,
+/// the audit event, and the email about it when one is due.
+pub(super) struct Step {
+    pub from: MigrationStatus,
+    pub to: MigrationStatus,
+    pub change: StatusChange,
+    pub action: &'static str,
+    pub detail: Value,
+    /// A template, and what it adds to the migration's context.
+    pub email: Option<(&'static str, Value)>,
+}
+
+impl Services {
+    /// Writes `step` of `m` in `tx`, as `actor`. False when the migration had moved on
+    /// meanwhile: nothing is written, and the caller drops (or commits) `tx`.
+    pub(super) async fn write_step(
+        &self,
+        tx: &Tx,
+        actor: &Actor,
+        m: &Migration,
+        step: Step,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<bool> {
+        if !tx
+            .change_migration_status(m.id, step.from, step.to, step.change, now)
+            .await?
+        {
+            return Ok(false);
+        }
+        audit_as(tx, actor, m.id, step.action, step.detail, now).await?;
+        if let Some((template, extra)) = step.email {
+            let mut after = m.clone();
+            after.status = step.to;
+            self.enqueue(tx, template, &after, extra, now).await?;
+        }
+        Ok(true)
     }
 }
 

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use chrono::{NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
@@ -88,7 +88,8 @@ const CANCELLABLE: [MigrationStatus; 5] = [
 
 impl Services {
     pub fn window_rules(&self) -> Result<WindowRules, anyhow::Error> {
-        let s = &self.settings.schedule;
+        let settings = self.settings();
+        let s = &settings.schedule;
         let time = |field: &str, v: &str| {
             NaiveTime::parse_from_str(v, "%H:%M")
                 .map_err(|_| anyhow::anyhow!("schedule.{field} is not HH:MM: {v:?}"))
@@ -99,6 +100,63 @@ impl Services {
             off_hours_start: time("off_hours_start", &s.off_hours_start)?,
             off_hours_end: time("off_hours_end", &s.off_hours_end)?,
         })
+    }
+
+    /// The window a person asked for, as a local time in their time zone: its instant
+    /// and the zone's name, or the rule it breaks as a field error. No window is `None`,
+    /// allowed only with `may_override` (start as soon as a slot is free).
+    pub(super) fn check_window(
+        &self,
+        now: DateTime<Utc>,
+        start: Option<&str>,
+        time_zone: Option<&str>,
+        may_override: bool,
+        errors: &mut Vec<FieldError>,
+    ) -> anyhow::Result<(Option<DateTime<Utc>>, String)> {
+        let tz_name = time_zone
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .unwrap_or("UTC")
+            .to_owned();
+        let tz = Tz::from_str(&tz_name)
+            .map_err(|_| {
+                errors.push(FieldError::new(
+                    "window.time_zone",
+                    format!("{tz_name:?} is not a time zone name like Europe/Paris"),
+                ))
+            })
+            .ok();
+        let rules = self.window_rules()?;
+        let mut window_start = None;
+        match (start.filter(|s| !s.is_empty()), tz) {
+            (Some(raw), Some(tz)) => {
+                let local = NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M")
+                    .or_else(|_| NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S"));
+                match local {
+                    Err(_) => errors.push(FieldError::new(
+                        "window.start",
+                        format!("{raw:?} is not a local time like 2026-12-01T21:00"),
+                    )),
+                    Ok(local) => match rules.check(now, local, tz) {
+                        Ok(at) => window_start = Some(at),
+                        Err(why) => errors.push(FieldError::new(
+                            "window.start",
+                            window_sentence(&rules, &why, now, tz),
+                        )),
+                    },
+                }
+            }
+            (None, Some(tz)) if !may_override => errors.push(FieldError::new(
+                "window.start",
+                format!(
+                    "a window is required; {}. Starting at once needs the {} permission.",
+                    earliest_sentence(&rules, now, tz),
+                    Scope::MigrationsOverride
+                ),
+            )),
+            _ => {}
+        }
+        Ok((window_start, tz_name))
     }
 
     /// Refuses hosts that resolve to loopback, private or link-local addresses,
@@ -123,7 +181,7 @@ impl Services {
                 message: format!("The name {host} has no address."),
             });
         }
-        if self.settings.allow_private_targets {
+        if self.settings().allow_private_targets {
             return Ok(());
         }
         if let Some(addr) = addrs.iter().find(|a| is_private(a.ip())) {
@@ -188,7 +246,8 @@ impl Services {
     ) -> ServiceResult<Migration> {
         let now = Utc::now();
         let mut errors: Vec<FieldError> = Vec::new();
-        let provider = &self.settings.provider;
+        let settings = self.settings();
+        let provider = &settings.provider;
         let source = server_account("source", &req.source, None)
             .map_err(|e| errors.extend(e))
             .ok();
@@ -254,49 +313,13 @@ impl Services {
                 )),
             }
         }
-        let tz_name = req
-            .time_zone
-            .clone()
-            .filter(|t| !t.trim().is_empty())
-            .unwrap_or_else(|| "UTC".into());
-        let tz = Tz::from_str(tz_name.trim())
-            .map_err(|_| {
-                errors.push(FieldError::new(
-                    "window.time_zone",
-                    format!("{tz_name:?} is not a time zone name like Europe/Paris"),
-                ))
-            })
-            .ok();
-        let rules = self.window_rules()?;
-        let mut window_start = None;
-        match (req.window_start.as_deref().filter(|s| !s.is_empty()), tz) {
-            (Some(raw), Some(tz)) => {
-                let local = NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M")
-                    .or_else(|_| NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S"));
-                match local {
-                    Err(_) => errors.push(FieldError::new(
-                        "window.start",
-                        format!("{raw:?} is not a local time like 2026-12-01T21:00"),
-                    )),
-                    Ok(local) => match rules.check(now, local, tz) {
-                        Ok(at) => window_start = Some(at),
-                        Err(why) => errors.push(FieldError::new(
-                            "window.start",
-                            window_sentence(&rules, &why, now, tz),
-                        )),
-                    },
-                }
-            }
-            (None, Some(tz)) if !may_override => errors.push(FieldError::new(
-                "window.start",
-                format!(
-                    "a window is required; {}. Starting at once needs the {} permission.",
-                    earliest_sentence(&rules, now, tz),
-                    Scope::MigrationsOverride
-                ),
-            )),
-            _ => {}
-        }
+        let (window_start, tz_name) = self.check_window(
+            now,
+            req.window_start.as_deref(),
+            req.time_zone.as_deref(),
+            may_override,
+            &mut errors,
+        )?;
         let mx_domain = match req
             .mx_domain
             .as_deref()
@@ -360,7 +383,7 @@ impl Services {
                 ),
             });
         }
-        let max_active = u64::from(self.settings.capacity.max_active);
+        let max_active = u64::from(self.settings().capacity.max_active);
         if self.store.count_active_migrations(None).await? >= max_active {
             return Err(ServiceError::Unavailable {
                 code: "migration_capacity_reached",
@@ -414,7 +437,7 @@ impl Services {
     pub(crate) fn recipients(&self, requester: &EmailAddress) -> Vec<EmailAddress> {
         let mut to = vec![requester.clone()];
         if let Some(staff) = self
-            .settings
+            .settings()
             .smtp
             .staff_address
             .as_deref()
@@ -437,8 +460,8 @@ impl Services {
             "time_zone": m.time_zone,
             "two_pass": m.two_pass,
             "mx_domain": m.mx_domain,
-            "mx_hosts": self.settings.provider.mx_hosts,
-            "url": format!("{}/migrations/{}", self.settings.base_url(), m.id),
+            "mx_hosts": self.settings().provider.mx_hosts,
+            "url": format!("{}/migrations/{}", self.settings().base_url(), m.id),
         })
     }
 

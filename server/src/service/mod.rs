@@ -9,10 +9,10 @@ mod lifecycle;
 mod login_limit;
 mod migrations;
 mod progress;
+mod settings;
 
 use std::sync::Arc;
 
-use crate::config::Settings;
 use crate::domain::FieldError;
 use crate::notify::Dispatcher;
 use crate::render::Renderer;
@@ -24,6 +24,7 @@ pub use login_limit::LoginLimiter;
 pub use migrations::{
     ConnectionProblem, FolderSummary, MigrationDetail, MigrationRequest, ServerInput,
 };
+pub use settings::{LiveSettings, RELOAD_EVERY, SettingView};
 
 /// What every action needs; cheap to clone.
 #[derive(Debug, Clone)]
@@ -32,7 +33,8 @@ pub struct Services {
     pub renderer: Arc<Renderer>,
     pub dispatcher: Dispatcher,
     pub cipher: Arc<crate::crypto::Cipher>,
-    pub settings: Arc<Settings>,
+    /// Read through [`Services::settings`]; admins change some of them in the console.
+    pub live_settings: Arc<LiveSettings>,
     pub login_limiter: Arc<LoginLimiter>,
     /// Wakes the workers when work may have become due (a request, an action).
     pub work_ready: Arc<tokio::sync::Notify>,

@@ -59,8 +59,13 @@ pub struct StatusChange {
     /// A stable code and a sentence.
     pub error: Option<Option<(String, String)>>,
     pub options: Option<MigrationOptions>,
+    /// A new window (UTC) and the requester's time zone it was given in.
+    pub window: Option<(Option<DateTime<Utc>>, String)>,
     /// Frees the worker's hold in the same write.
     pub release_lease: bool,
+    /// Changes nothing when a worker holds the migration at this instant (it may be
+    /// starting the work the change would move).
+    pub only_unleased_at: Option<DateTime<Utc>>,
 }
 
 /// A folder about to be copied in a pass: its names and what the pass expects.
@@ -722,6 +727,18 @@ impl Tx {
             let options =
                 serde_json::to_string(&options).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             update = update.col_expr(migrations::Column::Options, Expr::value(options));
+        }
+        if let Some((window_start, time_zone)) = change.window {
+            update = update
+                .col_expr(migrations::Column::WindowStart, Expr::value(window_start))
+                .col_expr(migrations::Column::TimeZone, Expr::value(time_zone));
+        }
+        if let Some(at) = change.only_unleased_at {
+            update = update.filter(
+                Condition::any()
+                    .add(migrations::Column::LeaseUntil.is_null())
+                    .add(migrations::Column::LeaseUntil.lt(at)),
+            );
         }
         if change.release_lease {
             update = update

@@ -9,6 +9,7 @@ mod audit;
 mod entities;
 mod migrations;
 mod outbox;
+mod settings;
 
 use std::time::Duration;
 

@@ -14,11 +14,19 @@ use crate::store::{AuditFilter, MAX_AUDIT_PAGE};
 /// Audit events per page when the caller does not say.
 const DEFAULT_AUDIT_PAGE: u64 = 50;
 
-pub type Apis = (Api, super::api_migrations::MigrationsApi);
+pub type Apis = (
+    Api,
+    super::api_migrations::MigrationsApi,
+    super::api_settings::SettingsApi,
+);
 
 pub fn service(base_url: &str) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (Api, super::api_migrations::MigrationsApi),
+        (
+            Api,
+            super::api_migrations::MigrationsApi,
+            super::api_settings::SettingsApi,
+        ),
         "Ferry",
         env!("CARGO_PKG_VERSION"),
     )
@@ -178,6 +186,20 @@ impl From<ServiceError> for ApiError {
                 ))
             }
         }
+    }
+}
+
+/// The services, put in the request's data by the router.
+pub(super) fn services(req: &Request) -> Result<&Services, ApiError> {
+    req.data::<Services>()
+        .ok_or_else(|| ApiError::from(ServiceError::Internal(anyhow::anyhow!("no services"))))
+}
+
+/// Who acts through this token, for the audit log.
+pub(super) fn actor(auth: &TokenAuth) -> crate::domain::Actor {
+    crate::domain::Actor::Token {
+        id: auth.0.id,
+        name: auth.0.name.clone(),
     }
 }
 

@@ -9,9 +9,9 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use secrecy::SecretString;
 
-use super::api::{ApiError, TokenAuth};
-use crate::domain::{Actor, Migration, MigrationStatus, Scope, mask};
-use crate::service::{MigrationDetail, MigrationRequest, ServerInput, ServiceError, Services};
+use super::api::{ApiError, TokenAuth, actor, services};
+use crate::domain::{Migration, MigrationStatus, Pace, Scope, mask};
+use crate::service::{MigrationDetail, MigrationRequest, ServerInput, ServiceError};
 use crate::store::MigrationFilter;
 
 /// One server account in a request.
@@ -141,6 +141,15 @@ pub struct PassBody {
     pub report: Option<serde_json::Value>,
 }
 
+/// How fast the running pass goes, from what it did since it started.
+#[derive(Debug, Object)]
+pub struct PaceBody {
+    pub messages_per_second: f64,
+    pub bytes_per_second: f64,
+    /// At this rate; none while the folders' counts are not known yet.
+    pub seconds_left: Option<u64>,
+}
+
 #[derive(Debug, Object)]
 pub struct ErrorInfo {
     pub code: Option<String>,
@@ -177,6 +186,8 @@ pub struct MigrationBody {
     pub error: Option<ErrorInfo>,
     pub passes: Vec<PassBody>,
     pub folders: Vec<FolderBody>,
+    /// While a pass runs.
+    pub pace: Option<PaceBody>,
     /// How often to poll: 5 s while starting, 10 s while copying, none when finished.
     pub poll_hint_seconds: Option<u32>,
     pub created_at: DateTime<Utc>,
@@ -241,7 +252,18 @@ fn migration_body(
         MigrationStatus::Scheduled | MigrationStatus::WaitingForMx => Some(60),
         _ => None,
     };
+    let pace = passes
+        .iter()
+        .rev()
+        .find(|p| p.status == "running")
+        .and_then(|p| Pace::of(&folders, p.started_at, Utc::now()))
+        .map(|p| PaceBody {
+            messages_per_second: (p.messages_per_second * 10.0).round() / 10.0,
+            bytes_per_second: p.bytes_per_second.round(),
+            seconds_left: p.seconds_left,
+        });
     MigrationBody {
+        pace,
         id: m.id,
         status: m.status.as_str().to_owned(),
         source: account_body(&m.source),
@@ -304,18 +326,6 @@ fn migration_body(
 
 fn detail_body(d: MigrationDetail) -> MigrationBody {
     migration_body(d.migration, d.passes, d.folders)
-}
-
-fn services(req: &Request) -> Result<&Services, ApiError> {
-    req.data::<Services>()
-        .ok_or_else(|| ApiError::from(ServiceError::Internal(anyhow::anyhow!("no services"))))
-}
-
-fn actor(auth: &TokenAuth) -> Actor {
-    Actor::Token {
-        id: auth.0.id,
-        name: auth.0.name.clone(),
-    }
 }
 
 pub struct MigrationsApi;
@@ -497,6 +507,34 @@ impl MigrationsApi {
                 id.0,
                 body.source_password.map(SecretString::from),
                 body.destination_password.map(SecretString::from),
+            )
+            .await?;
+        Ok(Json(detail_body(services.migration_detail(id.0).await?)))
+    }
+
+    /// Moves a scheduled migration to a new window, checked like a request's (422 names
+    /// the rule and the earliest window); the requester's time zone is kept unless one
+    /// is given. No `start` starts it as soon as a slot is free and needs
+    /// `migrations:override`. 409 `not_scheduled` once it has started. Needs
+    /// `migrations:write`.
+    #[oai(path = "/migrations/:id/window", method = "put")]
+    async fn reschedule(
+        &self,
+        req: &Request,
+        auth: TokenAuth,
+        id: Path<i64>,
+        body: Json<WindowBody>,
+    ) -> Result<Json<MigrationBody>, ApiError> {
+        auth.require(Scope::MigrationsWrite)?;
+        let services = services(req)?;
+        let may_override = auth.0.scopes.contains(Scope::MigrationsOverride);
+        services
+            .reschedule_migration(
+                &actor(&auth),
+                id.0,
+                may_override,
+                body.0.start.as_deref(),
+                body.0.time_zone.as_deref(),
             )
             .await?;
         Ok(Json(detail_body(services.migration_detail(id.0).await?)))

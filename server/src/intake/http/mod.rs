@@ -3,6 +3,7 @@
 
 mod api;
 mod api_migrations;
+mod api_settings;
 mod console;
 
 use poem::endpoint::make_sync;
@@ -15,7 +16,7 @@ use crate::service::Services;
 
 /// Every route of the server.
 pub fn routes(services: Services, metrics: Metrics) -> impl Endpoint {
-    let api = api::service(&services.settings.base_url());
+    let api = api::service(&services.settings().base_url());
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
     Route::new()

@@ -7,4 +7,5 @@ pub mod migration_passes;
 pub mod migrations;
 pub mod outbox;
 pub mod sessions;
+pub mod settings;
 pub mod users;

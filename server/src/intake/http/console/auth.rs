@@ -38,7 +38,7 @@ fn login_page(
                 let mut cookie = Cookie::new_with_str(LOGIN_CSRF_COOKIE, &t);
                 cookie.set_path("/login");
                 cookie.set_http_only(true);
-                cookie.set_secure(services.settings.secure_cookies());
+                cookie.set_secure(services.settings().secure_cookies());
                 cookie.set_same_site(SameSite::Strict);
                 jar.add(cookie);
                 t
@@ -90,10 +90,10 @@ pub async fn login_submit(req: &Request, jar: &CookieJar, Form(form): Form<Login
             let mut cookie = Cookie::new_with_str(SESSION_COOKIE, signed_in.cookie.expose_secret());
             cookie.set_path("/");
             cookie.set_http_only(true);
-            cookie.set_secure(services.settings.secure_cookies());
+            cookie.set_secure(services.settings().secure_cookies());
             cookie.set_same_site(SameSite::Lax);
             cookie.set_max_age(std::time::Duration::from_secs(
-                u64::try_from(services.settings.console.session_hours).unwrap_or(12) * 3600,
+                u64::try_from(services.settings().console.session_hours).unwrap_or(12) * 3600,
             ));
             jar.add(cookie);
             Redirect::see_other("/").into_response()

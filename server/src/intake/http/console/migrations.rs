@@ -14,7 +14,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::{Layout, Staff, display_time, internal_error, redirect_with_flash};
-use crate::domain::{FolderProgress, Migration, MigrationStatus, Pass};
+use crate::domain::{FolderProgress, Migration, MigrationStatus, Pace, Pass};
 use crate::service::{MigrationDetail, MigrationRequest, ServerInput, ServiceError};
 use crate::store::MigrationFilter;
 
@@ -67,6 +67,12 @@ pub struct NewForm {
     csrf: String,
 }
 
+/// The window typed as a date and a time, as the service reads it (`YYYY-MM-DDTHH:MM`).
+fn local_window(date: &str, time: &str) -> Option<String> {
+    let time = if time.is_empty() { "00:00" } else { time };
+    (!date.is_empty()).then(|| format!("{date}T{time}"))
+}
+
 impl NewForm {
     fn side(
         host: &str,
@@ -87,14 +93,7 @@ impl NewForm {
     }
 
     fn request(&self) -> MigrationRequest {
-        let window_start = (!self.window_date.is_empty()).then(|| {
-            let time = if self.window_time.is_empty() {
-                "00:00"
-            } else {
-                &self.window_time
-            };
-            format!("{}T{time}", self.window_date)
-        });
+        let window_start = local_window(&self.window_date, &self.window_time);
         MigrationRequest {
             source: Self::side(
                 &self.source_host,
@@ -162,7 +161,7 @@ fn render_new(staff: &Staff, form: &NewForm, errors: BTreeMap<String, String>) -
         &NewPage {
             layout: staff.layout("/migrations/new"),
             earliest: earliest_text(staff, tz),
-            provider_host: staff.services.settings.provider.imap_host.clone(),
+            provider_host: staff.services.settings().provider.imap_host.clone(),
             form,
             errors: errors.clone(),
         },
@@ -171,6 +170,28 @@ fn render_new(staff: &Staff, form: &NewForm, errors: BTreeMap<String, String>) -
         resp.set_status(StatusCode::UNPROCESSABLE_ENTITY);
     }
     resp
+}
+
+/// The running pass's pace, as the page shows it: messages and megabytes a second, and
+/// the time left at that rate.
+fn pace_text(pace: Pace) -> (String, Option<String>) {
+    let per_second = pace.messages_per_second;
+    let rate = format!(
+        "{} messages/s · {:.1} MB/s",
+        if per_second >= 10.0 {
+            format!("{per_second:.0}")
+        } else {
+            format!("{per_second:.1}")
+        },
+        pace.bytes_per_second / 1e6
+    );
+    let eta = pace.seconds_left.map(|secs| match secs {
+        0 => "done at this pass's end".to_owned(),
+        1..60 => "under a minute".to_owned(),
+        60..3600 => format!("about {} min", secs.div_ceil(60)),
+        _ => format!("about {} h {} min", secs / 3600, (secs % 3600) / 60),
+    });
+    (rate, eta)
 }
 
 #[handler]
@@ -276,7 +297,7 @@ pub async fn test_connection(staff: Staff, Form(form): Form<TestForm>) -> Respon
     );
     let input = ServerInput {
         host: if input.host.is_empty() {
-            staff.services.settings.provider.imap_host.clone()
+            staff.services.settings().provider.imap_host.clone()
         } else {
             input.host
         },
@@ -458,10 +479,22 @@ struct Live {
     error: Option<String>,
     next_run: Option<String>,
     mx_answer: Option<String>,
+    /// While a pass runs: its pace and the time left at that pace.
+    rate: Option<String>,
+    eta: Option<String>,
 }
 
 fn live(d: &MigrationDetail) -> Live {
     let m = &d.migration;
+    let now = Utc::now();
+    let (rate, eta) = d
+        .passes
+        .iter()
+        .rev()
+        .find(|p| p.status == "running")
+        .and_then(|p| Pace::of(&d.folders, p.started_at, now))
+        .map(pace_text)
+        .map_or((None, None), |(rate, eta)| (Some(rate), eta));
     Live {
         status: m.status.as_str(),
         running: m.is_running(Utc::now()),
@@ -471,6 +504,8 @@ fn live(d: &MigrationDetail) -> Live {
         error: m.error_message.clone(),
         next_run: m.next_run_at.map(display_time),
         mx_answer: m.mx_answer.clone(),
+        rate,
+        eta,
     }
 }
 
@@ -483,6 +518,7 @@ struct Actions {
     mx_switched: bool,
     delete_migrated: bool,
     delete: bool,
+    reschedule: bool,
 }
 
 fn actions(m: &Migration) -> Actions {
@@ -497,6 +533,7 @@ fn actions(m: &Migration) -> Actions {
         mx_switched: m.status == S::WaitingForMx && m.mx_switched_at.is_none(),
         delete_migrated: !m.status.is_active() && m.next_work.is_none(),
         delete: !running && !matches!(m.status, S::Processing | S::Validating),
+        reschedule: m.status == S::Scheduled && !running,
     }
 }
 
@@ -509,6 +546,10 @@ struct DetailPage {
     requester: String,
     window: Option<String>,
     time_zone: String,
+    /// The earliest window allowed now, in the requester's time zone.
+    earliest: Option<String>,
+    /// The off-hours start, to prefill a new window's time.
+    default_time: String,
     two_pass: bool,
     mx_domain: String,
     mx_switched: Option<String>,
@@ -544,6 +585,7 @@ pub async fn show(staff: Staff, Path(id): Path<i64>) -> Response {
         .await
         .unwrap_or_default();
     let m = &d.migration;
+    let actions = actions(m);
     staff.render(
         "console/migration.html",
         &DetailPage {
@@ -557,13 +599,19 @@ pub async fn show(staff: Staff, Path(id): Path<i64>) -> Response {
             requester: m.requester_email.clone(),
             window: m.window_start.map(display_time),
             time_zone: m.time_zone.clone(),
+            // Shown beside Move window only.
+            earliest: actions
+                .reschedule
+                .then(|| earliest_text(&staff, &m.time_zone))
+                .flatten(),
+            default_time: staff.services.settings().schedule.off_hours_start.clone(),
             two_pass: m.two_pass,
             mx_domain: m.mx_domain.clone(),
             mx_switched: m.mx_switched_at.map(display_time),
             error_code: m.error_code.clone(),
             live: live(&d),
             passes: pass_rows(&d.passes),
-            actions: actions(m),
+            actions,
             events: super::pages::audit_rows(events),
         },
     )
@@ -587,6 +635,13 @@ pub struct ActionForm {
     from_pass: String,
     source_password: String,
     destination_password: String,
+    #[serde(rename = "window.date")]
+    window_date: String,
+    #[serde(rename = "window.time")]
+    window_time: String,
+    #[serde(rename = "window.time_zone")]
+    time_zone: String,
+    start_now: Option<String>,
 }
 
 /// The buttons of the migration page.
@@ -619,6 +674,19 @@ pub async fn action(
             .migration_mx_switched(&actor, id)
             .await
             .map(|_| "Noted: the post-MX pass follows after the grace period."),
+        "reschedule" => {
+            let start = local_window(&form.window_date, &form.window_time)
+                .filter(|_| form.start_now.is_none());
+            s.reschedule_migration(
+                &actor,
+                id,
+                form.start_now.is_some(),
+                start.as_deref(),
+                Some(form.time_zone.as_str()).filter(|t| !t.is_empty()),
+            )
+            .await
+            .map(|_| "Moved to the new window; the requester and staff get it by email.")
+        }
         "delete-migrated" => s
             .delete_migrated(&actor, id, form.from_pass.trim().parse().ok())
             .await
@@ -714,7 +782,7 @@ pub async fn schedule(staff: Staff) -> Response {
         Err(err) => return internal_error(s, &err),
     };
     let running = s.store.count_running_passes(now).await.unwrap_or(0);
-    let capacity = s.settings.capacity.max_concurrent;
+    let capacity = s.settings().capacity.max_concurrent;
     let mut days: Vec<Day> = Vec::new();
     for m in upcoming {
         let Some(at) = m.next_run_at else { continue };
@@ -754,4 +822,37 @@ pub async fn schedule(staff: Staff) -> Response {
             earliest: earliest_text(&staff, "UTC"),
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pace_reads_as_people_say_it() {
+        let pace = |m, b, left| Pace {
+            messages_per_second: m,
+            bytes_per_second: b,
+            seconds_left: left,
+        };
+        assert_eq!(
+            pace_text(pace(10.0, 1e6, Some(500))),
+            (
+                "10 messages/s · 1.0 MB/s".into(),
+                Some("about 9 min".into())
+            )
+        );
+        assert_eq!(
+            pace_text(pace(2.54, 0.0, Some(30))),
+            (
+                "2.5 messages/s · 0.0 MB/s".into(),
+                Some("under a minute".into())
+            )
+        );
+        assert_eq!(
+            pace_text(pace(1.0, 0.0, Some(5400))).1.as_deref(),
+            Some("about 1 h 30 min")
+        );
+        assert_eq!(pace_text(pace(1.0, 0.0, None)).1, None);
+    }
 }

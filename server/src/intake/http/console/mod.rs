@@ -49,7 +49,8 @@ pub fn routes() -> Route {
         .at("/migrations/:id", get(migrations::show))
         .at("/migrations/:id/live", get(migrations::live_json))
         .at("/migrations/:id/:action", post(migrations::action))
-        .at("/settings", get(settings::page))
+        .at("/settings", get(settings::page).post(settings::save))
+        .at("/settings/reset", post(settings::reset))
         .at("/settings/test-email", post(settings::test_email))
         .at("/outbox", get(outbox::list))
         .at("/outbox/:id", get(outbox::show))
@@ -139,7 +140,7 @@ impl Staff {
                 &self.services,
                 StatusCode::FORBIDDEN,
                 "Admins only",
-                "Only an admin can manage staff accounts.",
+                "Only an admin can manage staff accounts and settings; ask one.",
             ))
         }
     }

@@ -1,0 +1,460 @@
+//! The settings an admin may change in the console, and how each is typed, shown and
+//! checked. Everything else (addresses, the database, workers, logging) is read once at
+//! start from `ferry.toml` and the environment.
+//!
+//! A value crosses this module as the text of a form field: [`Settings::editable_text`]
+//! gives it, [`Settings::set_editable`] parses it back (one message per field, fit to
+//! show beside it). The stored override is that text, normalised, so a round trip
+//! through the database changes nothing.
+
+use chrono::NaiveTime;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+
+use super::Settings;
+
+/// How a value is typed in the form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EditKind {
+    /// A host name.
+    Host,
+    Port,
+    /// `ssl`, `starttls` or `none`.
+    Security,
+    /// One value per line.
+    Lines,
+    /// `HH:MM`.
+    Time,
+    /// A whole number between `min` and `max`.
+    Number,
+    /// A mailbox, optionally with a display name: `Ferry <ferry@provider.example>`.
+    Mailbox,
+    /// An email address, or empty for none.
+    OptionalEmail,
+    /// Never shown; left empty to keep the value in force.
+    Secret,
+}
+
+/// One setting the console edits.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Editable {
+    pub key: &'static str,
+    pub group: &'static str,
+    pub label: &'static str,
+    pub help: &'static str,
+    pub kind: EditKind,
+    pub min: u64,
+    pub max: u64,
+}
+
+const fn field(
+    key: &'static str,
+    group: &'static str,
+    label: &'static str,
+    help: &'static str,
+    kind: EditKind,
+) -> Editable {
+    Editable {
+        key,
+        group,
+        label,
+        help,
+        kind,
+        min: 0,
+        max: 0,
+    }
+}
+
+const fn number(
+    key: &'static str,
+    group: &'static str,
+    label: &'static str,
+    help: &'static str,
+    min: u64,
+    max: u64,
+) -> Editable {
+    Editable {
+        min,
+        max,
+        ..field(key, group, label, help, EditKind::Number)
+    }
+}
+
+const PROVIDER: &str = "Provider";
+const SCHEDULING: &str = "Scheduling";
+const EMAIL: &str = "Email";
+const RETENTION: &str = "Retention";
+
+/// In the order the settings page shows them.
+pub const EDITABLE: &[Editable] = &[
+    field(
+        "provider.imap_host",
+        PROVIDER,
+        "IMAP server",
+        "Where migrated mail goes when a request names no destination server.",
+        EditKind::Host,
+    ),
+    field(
+        "provider.imap_port",
+        PROVIDER,
+        "IMAP port",
+        "",
+        EditKind::Port,
+    ),
+    field(
+        "provider.imap_security",
+        PROVIDER,
+        "IMAP security",
+        "",
+        EditKind::Security,
+    ),
+    field(
+        "provider.mx_hosts",
+        PROVIDER,
+        "MX records customers set",
+        "One per line, priority then host: 10 mx1.provider.example",
+        EditKind::Lines,
+    ),
+    field(
+        "provider.mx_patterns",
+        PROVIDER,
+        "MX hosts that mean switched",
+        "One per line; *.provider.example matches any host under it. A domain counts as switched when every MX host matches.",
+        EditKind::Lines,
+    ),
+    field(
+        "schedule.off_hours_start",
+        SCHEDULING,
+        "Off-hours start",
+        "HH:MM in the requester's time zone; a window must start inside the off-hours.",
+        EditKind::Time,
+    ),
+    field(
+        "schedule.off_hours_end",
+        SCHEDULING,
+        "Off-hours end",
+        "HH:MM; the next morning when earlier than the start.",
+        EditKind::Time,
+    ),
+    number(
+        "schedule.notice_hours",
+        SCHEDULING,
+        "Notice (hours)",
+        "How far ahead a requested window must be.",
+        0,
+        720,
+    ),
+    number(
+        "schedule.weekend_notice_hours",
+        SCHEDULING,
+        "Weekend notice (hours)",
+        "For a window that starts on a Saturday or Sunday.",
+        0,
+        720,
+    ),
+    number(
+        "capacity.max_concurrent",
+        SCHEDULING,
+        "Passes at once",
+        "Migrations copying at the same time; the others wait their turn.",
+        1,
+        256,
+    ),
+    number(
+        "capacity.max_active",
+        SCHEDULING,
+        "Migrations in progress at most",
+        "Requests beyond this are refused until some finish.",
+        1,
+        1_000_000,
+    ),
+    number(
+        "mx.grace_seconds",
+        SCHEDULING,
+        "Post-MX pass after the switch (seconds)",
+        "Senders' DNS caches keep delivering to the old server for a while.",
+        0,
+        7 * 86_400,
+    ),
+    field(
+        "smtp.url",
+        EMAIL,
+        "SMTP server",
+        "smtp://user:password@host:587?tls=required, or smtps://host:465. Never shown; leave empty to keep the one in force.",
+        EditKind::Secret,
+    ),
+    field(
+        "smtp.from",
+        EMAIL,
+        "From",
+        "The sender of every notification: Ferry <ferry@provider.example>",
+        EditKind::Mailbox,
+    ),
+    field(
+        "smtp.staff_address",
+        EMAIL,
+        "Staff copy to",
+        "Gets a copy of every notification about a customer; empty for nobody.",
+        EditKind::OptionalEmail,
+    ),
+    number(
+        "retention.credential_days",
+        RETENTION,
+        "Erase stored passwords after (days)",
+        "Counted from the end of a migration.",
+        0,
+        3650,
+    ),
+];
+
+pub fn editable(key: &str) -> Option<&'static Editable> {
+    EDITABLE.iter().find(|e| e.key == key)
+}
+
+fn lines(v: &[String]) -> String {
+    v.join("\n")
+}
+
+fn parse_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn is_host(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+impl Editable {
+    /// The text typed in the form, normalised, or what is wrong with it.
+    pub fn normalise(&self, text: &str) -> Result<String, String> {
+        let text = text.trim();
+        match self.kind {
+            EditKind::Host => {
+                let host = text.trim_end_matches('.').to_ascii_lowercase();
+                if is_host(&host) {
+                    Ok(host)
+                } else {
+                    Err("Give a host name such as imap.provider.example.".into())
+                }
+            }
+            EditKind::Port => match text.parse::<u16>() {
+                Ok(p) if p > 0 => Ok(p.to_string()),
+                _ => Err("Give a port between 1 and 65535.".into()),
+            },
+            EditKind::Security => match text {
+                "ssl" | "starttls" | "none" => Ok(text.to_owned()),
+                _ => Err("Choose ssl, starttls or none.".into()),
+            },
+            EditKind::Time => NaiveTime::parse_from_str(text, "%H:%M")
+                .map(|t| t.format("%H:%M").to_string())
+                .map_err(|_| "Give a time as HH:MM, such as 20:00.".into()),
+            EditKind::Number => match text.parse::<u64>() {
+                Ok(n) if (self.min..=self.max).contains(&n) => Ok(n.to_string()),
+                _ => Err(format!(
+                    "Give a whole number from {} to {}.",
+                    self.min, self.max
+                )),
+            },
+            EditKind::Lines => self.normalise_lines(text),
+            EditKind::Mailbox => text
+                .parse::<lettre::message::Mailbox>()
+                .map(|m| m.to_string())
+                .map_err(|_| "Give an address such as Ferry <ferry@provider.example>.".into()),
+            EditKind::OptionalEmail if text.is_empty() => Ok(String::new()),
+            EditKind::OptionalEmail => crate::domain::EmailAddress::parse(self.key, text)
+                .map(|e| e.as_str().to_owned())
+                .map_err(|_| "Give one email address, or leave it empty for nobody.".into()),
+            EditKind::Secret => {
+                if text.is_empty()
+                    || ["smtp://", "smtps://"]
+                        .iter()
+                        .any(|scheme| text.starts_with(scheme))
+                {
+                    Ok(text.to_owned())
+                } else {
+                    Err("Give an address starting with smtp:// or smtps://.".into())
+                }
+            }
+        }
+    }
+
+    fn normalise_lines(&self, text: &str) -> Result<String, String> {
+        let items = parse_lines(text);
+        if items.is_empty() {
+            return Err("Give at least one, one per line.".into());
+        }
+        let mut out = Vec::with_capacity(items.len());
+        for (n, item) in items.iter().enumerate() {
+            let line = n + 1;
+            if self.key == "provider.mx_hosts" {
+                let mut parts = item.split_whitespace();
+                let (Some(prio), Some(host), None) = (parts.next(), parts.next(), parts.next())
+                else {
+                    return Err(format!(
+                        "Line {line}: give a priority and a host, such as 10 mx1.provider.example."
+                    ));
+                };
+                let host = host.trim_end_matches('.').to_ascii_lowercase();
+                match prio.parse::<u16>() {
+                    Ok(prio) if is_host(&host) => out.push(format!("{prio} {host}")),
+                    _ => {
+                        return Err(format!(
+                            "Line {line}: give a priority (0 to 65535) and a host, such as 10 mx1.provider.example."
+                        ));
+                    }
+                }
+            } else {
+                let pattern = item.trim_end_matches('.').to_ascii_lowercase();
+                if !is_host(pattern.strip_prefix("*.").unwrap_or(&pattern)) {
+                    return Err(format!(
+                        "Line {line}: give a host name or *. and a domain, such as *.provider.example."
+                    ));
+                }
+                out.push(pattern);
+            }
+        }
+        Ok(out.join("\n"))
+    }
+}
+
+impl Settings {
+    /// The value of an editable key as a form shows it. A secret's text comes out too:
+    /// callers compare it, and never render it.
+    pub fn editable_text(&self, key: &str) -> String {
+        let p = &self.provider;
+        let s = &self.schedule;
+        match key {
+            "provider.imap_host" => p.imap_host.clone(),
+            "provider.imap_port" => p.imap_port.to_string(),
+            "provider.imap_security" => p.imap_security.clone(),
+            "provider.mx_hosts" => lines(&p.mx_hosts),
+            "provider.mx_patterns" => lines(&p.mx_patterns),
+            "schedule.off_hours_start" => s.off_hours_start.clone(),
+            "schedule.off_hours_end" => s.off_hours_end.clone(),
+            "schedule.notice_hours" => s.notice_hours.to_string(),
+            "schedule.weekend_notice_hours" => s.weekend_notice_hours.to_string(),
+            "capacity.max_concurrent" => self.capacity.max_concurrent.to_string(),
+            "capacity.max_active" => self.capacity.max_active.to_string(),
+            "mx.grace_seconds" => self.mx.grace_seconds.to_string(),
+            "smtp.url" => self
+                .smtp
+                .url
+                .as_ref()
+                .map(|u| u.expose_secret().to_owned())
+                .unwrap_or_default(),
+            "smtp.from" => self.smtp.from.clone(),
+            "smtp.staff_address" => self.smtp.staff_address.clone().unwrap_or_default(),
+            "retention.credential_days" => self.retention.credential_days.to_string(),
+            _ => String::new(),
+        }
+    }
+
+    /// Sets an editable key from a form's text, or says what is wrong with the text.
+    pub fn set_editable(&mut self, key: &str, text: &str) -> Result<(), String> {
+        let Some(spec) = editable(key) else {
+            return Err(format!("{key} cannot be changed in the console."));
+        };
+        let v = spec.normalise(text)?;
+        // `normalise` checked every number against its range, so these parse.
+        let num = || v.parse::<u64>().map_err(|e| e.to_string());
+        let small = || num().and_then(|n| u32::try_from(n).map_err(|e| e.to_string()));
+        match key {
+            "provider.imap_host" => self.provider.imap_host = v,
+            "provider.imap_port" => {
+                self.provider.imap_port = v.parse().map_err(|_| "Give a port.".to_owned())?;
+            }
+            "provider.imap_security" => self.provider.imap_security = v,
+            "provider.mx_hosts" => self.provider.mx_hosts = parse_lines(&v),
+            "provider.mx_patterns" => self.provider.mx_patterns = parse_lines(&v),
+            "schedule.off_hours_start" => self.schedule.off_hours_start = v,
+            "schedule.off_hours_end" => self.schedule.off_hours_end = v,
+            "schedule.notice_hours" => self.schedule.notice_hours = small()?,
+            "schedule.weekend_notice_hours" => self.schedule.weekend_notice_hours = small()?,
+            "capacity.max_concurrent" => self.capacity.max_concurrent = small()?,
+            "capacity.max_active" => self.capacity.max_active = small()?,
+            "mx.grace_seconds" => self.mx.grace_seconds = num()?,
+            "smtp.url" => self.smtp.url = (!v.is_empty()).then(|| SecretString::from(v)),
+            "smtp.from" => self.smtp.from = v,
+            "smtp.staff_address" => self.smtp.staff_address = (!v.is_empty()).then_some(v),
+            "retention.credential_days" => self.retention.credential_days = small()?,
+            _ => return Err(format!("{key} cannot be changed in the console.")),
+        }
+        Ok(())
+    }
+
+    /// Rules between editable keys, as (key, message).
+    pub fn check_editable(&self) -> Vec<(&'static str, String)> {
+        let mut errors = Vec::new();
+        if self.schedule.off_hours_start == self.schedule.off_hours_end {
+            errors.push((
+                "schedule.off_hours_end",
+                "The off-hours must not start and end at the same time.".to_owned(),
+            ));
+        }
+        errors
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_editable_key_round_trips_through_its_text() {
+        let mut s = Settings::default();
+        s.smtp.url = Some(SecretString::from("smtp://127.0.0.1:2525"));
+        s.smtp.staff_address = Some("desk@provider.example".into());
+        for e in EDITABLE {
+            let text = s.editable_text(e.key);
+            let mut t = Settings::default();
+            t.set_editable(e.key, &text)
+                .unwrap_or_else(|err| panic!("{}: {err}", e.key));
+            assert_eq!(t.editable_text(e.key), text, "{}", e.key);
+            assert_eq!(
+                e.normalise(&text).as_deref(),
+                Ok(text.as_str()),
+                "{}",
+                e.key
+            );
+        }
+    }
+
+    #[test]
+    fn bad_values_say_what_to_type() {
+        let mut s = Settings::default();
+        let err = s
+            .set_editable("schedule.off_hours_start", "25:00")
+            .unwrap_err();
+        assert!(err.contains("HH:MM"), "{err}");
+        let err = s
+            .set_editable("provider.mx_hosts", "10 mx1.example\nmx2.example")
+            .unwrap_err();
+        assert!(err.starts_with("Line 2:"), "{err}");
+        let err = s.set_editable("capacity.max_concurrent", "0").unwrap_err();
+        assert!(err.contains("from 1 to 256"), "{err}");
+        assert!(s.set_editable("bind", "0.0.0.0:80").is_err());
+        assert_eq!(s.capacity.max_concurrent, 4, "nothing was set");
+    }
+
+    #[test]
+    fn values_are_normalised() {
+        let mut s = Settings::default();
+        s.set_editable("provider.mx_hosts", " 10  MX1.Example.  \n\n20 mx2.example")
+            .unwrap();
+        assert_eq!(s.provider.mx_hosts, ["10 mx1.example", "20 mx2.example"]);
+        s.set_editable("schedule.off_hours_start", "9:05").unwrap();
+        assert_eq!(s.schedule.off_hours_start, "09:05");
+        s.set_editable("smtp.staff_address", "  ").unwrap();
+        assert_eq!(s.smtp.staff_address, None);
+    }
+}
