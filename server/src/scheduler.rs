@@ -127,11 +127,17 @@ fn hostname() -> String {
 }
 
 /// Leases due work until shutdown; each claim runs in its own task.
+///
+/// Each claim holds the lease under a token of its own (`owner:n`), not the process's
+/// name: when a claim's lease runs out (its heartbeat starved) and this same process
+/// claims the migration again, the first claim's heartbeat and checkpoint writes find
+/// the token changed and stop, instead of both copying the same folders.
 async fn claim_loop(services: Services, owner: Arc<str>, shutdown: CancellationToken) {
     let lease = chrono::Duration::seconds(
         i64::try_from(services.settings().workers.lease_seconds).unwrap_or(60),
     );
     let mut running: Vec<JoinHandle<()>> = Vec::new();
+    let mut claims = 0u64;
     tracing::info!(%owner, "Workers started");
     loop {
         running.retain(|task| !task.is_finished());
@@ -145,15 +151,16 @@ async fn claim_loop(services: Services, owner: Arc<str>, shutdown: CancellationT
                     break;
                 }
             };
+            let token: Arc<str> = Arc::from(format!("{owner}:{claims}"));
             match services
                 .store
-                .claim_due_migration(&owner, now, now + lease, pass_allowed)
+                .claim_due_migration(&token, now, now + lease, pass_allowed)
                 .await
             {
                 Ok(Some(m)) => {
-                    let (services, owner, stop) =
-                        (services.clone(), owner.clone(), shutdown.child_token());
-                    running.push(tokio::spawn(run_one(services, m, owner, stop)));
+                    claims += 1;
+                    let (services, stop) = (services.clone(), shutdown.child_token());
+                    running.push(tokio::spawn(run_one(services, m, token, stop)));
                 }
                 Ok(None) => break,
                 Err(err) => {
@@ -182,9 +189,13 @@ async fn run_one(
     stop: CancellationToken,
 ) {
     let id = m.id;
-    let every = Duration::from_secs((services.settings().workers.lease_seconds / 3).max(1));
+    let lease_seconds = services.settings().workers.lease_seconds;
+    let every = Duration::from_secs((lease_seconds / 3).max(1));
     let heartbeat = {
         let (services, owner, stop) = (services.clone(), owner.clone(), stop.clone());
+        // The claim's own lease ends here at the latest (it began a moment before).
+        let mut held_until =
+            Utc::now() + chrono::Duration::seconds(i64::try_from(lease_seconds).unwrap_or(60));
         tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -196,9 +207,20 @@ async fn run_one(
                         i64::try_from(services.settings().workers.lease_seconds).unwrap_or(60),
                     );
                 match services.store.renew_lease(id, &owner, until).await {
-                    Ok(true) => {}
+                    Ok(true) => held_until = until,
                     Ok(false) => {
-                        tracing::warn!(migration = id, "Lease lost; stopping");
+                        // Released by the work's own last step, or taken over.
+                        if let Ok(Some(m)) = services.store.get_migration(id).await
+                            && m.lease_owner.is_some()
+                        {
+                            tracing::warn!(migration = id, "Lease taken over; stopping");
+                        }
+                        stop.cancel();
+                        return;
+                    }
+                    Err(err) if Utc::now() >= held_until => {
+                        // Not renewed in time: another worker may claim it any moment.
+                        tracing::warn!(migration = id, error = %err, "Lease ran out unrenewed; stopping");
                         stop.cancel();
                         return;
                     }

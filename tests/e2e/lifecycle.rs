@@ -221,15 +221,54 @@ impl Life {
         let got = Self::read(&self.dst, DST_USER, DST_PW).await;
         for (folder, bodies) in &want {
             let dest = got.get(folder).cloned().unwrap_or_default();
-            assert_eq!(
+            assert!(
+                &dest == bodies,
+                "{folder}: {} at the destination, {} expected\n{}",
                 dest.len(),
                 bodies.len(),
-                "{folder}: {} at the destination, {} expected",
-                dest.len(),
-                bodies.len()
+                self.explain(&want, &got)
             );
-            assert!(&dest == bodies, "{folder}: contents differ");
         }
+    }
+
+    /// What a failed comparison needs to be understood: each destination folder's
+    /// count, its copies counted twice, where its strangers come from, and what Ferry
+    /// logged about its work.
+    fn explain(
+        &self,
+        want: &BTreeMap<String, Vec<Vec<u8>>>,
+        got: &BTreeMap<String, Vec<Vec<u8>>>,
+    ) -> String {
+        let source_of: std::collections::HashMap<&Vec<u8>, &str> = want
+            .iter()
+            .flat_map(|(f, bodies)| bodies.iter().map(move |b| (b, f.as_str())))
+            .collect();
+        let mut out = String::new();
+        for (folder, bodies) in got {
+            let distinct: std::collections::HashSet<&Vec<u8>> = bodies.iter().collect();
+            let mut from: BTreeMap<&str, usize> = BTreeMap::new();
+            for body in &distinct {
+                let source = source_of.get(body).copied().unwrap_or("nowhere");
+                *from.entry(source).or_default() += 1;
+            }
+            out += &format!(
+                "destination {folder}: {} messages, {} distinct, from {from:?}\n",
+                bodies.len(),
+                distinct.len()
+            );
+        }
+        let log = self.ferry.log();
+        let work: Vec<&str> = log
+            .lines()
+            .filter(|l| {
+                [
+                    "WARN", "ERROR", "work", "Work", "pass", "Pass", "Lease", "lease",
+                ]
+                .iter()
+                .any(|w| l.contains(w))
+            })
+            .collect();
+        out + &work.join("\n")
     }
 
     /// Nothing Ferry wrote holds a password: its log, its emails, its database files.

@@ -63,6 +63,7 @@ on_both_databases!(
     the_audit_log_pages_newest_first_and_filters,
     tokens_keep_their_scopes,
     due_migrations_are_leased_to_one_worker_each_within_capacity,
+    checkpoints_are_written_only_by_the_lease_holder,
 );
 
 fn email(s: &str) -> EmailAddress {
@@ -422,5 +423,93 @@ async fn due_migrations_are_leased_to_one_worker_each_within_capacity(store: &St
             .unwrap()
             .is_some(),
         "released, due again"
+    );
+}
+
+async fn checkpoints_are_written_only_by_the_lease_holder(store: &Store) {
+    let now = Utc::now();
+    let tx = store.begin().await.unwrap();
+    let m = tx
+        .insert_migration(new_migration(1, Work::Pass(PassKind::PreMx), now), now)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let checkpoints = |store: &Store| {
+        let store = store.clone();
+        async move {
+            let mut all = store.folder_checkpoints(m.id).await.unwrap();
+            all.sort();
+            all
+        }
+    };
+
+    // Nobody holds it: nothing is written.
+    assert!(
+        !store
+            .save_folder_checkpoint(m.id, "INBOX", "{}", "host:0", now)
+            .await
+            .unwrap()
+    );
+    assert!(checkpoints(store).await.is_empty());
+
+    // The holder writes, and writes again.
+    let lease = now + Duration::seconds(3);
+    let first = store
+        .claim_due_migration("host:0", now, lease, true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.id, m.id);
+    for n in 1..=2 {
+        let saved = store
+            .save_folder_checkpoint(m.id, "INBOX", &format!("{{\"n\":{n}}}"), "host:0", now)
+            .await
+            .unwrap();
+        assert!(saved);
+    }
+    assert_eq!(
+        checkpoints(store).await,
+        vec![("INBOX".to_owned(), r#"{"n":2}"#.to_owned())]
+    );
+
+    // Its lease runs out: the same process claims the migration again under a new
+    // token, and the first claim can neither renew nor write.
+    let after = lease + Duration::seconds(1);
+    assert!(
+        !store
+            .save_folder_checkpoint(m.id, "INBOX", r#"{"n":3}"#, "host:0", after)
+            .await
+            .unwrap(),
+        "an expired lease writes nothing"
+    );
+    store
+        .claim_due_migration("host:1", after, after + Duration::seconds(3), true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !store
+            .renew_lease(m.id, "host:0", after + Duration::seconds(3))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .save_folder_checkpoint(m.id, "Sent", r#"{"n":4}"#, "host:0", after)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .save_folder_checkpoint(m.id, "Sent", r#"{"n":5}"#, "host:1", after)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        checkpoints(store).await,
+        vec![
+            ("INBOX".to_owned(), r#"{"n":2}"#.to_owned()),
+            ("Sent".to_owned(), r#"{"n":5}"#.to_owned()),
+        ]
     );
 }

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::migrations::endpoint;
-use super::progress::{DbCheckpoints, DbProgress};
+use super::progress::{DbCheckpoints, DbProgress, LeaseLost};
 use super::{ServiceResult, Services};
 use crate::connectors::imap::{ConnectError, ImapConnection};
 use crate::domain::{
@@ -73,8 +73,10 @@ impl Services {
         }
         let outcome = match work {
             Work::Validate => self.validate(m, stop).await,
-            Work::Pass(kind) => self.run_pass(m, kind, stop).await,
-            Work::DeleteMigrated { from_pass } => self.delete_migrated_now(m, from_pass).await,
+            Work::Pass(kind) => self.run_pass(m, kind, owner, stop).await,
+            Work::DeleteMigrated { from_pass } => {
+                self.delete_migrated_now(m, from_pass, owner).await
+            }
         };
         // Done or stopped: the lease goes (an outcome may have released it already).
         // After an error of Ferry's own it is kept until it runs out, which spaces the
@@ -234,6 +236,7 @@ impl Services {
         &self,
         m: Migration,
         kind: PassKind,
+        holder: &str,
         stop: CancellationToken,
     ) -> anyhow::Result<WorkOutcome> {
         let now = Utc::now();
@@ -298,6 +301,7 @@ impl Services {
         let checkpoints = DbCheckpoints {
             store: self.store.clone(),
             migration_id: m.id,
+            holder: holder.to_owned(),
         };
         // A resumed pass counts on from what its earlier runs did.
         let base = checkpoints
@@ -353,6 +357,12 @@ impl Services {
                         err,
                     )
                     .await;
+            }
+            // Another worker took the migration over when this one's lease ran out: it
+            // goes on from the checkpoints, this one stops without a word.
+            Err(MigrateError::Other(err)) if LeaseLost::caused(&err) => {
+                tracing::warn!(migration = m.id, "Lease lost mid-pass; stopping");
+                return Ok(WorkOutcome::Stopped);
             }
             // Ferry's own trouble (its database) is not the migration's: the lease
             // runs out and the pass resumes from its checkpoints.
@@ -599,6 +609,7 @@ impl Services {
         &self,
         m: Migration,
         from_pass: u32,
+        holder: &str,
     ) -> anyhow::Result<WorkOutcome> {
         let Some((_, dest)) = self.endpoints(&m).await? else {
             return self
@@ -615,6 +626,7 @@ impl Services {
         let checkpoints = DbCheckpoints {
             store: self.store.clone(),
             migration_id: m.id,
+            holder: holder.to_owned(),
         };
         let state = checkpoints.load().await?;
         let mut conn = match ImapConnection::connect(&dest).await {

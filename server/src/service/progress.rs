@@ -18,10 +18,26 @@ use crate::sync::mail::{FolderReport, Outcome, Progress};
 /// How often progress is written while a pass runs.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
-/// A migration's checkpoints: one JSON document per source folder, in its folder row.
+/// A migration's checkpoints: one JSON document per source folder, in its folder row,
+/// written only while `holder` holds the migration's lease.
 pub struct DbCheckpoints {
     pub store: Store,
     pub migration_id: i64,
+    /// The lease token of the claim the work runs under.
+    pub holder: String,
+}
+
+/// Another worker holds the migration now: this one stops before it writes or copies
+/// anything more.
+#[derive(Debug, thiserror::Error)]
+#[error("the lease on migration {0} ran out and another worker may hold it")]
+pub struct LeaseLost(pub i64);
+
+impl LeaseLost {
+    /// Whether `err` is (or was caused by) a lost lease.
+    pub fn caused(err: &anyhow::Error) -> bool {
+        err.chain().any(|cause| cause.is::<LeaseLost>())
+    }
 }
 
 impl CheckpointStore for DbCheckpoints {
@@ -44,9 +60,11 @@ impl CheckpointStore for DbCheckpoints {
 
     async fn save_folder(&self, folder: &str, state: &FolderState) -> anyhow::Result<()> {
         let json = serde_json::to_string(state)?;
-        self.store
-            .save_folder_checkpoint(self.migration_id, folder, &json, Utc::now())
+        let held = self
+            .store
+            .save_folder_checkpoint(self.migration_id, folder, &json, &self.holder, Utc::now())
             .await?;
+        anyhow::ensure!(held, LeaseLost(self.migration_id));
         Ok(())
     }
 }

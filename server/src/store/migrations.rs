@@ -494,14 +494,33 @@ impl Store {
             .collect())
     }
 
-    /// Saves one folder's checkpoint, creating its row when the pass has not planned it.
+    /// Saves one folder's checkpoint, creating its row when the pass has not planned it,
+    /// if `holder` still holds the migration's lease at `now`; false (nothing written)
+    /// when it does not. This fences a worker whose lease ran out: once another worker
+    /// has claimed the migration, the old one can neither overwrite the checkpoints
+    /// the new one goes on from nor, since every batch is saved as in flight before it
+    /// is appended, append another batch.
     pub async fn save_folder_checkpoint(
         &self,
         id: i64,
         source_folder: &str,
         checkpoint: &str,
+        holder: &str,
         now: DateTime<Utc>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
+        let tx = self.db.begin().await?;
+        // A write first: SQLite takes its write lock at once (a read first could fail
+        // to upgrade), and PostgreSQL locks the row a claim would change.
+        let held = migrations::Entity::update_many()
+            .col_expr(migrations::Column::LeaseOwner, Expr::value(holder))
+            .filter(migrations::Column::Id.eq(id))
+            .filter(migrations::Column::LeaseOwner.eq(holder))
+            .filter(migrations::Column::LeaseUntil.gt(now))
+            .exec(&tx)
+            .await?;
+        if held.rows_affected != 1 {
+            return Ok(false);
+        }
         // An upsert: the pass's plan may not be written yet (it is, once a second).
         use migration_folders::Column as F;
         migration_folders::Entity::insert(migration_folders::ActiveModel {
@@ -520,9 +539,10 @@ impl Store {
                 .update_columns([F::Checkpoint, F::UpdatedAt])
                 .to_owned(),
         )
-        .exec(&self.db)
+        .exec(&tx)
         .await?;
-        Ok(())
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// A pass's folders, in order, their counts back to zero (checkpoints kept).

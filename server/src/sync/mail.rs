@@ -337,28 +337,32 @@ async fn copy_folder_with_retries<C: CheckpointStore>(
             progress,
         )
         .await;
-        match copied {
+        let mut why = match copied {
             Ok(()) => break,
             Err(FolderError::Other(err)) => return Err(MigrateError::Other(err)),
-            Err(FolderError::Connection(why)) if attempt < MAX_RECONNECTS => {
-                attempt += 1;
-                let backoff = FIRST_BACKOFF
-                    .saturating_mul(1 << (attempt - 1))
-                    .min(MAX_BACKOFF);
-                tracing::warn!(folder = %plan.source_path, attempt, error = %why, backoff_s = backoff.as_secs(), "Connection lost; reconnecting");
-                tokio::time::sleep(backoff).await;
-                match connect(job).await {
-                    Ok(new) => sides = new,
-                    Err(err) => tracing::warn!(error = %err, "Reconnect failed"),
-                }
-            }
-            Err(FolderError::Connection(why)) => {
+            Err(FolderError::Connection(why)) => why,
+        };
+        // A broken connection is closed now and never used again: a command cut short
+        // may still be answered on it, or still be arriving at the server.
+        drop(sides);
+        sides = loop {
+            if attempt >= MAX_RECONNECTS {
                 return Err(MigrateError::Other(anyhow::anyhow!(
                     "Gave up on {} after {MAX_RECONNECTS} reconnections: {why}",
                     plan.source_path
                 )));
             }
-        }
+            attempt += 1;
+            let backoff = FIRST_BACKOFF
+                .saturating_mul(1 << (attempt - 1))
+                .min(MAX_BACKOFF);
+            tracing::warn!(folder = %plan.source_path, attempt, error = %why, backoff_s = backoff.as_secs(), "Connection lost; reconnecting");
+            tokio::time::sleep(backoff).await;
+            match connect(job).await {
+                Ok(new) => break new,
+                Err(err) => why = err.to_string(),
+            }
+        };
     }
     report.failed = report.failures.len() as u64;
     report.expected = report.copied + report.skipped + report.failed;
@@ -512,7 +516,7 @@ async fn append_batch(
                 return (outcomes, None);
             }
             Err(OpError::Refused(why)) => {
-                tracing::debug!(%why, "MULTIAPPEND refused; appending one by one");
+                tracing::warn!(%folder, %why, "MULTIAPPEND refused; appending one by one");
             }
             Err(err) => return (Vec::new(), Some(err)),
         }
