@@ -323,6 +323,67 @@ async fn killed_at_any_point_it_resumes_with_nothing_lost_and_nothing_doubled() 
 }
 
 #[tokio::test]
+async fn a_batch_the_destination_gets_after_the_crash_is_claimed_not_copied_again() {
+    let mut pair = Pair::start(Layout::Slash, Layout::Slash).await;
+    let inbox: Vec<SeedMessage> = (0..600)
+        .map(|n| SeedMessage {
+            body: corpus::message(n, n % 7 != 0, 1500),
+            flags: vec![],
+            internal_date: None,
+        })
+        .collect();
+    pair.seed_source(&[("INBOX", inbox)]).await;
+    let state = tempfile::tempdir().unwrap();
+    let state_file = state.path().join("state.json");
+    let state_arg = state_file.to_str().unwrap();
+
+    // A long link to the destination: past the login and the folder listing, what
+    // Ferry sends arrives 4 s late, and arrives even if Ferry is dead by then.
+    let lag = Cutter::lagging(pair.dst.port, 8 * 1024, Duration::from_secs(4))
+        .await
+        .unwrap();
+    pair.dst_port = lag.port;
+    let mut first =
+        tokio::process::Command::from(pair.command(&["--state", state_arg, "--connections", "1"]))
+            .spawn()
+            .unwrap();
+    // Killed once its first batch is on the way (saved as in flight, sent whole).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let in_flight = std::fs::read(&state_file)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .and_then(|v| {
+                v["folders"]["INBOX"]["in_flight"]
+                    .as_object()
+                    .map(|o| o.len())
+            })
+            .unwrap_or(0);
+        if in_flight > 0 && lag.lagged() > 200 * 1500 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no batch in flight");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    first.kill().await.unwrap();
+
+    // Run again at once, straight to the server: the batch lands while it runs.
+    pair.dst_port = pair.dst.port;
+    let (out, report) = pair
+        .migrate_async(&["--state", state_arg, "--connections", "1"])
+        .await;
+    assert!(
+        out.status.success(),
+        "{}\n{report}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dest = Pair::read(&pair.dst).await;
+    assert_eq!(dest["INBOX"].len(), 600, "nothing doubled: {report}");
+    pair.assert_mirrored(&|f: &str| f.to_owned()).await;
+}
+
+#[tokio::test]
 async fn duplicates_are_skipped_overwritten_or_created_as_asked() {
     let pair = Pair::start(Layout::Slash, Layout::Slash).await;
     let msgs: Vec<SeedMessage> = (0..4)

@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -15,6 +16,8 @@ use tokio::net::{TcpListener, TcpStream};
 pub struct Cutter {
     pub port: u16,
     cut: Arc<AtomicUsize>,
+    /// Bytes held back by a lagging relay so far.
+    lagged: Arc<AtomicUsize>,
     max_cuts: usize,
     task: tokio::task::JoinHandle<()>,
 }
@@ -27,6 +30,36 @@ impl Cutter {
     /// Relays without cutting, at about `bytes_per_second` from the server.
     pub async fn slow(target: u16, bytes_per_second: u64) -> anyhow::Result<Self> {
         Self::start_with(target, usize::MAX, 0, Some(bytes_per_second)).await
+    }
+
+    /// Relays the client's bytes beyond the first `after_bytes` of each connection to
+    /// the server `lag` late, and delivers them even when the client has died
+    /// meanwhile: a command the client sent whole before it was killed reaches the
+    /// server, and is carried out, seconds after (a long link, or a server slow to
+    /// commit).
+    pub async fn lagging(target: u16, after_bytes: usize, lag: Duration) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let lagged = Arc::new(AtomicUsize::new(0));
+        let held = lagged.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let held = held.clone();
+                tokio::spawn(async move {
+                    let target = SocketAddr::from(([127, 0, 0, 1], target));
+                    if let Ok(server) = TcpStream::connect(target).await {
+                        lagging_relay(client, server, after_bytes, lag, held).await;
+                    }
+                });
+            }
+        });
+        Ok(Self {
+            port,
+            cut: Arc::new(AtomicUsize::new(0)),
+            lagged,
+            max_cuts: 0,
+            task,
+        })
     }
 
     async fn start_with(
@@ -53,9 +86,15 @@ impl Cutter {
         Ok(Self {
             port,
             cut,
+            lagged: Arc::new(AtomicUsize::new(0)),
             max_cuts: cuts,
             task,
         })
+    }
+
+    /// Bytes a lagging relay has held back so far (sent late or still to send).
+    pub fn lagged(&self) -> usize {
+        self.lagged.load(Ordering::SeqCst)
     }
 
     /// Connections cut so far.
@@ -98,6 +137,73 @@ async fn relay(
     tokio::select! {
         () = up => {}
         () = down => {}
+    }
+}
+
+/// The client's bytes reach the server through a queue, those past `after_bytes` each
+/// `lag` after they were read; the queue is delivered whole even after the client has
+/// gone, then the server is given `lag` to act on it before the relay hangs up.
+async fn lagging_relay(
+    client: TcpStream,
+    server: TcpStream,
+    after_bytes: usize,
+    lag: Duration,
+    held: Arc<AtomicUsize>,
+) {
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (mut cr, mut cw) = client.into_split();
+    let (mut sr, mut sw) = server.into_split();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+    let read = async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut carried = 0usize;
+        loop {
+            let n = match cr.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            carried += n;
+            let due = if carried > after_bytes {
+                held.fetch_add(n, Ordering::SeqCst);
+                tokio::time::Instant::now() + lag
+            } else {
+                tokio::time::Instant::now()
+            };
+            if tx.send((due, buf[..n].to_vec())).is_err() {
+                return;
+            }
+        }
+    };
+    let write = async move {
+        while let Some((due, bytes)) = rx.recv().await {
+            tokio::time::sleep_until(due).await;
+            if sw.write_all(&bytes).await.is_err() {
+                return;
+            }
+        }
+        tokio::time::sleep(lag).await;
+        let _ = sw.shutdown().await;
+    };
+    // The server's answers go to the client while it lives, and are read regardless.
+    let down = async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut client_alive = true;
+        loop {
+            match sr.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if client_alive && cw.write_all(&buf[..n]).await.is_err() {
+                        client_alive = false;
+                    }
+                }
+            }
+        }
+    };
+    let upstream = async { tokio::join!(read, write) };
+    tokio::select! {
+        _ = async { tokio::join!(upstream, down) } => {}
+        () = tokio::time::sleep(Duration::from_secs(600)) => {}
     }
 }
 

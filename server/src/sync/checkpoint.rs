@@ -34,6 +34,9 @@ pub struct FolderState {
     /// leaves copies at the destination that these keys claim instead of copying again.
     #[serde(default)]
     pub in_flight: BTreeMap<u32, String>,
+    /// When the last batch was saved as in flight (Unix seconds; 0 when unknown).
+    #[serde(default)]
+    pub in_flight_at: i64,
     pub dest_uidvalidity: u32,
     /// Destination UIDs up to this one are indexed below or claimed by the ledger.
     pub dest_seen_uid: u32,

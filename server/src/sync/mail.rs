@@ -6,7 +6,9 @@
 //! confirmed (tagged OK to APPEND) and the ledger says so on disk. Before a batch is
 //! appended its keys are saved as "in flight"; after a crash, a destination message
 //! with an in-flight key that no ledger entry claims is that batch's copy and is
-//! claimed instead of copied again.
+//! claimed instead of copied again. A server may still finish that batch after its
+//! client died, so what is not there at once is looked for again after the rest of
+//! the folder, once `IN_FLIGHT_GRACE` has passed since the batch was sent.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Mutex;
@@ -32,6 +34,11 @@ const BATCH_BYTES: u64 = 6 * 1024 * 1024;
 const STREAM_ABOVE: u64 = 4 * 1024 * 1024;
 /// How long a folder must stay unchanged after a crash before its copies are counted.
 const SETTLE: Duration = Duration::from_secs(1);
+/// How long after a batch was sent its copies may still appear at the destination
+/// when the run that sent it died (a server finishing the command of a dead client, a
+/// slow link delivering its last bytes). Only ever waited for after a crash or a
+/// dropped connection, and only for what is not found at once.
+const IN_FLIGHT_GRACE: Duration = Duration::from_secs(15);
 /// Folders copied at once (each with its own connection to either server) unless
 /// the job says otherwise.
 pub const DEFAULT_CONNECTIONS: usize = 3;
@@ -326,17 +333,13 @@ async fn copy_folder_with_retries<C: CheckpointStore>(
     let mut whole = HashSet::new();
     let mut attempt = 0;
     loop {
-        let copied = copy_folder(
-            &mut sides,
+        let cx = Cx {
             job,
             plan,
-            &mut fs,
-            &mut report,
-            &mut whole,
             checkpoints,
             progress,
-        )
-        .await;
+        };
+        let copied = copy_folder(&mut sides, cx, &mut fs, &mut report, &mut whole).await;
         let mut why = match copied {
             Ok(()) => break,
             Err(FolderError::Other(err)) => return Err(MigrateError::Other(err)),
@@ -415,6 +418,8 @@ enum Decision {
         ours: bool,
     },
     Copy,
+    /// In flight when the last run ended and not at the destination (yet).
+    Later,
 }
 
 /// Messages appended together: one MULTIAPPEND, or one large message streamed.
@@ -539,17 +544,34 @@ async fn append_batch(
     (outcomes, None)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What a folder's copy works for and reports to.
+struct Cx<'a, C> {
+    job: &'a MailJob,
+    plan: &'a FolderPlan,
+    checkpoints: &'a C,
+    progress: &'a dyn Progress,
+}
+
+impl<C> Clone for Cx<'_, C> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<C> Copy for Cx<'_, C> {}
+
 async fn copy_folder<C: CheckpointStore>(
     sides: &mut Sides,
-    job: &MailJob,
-    plan: &FolderPlan,
+    cx: Cx<'_, C>,
     fs: &mut FolderState,
     report: &mut FolderReport,
     whole: &mut HashSet<u32>,
-    checkpoints: &C,
-    progress: &dyn Progress,
 ) -> Result<(), FolderError> {
+    let Cx {
+        job,
+        plan,
+        checkpoints,
+        progress,
+    } = cx;
     let status = sides
         .src
         .select(&plan.source)
@@ -573,7 +595,8 @@ async fn copy_folder<C: CheckpointStore>(
         }
     }
 
-    // What is new since the last run, and what failed then.
+    // What is new since the last run, what failed then, and what was in flight when
+    // it ended (those at or below `last_uid` when a later batch went first).
     let mut pending: Vec<MessageMeta> = if status.uidnext.saturating_sub(1) > fs.last_uid {
         sides
             .src
@@ -585,8 +608,13 @@ async fn copy_folder<C: CheckpointStore>(
     } else {
         Vec::new()
     };
-    if !fs.failed.is_empty() {
-        let retry: Vec<u32> = fs.failed.keys().copied().collect();
+    let retry: Vec<u32> = fs
+        .failed
+        .keys()
+        .chain(fs.in_flight.keys().filter(|uid| **uid <= fs.last_uid))
+        .copied()
+        .collect();
+    if !retry.is_empty() {
         pending.extend(
             sides
                 .src
@@ -613,14 +641,6 @@ async fn copy_folder<C: CheckpointStore>(
     }
     progress.folder_started(&plan.source_path, pending.len() as u64);
 
-    // After a crash, the last run's final command may still be completing at the
-    // destination (the server had the whole APPEND when the client died): wait for
-    // the folder to settle before looking for that batch's copies.
-    if !fs.in_flight.is_empty() {
-        settle(&mut sides.dst, &plan.dest).await?;
-    }
-
-    // The destination's own messages, indexed by key (only those not seen before).
     let dstatus = sides
         .dst
         .select(&plan.dest)
@@ -634,42 +654,133 @@ async fn copy_folder<C: CheckpointStore>(
             entry.dest_uid = None;
         }
     }
-    if !pending.is_empty() && dstatus.uidnext.saturating_sub(1) > fs.dest_seen_uid {
-        let claimed: HashSet<u32> = fs.ledger.values().filter_map(|e| e.dest_uid).collect();
-        let mut ledger_without_uid: BTreeMap<&str, usize> = BTreeMap::new();
-        for e in fs
-            .ledger
-            .values()
-            .filter(|e| e.dest_uid.is_none() && !e.skipped)
-        {
-            *ledger_without_uid.entry(e.key.as_str()).or_default() += 1;
-        }
-        let index = sides
-            .dst
-            .fetch_meta(&format!("{}:*", fs.dest_seen_uid + 1))
-            .await?;
-        for m in index
-            .into_iter()
-            .filter(|m| m.uid > fs.dest_seen_uid && !claimed.contains(&m.uid))
-        {
-            // Copies made without UIDPLUS are known by key only.
-            if let Some(n) = ledger_without_uid
-                .get_mut(m.key.as_str())
-                .filter(|n| **n > 0)
-            {
-                *n -= 1;
-                continue;
-            }
-            fs.dest_unclaimed.entry(m.key).or_default().push(m.uid);
-        }
-        fs.dest_seen_uid = dstatus.uidnext.saturating_sub(1);
+    if !pending.is_empty() {
+        index_dest(&mut sides.dst, fs, dstatus.uidnext).await?;
     }
 
-    // Decide each message, in UID order.
-    let in_flight: HashSet<String> = fs.in_flight.values().cloned().collect();
+    // The batch in flight when the last run ended may have reached the destination,
+    // or may still be on its way: the server can finish a command whose client has
+    // died, seconds later. What is not there yet waits until the rest is copied and
+    // IN_FLIGHT_GRACE has passed since it was sent, then is looked for once more.
+    let sent_at = fs.in_flight_at;
+    let mut in_flight: HashSet<String> = fs.in_flight.values().cloned().collect();
+    for last_look in [false, true] {
+        if last_look {
+            if pending.is_empty() {
+                break;
+            }
+            let due = sent_at.saturating_add(IN_FLIGHT_GRACE.as_secs() as i64);
+            let wait = due.saturating_sub(chrono::Utc::now().timestamp());
+            if wait > 0 {
+                let wait = Duration::from_secs(wait.unsigned_abs()).min(IN_FLIGHT_GRACE);
+                tracing::info!(folder = %plan.source_path, messages = pending.len(), wait_s = wait.as_secs(), "Waiting for the batch in flight at the crash to arrive");
+                tokio::time::sleep(wait).await;
+            }
+            settle(&mut sides.dst, &plan.dest).await?;
+            let dstatus = sides
+                .dst
+                .select(&plan.dest)
+                .await
+                .map_err(|e| folder_select_error(e, &plan.dest_path))?;
+            if dstatus.uidvalidity != fs.dest_uidvalidity {
+                return Err(FolderError::Other(anyhow::anyhow!(
+                    "the destination folder {} was recreated during the copy",
+                    plan.dest_path
+                )));
+            }
+            index_dest(&mut sides.dst, fs, dstatus.uidnext).await?;
+        }
+        let (copies, later, to_replace) = decide(
+            job, plan, fs, report, progress, &pending, &in_flight, last_look,
+        );
+        if !to_replace.is_empty() {
+            sides.dst.delete_uids(&to_replace).await?;
+        }
+        // Until found or copied again, they stay in flight in every checkpoint.
+        fs.in_flight = later.iter().map(|m| (m.uid, m.key.clone())).collect();
+        copy_batches(sides, cx, fs, report, whole, &copies).await?;
+        in_flight = later.iter().map(|m| m.key.clone()).collect();
+        let next: Vec<MessageMeta> = later.into_iter().cloned().collect();
+        pending = next;
+    }
+
+    fs.last_uid = fs.last_uid.max(newest);
+    if job.delete_source {
+        // Copies confirmed by an earlier run, and messages the destination already had.
+        let left: Vec<u32> = fs
+            .ledger
+            .iter()
+            .filter(|(_, e)| e.dest_uid.is_some() && !e.source_deleted)
+            .map(|(uid, _)| *uid)
+            .collect();
+        delete_from_source(sides, fs, &left).await?;
+    }
+    checkpoints.save_folder(&plan.source, fs).await?;
+    Ok(())
+}
+
+/// Indexes the destination's messages above `dest_seen_uid` by key: those neither
+/// copied by this migration (its ledger) nor claimed already are `dest_unclaimed`.
+async fn index_dest(
+    dst: &mut ImapConnection,
+    fs: &mut FolderState,
+    uidnext: u32,
+) -> Result<(), FolderError> {
+    if uidnext.saturating_sub(1) <= fs.dest_seen_uid {
+        return Ok(());
+    }
+    let claimed: HashSet<u32> = fs.ledger.values().filter_map(|e| e.dest_uid).collect();
+    let mut ledger_without_uid: BTreeMap<&str, usize> = BTreeMap::new();
+    for e in fs
+        .ledger
+        .values()
+        .filter(|e| e.dest_uid.is_none() && !e.skipped)
+    {
+        *ledger_without_uid.entry(e.key.as_str()).or_default() += 1;
+    }
+    let index = dst
+        .fetch_meta(&format!("{}:*", fs.dest_seen_uid + 1))
+        .await?;
+    for m in index
+        .into_iter()
+        .filter(|m| m.uid > fs.dest_seen_uid && !claimed.contains(&m.uid))
+    {
+        // Copies made without UIDPLUS are known by key only.
+        if let Some(n) = ledger_without_uid
+            .get_mut(m.key.as_str())
+            .filter(|n| **n > 0)
+        {
+            *n -= 1;
+            continue;
+        }
+        fs.dest_unclaimed.entry(m.key).or_default().push(m.uid);
+    }
+    fs.dest_seen_uid = uidnext.saturating_sub(1);
+    Ok(())
+}
+
+/// What to copy now, what to look for again later, and the destination copies to
+/// replace (deleted before the copies are made).
+type Decided<'a> = (Vec<&'a MessageMeta>, Vec<&'a MessageMeta>, Vec<u32>);
+
+/// Decides each pending message, in UID order: a copy of it at the destination is
+/// claimed (as this migration's when its key was in flight, else as skipped when
+/// duplicates are skipped), the rest is returned to copy. A message in flight that
+/// is not at the destination is returned apart (`later`), unless `last_look`.
+#[allow(clippy::too_many_arguments)]
+fn decide<'a>(
+    job: &MailJob,
+    plan: &FolderPlan,
+    fs: &mut FolderState,
+    report: &mut FolderReport,
+    progress: &dyn Progress,
+    pending: &'a [MessageMeta],
+    in_flight: &HashSet<String>,
+    last_look: bool,
+) -> Decided<'a> {
     let mut decisions = Vec::with_capacity(pending.len());
     let mut to_replace: Vec<u32> = Vec::new();
-    for m in &pending {
+    for m in pending {
         let ours = in_flight.contains(&m.key);
         let unclaimed = fs.dest_unclaimed.get_mut(&m.key).filter(|v| !v.is_empty());
         let decision = match (unclaimed, job.duplicates) {
@@ -677,6 +788,7 @@ async fn copy_folder<C: CheckpointStore>(
                 dest_uid: list.remove(0),
                 ours: true,
             },
+            (None, _) if ours && !last_look => Decision::Later,
             (Some(list), DuplicatePolicy::Skip) => Decision::Claim {
                 dest_uid: list.remove(0),
                 ours: false,
@@ -691,12 +803,8 @@ async fn copy_folder<C: CheckpointStore>(
     }
     tracing::debug!(folder = %plan.source_path, pending = pending.len(), in_flight = in_flight.len(), seen = fs.dest_seen_uid, unclaimed = fs.dest_unclaimed.values().map(Vec::len).sum::<usize>(), "Decided");
     fs.dest_unclaimed.retain(|_, v| !v.is_empty());
-    if !to_replace.is_empty() {
-        sides.dst.delete_uids(&to_replace).await?;
-    }
 
-    // Claims first (no IO), then copies in batches.
-    let mut copies: Vec<&MessageMeta> = Vec::new();
+    let (mut copies, mut later) = (Vec::new(), Vec::new());
     for (m, decision) in pending.iter().zip(decisions) {
         match decision {
             Decision::Claim { dest_uid, ours } => {
@@ -723,19 +831,37 @@ async fn copy_folder<C: CheckpointStore>(
                 progress.message(&plan.source_path, u64::from(m.size), outcome);
             }
             Decision::Copy => copies.push(m),
+            Decision::Later => later.push(m),
         }
     }
-    fs.in_flight.clear();
+    (copies, later, to_replace)
+}
 
-    // Batches in order; while one is appended the next one's bodies are fetched.
-    let batches = batches(&copies, whole);
+/// Copies messages in batches, in order; while one is appended the next one's bodies
+/// are fetched. Each batch is saved as in flight (with what `fs.in_flight` already
+/// holds) before it is appended, and in the ledger once confirmed.
+async fn copy_batches<C: CheckpointStore>(
+    sides: &mut Sides,
+    cx: Cx<'_, C>,
+    fs: &mut FolderState,
+    report: &mut FolderReport,
+    whole: &mut HashSet<u32>,
+    copies: &[&MessageMeta],
+) -> Result<(), FolderError> {
+    let Cx {
+        job,
+        plan,
+        checkpoints,
+        progress,
+    } = cx;
+    let unresolved = fs.in_flight.clone();
+    let batches = batches(copies, whole);
     let mut prefetched: Option<Bodies> = None;
     for (i, batch) in batches.iter().enumerate() {
-        fs.in_flight = batch
-            .messages
-            .iter()
-            .map(|m| (m.uid, m.key.clone()))
-            .collect();
+        fs.in_flight.clone_from(&unresolved);
+        fs.in_flight
+            .extend(batch.messages.iter().map(|m| (m.uid, m.key.clone())));
+        fs.in_flight_at = chrono::Utc::now().timestamp();
         checkpoints.save_folder(&plan.source, fs).await?;
 
         let (outcomes, broken, next) = if batch.stream {
@@ -850,7 +976,7 @@ async fn copy_folder<C: CheckpointStore>(
             checkpoints.save_folder(&plan.source, fs).await?;
             return Err(err.into());
         }
-        fs.in_flight.clear();
+        fs.in_flight.clone_from(&unresolved);
         fs.last_uid = fs.last_uid.max(batch.messages.last().map_or(0, |m| m.uid));
         checkpoints.save_folder(&plan.source, fs).await?;
         match next {
@@ -863,18 +989,6 @@ async fn copy_folder<C: CheckpointStore>(
         }
     }
 
-    fs.last_uid = fs.last_uid.max(newest);
-    if job.delete_source {
-        // Copies confirmed by an earlier run, and messages the destination already had.
-        let left: Vec<u32> = fs
-            .ledger
-            .iter()
-            .filter(|(_, e)| e.dest_uid.is_some() && !e.source_deleted)
-            .map(|(uid, _)| *uid)
-            .collect();
-        delete_from_source(sides, fs, &left).await?;
-    }
-    checkpoints.save_folder(&plan.source, fs).await?;
     Ok(())
 }
 
