@@ -620,6 +620,92 @@ async fn killed_mid_pass_ferry_resumes_with_nothing_lost_and_nothing_doubled() {
     life.email(&format!("Migration #{id} is complete")).await;
 }
 
+#[tokio::test]
+async fn a_worker_whose_lease_is_taken_over_stops_and_the_pass_resumes_once() {
+    let mailbox = vec![("INBOX", messages(0, 1500, 3000))];
+    let mut life = Life::start(&mailbox, &[("FERRY_WORKERS__CONNECTIONS", "1".into())]).await;
+    // About 4.5 s for the mailbox: the takeover lands mid-pass.
+    let _slow = life.slow_source(1_000_000).await;
+    let id = life.start_now(DST_PW).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while copied(&life.get(id).await) < 300 {
+        assert!(
+            Instant::now() < deadline,
+            "no progress: {}",
+            life.ferry.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Another worker takes the migration over, as when this one's lease runs out
+    // unrenewed: the lease freed and claimed under another name.
+    let db = format!(
+        "sqlite://{}?mode=rwc",
+        life.ferry.data_dir.path().join("ferry.db").display()
+    );
+    let store = ferry::store::Store::connect(&db).await.unwrap();
+    let m = store.get_migration(id).await.unwrap().unwrap();
+    assert_eq!(m.status, ferry::domain::MigrationStatus::Processing);
+    let holder = m.lease_owner.expect("a running pass holds its lease");
+    store.release_lease(id, &holder).await.unwrap();
+    let now = Utc::now();
+    let thief = store
+        .claim_due_migration(
+            "another-worker:0",
+            now,
+            now + chrono::Duration::seconds(300),
+            true,
+        )
+        .await
+        .unwrap()
+        .expect("the pass is due to whoever holds no lease");
+    assert_eq!(thief.id, id);
+
+    // Ferry's worker stops at its next heartbeat or checkpoint, and appends nothing
+    // more: the destination stays as it is while the other worker holds it.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !["Lease taken over", "Lease lost mid-"]
+        .iter()
+        .any(|w| life.ferry.log().contains(w))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "still running: {}",
+            life.ferry.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let stopped_at = inbox_count(&life.dst).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        inbox_count(&life.dst).await,
+        stopped_at,
+        "appended after the takeover"
+    );
+    assert!(stopped_at < 1500, "taken over mid-pass: {stopped_at}");
+
+    // The other worker goes away without a word: Ferry takes the same pass up again.
+    store.release_lease(id, "another-worker:0").await.unwrap();
+    let m = life
+        .wait_status(id, "completed", Duration::from_secs(120))
+        .await;
+    let passes = m["passes"].as_array().unwrap();
+    assert_eq!(passes.len(), 1, "one pass, resumed: {m}");
+    assert_eq!(passes[0]["copied"], 1500, "every copy counted once: {m}");
+    life.assert_mirrored(&[]).await;
+    let got = Life::read(&life.dst, DST_USER, DST_PW).await;
+    assert_eq!(got["INBOX"].len(), 1500, "nothing doubled");
+}
+
+/// How many messages the destination's INBOX holds now.
+async fn inbox_count(dst: &Dovecot) -> u32 {
+    let mut s = imap::login(dst, DST_USER, DST_PW).await.unwrap();
+    let n = s.examine("INBOX").await.unwrap().exists;
+    s.logout().await.ok();
+    n
+}
+
 mod a_refused_password_fails_the_migration_and_asks_for_action_then_retry_works {
     #[tokio::test]
     async fn sqlite() {

@@ -78,6 +78,14 @@ impl Services {
                 self.delete_migrated_now(m, from_pass, owner).await
             }
         };
+        // Another worker holds the migration now and goes on from the checkpoints.
+        let outcome = match outcome {
+            Err(err) if LeaseLost::caused(&err) => {
+                tracing::warn!(migration = id, "Lease lost mid-work; stopping");
+                Ok(WorkOutcome::Stopped)
+            }
+            other => other,
+        };
         // Done or stopped: the lease goes (an outcome may have released it already).
         // After an error of Ferry's own it is kept until it runs out, which spaces the
         // next attempt.
