@@ -193,12 +193,7 @@ async fn settings_are_read_and_changed_with_the_settings_scope() {
     }))
     .await;
     assert_eq!(status, 422, "{body}");
-    let fields: Vec<&str> = body["fields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["field"].as_str().unwrap())
-        .collect();
+    let fields = ferry_tests::api::fields(&body);
     assert!(fields.contains(&"settings"), "{body}");
     let (status, body) = patch(serde_json::json!({ "capacity.max_concurrent": 0 })).await;
     assert_eq!(status, 422);
@@ -255,16 +250,7 @@ async fn settings_are_read_and_changed_with_the_settings_scope() {
     let resp = delete("/api/v1/settings/bind").await.unwrap();
     assert_eq!(resp.status(), 404);
 
-    let events = app
-        .services
-        .store
-        .list_audit(&ferry::store::AuditFilter {
-            limit: 10,
-            action_prefix: Some("settings.".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let events = app.audit("settings.").await;
     let seen: Vec<(&str, &str)> = events
         .iter()
         .map(|e| (e.actor.as_str(), e.action.as_str()))

@@ -72,16 +72,7 @@ async fn a_wrong_password_is_refused_with_the_same_words_as_an_unknown_account()
         wrong.contains(&format!("value=\"{ADMIN_EMAIL}\"")),
         "the email typed is kept"
     );
-    let events = app
-        .services
-        .store
-        .list_audit(&ferry::store::AuditFilter {
-            limit: 10,
-            action_prefix: Some("auth.login_failed".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let events = app.audit("auth.login_failed").await;
     assert_eq!(events.len(), 2);
 }
 
@@ -507,16 +498,7 @@ mx2.provider.test",
     assert!(email.text().contains("SMTP settings work"));
 
     // Audited, with the secret left out; stored encrypted.
-    let events = app
-        .services
-        .store
-        .list_audit(&ferry::store::AuditFilter {
-            limit: 10,
-            action_prefix: Some("settings.changed".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let events = app.audit("settings.changed").await;
     assert_eq!(events.len(), 1);
     let detail = events[0].detail.to_string();
     assert!(

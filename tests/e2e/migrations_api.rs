@@ -150,12 +150,7 @@ async fn a_request_is_checked_field_by_field_stored_encrypted_and_can_be_cancell
         (422, Some("validation_failed")),
         "{body}"
     );
-    let fields: Vec<&str> = body["fields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["field"].as_str().unwrap())
-        .collect();
+    let fields = ferry_tests::api::fields(&body);
     for field in [
         "source.host",
         "window.time_zone",
@@ -301,16 +296,7 @@ async fn a_request_is_checked_field_by_field_stored_encrypted_and_can_be_cancell
     let (status, body) = call(&app, "GET", &format!("/migrations/{id}"), &t, None).await;
     assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
 
-    let events = app
-        .services
-        .store
-        .list_audit(&ferry::store::AuditFilter {
-            action_prefix: Some("migration.".into()),
-            limit: 50,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let events = app.audit("migration.").await;
     // Newest first; what people did (the workers' own steps are the lifecycle tests').
     let actions: Vec<&str> = events
         .iter()

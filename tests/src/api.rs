@@ -3,6 +3,14 @@
 
 use serde_json::Value;
 
+/// The fields a 422 answer names, in order.
+pub fn fields(body: &Value) -> Vec<&str> {
+    body["fields"]
+        .as_array()
+        .map(|fs| fs.iter().filter_map(|f| f["field"].as_str()).collect())
+        .unwrap_or_default()
+}
+
 /// `method path` under `{base}/api/v1` with `token`, and the JSON body when given.
 /// Answers the status and the JSON (`Null` when there is none). Fails the test when
 /// the answer holds one of `secrets`: no password ever leaves Ferry.

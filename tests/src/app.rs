@@ -170,6 +170,19 @@ impl TestApp {
         secret.expose_secret().to_owned()
     }
 
+    /// The audit events whose action starts with `prefix`, newest first (at most 50).
+    pub async fn audit(&self, prefix: &str) -> Vec<ferry::domain::AuditEvent> {
+        self.services
+            .store
+            .list_audit(&ferry::store::AuditFilter {
+                limit: 50,
+                action_prefix: Some(prefix.into()),
+                ..Default::default()
+            })
+            .await
+            .expect("the audit log")
+    }
+
     /// The `ferry` binary, set to this app's data directory and database.
     pub fn ferry_command(&self) -> Command {
         let mut cmd = Command::new(ferry_binary());

@@ -38,21 +38,12 @@ impl Cutter {
     /// server, and is carried out, seconds after (a long link, or a server slow to
     /// commit).
     pub async fn lagging(target: u16, after_bytes: usize, lag: Duration) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let port = listener.local_addr()?.port();
         let lagged = Arc::new(AtomicUsize::new(0));
         let held = lagged.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let held = held.clone();
-                tokio::spawn(async move {
-                    let target = SocketAddr::from(([127, 0, 0, 1], target));
-                    if let Ok(server) = TcpStream::connect(target).await {
-                        lagging_relay(client, server, after_bytes, lag, held).await;
-                    }
-                });
-            }
-        });
+        let (port, task) = listen(target, move |client, server| {
+            lagging_relay(client, server, after_bytes, lag, held.clone())
+        })
+        .await?;
         Ok(Self {
             port,
             cut: Arc::new(AtomicUsize::new(0)),
@@ -68,21 +59,12 @@ impl Cutter {
         cuts: usize,
         rate: Option<u64>,
     ) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let port = listener.local_addr()?.port();
         let cut = Arc::new(AtomicUsize::new(0));
         let counter = cut.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let counter = counter.clone();
-                tokio::spawn(async move {
-                    let target = SocketAddr::from(([127, 0, 0, 1], target));
-                    if let Ok(server) = TcpStream::connect(target).await {
-                        relay(client, server, after_bytes, cuts, counter, rate).await;
-                    }
-                });
-            }
-        });
+        let (port, task) = listen(target, move |client, server| {
+            relay(client, server, after_bytes, cuts, counter.clone(), rate)
+        })
+        .await?;
         Ok(Self {
             port,
             cut,
@@ -101,6 +83,30 @@ impl Cutter {
     pub fn cuts(&self) -> usize {
         self.cut.load(Ordering::SeqCst).min(self.max_cuts)
     }
+}
+
+/// Listens on a free 127.0.0.1 port and hands each connection, with a new one to the
+/// target, to `relay`.
+async fn listen<F, Fut>(target: u16, relay: F) -> anyhow::Result<(u16, tokio::task::JoinHandle<()>)>
+where
+    F: Fn(TcpStream, TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let relay = Arc::new(relay);
+    let task = tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let relay = relay.clone();
+            tokio::spawn(async move {
+                let target = SocketAddr::from(([127, 0, 0, 1], target));
+                if let Ok(server) = TcpStream::connect(target).await {
+                    relay(client, server).await;
+                }
+            });
+        }
+    });
+    Ok((port, task))
 }
 
 impl Drop for Cutter {

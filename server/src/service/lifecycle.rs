@@ -366,15 +366,12 @@ impl Services {
                     )
                     .await;
             }
-            // Another worker took the migration over when this one's lease ran out: it
-            // goes on from the checkpoints, this one stops without a word.
-            Err(MigrateError::Other(err)) if LeaseLost::caused(&err) => {
-                tracing::warn!(migration = m.id, "Lease lost mid-pass; stopping");
-                return Ok(WorkOutcome::Stopped);
-            }
             // Ferry's own trouble (its database) is not the migration's: the lease
-            // runs out and the pass resumes from its checkpoints.
-            Err(MigrateError::Other(err)) if is_ours(&err) => return Err(err),
+            // runs out and the pass resumes from its checkpoints. A lease another
+            // worker took over is not either: `run_work` stops quietly.
+            Err(MigrateError::Other(err)) if is_ours(&err) || LeaseLost::caused(&err) => {
+                return Err(err);
+            }
             Err(err) => {
                 self.close_pass(&pass, PassEnd::ended("failed", None), now)
                     .await?;

@@ -131,6 +131,12 @@ impl Staff {
         }
     }
 
+    /// The page to answer instead of an admin's form: not an admin, or a bad token.
+    pub fn reject_unless_admin_form(&self, submitted_csrf: &str) -> Option<Response> {
+        self.reject_unless_admin()
+            .or_else(|| self.reject_bad_csrf(submitted_csrf))
+    }
+
     /// The page to answer instead when the person is not an admin.
     pub fn reject_unless_admin(&self) -> Option<Response> {
         if self.is_admin() {

@@ -128,10 +128,7 @@ pub async fn save(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let csrf = form.get("csrf").map(String::as_str).unwrap_or_default();
-    if let Some(resp) = staff
-        .reject_unless_admin()
-        .or_else(|| staff.reject_bad_csrf(csrf))
-    {
+    if let Some(resp) = staff.reject_unless_admin_form(csrf) {
         return resp;
     }
     match staff
@@ -176,10 +173,7 @@ pub struct ResetForm {
 
 #[handler]
 pub async fn reset(staff: Staff, jar: &CookieJar, Form(form): Form<ResetForm>) -> Response {
-    if let Some(resp) = staff
-        .reject_unless_admin()
-        .or_else(|| staff.reject_bad_csrf(&form.csrf))
-    {
+    if let Some(resp) = staff.reject_unless_admin_form(&form.csrf) {
         return resp;
     }
     match staff
@@ -205,10 +199,7 @@ pub async fn reset(staff: Staff, jar: &CookieJar, Form(form): Form<ResetForm>) -
 
 #[handler]
 pub async fn test_email(staff: Staff, jar: &CookieJar, Form(form): Form<CsrfForm>) -> Response {
-    if let Some(resp) = staff
-        .reject_unless_admin()
-        .or_else(|| staff.reject_bad_csrf(&form.csrf))
-    {
+    if let Some(resp) = staff.reject_unless_admin_form(&form.csrf) {
         return resp;
     }
     let to = staff.session.user.email.clone();

@@ -88,10 +88,7 @@ pub async fn list(staff: Staff) -> Response {
 
 #[handler]
 pub async fn add(staff: Staff, jar: &CookieJar, Form(form): Form<AddForm>) -> Response {
-    if let Some(resp) = staff
-        .reject_unless_admin()
-        .or_else(|| staff.reject_bad_csrf(&form.csrf))
-    {
+    if let Some(resp) = staff.reject_unless_admin_form(&form.csrf) {
         return resp;
     }
     let role = if form.role == "admin" {
@@ -134,10 +131,7 @@ async fn set_disabled(
     csrf: &str,
     disabled: bool,
 ) -> Response {
-    if let Some(resp) = staff
-        .reject_unless_admin()
-        .or_else(|| staff.reject_bad_csrf(csrf))
-    {
+    if let Some(resp) = staff.reject_unless_admin_form(csrf) {
         return resp;
     }
     match staff
