@@ -113,6 +113,14 @@ struct MigrateCli {
     /// all, standard (INBOX and special folders) or inbox-only.
     #[arg(long, default_value = "all")]
     strategy: String,
+    /// Send a source folder (and its subfolders) to a destination folder of your
+    /// choice, before any special-folder rule (repeatable), e.g. "Sent Items=Archive/Sent".
+    #[arg(long = "map", value_name = "SRC=DST")]
+    maps: Vec<String>,
+    /// Remove at the destination the copies of messages expunged at the source since an
+    /// earlier run (only copies this migration made).
+    #[arg(long)]
+    sync_deletions: bool,
     /// Count every folder's messages first, so the total and ETA are known.
     #[arg(long)]
     count_first: bool,
@@ -438,6 +446,8 @@ fn migrate(args: MigrateCli) -> ExitCode {
         folders: args.folders,
         excludes: args.excludes,
         strategy: args.strategy,
+        maps: args.maps,
+        sync_deletions: args.sync_deletions,
         count_first: args.count_first,
         connections: usize::try_from(args.connections).unwrap_or(1),
         state: args.state,

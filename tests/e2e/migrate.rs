@@ -13,26 +13,26 @@ use ferry_tests::dovecot::{Dovecot, Layout, Options};
 use ferry_tests::imap::{self, SeedMessage, StoredMessage};
 use serde_json::Value;
 
-const SRC_PW: &str = "source-secret";
-const DST_PW: &str = "dest-secret";
+pub(crate) const SRC_PW: &str = "source-secret";
+pub(crate) const DST_PW: &str = "dest-secret";
 
 /// Message content that must survive: bytes, flags, INTERNALDATE.
-type Content = (Vec<u8>, Vec<String>, i64);
+pub(crate) type Content = (Vec<u8>, Vec<String>, i64);
 
-fn content(m: &StoredMessage) -> Content {
+pub(crate) fn content(m: &StoredMessage) -> Content {
     (m.body.clone(), m.flags.clone(), m.internal_date.timestamp())
 }
 
-struct Pair {
-    src: Dovecot,
-    dst: Dovecot,
+pub(crate) struct Pair {
+    pub(crate) src: Dovecot,
+    pub(crate) dst: Dovecot,
     /// Where Ferry connects: the servers' ports, or a cutter's in front of them.
-    src_port: u16,
-    dst_port: u16,
+    pub(crate) src_port: u16,
+    pub(crate) dst_port: u16,
 }
 
 impl Pair {
-    async fn start(src_layout: Layout, dst_layout: Layout) -> Self {
+    pub(crate) async fn start(src_layout: Layout, dst_layout: Layout) -> Self {
         let src = Dovecot::start(src_layout).unwrap();
         let dst = Dovecot::start(dst_layout).unwrap();
         src.add_user("jane", SRC_PW).unwrap();
@@ -40,7 +40,7 @@ impl Pair {
         Pair::new(src, dst)
     }
 
-    fn new(src: Dovecot, dst: Dovecot) -> Self {
+    pub(crate) fn new(src: Dovecot, dst: Dovecot) -> Self {
         Pair {
             src_port: src.port,
             dst_port: dst.port,
@@ -49,14 +49,14 @@ impl Pair {
         }
     }
 
-    async fn seed_source(&self, mailbox: &[(&str, Vec<SeedMessage>)]) {
+    pub(crate) async fn seed_source(&self, mailbox: &[(&str, Vec<SeedMessage>)]) {
         let mut s = imap::login(&self.src, "jane", SRC_PW).await.unwrap();
         imap::seed_mailbox(&self.src, &mut s, mailbox)
             .await
             .unwrap();
     }
 
-    fn command(&self, extra: &[&str]) -> Command {
+    pub(crate) fn command(&self, extra: &[&str]) -> Command {
         let mut cmd = Command::new(ferry_binary());
         cmd.arg("migrate")
             .args(side("source", "127.0.0.1", self.src_port, "none", "jane"))
@@ -68,7 +68,7 @@ impl Pair {
         cmd
     }
 
-    fn migrate(&self, extra: &[&str]) -> (Output, Value) {
+    pub(crate) fn migrate(&self, extra: &[&str]) -> (Output, Value) {
         let mut args = vec!["--json"];
         args.extend_from_slice(extra);
         let out = self.command(&args).output().unwrap();
@@ -77,7 +77,7 @@ impl Pair {
     }
 
     /// The same, without blocking the test's runtime (which drives the cutters).
-    async fn migrate_async(&self, extra: &[&str]) -> (Output, Value) {
+    pub(crate) async fn migrate_async(&self, extra: &[&str]) -> (Output, Value) {
         let mut args = vec!["--json"];
         args.extend_from_slice(extra);
         let out = tokio::process::Command::from(self.command(&args))
@@ -89,7 +89,7 @@ impl Pair {
     }
 
     /// Everything in a server's mailbox (either password: servers swap roles).
-    async fn read(server: &Dovecot) -> BTreeMap<String, Vec<StoredMessage>> {
+    pub(crate) async fn read(server: &Dovecot) -> BTreeMap<String, Vec<StoredMessage>> {
         let mut s = match imap::login(server, "jane", SRC_PW).await {
             Ok(s) => s,
             Err(_) => imap::login(server, "jane", DST_PW).await.unwrap(),
@@ -99,7 +99,7 @@ impl Pair {
 
     /// Asserts that every source folder's messages are in the destination folder the
     /// `map` names (several may merge), as a multiset, byte for byte.
-    async fn assert_mirrored(&self, map: &dyn Fn(&str) -> String) {
+    pub(crate) async fn assert_mirrored(&self, map: &dyn Fn(&str) -> String) {
         let source = Self::read(&self.src).await;
         let dest = Self::read(&self.dst).await;
         let mut expected: BTreeMap<String, Vec<Content>> = BTreeMap::new();
@@ -131,7 +131,7 @@ impl Pair {
 }
 
 /// `--source-host H --source-port P --source-security S --source-user U` (or `dest`).
-fn side(which: &str, host: &str, port: u16, security: &str, user: &str) -> Vec<String> {
+pub(crate) fn side(which: &str, host: &str, port: u16, security: &str, user: &str) -> Vec<String> {
     vec![
         format!("--{which}-host"),
         host.into(),
@@ -144,6 +144,14 @@ fn side(which: &str, host: &str, port: u16, security: &str, user: &str) -> Vec<S
     ]
 }
 
+/// Where the corpus's folders land with no mapping: each keeps its own name. The
+/// source's `Sent` and `Trash` carry the SPECIAL-USE attributes, so "Sent Items" and
+/// "Deleted Items" are only names there and are not merged into them.
+pub(crate) fn own_names(folder: &str) -> String {
+    folder.into()
+}
+
+/// Where they land with `--map "Sent Items=Sent" --map "Deleted Items=Trash"`.
 fn outlook_names(folder: &str) -> String {
     match folder {
         "Sent Items" => "Sent".into(),
@@ -152,7 +160,9 @@ fn outlook_names(folder: &str) -> String {
     }
 }
 
-fn total(report: &Value, key: &str) -> u64 {
+const OUTLOOK_MAP: [&str; 4] = ["--map", "Sent Items=Sent", "--map", "Deleted Items=Trash"];
+
+pub(crate) fn total(report: &Value, key: &str) -> u64 {
     report["totals"][key]
         .as_u64()
         .unwrap_or_else(|| panic!("no totals.{key} in {report}"))
@@ -166,7 +176,13 @@ async fn copies_every_folder_and_message_byte_for_byte_then_only_what_is_new() {
     let state_file = state.path().join("state.json");
     let state_arg = state_file.to_str().unwrap();
 
-    let (out, report) = pair.migrate(&["--state", state_arg, "--count-first"]);
+    let args = |extra: &[&'static str]| -> Vec<&str> {
+        let mut a = vec!["--state", state_arg];
+        a.extend_from_slice(&OUTLOOK_MAP);
+        a.extend_from_slice(extra);
+        a
+    };
+    let (out, report) = pair.migrate(&args(&["--count-first"]));
     assert!(
         out.status.success(),
         "{}\n{}",
@@ -203,9 +219,16 @@ async fn copies_every_folder_and_message_byte_for_byte_then_only_what_is_new() {
         "{folders:?}"
     );
     assert!(folders.contains(&("Sent Items".into(), "Sent".into())));
+    let sent = report["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["source_path"] == "Sent Items")
+        .unwrap();
+    assert_eq!(sent["mapped_by"], "user", "{sent}");
 
     // Again, unchanged: nothing copied.
-    let (out, report) = pair.migrate(&["--state", state_arg]);
+    let (out, report) = pair.migrate(&args(&[]));
     assert!(out.status.success());
     assert_eq!(total(&report, "copied"), 0, "{report}");
     assert_eq!(total(&report, "expected"), 0, "{report}");
@@ -223,7 +246,7 @@ async fn copies_every_folder_and_message_byte_for_byte_then_only_what_is_new() {
     imap::seed(&mut s, "Projects/2019", &new[..1])
         .await
         .unwrap();
-    let (out, report) = pair.migrate(&["--state", state_arg]);
+    let (out, report) = pair.migrate(&args(&[]));
     assert!(out.status.success());
     assert_eq!(total(&report, "copied"), 4, "{report}");
     pair.assert_mirrored(&outlook_names).await;
@@ -242,7 +265,7 @@ async fn a_courier_style_source_lands_in_a_slash_destination_and_back() {
     assert_eq!(total(&report, "copied"), 31);
     pair.assert_mirrored(&|f: &str| {
         let path = f.strip_prefix("INBOX.").unwrap_or(f).replace('.', "/");
-        outlook_names(&path)
+        own_names(&path)
     })
     .await;
 
@@ -317,7 +340,7 @@ async fn killed_at_any_point_it_resumes_with_nothing_lost_and_nothing_doubled() 
         "{}\n{report}",
         String::from_utf8_lossy(&out.stderr)
     );
-    pair.assert_mirrored(&outlook_names).await;
+    pair.assert_mirrored(&own_names).await;
     let dest = Pair::read(&pair.dst).await;
     assert_eq!(dest["Newsletters"].len(), 1000, "nothing doubled");
 }
@@ -432,7 +455,12 @@ async fn duplicates_are_skipped_overwritten_or_created_as_asked() {
 async fn folders_only_since_strategy_and_exclusions_choose_what_is_copied() {
     let pair = Pair::start(Layout::Slash, Layout::Slash).await;
     pair.seed_source(&corpus::mailbox()).await;
-    let (out, report) = pair.migrate(&["--mode", "folders-only"]);
+    let with_map = |extra: &[&'static str]| -> Vec<&'static str> {
+        let mut a = OUTLOOK_MAP.to_vec();
+        a.extend_from_slice(extra);
+        a
+    };
+    let (out, report) = pair.migrate(&with_map(&["--mode", "folders-only"]));
     assert!(out.status.success());
     assert_eq!(total(&report, "copied"), 0);
     let dest = Pair::read(&pair.dst).await;
@@ -452,7 +480,12 @@ async fn folders_only_since_strategy_and_exclusions_choose_what_is_copied() {
     }
     assert!(!dest.contains_key("Sent Items"));
 
-    let (_, report) = pair.migrate(&["--exclude", "Projects", "--since", "2023-01-01"]);
+    let (_, report) = pair.migrate(&with_map(&[
+        "--exclude",
+        "Projects",
+        "--since",
+        "2023-01-01",
+    ]));
     let dest = Pair::read(&pair.dst).await;
     assert!(
         dest["Projects"].is_empty() && dest["Projects/2019"].is_empty(),
@@ -467,7 +500,7 @@ async fn folders_only_since_strategy_and_exclusions_choose_what_is_copied() {
     assert!(dest["Trash"].is_empty(), "2022 is before --since");
     assert!(total(&report, "skipped") >= 5, "{report}");
 
-    let (_, report) = pair.migrate(&["--strategy", "inbox-only"]);
+    let (_, report) = pair.migrate(&with_map(&["--strategy", "inbox-only"]));
     let names: Vec<_> = report["folders"]
         .as_array()
         .unwrap()
@@ -649,7 +682,9 @@ async fn a_folder_whose_uidvalidity_changed_is_matched_by_key_not_copied_again()
     let state = tempfile::tempdir().unwrap();
     let state_file = state.path().join("state.json");
     let state_arg = state_file.to_str().unwrap();
-    let (out, _) = pair.migrate(&["--state", state_arg]);
+    let mut args = vec!["--state", state_arg];
+    args.extend_from_slice(&OUTLOOK_MAP);
+    let (out, _) = pair.migrate(&args);
     assert!(out.status.success());
 
     // The source recreates "Sent Items" (a new UIDVALIDITY) with the same messages and one more.
@@ -672,7 +707,8 @@ async fn a_folder_whose_uidvalidity_changed_is_matched_by_key_not_copied_again()
     });
     imap::seed(&mut s, "Sent Items", &again).await.unwrap();
 
-    let (out, report) = pair.migrate(&["--state", state_arg, "--folder", "Sent Items"]);
+    args.extend_from_slice(&["--folder", "Sent Items"]);
+    let (out, report) = pair.migrate(&args);
     assert!(out.status.success(), "{report}");
     let sent = &report["folders"][0];
     assert_eq!(

@@ -31,6 +31,9 @@ pub struct Options {
     pub mail_max_userip_connections: u32,
     /// Refuse APPEND of messages larger than this many bytes (quota plugin).
     pub max_mail_size: Option<u64>,
+    /// Create Sent, Drafts, Trash, Junk and Archive at the first login (Dovecot's
+    /// `auto = subscribe`); off, a new mailbox has INBOX alone, as many providers' do.
+    pub auto_special_folders: bool,
 }
 
 impl Default for Options {
@@ -40,6 +43,7 @@ impl Default for Options {
             fsync: true,
             mail_max_userip_connections: 50,
             max_mail_size: None,
+            auto_special_folders: true,
         }
     }
 }
@@ -216,6 +220,11 @@ fn render_config(
         None => String::new(),
     };
     let fsync = if options.fsync { "optimized" } else { "never" };
+    let auto = if options.auto_special_folders {
+        "auto = subscribe"
+    } else {
+        "auto = no"
+    };
     let dh = if Path::new("/usr/share/dovecot/dh.pem").exists() {
         "ssl_dh = </usr/share/dovecot/dh.pem\n"
     } else {
@@ -280,23 +289,23 @@ namespace inbox {{
   prefix = {prefix}
   mailbox Drafts {{
     special_use = \Drafts
-    auto = subscribe
+    {auto}
   }}
   mailbox Sent {{
     special_use = \Sent
-    auto = subscribe
+    {auto}
   }}
   mailbox Trash {{
     special_use = \Trash
-    auto = subscribe
+    {auto}
   }}
   mailbox Junk {{
     special_use = \Junk
-    auto = subscribe
+    {auto}
   }}
   mailbox Archive {{
     special_use = \Archive
-    auto = subscribe
+    {auto}
   }}
 }}
 "#,

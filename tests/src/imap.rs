@@ -254,3 +254,23 @@ pub async fn seeded_pair(
     s.logout().await?;
     Ok((src, dst))
 }
+
+/// Changes flags of messages of a folder: `change` is a STORE item such as
+/// `+FLAGS (\Flagged $Work)` or `-FLAGS (\Seen)`.
+pub async fn store(
+    session: &mut ImapSession,
+    folder: &str,
+    uids: &str,
+    change: &str,
+) -> anyhow::Result<()> {
+    session.select(folder).await?;
+    let _: Vec<_> = session.uid_store(uids, change).await?.try_collect().await?;
+    Ok(())
+}
+
+/// Deletes messages of a folder for good (STORE \Deleted, then UID EXPUNGE).
+pub async fn expunge(session: &mut ImapSession, folder: &str, uids: &str) -> anyhow::Result<()> {
+    store(session, folder, uids, "+FLAGS.SILENT (\\Deleted)").await?;
+    let _: Vec<_> = session.uid_expunge(uids).await?.try_collect().await?;
+    Ok(())
+}

@@ -7,6 +7,7 @@
 //! - [`app::TestApp`]: Ferry itself on port 0 with a fresh database and an HTTP client.
 //! - [`serve::FerryProcess`]: `ferry serve` as a child process, killable and restartable.
 //! - [`dns::Dns`]: dnsmasq answering MX records, changed by a restart.
+//! - [`strip::Strip`]: a relay that takes optional capabilities and answers away.
 //! - [`imap`]: a small IMAP client (async-imap) to seed a mailbox and read it back.
 //! - [`api::call`]: a call to Ferry's REST API that fails on any secret in the answer.
 
@@ -21,6 +22,7 @@ pub mod net;
 pub mod postgres;
 pub mod serve;
 pub mod smtp;
+pub mod strip;
 pub mod tls;
 pub mod tls_client;
 

@@ -143,6 +143,32 @@ parse_choice!(Mode, "mode", "full" => Mode::Full, "folders-only" => Mode::Folder
 parse_choice!(DuplicatePolicy, "duplicates", "skip" => DuplicatePolicy::Skip, "overwrite" => DuplicatePolicy::Overwrite, "create" => DuplicatePolicy::Create);
 parse_choice!(FolderStrategy, "strategy", "all" => FolderStrategy::All, "standard" => FolderStrategy::Standard, "inbox-only" => FolderStrategy::InboxOnly);
 
+/// A folder the user sends somewhere by name (`--map SRC=DST`, the form's folder
+/// mapping): `source` by its path with `/` between levels or the server's spelling,
+/// `dest` a path with `/` between levels. Its subfolders follow it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FolderMap {
+    pub source: String,
+    pub dest: String,
+}
+
+impl FolderMap {
+    /// Parses `SRC=DST`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (source, dest) = text
+            .split_once('=')
+            .map(|(s, d)| (s.trim(), d.trim().trim_matches('/')))
+            .filter(|(s, d)| !s.is_empty() && !d.is_empty())
+            .ok_or_else(|| {
+                format!("{text:?} is not a folder mapping: write SOURCE=DESTINATION, such as \"Sent Items=Sent\"")
+            })?;
+        Ok(Self {
+            source: source.to_owned(),
+            dest: dest.to_owned(),
+        })
+    }
+}
+
 /// The role a folder plays (RFC 6154), found by attribute or by well-known name.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,

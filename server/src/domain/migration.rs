@@ -8,7 +8,7 @@ use std::str::FromStr;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{DuplicatePolicy, FolderStrategy, Mode, Security};
+use super::{DuplicatePolicy, FolderMap, FolderStrategy, Mode, Security};
 
 /// Where a migration is in its life (the API's words).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -168,6 +168,12 @@ pub struct MigrationOptions {
     #[serde(default)]
     pub excluded_folders: Vec<String>,
     pub folder_strategy: FolderStrategy,
+    /// Source folders sent to destination folders of the user's choice.
+    #[serde(default)]
+    pub folder_map: Vec<FolderMap>,
+    /// Later passes remove the copies of messages expunged at the source.
+    #[serde(default)]
+    pub sync_deletions: bool,
 }
 
 /// One side of a migration, without its password (kept encrypted apart).

@@ -14,7 +14,9 @@ mod window;
 
 pub use actor::Actor;
 pub use email::{EmailAddress, mask};
-pub use mail::{DuplicatePolicy, FolderStrategy, ImapEndpoint, Mode, Security, SpecialUse};
+pub use mail::{
+    DuplicatePolicy, FolderMap, FolderStrategy, ImapEndpoint, Mode, Security, SpecialUse,
+};
 pub use message_key::{KEY_FIELDS, message_key};
 pub use migration::{
     FolderProgress, Migration, MigrationOptions, MigrationStatus, Pace, Pass, PassKind,

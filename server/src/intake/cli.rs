@@ -13,7 +13,7 @@ use secrecy::SecretString;
 
 use crate::connectors::imap::ConnectError;
 use crate::domain::{DuplicatePolicy, FolderStrategy, ImapEndpoint, Mode, Security};
-use crate::planner::folders::{FolderPlan, Selection};
+use crate::planner::folders::{FolderMap, FolderPlan, Selection};
 use crate::sync::checkpoint::{FileCheckpoints, MemoryCheckpoints};
 use crate::sync::mail::{self, FolderReport, MailJob, MigrateError, Outcome, Progress, Report};
 
@@ -27,6 +27,9 @@ pub mod exit {
     pub const CONNECTION_FAILED: u8 = 3;
     /// Some messages could not be copied (see the report).
     pub const PARTIAL: u8 = 4;
+    /// The pass does not add up: source messages neither copied, skipped nor failed.
+    /// Never a success, whatever else the report says; run again, and report it.
+    pub const INCOMPLETE: u8 = 5;
 }
 
 /// One side's flags.
@@ -51,6 +54,8 @@ pub struct MigrateArgs {
     pub folders: Vec<String>,
     pub excludes: Vec<String>,
     pub strategy: String,
+    pub maps: Vec<String>,
+    pub sync_deletions: bool,
     pub count_first: bool,
     pub connections: usize,
     pub state: Option<PathBuf>,
@@ -140,10 +145,16 @@ pub fn job_from_args(args: &MigrateArgs) -> anyhow::Result<MailJob> {
                 .map_err(field("strategy"))?,
             include: args.folders.clone(),
             exclude: args.excludes.clone(),
+            map: args
+                .maps
+                .iter()
+                .map(|m| FolderMap::parse(m).map_err(|e| anyhow::anyhow!("--map: {e}")))
+                .collect::<anyhow::Result<_>>()?,
         },
         count_first: args.count_first,
         connections: args.connections,
         pass: 0,
+        sync_deletions: args.sync_deletions,
     })
 }
 
@@ -274,7 +285,13 @@ pub async fn migrate(args: MigrateArgs) -> u8 {
     match result {
         Ok(report) => {
             print_report(&report, args.json);
-            if report.complete() {
+            if !report.adds_up() {
+                eprintln!(
+                    "error: the copy does not add up: {}",
+                    report.unaccounted_summary()
+                );
+                exit::INCOMPLETE
+            } else if report.complete() {
                 exit::OK
             } else {
                 exit::PARTIAL
@@ -326,8 +343,21 @@ fn print_report(report: &Report, json: bool) {
         println!("  {:<30} left out: {}", s.source, s.reason);
     }
     let t = &report.totals;
+    if t.flags_updated > 0 || t.removed > 0 {
+        println!(
+            "{} copies had their flags updated, {} removed (expunged at the source)",
+            t.flags_updated, t.removed
+        );
+    }
+    if t.unaccounted > 0 {
+        println!(
+            "DOES NOT ADD UP: {} of {} source messages were neither copied, skipped nor failed",
+            t.unaccounted, t.source_messages
+        );
+    }
     println!(
-        "{} copied, {} skipped, {} failed, {:.1} MB in {:.1} s",
+        "{} source messages: {} copied, {} skipped, {} failed, {:.1} MB in {:.1} s",
+        t.source_messages,
         t.copied,
         t.skipped,
         t.failed,

@@ -4,8 +4,12 @@
 //! delimiter, modified UTF-7) into a path of Unicode segments, given a role (by its
 //! SPECIAL-USE attribute, else by the well-known names of Gmail, Outlook/Office 365,
 //! Yahoo, iCloud and localised clients), and spelled again the destination's way. A
-//! folder with a role lands in the destination's folder with that role.
+//! folder with a role lands in the destination's folder with that role. A name gives a
+//! role only when no folder has that role by attribute, and to one folder per role:
+//! every other folder keeps its own name, so two folders never merge into one unless
+//! the user maps them so.
 
+pub use crate::domain::FolderMap;
 use crate::domain::{FolderStrategy, SpecialUse};
 
 /// A folder as the source or destination server lists it.
@@ -29,9 +33,9 @@ pub struct Namespace {
 }
 
 impl Namespace {
-    /// Works out the personal namespace from a LIST (NAMESPACE is not used: async-imap
-    /// cannot parse its answer). A `.`-delimited server whose every folder but INBOX
-    /// starts with `INBOX.` keeps its folders under that prefix.
+    /// Works out the personal namespace from a LIST, for a server without NAMESPACE
+    /// (where it has it, the connector asks). A `.`-delimited server whose every folder
+    /// but INBOX starts with `INBOX.` keeps its folders under that prefix.
     pub fn detect(folders: &[ListedFolder]) -> Self {
         let delimiter = folders.iter().find_map(|f| f.delimiter).unwrap_or('/');
         let prefix = format!("INBOX{delimiter}");
@@ -215,17 +219,21 @@ const WELL_KNOWN: &[(SpecialUse, &[&str])] = &[
     ),
 ];
 
+/// The role a folder has by its name alone, and the rank of that name among the role's
+/// well-known names (lower is more canonical: `Sent` before `Sent Items`).
+fn role_by_name_ranked(path: &[String]) -> Option<(SpecialUse, usize)> {
+    let joined = path.join("/").to_lowercase();
+    WELL_KNOWN.iter().find_map(|(role, names)| {
+        names
+            .iter()
+            .position(|n| n.to_lowercase() == joined)
+            .map(|rank| (*role, rank))
+    })
+}
+
 /// The role a folder has by its name alone.
 pub fn role_by_name(path: &[String]) -> Option<SpecialUse> {
-    let joined = path.join("/");
-    WELL_KNOWN
-        .iter()
-        .find(|(_, names)| {
-            names.iter().any(|n| {
-                n.eq_ignore_ascii_case(&joined) || n.to_lowercase() == joined.to_lowercase()
-            })
-        })
-        .map(|(role, _)| *role)
+    role_by_name_ranked(path).map(|(role, _)| role)
 }
 
 /// Which folders to take, as the user chose them.
@@ -237,6 +245,22 @@ pub struct Selection {
     pub include: Vec<String>,
     /// Never these folders (and their subfolders).
     pub exclude: Vec<String>,
+    /// Folders sent where the user says, before any role.
+    pub map: Vec<FolderMap>,
+}
+
+/// Why a folder lands where it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MappedBy {
+    /// Its own name (translated between the servers' spellings).
+    Name,
+    /// Its SPECIAL-USE attribute (or an ancestor's): the destination's folder of that role.
+    Attribute,
+    /// Its well-known name (or an ancestor's), no source folder having that role by attribute.
+    WellKnownName,
+    /// The user's folder mapping.
+    User,
 }
 
 /// One source folder's fate.
@@ -248,6 +272,7 @@ pub struct FolderPlan {
     pub dest: String,
     pub dest_path: String,
     pub special_use: Option<SpecialUse>,
+    pub mapped_by: MappedBy,
     /// Copy its messages (false for `\Noselect` nodes).
     pub copy_messages: bool,
     /// The destination folder does not exist yet.
@@ -269,43 +294,63 @@ pub struct FolderMapping {
 }
 
 fn matches_any(patterns: &[String], raw: &str, path: &str) -> bool {
-    patterns.iter().any(|p| {
-        let p = p.trim().trim_end_matches('/');
-        p == raw
-            || p.eq_ignore_ascii_case(path)
-            || path
-                .to_lowercase()
-                .starts_with(&format!("{}/", p.to_lowercase()))
-    })
+    patterns.iter().any(|p| matches_folder(p, raw, path))
 }
 
-/// Maps every source folder to its destination folder.
+/// `pattern` names this folder or one of its ancestors.
+fn matches_folder(pattern: &str, raw: &str, path: &str) -> bool {
+    let p = pattern.trim().trim_end_matches('/');
+    p == raw
+        || p.eq_ignore_ascii_case(path)
+        || path
+            .to_lowercase()
+            .starts_with(&format!("{}/", p.to_lowercase()))
+}
+
+/// The role each folder of one server has: by SPECIAL-USE attribute first; by a
+/// well-known name only for a role no folder has by attribute, and then for one
+/// folder per role (the most canonical name). Other folders have no role.
+fn roles(folders: &[ListedFolder], ns: &Namespace) -> Vec<(Vec<String>, SpecialUse, MappedBy)> {
+    let mut out: Vec<(Vec<String>, SpecialUse, MappedBy)> = folders
+        .iter()
+        .filter_map(|f| {
+            f.special_use
+                .map(|role| (ns.decode(&f.raw), role, MappedBy::Attribute))
+        })
+        .collect();
+    let mut by_name: Vec<(usize, Vec<String>, SpecialUse)> = folders
+        .iter()
+        .filter(|f| f.special_use.is_none())
+        .filter_map(|f| {
+            let path = ns.decode(&f.raw);
+            role_by_name_ranked(&path).map(|(role, rank)| (rank, path, role))
+        })
+        .collect();
+    by_name.sort();
+    for (_, path, role) in by_name {
+        if !out.iter().any(|(_, r, _)| *r == role) {
+            out.push((path, role, MappedBy::WellKnownName));
+        }
+    }
+    out
+}
+
+/// `prefix` is `path` or one of its ancestors.
+fn is_ancestor_or_self(prefix: &[String], path: &[String]) -> bool {
+    prefix.len() <= path.len() && prefix.iter().zip(path).all(|(a, b)| a == b)
+}
+
+/// Maps every source folder to its destination folder. `src_ns` and `dst_ns` are the
+/// servers' personal namespaces (asked with NAMESPACE where offered).
 pub fn map_folders(
     source: &[ListedFolder],
+    src_ns: &Namespace,
     dest: &[ListedFolder],
+    dst_ns: &Namespace,
     selection: &Selection,
 ) -> FolderMapping {
-    let src_ns = Namespace::detect(source);
-    let dst_ns = Namespace::detect(dest);
-    let dest_special: Vec<(SpecialUse, Vec<String>)> = dest
-        .iter()
-        .filter_map(|f| {
-            let path = dst_ns.decode(&f.raw);
-            f.special_use
-                .or_else(|| role_by_name(&path))
-                .map(|role| (role, path))
-        })
-        .collect();
-    // Roles of source folders, so that a subfolder of "Sent Items" follows it.
-    let roles: Vec<(Vec<String>, SpecialUse)> = source
-        .iter()
-        .filter_map(|f| {
-            let path = src_ns.decode(&f.raw);
-            f.special_use
-                .or_else(|| role_by_name(&path))
-                .map(|role| (path, role))
-        })
-        .collect();
+    let dest_roles = roles(dest, dst_ns);
+    let source_roles = roles(source, src_ns);
 
     let mut mapping = FolderMapping::default();
     let mut sorted: Vec<&ListedFolder> = source.iter().collect();
@@ -314,7 +359,10 @@ pub fn map_folders(
         let path = src_ns.decode(&folder.raw);
         let source_path = path.join("/");
         let is_inbox = path.len() == 1 && path[0].eq_ignore_ascii_case("INBOX");
-        let own_role = folder.special_use.or_else(|| role_by_name(&path));
+        let own_role = source_roles
+            .iter()
+            .find(|(p, _, _)| *p == path)
+            .map(|(_, role, _)| *role);
         let skip = |reason: &str| Skipped {
             source: folder.raw.clone(),
             reason: reason.to_owned(),
@@ -342,8 +390,14 @@ pub fn map_folders(
             mapping.skipped.push(skip("outside the folder strategy"));
             continue;
         }
+        let user_map = selection
+            .map
+            .iter()
+            .filter(|m| matches_folder(&m.source, &folder.raw, &source_path))
+            .max_by_key(|m| m.source.len());
         if matches!(own_role, Some(SpecialUse::All | SpecialUse::Flagged))
             && selection.include.is_empty()
+            && user_map.is_none()
         {
             mapping.skipped.push(skip(
                 "a view of messages kept in other folders (name it to copy it)",
@@ -351,23 +405,41 @@ pub fn map_folders(
             continue;
         }
 
-        // The longest ancestor-or-self with a role decides where the folder lands.
-        let anchor = roles
-            .iter()
-            .filter(|(p, _)| p.len() <= path.len() && p.iter().zip(&path).all(|(a, b)| a == b))
-            .max_by_key(|(p, _)| p.len());
-        let dest_path: Vec<String> = match anchor {
-            Some((anchor_path, role)) => {
-                let base = dest_special
-                    .iter()
-                    .find(|(r, _)| r == role)
-                    .map(|(_, p)| p.clone())
-                    .unwrap_or_else(|| vec![role.canonical_name().to_owned()]);
-                base.into_iter()
-                    .chain(path[anchor_path.len()..].iter().cloned())
-                    .collect()
+        let (dest_path, mapped_by): (Vec<String>, MappedBy) = if let Some(m) = user_map {
+            // The mapped folder's own depth: what lies below it follows it.
+            let depth = if m.source == folder.raw {
+                path.len()
+            } else {
+                m.source.trim_end_matches('/').split('/').count()
+            };
+            let base = m.dest.split('/').map(str::to_owned);
+            (
+                base.chain(path[depth.min(path.len())..].iter().cloned())
+                    .collect(),
+                MappedBy::User,
+            )
+        } else {
+            // The longest ancestor-or-self with a role decides where the folder lands.
+            let anchor = source_roles
+                .iter()
+                .filter(|(p, _, _)| is_ancestor_or_self(p, &path))
+                .max_by_key(|(p, _, _)| p.len());
+            match anchor {
+                Some((anchor_path, role, by)) => {
+                    let base = dest_roles
+                        .iter()
+                        .find(|(_, r, _)| r == role)
+                        .map(|(p, _, _)| p.clone())
+                        .unwrap_or_else(|| vec![role.canonical_name().to_owned()]);
+                    (
+                        base.into_iter()
+                            .chain(path[anchor_path.len()..].iter().cloned())
+                            .collect(),
+                        *by,
+                    )
+                }
+                None => (path.clone(), MappedBy::Name),
             }
-            None => path.clone(),
         };
         let dest_raw = dst_ns.encode(&dest_path);
         let exists = dest.iter().any(|d| d.raw == dest_raw) || dest_raw == "INBOX";
@@ -377,6 +449,7 @@ pub fn map_folders(
             dest: dest_raw,
             dest_path: dest_path.join("/"),
             special_use: own_role,
+            mapped_by,
             copy_messages: folder.selectable,
             create: !exists,
             subscribe: folder.subscribed,
@@ -412,7 +485,13 @@ mod tests {
 
     /// `source raw name → destination raw name` for every folder mapped.
     fn check(source: &[ListedFolder], dest: &[ListedFolder], expect: &[(&str, &str)]) {
-        let mapping = map_folders(source, dest, &Selection::default());
+        let mapping = map_folders(
+            source,
+            &Namespace::detect(source),
+            dest,
+            &Namespace::detect(dest),
+            &Selection::default(),
+        );
         let got: Vec<(&str, &str)> = mapping
             .folders
             .iter()
@@ -476,7 +555,13 @@ mod tests {
             listed("[Gmail]/Spam", '/', None),
             listed("[Gmail]/Bin", '/', None),
         ];
-        let mapping = map_folders(&gmail, &slash_dest(), &Selection::default());
+        let mapping = map_folders(
+            &gmail,
+            &Namespace::detect(&gmail),
+            &slash_dest(),
+            &Namespace::detect(&slash_dest()),
+            &Selection::default(),
+        );
         let pairs: Vec<_> = mapping
             .folders
             .iter()
@@ -562,9 +647,12 @@ mod tests {
         ];
         check(&source, &dest, &[("Outbox Copies", "INBOX.Gesendet")]);
         let bare_dest = vec![listed("INBOX", '/', None)];
+        let source = [listed("Sent Items", '/', None)];
         let mapping = map_folders(
-            &[listed("Sent Items", '/', None)],
+            &source,
+            &Namespace::detect(&source),
             &bare_dest,
+            &Namespace::detect(&bare_dest),
             &Selection::default(),
         );
         assert_eq!(
@@ -583,11 +671,17 @@ mod tests {
             listed("Old", '/', None),
         ];
         let pick = |selection: Selection| -> Vec<String> {
-            map_folders(&source, &slash_dest(), &selection)
-                .folders
-                .into_iter()
-                .map(|f| f.source)
-                .collect()
+            map_folders(
+                &source,
+                &Namespace::detect(&source),
+                &slash_dest(),
+                &Namespace::detect(&slash_dest()),
+                &selection,
+            )
+            .folders
+            .into_iter()
+            .map(|f| f.source)
+            .collect()
         };
         assert_eq!(
             pick(Selection {
@@ -635,6 +729,110 @@ mod tests {
         assert_eq!(
             Namespace::detect(&[listed("INBOX", '/', None), listed("INBOX/x", '/', None)]).prefix,
             ""
+        );
+    }
+
+    #[test]
+    fn a_name_gives_a_role_only_when_no_folder_has_it_by_attribute_and_to_one_folder() {
+        // A German client's drafts folder beside the server's \Drafts: both kept.
+        let source = vec![
+            listed("INBOX", '/', None),
+            listed("Drafts", '/', Some(SpecialUse::Drafts)),
+            listed("Entw&APw-rfe", '/', None),
+            listed("Sent", '/', None),
+            listed("Sent Items", '/', None),
+            listed("Gesendet", '/', None),
+        ];
+        let mapping = map_folders(
+            &source,
+            &Namespace::detect(&source),
+            &slash_dest(),
+            &Namespace::detect(&slash_dest()),
+            &Selection::default(),
+        );
+        let got: Vec<(&str, &str, MappedBy)> = mapping
+            .folders
+            .iter()
+            .map(|f| (f.source.as_str(), f.dest.as_str(), f.mapped_by))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("Drafts", "Drafts", MappedBy::Attribute),
+                ("Entw&APw-rfe", "Entw&APw-rfe", MappedBy::Name),
+                ("Gesendet", "Gesendet", MappedBy::Name),
+                ("INBOX", "INBOX", MappedBy::Name),
+                ("Sent", "Sent", MappedBy::WellKnownName),
+                ("Sent Items", "Sent Items", MappedBy::Name),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_users_mapping_comes_before_any_role_and_takes_subfolders_along() {
+        let source = vec![
+            listed("INBOX", '/', None),
+            listed("Sent Items", '/', None),
+            listed("Old Stuff", '/', None),
+            listed("Old Stuff/2019", '/', None),
+        ];
+        let selection = Selection {
+            map: vec![
+                FolderMap::parse("Sent Items=Archive/Sent 2019").unwrap(),
+                FolderMap::parse("Old Stuff = Archive/Old").unwrap(),
+            ],
+            ..Default::default()
+        };
+        let dest = vec![listed("INBOX", '.', None)];
+        let ns = Namespace {
+            delimiter: '.',
+            prefix: "INBOX.".into(),
+        };
+        let mapping = map_folders(&source, &Namespace::detect(&source), &dest, &ns, &selection);
+        let got: Vec<(&str, &str, MappedBy)> = mapping
+            .folders
+            .iter()
+            .map(|f| (f.source.as_str(), f.dest.as_str(), f.mapped_by))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("INBOX", "INBOX", MappedBy::Name),
+                ("Old Stuff", "INBOX.Archive.Old", MappedBy::User),
+                ("Old Stuff/2019", "INBOX.Archive.Old.2019", MappedBy::User),
+                ("Sent Items", "INBOX.Archive.Sent 2019", MappedBy::User),
+            ]
+        );
+        assert!(FolderMap::parse("Sent").is_err());
+        assert!(FolderMap::parse("=Sent").is_err());
+    }
+
+    #[test]
+    fn an_asked_namespace_spells_folders_on_a_destination_that_has_only_inbox() {
+        // LIST shows INBOX alone: only NAMESPACE says that folders live under INBOX.
+        let source = vec![
+            listed("INBOX", '/', None),
+            listed("Sent", '/', Some(SpecialUse::Sent)),
+            listed("Work/2024", '/', None),
+        ];
+        let dest = vec![listed("INBOX", '.', None)];
+        let asked = Namespace {
+            delimiter: '.',
+            prefix: "INBOX.".into(),
+        };
+        let mapping = map_folders(
+            &source,
+            &Namespace::detect(&source),
+            &dest,
+            &asked,
+            &Selection::default(),
+        );
+        let got: Vec<&str> = mapping.folders.iter().map(|f| f.dest.as_str()).collect();
+        assert_eq!(got, ["INBOX", "INBOX.Sent", "INBOX.Work.2024"]);
+        assert_eq!(
+            Namespace::detect(&dest).prefix,
+            "",
+            "a guess from LIST cannot know"
         );
     }
 }

@@ -301,10 +301,12 @@ impl Services {
                 strategy: m.options.folder_strategy,
                 include: m.options.selected_folders.clone(),
                 exclude: m.options.excluded_folders.clone(),
+                map: m.options.folder_map.clone(),
             },
             count_first: m.options.count_first,
             connections: self.settings().workers.connections,
             pass: pass.number,
+            sync_deletions: m.options.sync_deletions,
         };
         let checkpoints = DbCheckpoints {
             store: self.store.clone(),
@@ -390,6 +392,31 @@ impl Services {
         let report = self
             .whole_pass_counts(&checkpoints, pass.number, report)
             .await?;
+        if !report.adds_up() {
+            // A pass that does not add up is never a success: failed, with the numbers,
+            // and Retry runs it again (what is missing is copied, nothing twice).
+            let json = serde_json::to_value(&report)?;
+            self.close_pass(
+                &pass,
+                PassEnd::from_report("incomplete", &report, json),
+                now,
+            )
+            .await?;
+            let message = format!(
+                "the copy does not add up, so it is not reported as done: {}. Retry copies what is missing.",
+                report.unaccounted_summary()
+            );
+            return self
+                .fail(
+                    &m,
+                    MigrationStatus::Processing,
+                    Work::Pass(kind),
+                    "incomplete",
+                    message,
+                    None,
+                )
+                .await;
+        }
         self.pass_succeeded(&m, kind, &pass, &report, now).await
     }
 

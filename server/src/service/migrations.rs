@@ -13,9 +13,9 @@ use serde::Serialize;
 use super::{ServiceError, ServiceResult, Services};
 use crate::connectors::imap::{ConnectError, ImapConnection};
 use crate::domain::{
-    Actor, DuplicatePolicy, EmailAddress, FieldError, FolderProgress, FolderStrategy, ImapEndpoint,
-    Migration, MigrationOptions, MigrationStatus, Mode, NewAuditEvent, Pass, PassKind, Scope,
-    Security, ServerAccount, WindowError, WindowRules, Work,
+    Actor, DuplicatePolicy, EmailAddress, FieldError, FolderMap, FolderProgress, FolderStrategy,
+    ImapEndpoint, Migration, MigrationOptions, MigrationStatus, Mode, NewAuditEvent, Pass,
+    PassKind, Scope, Security, ServerAccount, WindowError, WindowRules, Work,
 };
 use crate::store::{MigrationFilter, NewMigration, StatusChange, dest_key};
 
@@ -43,6 +43,9 @@ pub struct MigrationRequest {
     pub import_since: Option<String>,
     pub selected_folders: Vec<String>,
     pub excluded_folders: Vec<String>,
+    /// `SOURCE=DESTINATION` lines: folders sent where the user says.
+    pub folder_map: Vec<String>,
+    pub sync_deletions: bool,
     pub folder_strategy: Option<String>,
     pub two_pass: Option<bool>,
     pub mx_domain: Option<String>,
@@ -218,7 +221,7 @@ impl Services {
             Err(err) => return Ok(Err(problem(err))),
         };
         let listed = conn.list_folders().await.map_err(anyhow::Error::from)?;
-        let namespace = crate::planner::folders::Namespace::detect(&listed);
+        let namespace = conn.folder_namespace(&listed);
         let mut folders = Vec::new();
         for folder in listed.iter().filter(|f| f.selectable) {
             let (messages, bytes) = conn
@@ -281,8 +284,15 @@ impl Services {
             count_first: req.count_first,
             selected_folders: req.selected_folders.clone(),
             excluded_folders: req.excluded_folders.clone(),
+            sync_deletions: req.sync_deletions,
             ..Default::default()
         };
+        for line in &req.folder_map {
+            match FolderMap::parse(line) {
+                Ok(m) => options.folder_map.push(m),
+                Err(message) => errors.push(FieldError::new("folder_map", message)),
+            }
+        }
         if let Some(mode) = &req.mode {
             match mode.parse::<Mode>() {
                 Ok(m) => options.mode = m,

@@ -43,6 +43,18 @@ pub struct FolderState {
     /// Destination messages that are not copies made by this migration, by key.
     #[serde(default)]
     pub dest_unclaimed: BTreeMap<String, Vec<u32>>,
+    /// The source's UIDNEXT when the folder last added up (every message it had then
+    /// handled); 0 when it never did, or did not since. With `source_messages` and
+    /// `source_modseq`, what lets a later pass leave an unchanged folder unopened.
+    #[serde(default)]
+    pub source_uidnext: u32,
+    /// The source's message count when the folder last added up.
+    #[serde(default)]
+    pub source_messages: u32,
+    /// The source's HIGHESTMODSEQ up to which flag changes are brought over (CONDSTORE;
+    /// 0 when unknown: every flag is compared).
+    #[serde(default)]
+    pub source_modseq: u64,
 }
 
 impl FolderState {

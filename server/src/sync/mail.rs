@@ -19,11 +19,11 @@ use serde::Serialize;
 
 use super::checkpoint::{CheckpointStore, Entry, FolderState};
 use crate::connectors::imap::{
-    AppendItem, Bodies, ConnectError, ImapConnection, MessageMeta, OpError, StreamError,
-    stream_append,
+    AppendItem, Bodies, ConnectError, FolderStatus, ImapConnection, MessageMeta, OpError,
+    StreamError, stream_append,
 };
 use crate::domain::{DuplicatePolicy, ImapEndpoint, Mode};
-use crate::planner::folders::{FolderPlan, Selection, Skipped, map_folders};
+use crate::planner::folders::{FolderPlan, MappedBy, Selection, Skipped, map_folders};
 
 /// Messages fetched and appended per batch (one MULTIAPPEND, one checkpoint).
 const BATCH_MESSAGES: usize = 200;
@@ -64,7 +64,13 @@ pub struct MailJob {
     /// The pass this run belongs to, recorded with each copy so that "delete migrated
     /// items from pass N on" knows what to remove (0 for `ferry migrate`).
     pub pass: u32,
+    /// Remove at the destination the copies this migration made of source messages
+    /// expunged since (never a message it did not copy).
+    pub sync_deletions: bool,
 }
+
+/// How many of a folder's unaccounted UIDs a report names (the count is always whole).
+const UNACCOUNTED_NAMED: usize = 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateError {
@@ -83,12 +89,29 @@ pub struct Failure {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct FolderReport {
     pub source: String,
     pub source_path: String,
     pub dest: String,
     pub dest_path: String,
+    /// Why the folder landed there: its own name, a role by attribute or by name, or
+    /// the user's mapping.
+    pub mapped_by: MappedBy,
+    /// The source's messages at the end of the pass, counted apart from the copy loop
+    /// (`UID SEARCH ALL` checked against EXISTS) among those it had at the start.
+    pub source_messages: u64,
+    /// The destination folder's messages after the pass (its own, and copies).
+    pub dest_messages: Option<u64>,
+    /// Source messages neither copied, skipped nor failed: the pass does not add up
+    /// when this is not 0.
+    pub unaccounted: u64,
+    /// The first of those, by source UID.
+    pub unaccounted_uids: Vec<u32>,
+    /// Copies whose flags were brought in line with the source's.
+    pub flags_updated: u64,
+    /// Copies removed because their source message was expunged (`sync_deletions`).
+    pub removed: u64,
     /// Messages this run looked at (new or retried).
     pub expected: u64,
     pub copied: u64,
@@ -108,6 +131,24 @@ pub struct Totals {
     pub skipped: u64,
     pub failed: u64,
     pub bytes: u64,
+    pub source_messages: u64,
+    pub unaccounted: u64,
+    pub flags_updated: u64,
+    pub removed: u64,
+}
+
+impl Totals {
+    pub fn add(&mut self, f: &FolderReport) {
+        self.expected += f.expected;
+        self.copied += f.copied;
+        self.skipped += f.skipped;
+        self.failed += f.failed;
+        self.bytes += f.bytes;
+        self.source_messages += f.source_messages;
+        self.unaccounted += f.unaccounted;
+        self.flags_updated += f.flags_updated;
+        self.removed += f.removed;
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -122,9 +163,37 @@ pub struct Report {
 }
 
 impl Report {
-    /// Every message copied or deliberately skipped.
+    /// Every source message is accounted for: copied, skipped or failed with a reason.
+    /// A report that does not add up is never a success, whatever else it says.
+    pub fn adds_up(&self) -> bool {
+        self.totals.unaccounted == 0
+    }
+
+    /// It adds up, and every message was copied or deliberately skipped.
     pub fn complete(&self) -> bool {
-        self.totals.failed == 0
+        self.adds_up() && self.totals.failed == 0
+    }
+
+    /// One sentence per folder that does not add up, for errors and emails.
+    pub fn unaccounted_summary(&self) -> String {
+        self.folders
+            .iter()
+            .filter(|f| f.unaccounted > 0)
+            .map(|f| {
+                format!(
+                    "{}: the source has {} messages, {} were neither copied, skipped nor failed (UIDs {})",
+                    f.source_path,
+                    f.source_messages,
+                    f.unaccounted,
+                    f.unaccounted_uids
+                        .iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 }
 
@@ -187,7 +256,13 @@ pub async fn run<C: CheckpointStore>(
         source_folders.map_err(op_error)?,
         dest_folders.map_err(op_error)?,
     );
-    let mapping = map_folders(&source_folders, &dest_folders, &job.selection);
+    let mapping = map_folders(
+        &source_folders,
+        &sides.src.folder_namespace(&source_folders),
+        &dest_folders,
+        &sides.dst.folder_namespace(&dest_folders),
+        &job.selection,
+    );
     let mut report = Report {
         source: job.source.to_string(),
         dest: job.dest.to_string(),
@@ -238,13 +313,18 @@ pub async fn run<C: CheckpointStore>(
         let status = sides.src.status(&plan.source).await.map_err(op_error)?;
         let fs = state.folders.get(&plan.source);
         counts.push((plan, job.count_first.then_some(u64::from(status.exists))));
-        match fs.filter(|fs| nothing_to_do(fs, plan, status, job)) {
+        match fs.filter(|fs| unchanged(fs, plan, status, job)) {
             Some(fs) => {
+                // It added up last time, and nothing came, went or changed since: the
+                // count holds (no UID below the same UIDNEXT can appear).
                 let mut r = folder_report(plan);
                 r.already_done = fs.ledger.len() as u64;
+                r.source_messages = u64::from(status.exists);
+                let dest = sides.dst.status(&plan.dest).await.map_err(op_error)?;
+                r.dest_messages = Some(u64::from(dest.exists));
                 reports.push((index, r));
             }
-            None => queue.push_back((index, plan, fs.cloned().unwrap_or_default())),
+            None => queue.push_back((index, plan, fs.cloned().unwrap_or_default(), status)),
         }
     }
     progress.planned(&counts);
@@ -259,15 +339,25 @@ pub async fn run<C: CheckpointStore>(
     let worker = |_| async {
         let mut sides = lock(&first).take();
         loop {
-            let Some((index, plan, fs)) = lock(&queue).pop_front() else {
+            let Some((index, plan, fs, status)) = lock(&queue).pop_front() else {
                 break;
             };
             let connected = match sides.take() {
                 Some(s) => s,
                 None => connect(job).await?,
             };
-            let (done, folder_report) =
-                copy_folder_with_retries(connected, job, plan, fs, checkpoints, progress).await?;
+            let (done, folder_report) = copy_folder_with_retries(
+                connected,
+                Cx {
+                    job,
+                    plan,
+                    checkpoints,
+                    progress,
+                },
+                fs,
+                status,
+            )
+            .await?;
             progress.folder_done(&folder_report);
             lock(&results).push((index, folder_report));
             sides = Some(done);
@@ -282,12 +372,7 @@ pub async fn run<C: CheckpointStore>(
     let mut folders = results.into_inner().unwrap_or_else(|e| e.into_inner());
     folders.sort_by_key(|(index, _)| *index);
     for (_, folder_report) in folders {
-        let t = &mut report.totals;
-        t.expected += folder_report.expected;
-        t.copied += folder_report.copied;
-        t.skipped += folder_report.skipped;
-        t.failed += folder_report.failed;
-        t.bytes += folder_report.bytes;
+        report.totals.add(&folder_report);
         report.folders.push(folder_report);
     }
     report.elapsed_ms = elapsed_ms(started);
@@ -298,16 +383,18 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// True when the checkpoint says the folder is done and the source has nothing new.
-fn nothing_to_do(
-    fs: &FolderState,
-    plan: &FolderPlan,
-    status: crate::connectors::imap::FolderStatus,
-    job: &MailJob,
-) -> bool {
+/// True when the folder added up at its last pass and STATUS shows that nothing came,
+/// went or changed since: the same UIDVALIDITY, UIDNEXT and message count, and (for
+/// flags) the same HIGHESTMODSEQ. Without UIDNEXT or CONDSTORE in the answer the folder
+/// is opened: a guess never stands for a look.
+fn unchanged(fs: &FolderState, plan: &FolderPlan, status: FolderStatus, job: &MailJob) -> bool {
     fs.uidvalidity == status.uidvalidity
         && fs.dest == plan.dest
-        && status.uidnext.saturating_sub(1) <= fs.last_uid
+        && fs.source_uidnext != 0
+        && status.uidnext == Some(fs.source_uidnext)
+        && status.exists == fs.source_messages
+        && fs.source_modseq != 0
+        && status.highest_modseq == Some(fs.source_modseq)
         && fs.failed.is_empty()
         && fs.in_flight.is_empty()
         && (!job.delete_source
@@ -321,25 +408,18 @@ fn nothing_to_do(
 /// checkpoint carries the work from one attempt to the next.
 async fn copy_folder_with_retries<C: CheckpointStore>(
     mut sides: Sides,
-    job: &MailJob,
-    plan: &FolderPlan,
+    cx: Cx<'_, C>,
     mut fs: FolderState,
-    checkpoints: &C,
-    progress: &dyn Progress,
+    status: FolderStatus,
 ) -> Result<(Sides, FolderReport), MigrateError> {
+    let Cx { job, plan, .. } = cx;
     let mut report = folder_report(plan);
     report.already_done = fs.ledger.len() as u64;
     // Messages whose size did not match their bytes: copied whole, not streamed.
     let mut whole = HashSet::new();
     let mut attempt = 0;
     loop {
-        let cx = Cx {
-            job,
-            plan,
-            checkpoints,
-            progress,
-        };
-        let copied = copy_folder(&mut sides, cx, &mut fs, &mut report, &mut whole).await;
+        let copied = copy_folder(&mut sides, cx, &mut fs, &mut report, &mut whole, status).await;
         let mut why = match copied {
             Ok(()) => break,
             Err(FolderError::Other(err)) => return Err(MigrateError::Other(err)),
@@ -386,7 +466,20 @@ fn folder_report(plan: &FolderPlan) -> FolderReport {
         source_path: plan.source_path.clone(),
         dest: plan.dest.clone(),
         dest_path: plan.dest_path.clone(),
-        ..Default::default()
+        mapped_by: plan.mapped_by,
+        source_messages: 0,
+        dest_messages: None,
+        unaccounted: 0,
+        unaccounted_uids: Vec::new(),
+        flags_updated: 0,
+        removed: 0,
+        expected: 0,
+        copied: 0,
+        skipped: 0,
+        failed: 0,
+        already_done: 0,
+        bytes: 0,
+        failures: Vec::new(),
     }
 }
 
@@ -473,7 +566,8 @@ enum Appended {
         bytes: u64,
     },
     Refused(String),
-    /// Expunged at the source since the listing: nothing to copy.
+    /// Not returned by the source (expunged since the listing, or a server that hides
+    /// it): nothing copied, nothing recorded.
     Gone,
 }
 
@@ -565,6 +659,7 @@ async fn copy_folder<C: CheckpointStore>(
     fs: &mut FolderState,
     report: &mut FolderReport,
     whole: &mut HashSet<u32>,
+    before: FolderStatus,
 ) -> Result<(), FolderError> {
     let Cx {
         job,
@@ -595,38 +690,28 @@ async fn copy_folder<C: CheckpointStore>(
         }
     }
 
-    // What is new since the last run, what failed then, and what was in flight when
-    // it ended (those at or below `last_uid` when a later batch went first).
-    let mut pending: Vec<MessageMeta> = if status.uidnext.saturating_sub(1) > fs.last_uid {
-        sides
-            .src
-            .fetch_meta(&format!("{}:*", fs.last_uid + 1))
-            .await?
-            .into_iter()
-            .filter(|m| m.uid > fs.last_uid)
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let retry: Vec<u32> = fs
-        .failed
-        .keys()
-        .chain(fs.in_flight.keys().filter(|uid| **uid <= fs.last_uid))
-        .copied()
+    // Every source message the ledger does not hold is pending, whatever UIDNEXT or an
+    // earlier run said: failures, what was in flight, what is new. The listing is the
+    // count the pass is proven against at the end.
+    let listed = sides.src.list_uids(status.exists).await?;
+    // Copies made by earlier runs, whose flags may have changed at the source since.
+    let earlier: Vec<u32> = fs
+        .ledger
+        .iter()
+        .filter(|(_, e)| !e.skipped && !e.removed)
+        .map(|(uid, _)| *uid)
         .collect();
-    if !retry.is_empty() {
-        pending.extend(
-            sides
-                .src
-                .fetch_meta(&crate::connectors::imap::uid_set(&retry))
-                .await?,
-        );
-    }
-    // A batch cut short leaves its first messages in the ledger above `last_uid`.
+    let wanted: Vec<u32> = listed
+        .iter()
+        .copied()
+        .filter(|uid| !fs.ledger.contains_key(uid))
+        .collect();
+    let mut pending = if wanted.is_empty() {
+        Vec::new()
+    } else {
+        sides.src.fetch_meta(&wanted).await?
+    };
     pending.retain(|m| !fs.ledger.contains_key(&m.uid));
-    pending.sort_by_key(|m| m.uid);
-    pending.dedup_by_key(|m| m.uid);
-    let newest = pending.iter().map(|m| m.uid).max().unwrap_or(fs.last_uid);
     if let Some(since) = job.since {
         let (keep, old): (Vec<_>, Vec<_>) = pending.into_iter().partition(|m| {
             m.internal_date
@@ -634,6 +719,7 @@ async fn copy_folder<C: CheckpointStore>(
         });
         report.skipped += old.len() as u64;
         for m in &old {
+            fs.ledger.insert(m.uid, entry(job, &m.key, None, true));
             fs.failed.remove(&m.uid);
             report.failures.retain(|f| f.uid != m.uid);
         }
@@ -703,8 +789,8 @@ async fn copy_folder<C: CheckpointStore>(
         let next: Vec<MessageMeta> = later.into_iter().cloned().collect();
         pending = next;
     }
+    fs.last_uid = fs.last_uid.max(listed.last().copied().unwrap_or(0));
 
-    fs.last_uid = fs.last_uid.max(newest);
     if job.delete_source {
         // Copies confirmed by an earlier run, and messages the destination already had.
         let left: Vec<u32> = fs
@@ -715,18 +801,243 @@ async fn copy_folder<C: CheckpointStore>(
             .collect();
         delete_from_source(sides, fs, &left).await?;
     }
+    // Flags changed at the source since the copies were made: brought over.
+    report.flags_updated += sync_flags(sides, fs, &earlier, &listed, before).await?;
+
+    // The proof: the source counted again, apart from the copy loop.
+    let end = sides
+        .src
+        .select(&plan.source)
+        .await
+        .map_err(|e| folder_select_error(e, &plan.source_path))?;
+    let now_listed = sides.src.list_uids(end.exists).await?;
+    if job.sync_deletions {
+        report.removed += sync_deletions(sides, fs, &now_listed).await?;
+    }
+    let proof = reconcile(fs, &listed, &now_listed);
+    report.source_messages = proof.source_messages;
+    report.unaccounted = proof.unaccounted.len() as u64;
+    report.unaccounted_uids = proof
+        .unaccounted
+        .into_iter()
+        .take(UNACCOUNTED_NAMED)
+        .collect();
+    let dest_end = sides
+        .dst
+        .select(&plan.dest)
+        .await
+        .map_err(|e| folder_select_error(e, &plan.dest_path))?;
+    report.dest_messages = Some(u64::from(dest_end.exists));
+    if report.unaccounted == 0 {
+        fs.source_uidnext = before.uidnext.unwrap_or(0);
+        fs.source_messages = u32::try_from(now_listed.len()).unwrap_or(u32::MAX);
+        fs.source_modseq = before.highest_modseq.unwrap_or(0);
+    } else {
+        tracing::error!(folder = %plan.source_path, source_messages = report.source_messages, unaccounted = report.unaccounted, "The folder does not add up");
+        fs.source_uidnext = 0;
+    }
     checkpoints.save_folder(&plan.source, fs).await?;
     Ok(())
 }
 
+/// A ledger entry made by this pass.
+fn entry(job: &MailJob, key: &str, dest_uid: Option<u32>, skipped: bool) -> Entry {
+    Entry {
+        key: key.to_owned(),
+        dest_uid,
+        skipped,
+        source_deleted: false,
+        pass: job.pass,
+        removed: false,
+    }
+}
+
+/// What the end of a pass found, folder by folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Proof {
+    /// Messages the source had both at the start and at the end of the pass.
+    source_messages: u64,
+    /// Those the ledger does not hold and that did not fail with a reason.
+    unaccounted: Vec<u32>,
+}
+
+/// Every message the source had when the pass started and still has must be in the
+/// ledger (copied or skipped) or among the failures. Messages that came during the
+/// pass are the next pass's; messages expunged during it are no one's.
+fn reconcile(fs: &FolderState, at_start: &[u32], at_end: &[u32]) -> Proof {
+    let start: HashSet<u32> = at_start.iter().copied().collect();
+    let mut source_messages = 0;
+    let mut unaccounted = Vec::new();
+    for uid in at_end.iter().filter(|uid| start.contains(uid)) {
+        source_messages += 1;
+        if !fs.ledger.contains_key(uid) && !fs.failed.contains_key(uid) {
+            unaccounted.push(*uid);
+        }
+    }
+    Proof {
+        source_messages,
+        unaccounted,
+    }
+}
+
+/// Brings the flags of copies made by earlier runs in line with their source
+/// messages: with CONDSTORE, only the messages changed since the mod-sequence of the
+/// last pass that added up; without it, every one (a FLAGS fetch on either side).
+/// Returns how many copies changed.
+async fn sync_flags(
+    sides: &mut Sides,
+    fs: &mut FolderState,
+    earlier: &[u32],
+    listed: &[u32],
+    before: FolderStatus,
+) -> Result<u64, FolderError> {
+    let present: HashSet<u32> = listed.iter().copied().collect();
+    let ours: Vec<u32> = earlier
+        .iter()
+        .copied()
+        .filter(|uid| present.contains(uid))
+        .collect();
+    if ours.is_empty() {
+        return Ok(0);
+    }
+    let changed_since = if sides.src.caps.condstore && fs.source_modseq != 0 {
+        if before.highest_modseq == Some(fs.source_modseq) {
+            return Ok(0);
+        }
+        Some(fs.source_modseq)
+    } else {
+        None
+    };
+    let source_flags = sides.src.fetch_flags(&ours, changed_since).await?;
+    if source_flags.is_empty() {
+        return Ok(0);
+    }
+    // Copies made without UIDPLUS are known by key only: found once, then by UID.
+    if source_flags
+        .iter()
+        .any(|(uid, _)| fs.ledger.get(uid).is_some_and(|e| e.dest_uid.is_none()))
+    {
+        locate_copies(&mut sides.dst, fs).await?;
+    }
+    // Source UID → destination UID of its copy.
+    let copies: BTreeMap<u32, u32> = source_flags
+        .iter()
+        .filter_map(|(uid, _)| {
+            fs.ledger
+                .get(uid)
+                .and_then(|e| e.dest_uid)
+                .map(|d| (*uid, d))
+        })
+        .collect();
+    if copies.is_empty() {
+        return Ok(0);
+    }
+    let dest_uids: Vec<u32> = copies.values().copied().collect();
+    let dest_flags: BTreeMap<u32, Vec<String>> = sides
+        .dst
+        .fetch_flags(&dest_uids, None)
+        .await?
+        .into_iter()
+        .collect();
+    let updates = flag_updates(&source_flags, &copies, &dest_flags);
+    let mut n = 0;
+    for (flags, uids) in &updates {
+        sides.dst.set_flags(uids, flags).await?;
+        n += uids.len() as u64;
+    }
+    Ok(n)
+}
+
+/// Finds the destination UIDs of this migration's copies that the ledger knows by key
+/// only (a destination without UIDPLUS): each key's copies, in UID order, among the
+/// destination messages no ledger entry names.
+async fn locate_copies(dst: &mut ImapConnection, fs: &mut FolderState) -> Result<(), FolderError> {
+    let named: HashSet<u32> = fs.ledger.values().filter_map(|e| e.dest_uid).collect();
+    let mut by_key: BTreeMap<String, VecDeque<u32>> = BTreeMap::new();
+    for m in dst.fetch_meta_set("1:*").await? {
+        if !named.contains(&m.uid) {
+            by_key.entry(m.key).or_default().push_back(m.uid);
+        }
+    }
+    for e in fs
+        .ledger
+        .values_mut()
+        .filter(|e| e.dest_uid.is_none() && !e.skipped && !e.removed)
+    {
+        e.dest_uid = by_key.get_mut(&e.key).and_then(VecDeque::pop_front);
+    }
+    Ok(())
+}
+
+/// The destination copies whose flags differ from their source message's, grouped by
+/// the flags they must have (one STORE per group). Pure.
+fn flag_updates(
+    source: &[(u32, Vec<String>)],
+    copies: &BTreeMap<u32, u32>,
+    dest: &BTreeMap<u32, Vec<String>>,
+) -> BTreeMap<Vec<String>, Vec<u32>> {
+    let mut out: BTreeMap<Vec<String>, Vec<u32>> = BTreeMap::new();
+    for (uid, flags) in source {
+        let Some(dest_uid) = copies.get(uid) else {
+            continue;
+        };
+        // A copy gone from the destination has nothing to update.
+        let Some(current) = dest.get(dest_uid) else {
+            continue;
+        };
+        if current != flags {
+            out.entry(flags.clone()).or_default().push(*dest_uid);
+        }
+    }
+    out
+}
+
+/// Removes at the destination the copies this migration made of source messages that
+/// are no longer at the source, and notes each in the ledger. Never a message the
+/// migration found there (skipped) or whose copy it cannot name (no UIDPLUS).
+async fn sync_deletions(
+    sides: &mut Sides,
+    fs: &mut FolderState,
+    now_listed: &[u32],
+) -> Result<u64, FolderError> {
+    let present: HashSet<u32> = now_listed.iter().copied().collect();
+    let gone: Vec<(u32, u32)> = fs
+        .ledger
+        .iter()
+        .filter(|(uid, e)| !present.contains(uid) && !e.skipped && !e.removed && !e.source_deleted)
+        .filter_map(|(uid, e)| e.dest_uid.map(|d| (*uid, d)))
+        .collect();
+    if gone.is_empty() {
+        return Ok(0);
+    }
+    if !sides.dst.caps.uidplus {
+        return Err(FolderError::Other(anyhow::anyhow!(
+            "deletions cannot be brought over: the destination has no UIDPLUS, so Ferry cannot expunge exactly its own copies"
+        )));
+    }
+    let mut removed = 0;
+    for chunk in gone.chunks(BATCH_MESSAGES) {
+        let dest_uids: Vec<u32> = chunk.iter().map(|(_, d)| *d).collect();
+        sides.dst.delete_uids(&dest_uids).await?;
+        for (uid, _) in chunk {
+            if let Some(e) = fs.ledger.get_mut(uid) {
+                e.removed = true;
+            }
+        }
+        removed += chunk.len() as u64;
+    }
+    Ok(removed)
+}
+
 /// Indexes the destination's messages above `dest_seen_uid` by key: those neither
 /// copied by this migration (its ledger) nor claimed already are `dest_unclaimed`.
+/// UIDNEXT, when the server gives it, only saves the FETCH when nothing is new.
 async fn index_dest(
     dst: &mut ImapConnection,
     fs: &mut FolderState,
-    uidnext: u32,
+    uidnext: Option<u32>,
 ) -> Result<(), FolderError> {
-    if uidnext.saturating_sub(1) <= fs.dest_seen_uid {
+    if uidnext.is_some_and(|n| n.saturating_sub(1) <= fs.dest_seen_uid) {
         return Ok(());
     }
     let claimed: HashSet<u32> = fs.ledger.values().filter_map(|e| e.dest_uid).collect();
@@ -738,12 +1049,15 @@ async fn index_dest(
     {
         *ledger_without_uid.entry(e.key.as_str()).or_default() += 1;
     }
+    // `n:*` always answers the highest message even below n: filtered by UID.
     let index = dst
-        .fetch_meta(&format!("{}:*", fs.dest_seen_uid + 1))
+        .fetch_meta_set(&format!("{}:*", fs.dest_seen_uid + 1))
         .await?;
+    let seen = fs.dest_seen_uid;
+    let newest = index.iter().map(|m| m.uid).max().unwrap_or(seen).max(seen);
     for m in index
         .into_iter()
-        .filter(|m| m.uid > fs.dest_seen_uid && !claimed.contains(&m.uid))
+        .filter(|m| m.uid > seen && !claimed.contains(&m.uid))
     {
         // Copies made without UIDPLUS are known by key only.
         if let Some(n) = ledger_without_uid
@@ -755,7 +1069,7 @@ async fn index_dest(
         }
         fs.dest_unclaimed.entry(m.key).or_default().push(m.uid);
     }
-    fs.dest_seen_uid = uidnext.saturating_sub(1);
+    fs.dest_seen_uid = newest;
     Ok(())
 }
 
@@ -953,21 +1267,9 @@ async fn copy_batches<C: CheckpointStore>(
                     progress.message(&plan.source_path, 0, Outcome::Failed);
                 }
                 Appended::Gone => {
-                    fs.ledger.insert(
-                        m.uid,
-                        Entry {
-                            key: m.key.clone(),
-                            dest_uid: None,
-                            skipped: true,
-                            source_deleted: false,
-                            pass: job.pass,
-                            removed: false,
-                        },
-                    );
-                    fs.failed.remove(&m.uid);
-                    report.failures.retain(|f| f.uid != m.uid);
-                    report.skipped += 1;
-                    progress.message(&plan.source_path, 0, Outcome::Skipped);
+                    // Not recorded: if the source still has it, the end of the pass
+                    // finds it unaccounted for and says so.
+                    tracing::warn!(folder = %plan.source_path, uid = m.uid, "The source did not return the message; it is checked again at the end");
                 }
             }
         }
@@ -992,12 +1294,14 @@ async fn copy_batches<C: CheckpointStore>(
     Ok(())
 }
 
-/// Waits until a folder's UIDNEXT stays the same for `SETTLE` (at most ten rounds).
+/// Waits until a folder's UIDNEXT and count stay the same for `SETTLE` (at most ten
+/// rounds).
 async fn settle(dst: &mut ImapConnection, folder: &str) -> Result<(), OpError> {
-    let mut last = dst.status(folder).await?.uidnext;
+    let look = |s: FolderStatus| (s.uidnext, s.exists);
+    let mut last = look(dst.status(folder).await?);
     for _ in 0..10 {
         tokio::time::sleep(SETTLE).await;
-        let now = dst.status(folder).await?.uidnext;
+        let now = look(dst.status(folder).await?);
         if now == last {
             break;
         }

@@ -89,7 +89,7 @@ fn start() -> Dovecot {
         layout: Layout::Slash,
         fsync: false,
         mail_max_userip_connections: 100,
-        max_mail_size: None,
+        ..Default::default()
     })
     .expect("dovecot");
     d.add_user(USER, PW).expect("user");

@@ -6,6 +6,7 @@
 //! waits for a continuation even when the server offers LITERAL+ and drops the
 //! APPENDUID that tells us where the copy landed (both needed here).
 
+pub mod proto;
 mod tls;
 
 use std::collections::HashSet;
@@ -21,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::domain::{ImapEndpoint, KEY_FIELDS, Security, SpecialUse, message_key};
-use crate::planner::folders::ListedFolder;
+use crate::planner::folders::{ListedFolder, Namespace};
 
 /// Every network wait gives up after this.
 pub const NETWORK_TIMEOUT: Duration = Duration::from_secs(120);
@@ -63,6 +64,10 @@ pub struct Capabilities {
     pub literal_minus: bool,
     pub multiappend: bool,
     pub special_use: bool,
+    /// CONDSTORE (or QRESYNC, which implies it): HIGHESTMODSEQ and CHANGEDSINCE.
+    pub condstore: bool,
+    /// NAMESPACE (RFC 2342): the personal prefix and delimiter are asked, not guessed.
+    pub namespace: bool,
     pub appendlimit: Option<u64>,
 }
 
@@ -111,20 +116,24 @@ pub struct MessageMeta {
     pub key: String,
 }
 
-/// A selected folder's identity.
+/// A folder's identity and size, from SELECT or STATUS. UIDNEXT and HIGHESTMODSEQ are
+/// optional answers (RFC 3501 lets SELECT omit UIDNEXT; HIGHESTMODSEQ needs CONDSTORE):
+/// `None` when the server did not give them, never a guess.
 #[derive(Debug, Clone, Copy)]
 pub struct FolderStatus {
     pub uidvalidity: u32,
-    pub uidnext: u32,
+    pub uidnext: Option<u32>,
     pub exists: u32,
+    pub highest_modseq: Option<u64>,
 }
 
 impl From<&async_imap::types::Mailbox> for FolderStatus {
     fn from(mailbox: &async_imap::types::Mailbox) -> Self {
         Self {
             uidvalidity: mailbox.uid_validity.unwrap_or(0),
-            uidnext: mailbox.uid_next.unwrap_or(1),
+            uidnext: mailbox.uid_next,
             exists: mailbox.exists,
+            highest_modseq: mailbox.highest_modseq,
         }
     }
 }
@@ -132,6 +141,8 @@ impl From<&async_imap::types::Mailbox> for FolderStatus {
 pub struct ImapConnection {
     session: Session,
     pub caps: Capabilities,
+    /// The personal namespace as the server answered NAMESPACE (None without it).
+    namespace: Option<Namespace>,
     label: String,
 }
 
@@ -266,13 +277,23 @@ impl ImapConnection {
             literal_minus: caps.has_str("LITERAL-"),
             multiappend: caps.has_str("MULTIAPPEND"),
             special_use: caps.has_str("SPECIAL-USE"),
+            condstore: caps.has_str("CONDSTORE") || caps.has_str("QRESYNC"),
+            namespace: caps.has_str("NAMESPACE"),
             appendlimit,
         };
-        Ok(Self {
+        let mut conn = Self {
             session,
             caps,
+            namespace: None,
             label,
-        })
+        };
+        if conn.caps.namespace {
+            conn.namespace = conn
+                .ask_namespace()
+                .await
+                .map_err(|e| ConnectError::Protocol(conn.label.clone(), e.to_string()))?;
+        }
+        Ok(conn)
     }
 
     async fn tls(
@@ -360,6 +381,59 @@ impl ImapConnection {
             .collect())
     }
 
+    /// How this server spells folder names: the personal namespace it answered to
+    /// NAMESPACE; without that extension, the delimiter LIST gives and the layout of
+    /// the folders listed (`Namespace::detect`).
+    pub fn folder_namespace(&self, listed: &[ListedFolder]) -> Namespace {
+        self.namespace
+            .clone()
+            .unwrap_or_else(|| Namespace::detect(listed))
+    }
+
+    /// Sends NAMESPACE and reads its answer by hand: async-imap's parser cannot read a
+    /// NAMESPACE response and closes the stream on it, so the reply is read as raw
+    /// lines from the socket (nothing is pending in async-imap's buffer between
+    /// commands) and parsed by `proto::parse_namespace`.
+    async fn ask_namespace(&mut self) -> Result<Option<Namespace>, OpError> {
+        let lines = timed(self.raw_command("NAMESPACE")).await?;
+        Ok(lines.iter().find_map(|l| proto::parse_namespace(l)))
+    }
+
+    /// Runs a command whose answer async-imap cannot parse; returns its untagged lines.
+    /// Only for commands whose answer has no literal.
+    async fn raw_command(&mut self, command: &str) -> Result<Vec<String>, OpError> {
+        use tokio::io::AsyncReadExt;
+        let id = self.session.run_command(command).await?;
+        let tag = format!("{} ", id.0);
+        let stream = self.session.get_mut();
+        stream.flush().await?;
+        let mut buf: Vec<u8> = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(end) = proto::tagged_end(&buf, &tag) {
+                let text = String::from_utf8_lossy(&buf[..end]).into_owned();
+                let mut lines: Vec<String> = text.split("\r\n").map(str::to_owned).collect();
+                let done = lines.pop().unwrap_or_default();
+                let status = done[tag.len().min(done.len())..].to_owned();
+                if !status.to_ascii_uppercase().starts_with("OK") {
+                    return Err(OpError::Refused(status));
+                }
+                return Ok(lines);
+            }
+            if buf.len() > proto::MAX_RAW_ANSWER {
+                return Err(OpError::Connection(format!(
+                    "the answer to {command} is longer than {} bytes",
+                    proto::MAX_RAW_ANSWER
+                )));
+            }
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Err(OpError::Connection(format!("closed during {command}")));
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
     pub async fn create_folder(&mut self, name: &str) -> Result<(), OpError> {
         match timed(self.session.create(name)).await {
             // Created by a concurrent run or as a parent: fine.
@@ -374,8 +448,106 @@ impl ImapConnection {
 
     /// STATUS without selecting (for pre-counts and the fast path of a second pass).
     pub async fn status(&mut self, name: &str) -> Result<FolderStatus, OpError> {
-        let mailbox = timed(self.session.status(name, "(MESSAGES UIDNEXT UIDVALIDITY)")).await?;
+        let items = if self.caps.condstore {
+            "(MESSAGES UIDNEXT UIDVALIDITY HIGHESTMODSEQ)"
+        } else {
+            "(MESSAGES UIDNEXT UIDVALIDITY)"
+        };
+        let mailbox = timed(self.session.status(name, items)).await?;
         Ok(FolderStatus::from(&mailbox))
+    }
+
+    /// Every UID of the selected folder, sorted: `UID SEARCH ALL`, checked against
+    /// EXISTS; when the two disagree, `UID FETCH 1:* (UID)` decides, and when that
+    /// disagrees too the folder cannot be counted (an error, never a guess). This is
+    /// the count a pass proves itself against, taken apart from the copy loop.
+    pub async fn list_uids(&mut self, exists: u32) -> Result<Vec<u32>, OpError> {
+        let searched = timed(self.session.uid_search("ALL")).await;
+        if let Ok(found) = &searched
+            && found.len() == exists as usize
+        {
+            let mut uids: Vec<u32> = found.iter().copied().collect();
+            uids.sort_unstable();
+            return Ok(uids);
+        }
+        if let Err(OpError::Connection(why)) = searched {
+            return Err(OpError::Connection(why));
+        }
+        let mut uids: Vec<u32> = if exists == 0 {
+            Vec::new()
+        } else {
+            timed(async {
+                self.session
+                    .fetch("1:*", "(UID)")
+                    .await?
+                    .try_collect::<Vec<_>>()
+                    .await
+            })
+            .await?
+            .iter()
+            .filter_map(|f| f.uid)
+            .collect()
+        };
+        uids.sort_unstable();
+        uids.dedup();
+        if uids.len() != exists as usize {
+            return Err(OpError::Refused(format!(
+                "the folder cannot be counted: EXISTS says {exists} messages, FETCH lists {}",
+                uids.len()
+            )));
+        }
+        Ok(uids)
+    }
+
+    /// The flags of messages of the selected folder, by UID; with `changed_since`
+    /// (CONDSTORE), only those whose flags changed after that mod-sequence.
+    pub async fn fetch_flags(
+        &mut self,
+        uids: &[u32],
+        changed_since: Option<u64>,
+    ) -> Result<Vec<(u32, Vec<String>)>, OpError> {
+        let query = match changed_since {
+            Some(modseq) => format!("(UID FLAGS) (CHANGEDSINCE {modseq})"),
+            None => "(UID FLAGS)".to_owned(),
+        };
+        let mut out = Vec::with_capacity(uids.len());
+        for set in proto::uid_sets(uids) {
+            let fetches: Vec<_> = timed(async {
+                self.session
+                    .uid_fetch(&set, &query)
+                    .await?
+                    .try_collect::<Vec<_>>()
+                    .await
+            })
+            .await?;
+            out.extend(fetches.iter().filter_map(|f| {
+                let uid = f.uid?;
+                let mut flags: Vec<String> = f.flags().filter_map(|fl| flag_text(&fl)).collect();
+                flags.sort();
+                Some((uid, flags))
+            }));
+        }
+        Ok(out)
+    }
+
+    /// Sets the flags of messages of the selected folder to exactly `flags`.
+    pub async fn set_flags(&mut self, uids: &[u32], flags: &[String]) -> Result<(), OpError> {
+        let list: Vec<&str> = flags
+            .iter()
+            .map(String::as_str)
+            .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
+            .collect();
+        for set in proto::uid_sets(uids) {
+            timed(async {
+                self.session
+                    .uid_store(&set, format!("FLAGS.SILENT ({})", list.join(" ")))
+                    .await?
+                    .try_collect::<Vec<_>>()
+                    .await
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     pub async fn select(&mut self, name: &str) -> Result<FolderStatus, OpError> {
@@ -403,8 +575,19 @@ impl ImapConnection {
         Ok((u64::from(mailbox.exists), bytes))
     }
 
+    /// Metadata and keys of some messages of the selected folder, by UID (in as many
+    /// commands as the UID sets need).
+    pub async fn fetch_meta(&mut self, uids: &[u32]) -> Result<Vec<MessageMeta>, OpError> {
+        let mut out = Vec::with_capacity(uids.len());
+        for set in proto::uid_sets(uids) {
+            out.extend(self.fetch_meta_set(&set).await?);
+        }
+        out.sort_by_key(|m| m.uid);
+        Ok(out)
+    }
+
     /// Metadata and keys of the selected folder's messages in a UID set (`1:*`, `5:*`).
-    pub async fn fetch_meta(&mut self, uid_set: &str) -> Result<Vec<MessageMeta>, OpError> {
+    pub async fn fetch_meta_set(&mut self, uid_set: &str) -> Result<Vec<MessageMeta>, OpError> {
         let query =
             format!("(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER.FIELDS ({KEY_FIELDS})])");
         let fetches: Vec<_> = timed(async {
@@ -816,47 +999,4 @@ pub async fn stream_append(
     }
 }
 
-/// A compact UID set: `1:5,9,12:14`. Callers keep sets short (batches of a few hundred).
-pub fn uid_set(uids: &[u32]) -> String {
-    let mut sorted = uids.to_vec();
-    sorted.sort_unstable();
-    sorted.dedup();
-    let mut parts: Vec<String> = Vec::new();
-    let mut iter = sorted.into_iter();
-    let Some(mut start) = iter.next() else {
-        return String::new();
-    };
-    let mut end = start;
-    for uid in iter {
-        if uid == end + 1 {
-            end = uid;
-        } else {
-            parts.push(if start == end {
-                start.to_string()
-            } else {
-                format!("{start}:{end}")
-            });
-            start = uid;
-            end = uid;
-        }
-    }
-    parts.push(if start == end {
-        start.to_string()
-    } else {
-        format!("{start}:{end}")
-    });
-    parts.join(",")
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn uid_sets_are_compact() {
-        assert_eq!(
-            super::uid_set(&[5, 1, 2, 3, 9, 12, 13, 14, 3]),
-            "1:3,5,9,12:14"
-        );
-        assert_eq!(super::uid_set(&[7]), "7");
-        assert_eq!(super::uid_set(&[]), "");
-    }
-}
+pub use proto::uid_set;

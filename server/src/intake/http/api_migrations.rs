@@ -70,6 +70,15 @@ pub struct MigrationRequestBody {
     pub selected_folders: Vec<String>,
     #[oai(default)]
     pub excluded_folders: Vec<String>,
+    /// Source folders sent to destination folders of your choice, before any
+    /// special-folder rule: `"SOURCE=DESTINATION"`, paths with `/` between levels
+    /// (`"Sent Items=Archive/Sent"`); subfolders follow.
+    #[oai(default)]
+    pub folder_map: Vec<String>,
+    /// Later passes remove at the destination the copies of messages expunged at the
+    /// source since (only copies this migration made). Default false.
+    #[oai(default)]
+    pub sync_deletions: bool,
     /// all, standard or inbox_only.
     pub folder_strategy: Option<String>,
     /// A pre-MX and a post-MX pass (default true).
@@ -394,6 +403,8 @@ impl MigrationsApi {
             import_since: b.import_since,
             selected_folders: b.selected_folders,
             excluded_folders: b.excluded_folders,
+            folder_map: b.folder_map,
+            sync_deletions: b.sync_deletions,
             folder_strategy: b.folder_strategy,
             two_pass: b.two_pass,
             mx_domain: b.mx_domain,

@@ -52,6 +52,8 @@ pub struct NewForm {
     count_first: Option<String>,
     import_since: String,
     selected_folders: String,
+    folder_map: String,
+    sync_deletions: Option<String>,
     #[serde(rename = "window.date")]
     window_date: String,
     #[serde(rename = "window.time")]
@@ -123,6 +125,14 @@ impl NewForm {
                 .filter(|f| !f.is_empty())
                 .map(str::to_owned)
                 .collect(),
+            folder_map: self
+                .folder_map
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            sync_deletions: self.sync_deletions.is_some(),
             two_pass: Some(self.two_pass.is_some()),
             mx_domain: Some(self.mx_domain.clone()).filter(|d| !d.trim().is_empty()),
             window_start,
