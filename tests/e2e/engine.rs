@@ -26,7 +26,7 @@ async fn stripped_pair(rules: &Rules) -> (Pair, Strip, Strip) {
 }
 
 /// Messages whose flags `customer_changes` changes.
-const CHANGED: u64 = 8;
+pub(crate) const CHANGED: u64 = 8;
 
 fn new_messages(from: usize, n: usize) -> Vec<SeedMessage> {
     (from..from + n)
@@ -43,21 +43,24 @@ fn new_messages(from: usize, n: usize) -> Vec<SeedMessage> {
 /// new mail arrives. Eight messages change (`CHANGED`), two arrive.
 async fn customer_changes(server: &Dovecot) {
     let mut s = imap::login(server, "jane", SRC_PW).await.unwrap();
-    imap::store(&mut s, "INBOX", "1:4", "+FLAGS (\\Flagged $Work)")
+    customer_changes_in(&mut s, "Projects").await;
+}
+
+/// The same on any server, `projects` being its name for the Projects folder.
+pub(crate) async fn customer_changes_in(s: &mut imap::ImapSession, projects: &str) {
+    imap::store(s, "INBOX", "1:4", "+FLAGS (\\Flagged $Work)")
         .await
         .unwrap();
-    imap::store(&mut s, "INBOX", "13", "-FLAGS (\\Seen)")
+    imap::store(s, "INBOX", "13", "-FLAGS (\\Seen)")
         .await
         .unwrap();
-    imap::store(&mut s, "INBOX", "5,7", "+FLAGS (\\Seen \\Answered)")
+    imap::store(s, "INBOX", "5,7", "+FLAGS (\\Seen \\Answered)")
         .await
         .unwrap();
-    imap::store(&mut s, "Projects", "1", "-FLAGS ($Important)")
+    imap::store(s, projects, "1", "-FLAGS ($Important)")
         .await
         .unwrap();
-    imap::seed(&mut s, "INBOX", &new_messages(300, 2))
-        .await
-        .unwrap();
+    imap::seed(s, "INBOX", &new_messages(300, 2)).await.unwrap();
 }
 
 #[tokio::test]
@@ -366,4 +369,24 @@ async fn flags_keywords_and_expunges_between_passes_are_brought_over_and_nothing
         before,
         "{report}"
     );
+}
+
+#[tokio::test]
+async fn killed_twice_at_random_moments_it_ends_byte_for_byte_every_time() {
+    // A new series of moments on every run (the seed is printed to replay it);
+    // scripts/kill-loop runs fifty trials and more.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(1);
+    let series = ferry_tests::killloop::KillLoop::start().await.unwrap();
+    for n in 0..4 {
+        let delays = ferry_tests::killloop::kill_delays(seed, n, 1000);
+        let verdict = series.trial(n, delays).await.unwrap();
+        assert!(
+            verdict.problems.is_empty(),
+            "KILL_SEED={seed} trial {n}, kills at {delays:?}: {:?}",
+            verdict.problems
+        );
+    }
 }

@@ -6,6 +6,7 @@ mod browser;
 mod cli;
 mod console;
 mod console_migrations;
+mod cyrus;
 mod engine;
 mod harness;
 mod lifecycle;

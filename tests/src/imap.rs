@@ -38,7 +38,12 @@ pub struct SeedMessage {
 
 /// Logs in over plaintext IMAP.
 pub async fn login(server: &Dovecot, user: &str, password: &str) -> anyhow::Result<ImapSession> {
-    let tcp = TcpStream::connect(("127.0.0.1", server.port)).await?;
+    login_at(server.port, user, password).await
+}
+
+/// Logs in over plaintext IMAP to whatever listens on 127.0.0.1:`port`.
+pub async fn login_at(port: u16, user: &str, password: &str) -> anyhow::Result<ImapSession> {
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
     login_on(Box::new(tcp), user, password).await
 }
 

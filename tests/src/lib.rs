@@ -2,6 +2,7 @@
 //! directories, and stopped when dropped.
 //!
 //! - [`dovecot::Dovecot`]: IMAP, plaintext and implicit TLS, `/` or `.`+`INBOX.` layouts.
+//! - [`cyrus::Cyrus`]: a second IMAP server, Cyrus 3.6, `INBOX.` and `.`, unpacked from Debian.
 //! - [`smtp::SmtpSink`]: aiosmtpd keeping every message it receives in a maildir.
 //! - [`postgres::PgDatabase`]: a fresh database on the machine's PostgreSQL.
 //! - [`app::TestApp`]: Ferry itself on port 0 with a fresh database and an HTTP client.
@@ -15,9 +16,11 @@ pub mod api;
 pub mod app;
 pub mod corpus;
 pub mod cutter;
+pub mod cyrus;
 pub mod dns;
 pub mod dovecot;
 pub mod imap;
+pub mod killloop;
 pub mod net;
 pub mod postgres;
 pub mod serve;
