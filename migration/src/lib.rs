@@ -11,6 +11,7 @@ mod m20261121_000002_audit;
 mod m20261121_000003_outbox;
 mod m20261121_000004_migrations;
 mod m20261121_000005_settings;
+mod m20261130_000006_ledger;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000003_outbox::Migration),
             Box::new(m20261121_000004_migrations::Migration),
             Box::new(m20261121_000005_settings::Migration),
+            Box::new(m20261130_000006_ledger::Migration),
         ]
     }
 }

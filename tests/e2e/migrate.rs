@@ -373,14 +373,14 @@ async fn a_batch_the_destination_gets_after_the_crash_is_claimed_not_copied_agai
     // Killed once its first batch is on the way (saved as in flight, sent whole).
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let in_flight = std::fs::read(&state_file)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-            .and_then(|v| {
-                v["folders"]["INBOX"]["in_flight"]
-                    .as_object()
-                    .map(|o| o.len())
-            })
+        // The state file is a log of saves, one JSON line each: INBOX's last one.
+        let in_flight = std::fs::read_to_string(&state_file)
+            .unwrap_or_default()
+            .lines()
+            .rev()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["save"]["folder"] == "INBOX")
+            .and_then(|v| v["save"]["head"]["in_flight"].as_object().map(|o| o.len()))
             .unwrap_or(0);
         if in_flight > 0 && lag.lagged() > 200 * 1500 {
             break;

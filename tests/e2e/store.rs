@@ -4,7 +4,7 @@ use chrono::{Duration, Utc};
 use ferry::domain::{
     Actor, DeliveryStatus, EmailAddress, NewAuditEvent, NewEmail, Role, Scope, Scopes,
 };
-use ferry::domain::{MigrationStatus, PassKind, Security, ServerAccount, Work};
+use ferry::domain::{CopyRecord, MigrationStatus, PassKind, Security, ServerAccount, Work};
 use ferry::store::{AuditFilter, NewMigration, NewUser, Store, StoreError};
 use ferry_tests::postgres::PgDatabase;
 
@@ -446,7 +446,7 @@ async fn checkpoints_are_written_only_by_the_lease_holder(store: &Store) {
     // Nobody holds it: nothing is written.
     assert!(
         !store
-            .save_folder_checkpoint(m.id, "INBOX", "{}", "host:0", now)
+            .save_folder_checkpoint(m.id, "INBOX", "{}", (false, &[]), "host:0", now)
             .await
             .unwrap()
     );
@@ -460,13 +460,35 @@ async fn checkpoints_are_written_only_by_the_lease_holder(store: &Store) {
         .unwrap()
         .unwrap();
     assert_eq!(first.id, m.id);
+    let record = |n: u32| CopyRecord {
+        key: format!("<m{n}@x>"),
+        dest_uid: Some(n + 100),
+        skipped: false,
+        source_deleted: false,
+        pass: 1,
+        removed: false,
+    };
     for n in 1..=2 {
         let saved = store
-            .save_folder_checkpoint(m.id, "INBOX", &format!("{{\"n\":{n}}}"), "host:0", now)
+            .save_folder_checkpoint(
+                m.id,
+                "INBOX",
+                &format!("{{\"n\":{n}}}"),
+                (false, &[(n, record(n))]),
+                "host:0",
+                now,
+            )
             .await
             .unwrap();
         assert!(saved);
     }
+    let ledger = store.ledger(m.id).await.unwrap();
+    assert_eq!(
+        ledger["INBOX"].keys().copied().collect::<Vec<_>>(),
+        [1, 2],
+        "entries are added batch by batch, never rewritten"
+    );
+    assert_eq!(ledger["INBOX"][&2], record(2));
     assert_eq!(
         checkpoints(store).await,
         vec![("INBOX".to_owned(), r#"{"n":2}"#.to_owned())]
@@ -477,7 +499,14 @@ async fn checkpoints_are_written_only_by_the_lease_holder(store: &Store) {
     let after = lease + Duration::seconds(1);
     assert!(
         !store
-            .save_folder_checkpoint(m.id, "INBOX", r#"{"n":3}"#, "host:0", after)
+            .save_folder_checkpoint(
+                m.id,
+                "INBOX",
+                r#"{"n":3}"#,
+                (false, &[(3, record(3))]),
+                "host:0",
+                after
+            )
             .await
             .unwrap(),
         "an expired lease writes nothing"
@@ -495,13 +524,13 @@ async fn checkpoints_are_written_only_by_the_lease_holder(store: &Store) {
     );
     assert!(
         !store
-            .save_folder_checkpoint(m.id, "Sent", r#"{"n":4}"#, "host:0", after)
+            .save_folder_checkpoint(m.id, "Sent", r#"{"n":4}"#, (false, &[]), "host:0", after)
             .await
             .unwrap()
     );
     assert!(
         store
-            .save_folder_checkpoint(m.id, "Sent", r#"{"n":5}"#, "host:1", after)
+            .save_folder_checkpoint(m.id, "Sent", r#"{"n":5}"#, (false, &[]), "host:1", after)
             .await
             .unwrap()
     );
@@ -512,4 +541,41 @@ async fn checkpoints_are_written_only_by_the_lease_holder(store: &Store) {
             ("Sent".to_owned(), r#"{"n":5}"#.to_owned()),
         ]
     );
+    assert!(
+        !store.ledger(m.id).await.unwrap()["INBOX"].contains_key(&3),
+        "an expired lease writes no ledger entry"
+    );
+
+    // A folder whose UIDs changed meaning starts a new ledger; an entry changes in place.
+    let mut changed = record(1);
+    changed.removed = true;
+    assert!(
+        store
+            .save_folder_checkpoint(
+                m.id,
+                "INBOX",
+                "{}",
+                (true, &[(7, record(7))]),
+                "host:1",
+                after
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .save_folder_checkpoint(
+                m.id,
+                "INBOX",
+                "{}",
+                (false, &[(7, changed.clone())]),
+                "host:1",
+                after
+            )
+            .await
+            .unwrap()
+    );
+    let ledger = store.ledger(m.id).await.unwrap();
+    assert_eq!(ledger["INBOX"].len(), 1);
+    assert_eq!(ledger["INBOX"][&7], changed);
 }

@@ -169,6 +169,27 @@ impl FolderMap {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// What became of one source message in a migration's ledger: its copy (or the
+/// destination's message it was matched with), by which pass, and what happened to it
+/// since.
+pub struct CopyRecord {
+    pub key: String,
+    /// The copy's UID at the destination (UIDPLUS), when known.
+    pub dest_uid: Option<u32>,
+    /// True when the destination already had it and nothing was copied.
+    pub skipped: bool,
+    /// True once the source's message is deleted (`--delete-source`).
+    #[serde(default)]
+    pub source_deleted: bool,
+    /// The pass that made the copy (or found it).
+    #[serde(default)]
+    pub pass: u32,
+    /// True once the copy was removed from the destination ("delete migrated items").
+    #[serde(default)]
+    pub removed: bool,
+}
+
 /// The role a folder plays (RFC 6154), found by attribute or by well-known name.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,

@@ -15,7 +15,8 @@ mod window;
 pub use actor::Actor;
 pub use email::{EmailAddress, mask};
 pub use mail::{
-    DuplicatePolicy, FolderMap, FolderStrategy, ImapEndpoint, Mode, Security, SpecialUse,
+    CopyRecord, DuplicatePolicy, FolderMap, FolderStrategy, ImapEndpoint, Mode, Security,
+    SpecialUse,
 };
 pub use message_key::{KEY_FIELDS, message_key};
 pub use migration::{

@@ -7,6 +7,7 @@
 //! outcome is written, the lease runs out, and the next worker resumes the same pass
 //! from the checkpoints in the folder rows.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -680,13 +681,13 @@ impl Services {
         let (mut removed, mut kept_unknown) = (0u64, 0u64);
         for (folder, mut fs) in state.folders {
             let uids: Vec<u32> = fs
-                .ledger
+                .ledger()
                 .values()
                 .filter(|e| e.pass >= from_pass && !e.skipped && !e.removed)
                 .filter_map(|e| e.dest_uid)
                 .collect();
             kept_unknown += fs
-                .ledger
+                .ledger()
                 .values()
                 .filter(|e| e.pass >= from_pass && !e.skipped && !e.removed && e.dest_uid.is_none())
                 .count() as u64;
@@ -710,13 +711,14 @@ impl Services {
                     "the destination server lacks UIDPLUS, so only exactly this migration's copies could not be expunged"
                 );
             }
-            for entry in fs.ledger.values_mut() {
-                if entry.dest_uid.is_some_and(|u| uids.contains(&u)) {
-                    entry.removed = true;
-                }
-            }
+            let gone: HashSet<u32> = uids.iter().copied().collect();
+            fs.update_all(|entry| {
+                let hit = entry.dest_uid.is_some_and(|u| gone.contains(&u));
+                entry.removed |= hit;
+                hit
+            });
             removed += uids.len() as u64;
-            checkpoints.save_folder(&folder, &fs).await?;
+            crate::sync::checkpoint::save(&checkpoints, &folder, &mut fs).await?;
         }
         conn.logout().await;
         self.work_done(

@@ -12,14 +12,17 @@ use tokio::sync::Notify;
 
 use crate::planner::folders::FolderPlan;
 use crate::store::{FolderCounts, PlannedFolder, Store};
-use crate::sync::checkpoint::{CheckpointStore, FolderState, MigrationState, STATE_VERSION};
+use crate::sync::checkpoint::{
+    CheckpointStore, FolderState, LedgerChanges, MigrationState, STATE_VERSION,
+};
 use crate::sync::mail::{FolderReport, Outcome, Progress};
 
 /// How often progress is written while a pass runs.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
-/// A migration's checkpoints: one JSON document per source folder, in its folder row,
-/// written only while `holder` holds the migration's lease.
+/// A migration's checkpoints: one JSON document per source folder (its head), in its
+/// folder row, and the ledger in `migration_ledger` rows, written together and only
+/// while `holder` holds the migration's lease.
 pub struct DbCheckpoints {
     pub store: Store,
     pub migration_id: i64,
@@ -43,14 +46,16 @@ impl LeaseLost {
 impl CheckpointStore for DbCheckpoints {
     async fn load(&self) -> anyhow::Result<MigrationState> {
         let mut folders = BTreeMap::new();
+        let mut ledger = self.store.ledger(self.migration_id).await?;
         for (folder, json) in self.store.folder_checkpoints(self.migration_id).await? {
-            let state: FolderState = serde_json::from_str(&json).map_err(|e| {
+            let head: FolderState = serde_json::from_str(&json).map_err(|e| {
                 anyhow::anyhow!(
                     "The checkpoint of folder {folder:?} of migration {} is damaged: {e}",
                     self.migration_id
                 )
             })?;
-            folders.insert(folder, state);
+            let entries = ledger.remove(&folder).unwrap_or_default();
+            folders.insert(folder, FolderState::loaded(head, entries));
         }
         Ok(MigrationState {
             version: STATE_VERSION,
@@ -58,11 +63,24 @@ impl CheckpointStore for DbCheckpoints {
         })
     }
 
-    async fn save_folder(&self, folder: &str, state: &FolderState) -> anyhow::Result<()> {
-        let json = serde_json::to_string(state)?;
+    async fn save_folder(
+        &self,
+        folder: &str,
+        head: &FolderState,
+        changes: &LedgerChanges,
+    ) -> anyhow::Result<()> {
+        // The head only: the ledger is not serialised with it.
+        let json = serde_json::to_string(head)?;
         let held = self
             .store
-            .save_folder_checkpoint(self.migration_id, folder, &json, &self.holder, Utc::now())
+            .save_folder_checkpoint(
+                self.migration_id,
+                folder,
+                &json,
+                (changes.replace, &changes.entries),
+                &self.holder,
+                Utc::now(),
+            )
             .await?;
         anyhow::ensure!(held, LeaseLost(self.migration_id));
         Ok(())

@@ -9,12 +9,18 @@ use sea_orm::{
     EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 
-use super::entities::{migration_folders, migration_passes, migrations};
+use std::collections::BTreeMap;
+
+use super::entities::{migration_folders, migration_ledger, migration_passes, migrations};
 use super::{Store, StoreError, StoreResult, Tx};
 use crate::domain::{
-    FolderProgress, Migration, MigrationOptions, MigrationStatus, Pass, PassKind, Security,
-    ServerAccount, Work,
+    CopyRecord, FolderProgress, Migration, MigrationOptions, MigrationStatus, Pass, PassKind,
+    Security, ServerAccount, Work,
 };
+
+/// Ledger rows per INSERT: 9 values each, well under SQLite's and PostgreSQL's limits
+/// on bound values, and a batch of the engine (200 messages) in one statement.
+const LEDGER_ROWS_PER_INSERT: usize = 250;
 
 /// A migration to insert, its passwords already encrypted.
 #[derive(Debug)]
@@ -494,9 +500,39 @@ impl Store {
             .collect())
     }
 
+    /// A migration's ledger: by source folder, each source UID's record.
+    pub async fn ledger(
+        &self,
+        id: i64,
+    ) -> StoreResult<BTreeMap<String, BTreeMap<u32, CopyRecord>>> {
+        let mut out: BTreeMap<String, BTreeMap<u32, CopyRecord>> = BTreeMap::new();
+        let rows = migration_ledger::Entity::find()
+            .filter(migration_ledger::Column::MigrationId.eq(id))
+            .all(&self.db)
+            .await?;
+        for row in rows {
+            let uid = u32::try_from(row.source_uid).map_err(|_| {
+                StoreError::Corrupt(format!("migration {id}: ledger UID {}", row.source_uid))
+            })?;
+            out.entry(row.source_folder).or_default().insert(
+                uid,
+                CopyRecord {
+                    key: row.key,
+                    dest_uid: row.dest_uid.and_then(|u| u32::try_from(u).ok()),
+                    skipped: row.skipped,
+                    source_deleted: row.source_deleted,
+                    pass: u32::try_from(row.pass).unwrap_or(0),
+                    removed: row.removed,
+                },
+            );
+        }
+        Ok(out)
+    }
+
     /// Saves one folder's checkpoint, creating its row when the pass has not planned it,
-    /// if `holder` still holds the migration's lease at `now`; false (nothing written)
-    /// when it does not. This fences a worker whose lease ran out: once another worker
+    /// with the ledger entries that changed (`replace`: the folder's saved ledger goes
+    /// first), if `holder` still holds the migration's lease at `now`; false (nothing
+    /// written) when it does not. This fences a worker whose lease ran out: once another worker
     /// has claimed the migration, the old one can neither overwrite the checkpoints
     /// the new one goes on from nor, since every batch is saved as in flight before it
     /// is appended, append another batch.
@@ -505,6 +541,7 @@ impl Store {
         id: i64,
         source_folder: &str,
         checkpoint: &str,
+        ledger: (bool, &[(u32, CopyRecord)]),
         holder: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
@@ -541,6 +578,43 @@ impl Store {
         )
         .exec(&tx)
         .await?;
+        let (replace, entries) = ledger;
+        use migration_ledger::Column as L;
+        if replace {
+            migration_ledger::Entity::delete_many()
+                .filter(L::MigrationId.eq(id))
+                .filter(L::SourceFolder.eq(source_folder))
+                .exec(&tx)
+                .await?;
+        }
+        for chunk in entries.chunks(LEDGER_ROWS_PER_INSERT) {
+            let rows = chunk.iter().map(|(uid, e)| migration_ledger::ActiveModel {
+                migration_id: Set(id),
+                source_folder: Set(source_folder.to_owned()),
+                source_uid: Set(i64::from(*uid)),
+                key: Set(e.key.clone()),
+                dest_uid: Set(e.dest_uid.map(i64::from)),
+                skipped: Set(e.skipped),
+                source_deleted: Set(e.source_deleted),
+                pass: Set(i32::try_from(e.pass).unwrap_or(i32::MAX)),
+                removed: Set(e.removed),
+            });
+            migration_ledger::Entity::insert_many(rows)
+                .on_conflict(
+                    OnConflict::columns([L::MigrationId, L::SourceFolder, L::SourceUid])
+                        .update_columns([
+                            L::Key,
+                            L::DestUid,
+                            L::Skipped,
+                            L::SourceDeleted,
+                            L::Pass,
+                            L::Removed,
+                        ])
+                        .to_owned(),
+                )
+                .exec(&tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(true)
     }

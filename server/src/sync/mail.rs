@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use super::checkpoint::{CheckpointStore, Entry, FolderState};
+use super::checkpoint::{CheckpointStore, Entry, FolderState, save};
 use crate::connectors::imap::{
     AppendItem, Bodies, ConnectError, FolderStatus, ImapConnection, MessageMeta, OpError,
     StreamError, stream_append,
@@ -318,7 +318,7 @@ pub async fn run<C: CheckpointStore>(
                 // It added up last time, and nothing came, went or changed since: the
                 // count holds (no UID below the same UIDNEXT can appear).
                 let mut r = folder_report(plan);
-                r.already_done = fs.ledger.len() as u64;
+                r.already_done = fs.ledger().len() as u64;
                 r.source_messages = u64::from(status.exists);
                 let dest = sides.dst.status(&plan.dest).await.map_err(op_error)?;
                 r.dest_messages = Some(u64::from(dest.exists));
@@ -399,7 +399,7 @@ fn unchanged(fs: &FolderState, plan: &FolderPlan, status: FolderStatus, job: &Ma
         && fs.in_flight.is_empty()
         && (!job.delete_source
             || fs
-                .ledger
+                .ledger()
                 .values()
                 .all(|e| e.source_deleted || e.dest_uid.is_none()))
 }
@@ -414,7 +414,7 @@ async fn copy_folder_with_retries<C: CheckpointStore>(
 ) -> Result<(Sides, FolderReport), MigrateError> {
     let Cx { job, plan, .. } = cx;
     let mut report = folder_report(plan);
-    report.already_done = fs.ledger.len() as u64;
+    report.already_done = fs.ledger().len() as u64;
     // Messages whose size did not match their bytes: copied whole, not streamed.
     let mut whole = HashSet::new();
     let mut attempt = 0;
@@ -677,12 +677,8 @@ async fn copy_folder<C: CheckpointStore>(
             tracing::warn!(folder = %plan.source_path, "UIDVALIDITY changed; matching by message key");
         }
         // Source UIDs are meaningless now: the ledger's keys still count the copies made.
-        let previous_keys: Vec<String> = fs.ledger.values().map(|e| e.key.clone()).collect();
-        *fs = FolderState {
-            uidvalidity: status.uidvalidity,
-            dest: plan.dest.clone(),
-            ..Default::default()
-        };
+        let previous_keys: Vec<String> = fs.ledger().values().map(|e| e.key.clone()).collect();
+        *fs = FolderState::restart(status.uidvalidity, &plan.dest);
         // Counted as ours: their copies at the destination are claimed, not doubled.
         for (i, key) in previous_keys.into_iter().enumerate() {
             fs.in_flight
@@ -696,7 +692,7 @@ async fn copy_folder<C: CheckpointStore>(
     let listed = sides.src.list_uids(status.exists).await?;
     // Copies made by earlier runs, whose flags may have changed at the source since.
     let earlier: Vec<u32> = fs
-        .ledger
+        .ledger()
         .iter()
         .filter(|(_, e)| !e.skipped && !e.removed)
         .map(|(uid, _)| *uid)
@@ -704,14 +700,14 @@ async fn copy_folder<C: CheckpointStore>(
     let wanted: Vec<u32> = listed
         .iter()
         .copied()
-        .filter(|uid| !fs.ledger.contains_key(uid))
+        .filter(|uid| !fs.ledger().contains_key(uid))
         .collect();
     let mut pending = if wanted.is_empty() {
         Vec::new()
     } else {
         sides.src.fetch_meta(&wanted).await?
     };
-    pending.retain(|m| !fs.ledger.contains_key(&m.uid));
+    pending.retain(|m| !fs.ledger().contains_key(&m.uid));
     if let Some(since) = job.since {
         let (keep, old): (Vec<_>, Vec<_>) = pending.into_iter().partition(|m| {
             m.internal_date
@@ -719,7 +715,7 @@ async fn copy_folder<C: CheckpointStore>(
         });
         report.skipped += old.len() as u64;
         for m in &old {
-            fs.ledger.insert(m.uid, entry(job, &m.key, None, true));
+            fs.record(m.uid, entry(job, &m.key, None, true));
             fs.failed.remove(&m.uid);
             report.failures.retain(|f| f.uid != m.uid);
         }
@@ -736,9 +732,7 @@ async fn copy_folder<C: CheckpointStore>(
         fs.dest_uidvalidity = dstatus.uidvalidity;
         fs.dest_seen_uid = 0;
         fs.dest_unclaimed.clear();
-        for entry in fs.ledger.values_mut() {
-            entry.dest_uid = None;
-        }
+        fs.update_all(|entry| entry.dest_uid.take().is_some());
     }
     if !pending.is_empty() {
         index_dest(&mut sides.dst, fs, dstatus.uidnext).await?;
@@ -794,7 +788,7 @@ async fn copy_folder<C: CheckpointStore>(
     if job.delete_source {
         // Copies confirmed by an earlier run, and messages the destination already had.
         let left: Vec<u32> = fs
-            .ledger
+            .ledger()
             .iter()
             .filter(|(_, e)| e.dest_uid.is_some() && !e.source_deleted)
             .map(|(uid, _)| *uid)
@@ -836,7 +830,7 @@ async fn copy_folder<C: CheckpointStore>(
         tracing::error!(folder = %plan.source_path, source_messages = report.source_messages, unaccounted = report.unaccounted, "The folder does not add up");
         fs.source_uidnext = 0;
     }
-    checkpoints.save_folder(&plan.source, fs).await?;
+    save(checkpoints, &plan.source, fs).await?;
     Ok(())
 }
 
@@ -870,7 +864,7 @@ fn reconcile(fs: &FolderState, at_start: &[u32], at_end: &[u32]) -> Proof {
     let mut unaccounted = Vec::new();
     for uid in at_end.iter().filter(|uid| start.contains(uid)) {
         source_messages += 1;
-        if !fs.ledger.contains_key(uid) && !fs.failed.contains_key(uid) {
+        if !fs.ledger().contains_key(uid) && !fs.failed.contains_key(uid) {
             unaccounted.push(*uid);
         }
     }
@@ -915,7 +909,7 @@ async fn sync_flags(
     // Copies made without UIDPLUS are known by key only: found once, then by UID.
     if source_flags
         .iter()
-        .any(|(uid, _)| fs.ledger.get(uid).is_some_and(|e| e.dest_uid.is_none()))
+        .any(|(uid, _)| fs.ledger().get(uid).is_some_and(|e| e.dest_uid.is_none()))
     {
         locate_copies(&mut sides.dst, fs).await?;
     }
@@ -923,7 +917,7 @@ async fn sync_flags(
     let copies: BTreeMap<u32, u32> = source_flags
         .iter()
         .filter_map(|(uid, _)| {
-            fs.ledger
+            fs.ledger()
                 .get(uid)
                 .and_then(|e| e.dest_uid)
                 .map(|d| (*uid, d))
@@ -952,20 +946,20 @@ async fn sync_flags(
 /// only (a destination without UIDPLUS): each key's copies, in UID order, among the
 /// destination messages no ledger entry names.
 async fn locate_copies(dst: &mut ImapConnection, fs: &mut FolderState) -> Result<(), FolderError> {
-    let named: HashSet<u32> = fs.ledger.values().filter_map(|e| e.dest_uid).collect();
+    let named: HashSet<u32> = fs.ledger().values().filter_map(|e| e.dest_uid).collect();
     let mut by_key: BTreeMap<String, VecDeque<u32>> = BTreeMap::new();
     for m in dst.fetch_meta_set("1:*").await? {
         if !named.contains(&m.uid) {
             by_key.entry(m.key).or_default().push_back(m.uid);
         }
     }
-    for e in fs
-        .ledger
-        .values_mut()
-        .filter(|e| e.dest_uid.is_none() && !e.skipped && !e.removed)
-    {
+    fs.update_all(|e| {
+        if e.dest_uid.is_some() || e.skipped || e.removed {
+            return false;
+        }
         e.dest_uid = by_key.get_mut(&e.key).and_then(VecDeque::pop_front);
-    }
+        e.dest_uid.is_some()
+    });
     Ok(())
 }
 
@@ -1002,7 +996,7 @@ async fn sync_deletions(
 ) -> Result<u64, FolderError> {
     let present: HashSet<u32> = now_listed.iter().copied().collect();
     let gone: Vec<(u32, u32)> = fs
-        .ledger
+        .ledger()
         .iter()
         .filter(|(uid, e)| !present.contains(uid) && !e.skipped && !e.removed && !e.source_deleted)
         .filter_map(|(uid, e)| e.dest_uid.map(|d| (*uid, d)))
@@ -1020,9 +1014,7 @@ async fn sync_deletions(
         let dest_uids: Vec<u32> = chunk.iter().map(|(_, d)| *d).collect();
         sides.dst.delete_uids(&dest_uids).await?;
         for (uid, _) in chunk {
-            if let Some(e) = fs.ledger.get_mut(uid) {
-                e.removed = true;
-            }
+            fs.update(*uid, |e| e.removed = true);
         }
         removed += chunk.len() as u64;
     }
@@ -1040,14 +1032,14 @@ async fn index_dest(
     if uidnext.is_some_and(|n| n.saturating_sub(1) <= fs.dest_seen_uid) {
         return Ok(());
     }
-    let claimed: HashSet<u32> = fs.ledger.values().filter_map(|e| e.dest_uid).collect();
-    let mut ledger_without_uid: BTreeMap<&str, usize> = BTreeMap::new();
+    let claimed: HashSet<u32> = fs.ledger().values().filter_map(|e| e.dest_uid).collect();
+    let mut ledger_without_uid: BTreeMap<String, usize> = BTreeMap::new();
     for e in fs
-        .ledger
+        .ledger()
         .values()
         .filter(|e| e.dest_uid.is_none() && !e.skipped)
     {
-        *ledger_without_uid.entry(e.key.as_str()).or_default() += 1;
+        *ledger_without_uid.entry(e.key.clone()).or_default() += 1;
     }
     // `n:*` always answers the highest message even below n: filtered by UID.
     let index = dst
@@ -1122,7 +1114,7 @@ fn decide<'a>(
     for (m, decision) in pending.iter().zip(decisions) {
         match decision {
             Decision::Claim { dest_uid, ours } => {
-                fs.ledger.insert(
+                fs.record(
                     m.uid,
                     Entry {
                         key: m.key.clone(),
@@ -1176,7 +1168,7 @@ async fn copy_batches<C: CheckpointStore>(
         fs.in_flight
             .extend(batch.messages.iter().map(|m| (m.uid, m.key.clone())));
         fs.in_flight_at = chrono::Utc::now().timestamp();
-        checkpoints.save_folder(&plan.source, fs).await?;
+        save(checkpoints, &plan.source, fs).await?;
 
         let (outcomes, broken, next) = if batch.stream {
             let m = batch.messages[0];
@@ -1239,7 +1231,7 @@ async fn copy_batches<C: CheckpointStore>(
             match outcome {
                 Appended::Copied { dest_uid, bytes } => {
                     crash_point::after_append();
-                    fs.ledger.insert(
+                    fs.record(
                         m.uid,
                         Entry {
                             key: m.key.clone(),
@@ -1275,12 +1267,12 @@ async fn copy_batches<C: CheckpointStore>(
         }
         if let Some(err) = broken {
             // The in-flight keys stay: whatever reached the destination is claimed next time.
-            checkpoints.save_folder(&plan.source, fs).await?;
+            save(checkpoints, &plan.source, fs).await?;
             return Err(err.into());
         }
         fs.in_flight.clone_from(&unresolved);
         fs.last_uid = fs.last_uid.max(batch.messages.last().map_or(0, |m| m.uid));
-        checkpoints.save_folder(&plan.source, fs).await?;
+        save(checkpoints, &plan.source, fs).await?;
         match next {
             Some(Ok(bodies)) => prefetched = Some(bodies),
             Some(Err(err)) => return Err(err.into()),
@@ -1320,9 +1312,7 @@ async fn delete_from_source(
     for chunk in uids.chunks(BATCH_MESSAGES) {
         if sides.src.delete_uids(chunk).await? {
             for uid in chunk {
-                if let Some(entry) = fs.ledger.get_mut(uid) {
-                    entry.source_deleted = true;
-                }
+                fs.update(*uid, |entry| entry.source_deleted = true);
             }
         }
     }
@@ -1359,5 +1349,85 @@ mod crash_point {
         {
             std::process::abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state_with(ledger: &[u32], failed: &[u32]) -> FolderState {
+        let mut fs = FolderState::restart(1, "INBOX");
+        for uid in ledger {
+            fs.record(
+                *uid,
+                Entry {
+                    key: format!("k{uid}"),
+                    dest_uid: Some(uid + 100),
+                    skipped: false,
+                    source_deleted: false,
+                    pass: 1,
+                    removed: false,
+                },
+            );
+        }
+        for uid in failed {
+            fs.failed.insert(*uid, "too large".into());
+        }
+        fs
+    }
+
+    #[test]
+    fn a_folder_adds_up_only_when_every_message_it_kept_is_accounted_for() {
+        // (ledger, failed, listed at the start, listed at the end) → (count, unaccounted)
+        type Case<'a> = (&'a [u32], &'a [u32], &'a [u32], &'a [u32], u64, &'a [u32]);
+        let cases: [Case<'_>; 6] = [
+            (&[1, 2, 3], &[], &[1, 2, 3], &[1, 2, 3], 3, &[]),
+            // A failure with its reason counts; a message nobody handled does not.
+            (&[1, 3], &[2], &[1, 2, 3], &[1, 2, 3], 3, &[]),
+            (&[1, 3], &[], &[1, 2, 3], &[1, 2, 3], 3, &[2]),
+            // Expunged during the pass: no one's.
+            (&[1], &[], &[1, 2], &[1], 1, &[]),
+            // Arrived during the pass: the next pass's.
+            (&[1], &[], &[1], &[1, 9], 1, &[]),
+            // Nothing copied at all is never "all is well".
+            (&[], &[], &[1, 2, 3, 4], &[1, 2, 3, 4], 4, &[1, 2, 3, 4]),
+        ];
+        for (ledger, failed, start, end, count, unaccounted) in cases {
+            let proof = reconcile(&state_with(ledger, failed), start, end);
+            assert_eq!(
+                (proof.source_messages, proof.unaccounted.as_slice()),
+                (count, unaccounted),
+                "ledger {ledger:?} failed {failed:?} start {start:?} end {end:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_copies_whose_flags_differ_are_stored_once_per_set_of_flags() {
+        let flags = |f: &[&str]| f.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let source = vec![
+            (1, flags(&["\\Seen"])),
+            (2, flags(&["$Work", "\\Flagged"])),
+            (3, flags(&["\\Seen"])),
+            (4, flags(&[])),
+            (5, flags(&["\\Seen"])),
+        ];
+        let copies: BTreeMap<u32, u32> = [(1, 11), (2, 12), (3, 13), (4, 14)].into();
+        let dest: BTreeMap<u32, Vec<String>> = [
+            (11, flags(&["\\Seen"])),
+            (12, flags(&["\\Flagged"])),
+            (13, flags(&[])),
+            (14, flags(&["\\Seen"])),
+        ]
+        .into();
+        let updates = flag_updates(&source, &copies, &dest);
+        let want: BTreeMap<Vec<String>, Vec<u32>> = [
+            (flags(&[]), vec![14]),
+            (flags(&["$Work", "\\Flagged"]), vec![12]),
+            (flags(&["\\Seen"]), vec![13]),
+        ]
+        .into();
+        assert_eq!(updates, want);
     }
 }

@@ -3,6 +3,7 @@
 pub mod api_tokens;
 pub mod audit_events;
 pub mod migration_folders;
+pub mod migration_ledger;
 pub mod migration_passes;
 pub mod migrations;
 pub mod outbox;
