@@ -873,3 +873,46 @@ async fn a_cancelled_pass_stops_within_seconds_and_a_retry_finishes_it_without_d
     assert_eq!(m["passes"].as_array().unwrap().len(), 2, "{m}");
     life.assert_mirrored(&[]).await;
 }
+
+#[tokio::test]
+async fn a_pass_that_does_not_add_up_fails_with_its_numbers_and_a_retry_copies_the_rest() {
+    let mailbox = vec![("INBOX", messages(0, 30, 1200))];
+    let mut life = Life::start(&mailbox, &[]).await;
+    // The old server's index answers the copy loop without two messages that SEARCH
+    // and EXISTS still count.
+    let strip = ferry_tests::strip::Strip::start(
+        life.src.port,
+        ferry_tests::strip::Rules {
+            hide_uids: vec![4, 9],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    life.src_port = strip.port;
+    let id = life.start_now(DST_PW).await;
+    let m = life
+        .wait_status(id, "failed", Duration::from_secs(60))
+        .await;
+    assert_eq!(m["error"]["code"], "incomplete", "{m:#}");
+    let message = m["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("does not add up") && message.contains("UIDs 4, 9"),
+        "{message}"
+    );
+    assert_eq!(m["passes"][0]["status"], "incomplete", "{m:#}");
+    assert_eq!(m["passes"][0]["copied"], 28, "{m:#}");
+    let email = life.email(&format!("Migration #{id} has stopped")).await;
+    assert!(email.text().contains("does not add up"), "{}", email.text());
+
+    // The server answers whole again: Retry copies the two, nothing twice.
+    strip.set(ferry_tests::strip::Rules::default());
+    let (status, m) = life
+        .call("POST", &format!("/migrations/{id}:retry"), None)
+        .await;
+    assert_eq!(status, 200, "{m}");
+    let _ = life
+        .wait_status(id, "completed", Duration::from_secs(60))
+        .await;
+    life.assert_mirrored(&[]).await;
+}

@@ -29,6 +29,7 @@ pub struct Rules {
 
 pub struct Strip {
     pub port: u16,
+    rules: Arc<Mutex<Arc<Rules>>>,
     /// Answers dropped or changed so far (a test checks that its rule did something).
     changed: Arc<Mutex<usize>>,
     task: tokio::task::JoinHandle<()>,
@@ -38,12 +39,14 @@ impl Strip {
     pub async fn start(target: u16, rules: Rules) -> anyhow::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
-        let rules = Arc::new(rules);
+        let rules = Arc::new(Mutex::new(Arc::new(rules)));
+        let current = rules.clone();
         let changed = Arc::new(Mutex::new(0));
         let counter = changed.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let rules = rules.clone();
+                // A connection keeps the rules in force when it was opened.
+                let rules = current.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 let counter = counter.clone();
                 tokio::spawn(async move {
                     let target = SocketAddr::from(([127, 0, 0, 1], target));
@@ -55,9 +58,15 @@ impl Strip {
         });
         Ok(Self {
             port,
+            rules,
             changed,
             task,
         })
+    }
+
+    /// New rules for the connections opened from now on.
+    pub fn set(&self, rules: Rules) {
+        *self.rules.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(rules);
     }
 
     pub fn changed(&self) -> usize {
