@@ -1430,4 +1430,117 @@ mod tests {
         .into();
         assert_eq!(updates, want);
     }
+
+    fn job(duplicates: DuplicatePolicy) -> MailJob {
+        let side = || ImapEndpoint {
+            host: "127.0.0.1".into(),
+            port: 143,
+            security: crate::domain::Security::None,
+            username: "jane".into(),
+            authuser: None,
+            password: secrecy::SecretString::from("x".to_owned()),
+            verify_tls: false,
+        };
+        MailJob {
+            source: side(),
+            dest: side(),
+            mode: Mode::Full,
+            duplicates,
+            delete_source: false,
+            since: None,
+            selection: Selection::default(),
+            count_first: false,
+            connections: 1,
+            pass: 2,
+            sync_deletions: false,
+        }
+    }
+
+    fn plan() -> FolderPlan {
+        FolderPlan {
+            source: "INBOX".into(),
+            source_path: "INBOX".into(),
+            dest: "INBOX".into(),
+            dest_path: "INBOX".into(),
+            special_use: None,
+            mapped_by: MappedBy::Name,
+            copy_messages: true,
+            create: false,
+            subscribe: false,
+        }
+    }
+
+    fn meta(uid: u32, key: &str) -> MessageMeta {
+        MessageMeta {
+            uid,
+            flags: Vec::new(),
+            internal_date: None,
+            size: 100,
+            key: key.into(),
+        }
+    }
+
+    /// What `decide` does with one pending message, given whether its key was in
+    /// flight, whether the destination has an unclaimed message with that key, the
+    /// duplicates policy and whether this is the last look:
+    /// (claimed as ours, claimed as skipped, copied, later, replaced).
+    #[test]
+    fn each_pending_message_is_claimed_copied_or_looked_for_again_never_dropped() {
+        use DuplicatePolicy::{Create, Overwrite, Skip};
+        // (in flight, at the destination, policy, last look) → outcome
+        let cases = [
+            ((true, true, Skip, false), "ours"),
+            ((true, true, Create, false), "ours"),
+            ((true, false, Skip, false), "later"),
+            ((true, false, Skip, true), "copy"),
+            ((false, true, Skip, false), "skipped"),
+            ((false, true, Overwrite, false), "replace"),
+            ((false, true, Create, false), "copy"),
+            ((false, false, Skip, false), "copy"),
+            ((false, false, Skip, true), "copy"),
+        ];
+        for ((in_flight, at_dest, policy, last_look), want) in cases {
+            let mut fs = FolderState::restart(1, "INBOX");
+            if at_dest {
+                fs.dest_unclaimed.insert("k".into(), vec![42]);
+            }
+            let flying: HashSet<String> = if in_flight {
+                ["k".to_owned()].into()
+            } else {
+                HashSet::new()
+            };
+            let mut report = folder_report(&plan());
+            let pending = [meta(7, "k")];
+            let (copies, later, replace) = decide(
+                &job(policy),
+                &plan(),
+                &mut fs,
+                &mut report,
+                &Silent,
+                &pending,
+                &flying,
+                last_look,
+            );
+            let got = match (
+                fs.ledger().get(&7),
+                copies.len(),
+                later.len(),
+                replace.as_slice(),
+            ) {
+                (Some(e), 0, 0, []) if !e.skipped && e.dest_uid == Some(42) => "ours",
+                (Some(e), 0, 0, []) if e.skipped && e.dest_uid == Some(42) => "skipped",
+                (None, 1, 0, [42]) => "replace",
+                (None, 1, 0, []) => "copy",
+                (None, 0, 1, []) => "later",
+                other => panic!("unexpected {other:?}"),
+            };
+            assert_eq!(
+                got, want,
+                "in flight {in_flight}, at the destination {at_dest}, {policy:?}, last look {last_look}"
+            );
+            // Whatever happened, the message is accounted for or still pending.
+            let accounted = fs.ledger().contains_key(&7) || !copies.is_empty() || !later.is_empty();
+            assert!(accounted);
+        }
+    }
 }
