@@ -18,6 +18,12 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::domain::CopyRecord as Entry;
 
+/// A state log is compacted when it holds more saves than this many per folder, plus
+/// `COMPACT_AFTER_SAVES`: a few thousand lines of heads are cheap to replay, and a
+/// second run of an unchanged mailbox then rewrites nothing.
+const COMPACT_AFTER_SAVES_PER_FOLDER: usize = 20;
+const COMPACT_AFTER_SAVES: usize = 2000;
+
 /// The state file's format: a log of JSON lines (2). Version 1 was one JSON document;
 /// it is read and turned into a log.
 pub const STATE_VERSION: u32 = 2;
@@ -234,9 +240,9 @@ fn empty_state() -> MigrationState {
 }
 
 /// Checkpoints in a log file of JSON lines: a save appends the folder's head and the
-/// ledger entries that changed (then fsync), so it costs what changed. The log is
-/// compacted (rewritten atomically: write, fsync, rename) once per run, when it is
-/// loaded. A line cut short by a crash is the last one and is ignored.
+/// ledger entries that changed (then fsync), so it costs what changed. When it is
+/// loaded with many saves behind it, the log is compacted (rewritten atomically: write,
+/// fsync, rename). A line cut short by a crash is the last one and is ignored.
 #[derive(Debug)]
 pub struct FileCheckpoints {
     path: PathBuf,
@@ -274,11 +280,14 @@ impl FileCheckpoints {
         )
     }
 
-    /// Replays the log (or reads a version 1 document).
-    fn read(&self) -> anyhow::Result<MigrationState> {
+    /// Replays the log (or reads a version 1 document); with the number of saves read,
+    /// and whether the last line was cut short (it must not stay before new lines).
+    fn read(&self) -> anyhow::Result<(MigrationState, usize, bool)> {
         let file = match std::fs::File::open(&self.path) {
             Ok(f) => f,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(empty_state()),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((empty_state(), 0, false));
+            }
             Err(err) => {
                 return Err(err).with_context(|| {
                     format!("Failed to read the state file {}", self.path.display())
@@ -288,6 +297,7 @@ impl FileCheckpoints {
         let mut lines = std::io::BufReader::new(file).lines().peekable();
         let mut state = empty_state();
         let mut first = true;
+        let mut saves = 0;
         while let Some(line) = lines.next() {
             let line = line.with_context(|| self.damaged())?;
             let last = lines.peek().is_none();
@@ -306,13 +316,14 @@ impl FileCheckpoints {
                         .folders
                         .insert(folder, FolderState::loaded(fs, BTreeMap::new()));
                 }
-                return Ok(state);
+                // Always written again, as a log.
+                return Ok((state, 0, true));
             }
             first = false;
             let parsed: Line = match serde_json::from_str(&line) {
                 Ok(l) => l,
                 // The last line may be cut short by a crash mid-write: never saved.
-                Err(_) if last => break,
+                Err(_) if last => return Ok((state, saves, true)),
                 Err(err) => return Err(err).with_context(|| self.damaged()),
             };
             match parsed {
@@ -327,12 +338,13 @@ impl FileCheckpoints {
                     replace,
                     entries,
                 } => {
+                    saves += 1;
                     let fs = state.folders.entry(folder).or_default();
                     fs.apply(head.as_ref(), &LedgerChanges { replace, entries });
                 }
             }
         }
-        Ok(state)
+        Ok((state, saves, false))
     }
 
     /// The whole state as a fresh log, written atomically.
@@ -383,8 +395,12 @@ fn write_folder(
 
 impl CheckpointStore for FileCheckpoints {
     async fn load(&self) -> anyhow::Result<MigrationState> {
-        let state = self.read()?;
-        if self.path.exists() {
+        let (state, saves, rewrite) = self.read()?;
+        // Each save left a head line behind: rewritten once they outnumber the folders
+        // well, so that a log stays about the size of its ledger.
+        if rewrite
+            || saves > COMPACT_AFTER_SAVES_PER_FOLDER * state.folders.len() + COMPACT_AFTER_SAVES
+        {
             self.compact(&state).with_context(|| {
                 format!("Failed to write the state file {}", self.path.display())
             })?;
@@ -562,9 +578,15 @@ mod tests {
         assert_eq!(got.last_uid, 3);
         assert_eq!(loaded.folders["Sent"].in_flight.len(), 1);
         assert_eq!(loaded.folders["Sent"].ledger()[&5], entry("s5", 1));
-        // Loading compacts: one line per folder.
+        // The torn line is gone (the log was written again: one line per folder), so
+        // that what is appended next is not glued to it.
         let compact = std::fs::read_to_string(&path).unwrap_or_default();
         assert_eq!(compact.lines().count(), 1 + 2);
+        // A log without a torn line and with few saves is left as it is.
+        let before = compact.clone();
+        rt().block_on(FileCheckpoints::new(path.clone()).load())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(std::fs::read_to_string(&path).unwrap_or_default(), before);
         let again = rt()
             .block_on(FileCheckpoints::new(path).load())
             .unwrap_or_else(|e| panic!("{e}"));

@@ -28,8 +28,16 @@ use crate::planner::folders::{FolderPlan, MappedBy, Selection, Skipped, map_fold
 /// Messages fetched and appended per batch (one MULTIAPPEND, one checkpoint).
 const BATCH_MESSAGES: usize = 200;
 /// Bytes fetched per batch; a larger message goes in a batch of its own. A worker
-/// holds at most two batches (one being appended, the next being fetched).
-const BATCH_BYTES: u64 = 6 * 1024 * 1024;
+/// holds at most two batches (one being appended, the next being fetched), within
+/// `BYTES_IN_FLIGHT` for all workers together.
+const BATCH_BYTES: u64 = 4 * 1024 * 1024;
+/// Message bytes held in memory at once by all the folders being copied: what bounds
+/// a run's memory (with `STREAM_ABOVE`), whatever `--connections` says. 24 MiB keeps
+/// three connections' batches and their prefetches in flight (the 64 MiB goal of
+/// `scripts/bench` leaves the rest to buffers and the ledger).
+const BYTES_IN_FLIGHT: u64 = 24 * 1024 * 1024;
+/// The budget's unit.
+const BUDGET_UNIT: u64 = 64 * 1024;
 /// Messages larger than this are streamed in chunks, never held whole.
 const STREAM_ABOVE: u64 = 4 * 1024 * 1024;
 /// How long a folder must stay unchanged after a crash before its copies are counted.
@@ -333,6 +341,7 @@ pub async fn run<C: CheckpointStore>(
     }
 
     let workers = job.connections.clamp(1, queue.len().max(1));
+    let budget = Budget::new();
     let queue = Mutex::new(queue);
     let results = Mutex::new(reports);
     let first = Mutex::new(Some(sides));
@@ -353,6 +362,7 @@ pub async fn run<C: CheckpointStore>(
                     plan,
                     checkpoints,
                     progress,
+                    budget: &budget,
                 },
                 fs,
                 status,
@@ -525,6 +535,10 @@ impl Batch<'_> {
     fn uids(&self) -> Vec<u32> {
         self.messages.iter().map(|m| m.uid).collect()
     }
+
+    fn bytes(&self) -> u64 {
+        self.messages.iter().map(|m| u64::from(m.size)).sum()
+    }
 }
 
 fn batches<'a>(copies: &[&'a MessageMeta], whole: &HashSet<u32>) -> Vec<Batch<'a>> {
@@ -644,6 +658,39 @@ struct Cx<'a, C> {
     plan: &'a FolderPlan,
     checkpoints: &'a C,
     progress: &'a dyn Progress,
+    budget: &'a Budget,
+}
+
+/// The message bytes all workers may hold at once (`BYTES_IN_FLIGHT`). A worker that
+/// holds nothing waits for its share; a worker that holds a batch only prefetches the
+/// next one when the budget allows at once, so no two workers wait on each other.
+struct Budget(tokio::sync::Semaphore);
+
+impl Budget {
+    fn new() -> Self {
+        Self(tokio::sync::Semaphore::new(
+            usize::try_from(BYTES_IN_FLIGHT / BUDGET_UNIT).unwrap_or(1),
+        ))
+    }
+
+    fn units(bytes: u64) -> u32 {
+        u32::try_from(
+            bytes
+                .div_ceil(BUDGET_UNIT)
+                .clamp(1, BYTES_IN_FLIGHT / BUDGET_UNIT),
+        )
+        .unwrap_or(1)
+    }
+
+    /// Waits for `bytes` of the budget (at most all of it).
+    async fn take(&self, bytes: u64) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.0.acquire_many(Self::units(bytes)).await.ok()
+    }
+
+    /// `bytes` of the budget if they are free now.
+    fn try_take(&self, bytes: u64) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.0.try_acquire_many(Self::units(bytes)).ok()
+    }
 }
 
 impl<C> Clone for Cx<'_, C> {
@@ -666,6 +713,7 @@ async fn copy_folder<C: CheckpointStore>(
         plan,
         checkpoints,
         progress,
+        ..
     } = cx;
     let status = sides
         .src
@@ -1159,10 +1207,11 @@ async fn copy_batches<C: CheckpointStore>(
         plan,
         checkpoints,
         progress,
+        budget,
     } = cx;
     let unresolved = fs.in_flight.clone();
     let batches = batches(copies, whole);
-    let mut prefetched: Option<Bodies> = None;
+    let mut prefetched: Option<(Bodies, Option<tokio::sync::SemaphorePermit<'_>>)> = None;
     for (i, batch) in batches.iter().enumerate() {
         fs.in_flight.clone_from(&unresolved);
         fs.in_flight
@@ -1172,6 +1221,8 @@ async fn copy_batches<C: CheckpointStore>(
 
         let (outcomes, broken, next) = if batch.stream {
             let m = batch.messages[0];
+            // A chunk being read and one being written.
+            let _held = budget.take(2 * crate::connectors::imap::STREAM_CHUNK).await;
             let streamed = stream_append(
                 &mut sides.src,
                 &mut sides.dst,
@@ -1209,16 +1260,25 @@ async fn copy_batches<C: CheckpointStore>(
                 }
             }
         } else {
-            let bodies = match prefetched.take() {
-                Some(bodies) => bodies,
-                None => sides.src.fetch_bodies(&batch.uids()).await?,
+            let (bodies, _held) = match prefetched.take() {
+                Some(fetched) => fetched,
+                None => {
+                    let held = budget.take(batch.bytes()).await;
+                    (sides.src.fetch_bodies(&batch.uids()).await?, held)
+                }
             };
-            let following = batches.get(i + 1).filter(|b| !b.stream).map(Batch::uids);
+            // The next batch is fetched meanwhile when the budget has room for it now.
+            let following = batches
+                .get(i + 1)
+                .filter(|b| !b.stream)
+                .and_then(|b| budget.try_take(b.bytes()).map(|held| (b.uids(), held)));
             let ((outcomes, broken), next) = tokio::join!(
                 append_batch(&mut sides.dst, &plan.dest, &batch.messages, &bodies),
                 async {
                     match following {
-                        Some(uids) => Some(sides.src.fetch_bodies(&uids).await),
+                        Some((uids, held)) => {
+                            Some(sides.src.fetch_bodies(&uids).await.map(|b| (b, Some(held))))
+                        }
                         None => None,
                     }
                 }
@@ -1274,7 +1334,7 @@ async fn copy_batches<C: CheckpointStore>(
         fs.last_uid = fs.last_uid.max(batch.messages.last().map_or(0, |m| m.uid));
         save(checkpoints, &plan.source, fs).await?;
         match next {
-            Some(Ok(bodies)) => prefetched = Some(bodies),
+            Some(Ok(fetched)) => prefetched = Some(fetched),
             Some(Err(err)) => return Err(err.into()),
             None => {}
         }
