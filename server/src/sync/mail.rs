@@ -846,13 +846,9 @@ async fn copy_folder<C: CheckpointStore>(
     // Flags changed at the source since the copies were made: brought over.
     report.flags_updated += sync_flags(sides, fs, &earlier, &listed, before).await?;
 
-    // The proof: the source counted again, apart from the copy loop.
-    let end = sides
-        .src
-        .select(&plan.source)
-        .await
-        .map_err(|e| folder_select_error(e, &plan.source_path))?;
-    let now_listed = sides.src.list_uids(end.exists).await?;
+    // The proof: the source counted again, apart from the copy loop (the folder is
+    // still selected: SEARCH answers what it holds now).
+    let now_listed = sides.src.search_uids().await?;
     if job.sync_deletions {
         report.removed += sync_deletions(sides, fs, &now_listed).await?;
     }
@@ -864,12 +860,13 @@ async fn copy_folder<C: CheckpointStore>(
         .into_iter()
         .take(UNACCOUNTED_NAMED)
         .collect();
-    let dest_end = sides
+    // A server that will not answer STATUS on the selected folder leaves it unknown.
+    report.dest_messages = sides
         .dst
-        .select(&plan.dest)
+        .status(&plan.dest)
         .await
-        .map_err(|e| folder_select_error(e, &plan.dest_path))?;
-    report.dest_messages = Some(u64::from(dest_end.exists));
+        .ok()
+        .map(|s| u64::from(s.exists));
     if report.unaccounted == 0 {
         fs.source_uidnext = before.uidnext.unwrap_or(0);
         fs.source_messages = u32::try_from(now_listed.len()).unwrap_or(u32::MAX);

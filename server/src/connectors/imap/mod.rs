@@ -499,6 +499,16 @@ impl ImapConnection {
         Ok(uids)
     }
 
+    /// Every UID of the selected folder as `UID SEARCH ALL` answers now, sorted.
+    pub async fn search_uids(&mut self) -> Result<Vec<u32>, OpError> {
+        let mut uids: Vec<u32> = timed(self.session.uid_search("ALL"))
+            .await?
+            .into_iter()
+            .collect();
+        uids.sort_unstable();
+        Ok(uids)
+    }
+
     /// The flags of messages of the selected folder, by UID; with `changed_since`
     /// (CONDSTORE), only those whose flags changed after that mod-sequence.
     pub async fn fetch_flags(
