@@ -340,10 +340,7 @@ pub async fn run<C: CheckpointStore>(
         progress.folder_done(r);
     }
 
-    let workers = workers_for(
-        job.connections,
-        queue.iter().map(|(_, _, fs, st)| work_estimate(fs, *st)),
-    );
+    let workers = job.connections.clamp(1, queue.len().max(1));
     let budget = Budget::new();
     let queue = Mutex::new(queue);
     let results = Mutex::new(reports);
@@ -395,30 +392,6 @@ pub async fn run<C: CheckpointStore>(
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
-
-/// Messages a folder is expected to need, from STATUS: what arrived since it last
-/// added up, or all it has (a first pass, or a folder that did not add up).
-fn work_estimate(fs: &FolderState, status: FolderStatus) -> u64 {
-    match status.uidnext {
-        Some(next) if fs.source_uidnext != 0 && next >= fs.source_uidnext => {
-            u64::from(next - fs.source_uidnext)
-        }
-        _ => u64::from(status.exists),
-    }
-}
-
-/// How many folders to copy at once: one per folder with work, up to `connections`,
-/// and no more than the work is worth. Each further worker logs in again on both sides
-/// (Dovecot starts a process per login: tens of milliseconds), which pays only when
-/// there are messages enough to share.
-fn workers_for(connections: usize, estimates: impl Iterator<Item = u64>) -> usize {
-    let (folders, messages) = estimates.fold((0usize, 0u64), |(f, m), e| (f + 1, m + e));
-    let worth = usize::try_from(messages.div_ceil(MESSAGES_PER_WORKER)).unwrap_or(usize::MAX);
-    connections.min(folders).min(worth).max(1)
-}
-
-/// Messages that justify a further pair of connections (see `workers_for`).
-const MESSAGES_PER_WORKER: u64 = 1000;
 
 /// True when the folder added up at its last pass and STATUS shows that nothing came,
 /// went or changed since: the same UIDVALIDITY, UIDNEXT and message count, and (for
@@ -1626,41 +1599,5 @@ mod tests {
             let accounted = fs.ledger().contains_key(&7) || !copies.is_empty() || !later.is_empty();
             assert!(accounted);
         }
-    }
-
-    #[test]
-    fn more_connections_only_for_work_worth_the_logins() {
-        assert_eq!(workers_for(3, [20_000, 300, 5].into_iter()), 3);
-        assert_eq!(
-            workers_for(3, [150, 50].into_iter()),
-            1,
-            "a small later pass"
-        );
-        assert_eq!(workers_for(3, [900, 900].into_iter()), 2);
-        assert_eq!(
-            workers_for(8, [5000].into_iter()),
-            1,
-            "one folder, one worker"
-        );
-        assert_eq!(workers_for(3, std::iter::empty()), 1);
-        let mut fs = FolderState::restart(1, "INBOX");
-        let status = |next, exists| FolderStatus {
-            uidvalidity: 1,
-            uidnext: next,
-            exists,
-            highest_modseq: None,
-        };
-        assert_eq!(
-            work_estimate(&fs, status(Some(501), 500)),
-            500,
-            "a first pass"
-        );
-        fs.source_uidnext = 451;
-        assert_eq!(work_estimate(&fs, status(Some(501), 500)), 50);
-        assert_eq!(
-            work_estimate(&fs, status(None, 500)),
-            500,
-            "no UIDNEXT: all of it"
-        );
     }
 }
