@@ -109,7 +109,8 @@ pub struct FolderReport {
     /// The source's messages at the end of the pass, counted apart from the copy loop
     /// (`UID SEARCH ALL` checked against EXISTS) among those it had at the start.
     pub source_messages: u64,
-    /// The destination folder's messages after the pass (its own, and copies).
+    /// The destination folder's messages after the pass (its own, and copies); not
+    /// asked for a folder left unopened because nothing changed.
     pub dest_messages: Option<u64>,
     /// Source messages neither copied, skipped nor failed: the pass does not add up
     /// when this is not 0.
@@ -325,11 +326,10 @@ pub async fn run<C: CheckpointStore>(
             Some(fs) => {
                 // It added up last time, and nothing came, went or changed since: the
                 // count holds (no UID below the same UIDNEXT can appear).
+                // The destination is not asked: `dest_messages` stays unknown.
                 let mut r = folder_report(plan);
                 r.already_done = fs.ledger().len() as u64;
                 r.source_messages = u64::from(status.exists);
-                let dest = sides.dst.status(&plan.dest).await.map_err(op_error)?;
-                r.dest_messages = Some(u64::from(dest.exists));
                 reports.push((index, r));
             }
             None => queue.push_back((index, plan, fs.cloned().unwrap_or_default(), status)),
