@@ -279,3 +279,51 @@ pub async fn expunge(session: &mut ImapSession, folder: &str, uids: &str) -> any
     let _: Vec<_> = session.uid_expunge(uids).await?.try_collect().await?;
     Ok(())
 }
+
+/// A message as a fingerprint: the SHA-256 of its bytes, its flags, its INTERNALDATE.
+pub type Digest = ([u8; 32], Vec<String>, i64);
+
+/// The whole mailbox as fingerprints, read a few hundred messages at a time: a mailbox
+/// of any size is compared without holding it (the benchmark's large runs).
+pub async fn digest_all(
+    session: &mut ImapSession,
+) -> anyhow::Result<BTreeMap<String, Vec<Digest>>> {
+    use sha2::{Digest as _, Sha256};
+    let mut all = BTreeMap::new();
+    for (folder, selectable) in list(session).await? {
+        if !selectable {
+            continue;
+        }
+        let Ok(mailbox) = session.examine(&folder).await else {
+            continue;
+        };
+        let mut digests = Vec::with_capacity(mailbox.exists as usize);
+        if mailbox.exists > 0 {
+            let mut uids: Vec<u32> = session.uid_search("ALL").await?.into_iter().collect();
+            uids.sort_unstable();
+            for chunk in uids.chunks(300) {
+                let set = chunk
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let fetches: Vec<_> = session
+                    .uid_fetch(&set, "(UID FLAGS INTERNALDATE BODY.PEEK[])")
+                    .await?
+                    .try_collect()
+                    .await?;
+                for f in fetches {
+                    let mut flags: Vec<String> =
+                        f.flags().filter_map(|fl| flag_name(&fl)).collect();
+                    flags.sort();
+                    let hash: [u8; 32] = Sha256::digest(f.body().context("no body")?).into();
+                    let date = f.internal_date().context("no INTERNALDATE")?.timestamp();
+                    digests.push((hash, flags, date));
+                }
+            }
+        }
+        digests.sort();
+        all.insert(folder, digests);
+    }
+    Ok(all)
+}

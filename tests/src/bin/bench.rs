@@ -4,7 +4,9 @@
 //! against the source byte for byte.
 //!
 //! BENCH_MESSAGES (default 20000; `scripts/bench --scale N`) sets the corpus size; the
-//! mix of sizes stays the same.
+//! mix of sizes stays the same. The corpus is planned in memory and its bodies made as
+//! they are loaded, and mailboxes are compared as SHA-256 fingerprints read a few
+//! hundred messages at a time, so a 100,000-message run fits in memory.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -12,13 +14,32 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ferry_tests::dovecot::{Dovecot, Layout, Options};
-use ferry_tests::imap::{self, SeedMessage, StoredMessage};
+use ferry_tests::imap::{self, Digest, SeedMessage};
 
 const USER: &str = "bench";
 const PW: &str = "bench-password";
 
+/// One message of the corpus, before its body is made.
+#[derive(Clone)]
+struct Planned {
+    n: usize,
+    size: usize,
+    flags: Vec<String>,
+    date: Option<chrono::DateTime<chrono::FixedOffset>>,
+}
+
+impl Planned {
+    fn seed(&self) -> SeedMessage {
+        SeedMessage {
+            body: ferry_tests::corpus::message(self.n, self.n % 50 != 7, self.size),
+            flags: self.flags.clone(),
+            internal_date: self.date,
+        }
+    }
+}
+
 /// The corpus: folder → messages, deterministic (an LCG, no clock).
-fn corpus(total: usize) -> Vec<(String, Vec<SeedMessage>)> {
+fn corpus(total: usize) -> Vec<(String, Vec<Planned>)> {
     let folders = [
         "INBOX",
         "Sent",
@@ -44,7 +65,7 @@ fn corpus(total: usize) -> Vec<(String, Vec<SeedMessage>)> {
             .wrapping_add(1442695040888963407);
         seed >> 33
     };
-    let mut out: Vec<(String, Vec<SeedMessage>)> = folders
+    let mut out: Vec<(String, Vec<Planned>)> = folders
         .iter()
         .map(|f| ((*f).to_owned(), Vec::new()))
         .collect();
@@ -67,20 +88,16 @@ fn corpus(total: usize) -> Vec<(String, Vec<SeedMessage>)> {
         let date =
             chrono::TimeZone::timestamp_opt(&tz, 1_300_000_000 + (next() as i64 % 400_000_000), 0)
                 .single();
-        let body = ferry_tests::corpus::message(n, n % 50 != 7, size);
-        let dup = n % 997 == 0;
-        out[folder].1.push(SeedMessage {
-            body: body.clone(),
-            flags: flags.clone(),
-            internal_date: date,
-        });
-        if dup {
-            out[folder].1.push(SeedMessage {
-                body,
-                flags,
-                internal_date: date,
-            });
+        let planned = Planned {
+            n,
+            size,
+            flags,
+            date,
+        };
+        if n % 997 == 0 {
+            out[folder].1.push(planned.clone());
         }
+        out[folder].1.push(planned);
     }
     out
 }
@@ -207,25 +224,25 @@ fn mbsync(src: &Dovecot, dst: &Dovecot, dir: &Path) -> Command {
     c
 }
 
-async fn read(server: &Dovecot) -> BTreeMap<String, Vec<StoredMessage>> {
+async fn read(server: &Dovecot) -> BTreeMap<String, Vec<Digest>> {
     let mut s = imap::login(server, USER, PW).await.expect("login");
-    imap::read_all(&mut s).await.expect("read")
+    imap::digest_all(&mut s).await.expect("read")
 }
 
 /// Whether `dest` holds exactly the source's messages, folder by folder, byte for byte
 /// (and with flags and INTERNALDATE when `strict`).
 fn compare(
-    source: &BTreeMap<String, Vec<StoredMessage>>,
-    dest: &BTreeMap<String, Vec<StoredMessage>>,
+    source: &BTreeMap<String, Vec<Digest>>,
+    dest: &BTreeMap<String, Vec<Digest>>,
     strict: bool,
 ) -> String {
     let mut problems = Vec::new();
     for (folder, msgs) in source {
-        let key = |m: &StoredMessage| {
+        let key = |m: &Digest| {
             if strict {
-                (m.body.clone(), m.flags.clone(), m.internal_date.timestamp())
+                m.clone()
             } else {
-                (m.body.clone(), Vec::new(), 0)
+                (m.0, Vec::new(), 0)
             }
         };
         let mut want: Vec<_> = msgs.iter().map(key).collect();
@@ -257,7 +274,7 @@ async fn pass(
     src: &Dovecot,
     dests: &[Dovecot],
     work: &Path,
-    source: &BTreeMap<String, Vec<StoredMessage>>,
+    source: &BTreeMap<String, Vec<Digest>>,
 ) -> Vec<(&'static str, Duration, u64, String)> {
     let mut results = Vec::new();
     for (tool, dst) in TOOLS.iter().zip(dests) {
@@ -285,22 +302,20 @@ async fn main() {
     );
     let src = start();
     let corpus = corpus(total);
-    let (n_messages, n_bytes): (usize, usize) = corpus
-        .iter()
-        .flat_map(|(_, m)| m)
-        .fold((0, 0), |(n, b), m| (n + 1, b + m.body.len()));
     let mut session = imap::login(&src, USER, PW).await.expect("login");
     let loaded = Instant::now();
-    imap::seed_mailbox(
-        &src,
-        &mut session,
-        &corpus
-            .iter()
-            .map(|(f, m)| (f.as_str(), m.clone()))
-            .collect::<Vec<_>>(),
-    )
-    .await
-    .expect("seed");
+    let (mut n_messages, mut n_bytes) = (0usize, 0usize);
+    for (folder, planned) in &corpus {
+        let name = imap::encode_path(&src, folder);
+        for chunk in planned.chunks(200) {
+            let messages: Vec<SeedMessage> = chunk.iter().map(Planned::seed).collect();
+            n_messages += messages.len();
+            n_bytes += messages.iter().map(|m| m.body.len()).sum::<usize>();
+            imap::seed(&mut session, &name, &messages)
+                .await
+                .expect("seed");
+        }
+    }
     println!(
         "Loaded {n_messages} messages, {:.0} MB, {} folders in {:.1} s",
         n_bytes as f64 / 1e6,
