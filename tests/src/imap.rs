@@ -103,10 +103,12 @@ pub async fn ensure_folder(session: &mut ImapSession, folder: &str) -> anyhow::R
         .iter()
         .any(|n| n.name() == folder);
     if !exists {
-        session
-            .create(folder)
-            .await
-            .with_context(|| format!("CREATE {folder}"))?;
+        match session.create(folder).await {
+            Ok(()) => {}
+            // A LIST pattern with `&` or `%` in the name may not find it: it is there.
+            Err(async_imap::error::Error::No(text)) if text.to_lowercase().contains("exists") => {}
+            Err(err) => return Err(err).with_context(|| format!("CREATE {folder}")),
+        }
     }
     Ok(())
 }
