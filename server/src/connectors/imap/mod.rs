@@ -477,16 +477,14 @@ impl ImapConnection {
             Vec::new()
         } else {
             timed(async {
-                self.session
-                    .fetch("1:*", "(UID)")
-                    .await?
-                    .try_collect::<Vec<_>>()
-                    .await
+                let mut stream = self.session.fetch("1:*", "(UID)").await?;
+                let mut uids = Vec::new();
+                while let Some(f) = stream.try_next().await? {
+                    uids.extend(f.uid);
+                }
+                Ok::<_, async_imap::error::Error>(uids)
             })
             .await?
-            .iter()
-            .filter_map(|f| f.uid)
-            .collect()
         };
         uids.sort_unstable();
         uids.dedup();
@@ -522,20 +520,19 @@ impl ImapConnection {
         };
         let mut out = Vec::with_capacity(uids.len());
         for set in proto::uid_sets(uids) {
-            let fetches: Vec<_> = timed(async {
-                self.session
-                    .uid_fetch(&set, &query)
-                    .await?
-                    .try_collect::<Vec<_>>()
-                    .await
+            // Answers turned into flags as they arrive (see `fetch_meta_set`).
+            timed(async {
+                let mut stream = self.session.uid_fetch(&set, &query).await?;
+                while let Some(f) = stream.try_next().await? {
+                    let Some(uid) = f.uid else { continue };
+                    let mut flags: Vec<String> =
+                        f.flags().filter_map(|fl| flag_text(&fl)).collect();
+                    flags.sort();
+                    out.push((uid, flags));
+                }
+                Ok::<_, async_imap::error::Error>(())
             })
             .await?;
-            out.extend(fetches.iter().filter_map(|f| {
-                let uid = f.uid?;
-                let mut flags: Vec<String> = f.flags().filter_map(|fl| flag_text(&fl)).collect();
-                flags.sort();
-                Some((uid, flags))
-            }));
         }
         Ok(out)
     }
@@ -573,15 +570,16 @@ impl ImapConnection {
         if mailbox.exists == 0 {
             return Ok((0, 0));
         }
-        let fetches: Vec<_> = timed(async {
-            self.session
-                .fetch("1:*", "(RFC822.SIZE)")
-                .await?
-                .try_collect::<Vec<_>>()
-                .await
+        // Summed as the answers arrive (see `fetch_meta_set`).
+        let bytes = timed(async {
+            let mut stream = self.session.fetch("1:*", "(RFC822.SIZE)").await?;
+            let mut bytes = 0u64;
+            while let Some(f) = stream.try_next().await? {
+                bytes += f.size.map_or(0, u64::from);
+            }
+            Ok::<_, async_imap::error::Error>(bytes)
         })
         .await?;
-        let bytes = fetches.iter().filter_map(|f| f.size).map(u64::from).sum();
         Ok((u64::from(mailbox.exists), bytes))
     }
 
@@ -600,26 +598,27 @@ impl ImapConnection {
     pub async fn fetch_meta_set(&mut self, uid_set: &str) -> Result<Vec<MessageMeta>, OpError> {
         let query =
             format!("(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER.FIELDS ({KEY_FIELDS})])");
-        let fetches: Vec<_> = timed(async {
-            self.session
-                .uid_fetch(uid_set, &query)
-                .await?
-                .try_collect::<Vec<_>>()
-                .await
+        // Each answer is turned into a small `MessageMeta` as it arrives: async-imap's
+        // answer keeps the whole read buffer it was parsed from, so collecting the
+        // answers first would hold a buffer per message.
+        let out = timed(async {
+            let mut stream = self.session.uid_fetch(uid_set, &query).await?;
+            let mut out = Vec::new();
+            while let Some(f) = stream.try_next().await? {
+                let Some(uid) = f.uid else { continue };
+                let size = f.size.unwrap_or(0);
+                out.push(MessageMeta {
+                    uid,
+                    flags: f.flags().filter_map(|fl| flag_text(&fl)).collect(),
+                    internal_date: f.internal_date(),
+                    size,
+                    key: message_key(f.header().unwrap_or_default(), size),
+                });
+            }
+            Ok::<_, async_imap::error::Error>(out)
         })
         .await?;
-        let mut out = Vec::with_capacity(fetches.len());
-        for f in fetches {
-            let Some(uid) = f.uid else { continue };
-            let size = f.size.unwrap_or(0);
-            out.push(MessageMeta {
-                uid,
-                flags: f.flags().filter_map(|fl| flag_text(&fl)).collect(),
-                internal_date: f.internal_date(),
-                size,
-                key: message_key(f.header().unwrap_or_default(), size),
-            });
-        }
+        let mut out = out;
         out.sort_by_key(|m| m.uid);
         Ok(out)
     }
