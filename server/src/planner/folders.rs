@@ -483,15 +483,33 @@ mod tests {
         ]
     }
 
-    /// `source raw name → destination raw name` for every folder mapped.
-    fn check(source: &[ListedFolder], dest: &[ListedFolder], expect: &[(&str, &str)]) {
-        let mapping = map_folders(
+    /// Maps with each side's namespace read from its listing.
+    fn map_detected(
+        source: &[ListedFolder],
+        dest: &[ListedFolder],
+        selection: &Selection,
+    ) -> FolderMapping {
+        map_folders(
             source,
             &Namespace::detect(source),
             dest,
             &Namespace::detect(dest),
-            &Selection::default(),
-        );
+            selection,
+        )
+    }
+
+    /// `(source, destination, why)` for every folder mapped.
+    fn placed(mapping: &FolderMapping) -> Vec<(&str, &str, MappedBy)> {
+        mapping
+            .folders
+            .iter()
+            .map(|f| (f.source.as_str(), f.dest.as_str(), f.mapped_by))
+            .collect()
+    }
+
+    /// `source raw name → destination raw name` for every folder mapped.
+    fn check(source: &[ListedFolder], dest: &[ListedFolder], expect: &[(&str, &str)]) {
+        let mapping = map_detected(source, dest, &Selection::default());
         let got: Vec<(&str, &str)> = mapping
             .folders
             .iter()
@@ -555,13 +573,7 @@ mod tests {
             listed("[Gmail]/Spam", '/', None),
             listed("[Gmail]/Bin", '/', None),
         ];
-        let mapping = map_folders(
-            &gmail,
-            &Namespace::detect(&gmail),
-            &slash_dest(),
-            &Namespace::detect(&slash_dest()),
-            &Selection::default(),
-        );
+        let mapping = map_detected(&gmail, &slash_dest(), &Selection::default());
         let pairs: Vec<_> = mapping
             .folders
             .iter()
@@ -648,13 +660,7 @@ mod tests {
         check(&source, &dest, &[("Outbox Copies", "INBOX.Gesendet")]);
         let bare_dest = vec![listed("INBOX", '/', None)];
         let source = [listed("Sent Items", '/', None)];
-        let mapping = map_folders(
-            &source,
-            &Namespace::detect(&source),
-            &bare_dest,
-            &Namespace::detect(&bare_dest),
-            &Selection::default(),
-        );
+        let mapping = map_detected(&source, &bare_dest, &Selection::default());
         assert_eq!(
             (mapping.folders[0].dest.as_str(), mapping.folders[0].create),
             ("Sent", true)
@@ -671,17 +677,11 @@ mod tests {
             listed("Old", '/', None),
         ];
         let pick = |selection: Selection| -> Vec<String> {
-            map_folders(
-                &source,
-                &Namespace::detect(&source),
-                &slash_dest(),
-                &Namespace::detect(&slash_dest()),
-                &selection,
-            )
-            .folders
-            .into_iter()
-            .map(|f| f.source)
-            .collect()
+            map_detected(&source, &slash_dest(), &selection)
+                .folders
+                .into_iter()
+                .map(|f| f.source)
+                .collect()
         };
         assert_eq!(
             pick(Selection {
@@ -743,20 +743,9 @@ mod tests {
             listed("Sent Items", '/', None),
             listed("Gesendet", '/', None),
         ];
-        let mapping = map_folders(
-            &source,
-            &Namespace::detect(&source),
-            &slash_dest(),
-            &Namespace::detect(&slash_dest()),
-            &Selection::default(),
-        );
-        let got: Vec<(&str, &str, MappedBy)> = mapping
-            .folders
-            .iter()
-            .map(|f| (f.source.as_str(), f.dest.as_str(), f.mapped_by))
-            .collect();
+        let mapping = map_detected(&source, &slash_dest(), &Selection::default());
         assert_eq!(
-            got,
+            placed(&mapping),
             [
                 ("Drafts", "Drafts", MappedBy::Attribute),
                 ("Entw&APw-rfe", "Entw&APw-rfe", MappedBy::Name),
@@ -789,13 +778,8 @@ mod tests {
             prefix: "INBOX.".into(),
         };
         let mapping = map_folders(&source, &Namespace::detect(&source), &dest, &ns, &selection);
-        let got: Vec<(&str, &str, MappedBy)> = mapping
-            .folders
-            .iter()
-            .map(|f| (f.source.as_str(), f.dest.as_str(), f.mapped_by))
-            .collect();
         assert_eq!(
-            got,
+            placed(&mapping),
             [
                 ("INBOX", "INBOX", MappedBy::Name),
                 ("Old Stuff", "INBOX.Archive.Old", MappedBy::User),

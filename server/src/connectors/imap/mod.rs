@@ -462,16 +462,11 @@ impl ImapConnection {
     /// disagrees too the folder cannot be counted (an error, never a guess). This is
     /// the count a pass proves itself against, taken apart from the copy loop.
     pub async fn list_uids(&mut self, exists: u32) -> Result<Vec<u32>, OpError> {
-        let searched = timed(self.session.uid_search("ALL")).await;
-        if let Ok(found) = &searched
-            && found.len() == exists as usize
-        {
-            let mut uids: Vec<u32> = found.iter().copied().collect();
-            uids.sort_unstable();
-            return Ok(uids);
-        }
-        if let Err(OpError::Connection(why)) = searched {
-            return Err(OpError::Connection(why));
+        match self.search_uids().await {
+            Ok(found) if found.len() == exists as usize => return Ok(found),
+            Err(OpError::Connection(why)) => return Err(OpError::Connection(why)),
+            // Refused, or a count that disagrees: FETCH decides.
+            _ => {}
         }
         let mut uids: Vec<u32> = if exists == 0 {
             Vec::new()
