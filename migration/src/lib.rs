@@ -12,6 +12,8 @@ mod m20261121_000003_outbox;
 mod m20261121_000004_migrations;
 mod m20261121_000005_settings;
 mod m20261130_000006_ledger;
+mod m20261130_000007_one_active;
+mod m20261130_000008_login_failures;
 
 pub struct Migrator;
 
@@ -24,6 +26,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000004_migrations::Migration),
             Box::new(m20261121_000005_settings::Migration),
             Box::new(m20261130_000006_ledger::Migration),
+            Box::new(m20261130_000007_one_active::Migration),
+            Box::new(m20261130_000008_login_failures::Migration),
         ]
     }
 }

@@ -17,7 +17,7 @@ use crate::domain::EmailAddress;
 use crate::metrics::Metrics;
 use crate::notify::{Dispatcher, SmtpMailer};
 use crate::render::Renderer;
-use crate::service::{LiveSettings, LoginLimiter, Services};
+use crate::service::{LiveSettings, Services};
 use crate::store::Store;
 
 /// The file in the data directory that holds the encryption key.
@@ -36,25 +36,57 @@ pub async fn open(settings: Settings) -> anyhow::Result<Services> {
             settings.data_dir.display()
         )
     })?;
+    let own_sqlite = settings
+        .database_url
+        .as_deref()
+        .is_none_or(|url| url.trim().is_empty());
+    keep_private(&settings.data_dir, own_sqlite)?;
     let cipher = Cipher::load_or_create(&settings.data_dir.join(KEY_FILE))?;
     let store = Store::connect(&settings.database_url()).await?;
     let mailer = SmtpMailer::from_settings(&settings.smtp)?;
     let dispatcher = Dispatcher::new(store.clone(), mailer, &settings.smtp);
-    let login_limiter = LoginLimiter::new(
-        settings.console.login_max_failures,
-        Duration::from_secs(settings.console.login_window_seconds),
-    );
     let services = Services {
         store,
         renderer: Arc::new(Renderer::new()?),
         dispatcher,
         cipher: Arc::new(cipher),
         live_settings: Arc::new(LiveSettings::new(settings)),
-        login_limiter: Arc::new(login_limiter),
         work_ready: Arc::new(tokio::sync::Notify::new()),
     };
     services.reload_settings().await?;
     Ok(services)
+}
+
+/// The data directory readable by Ferry's user only (0700), and the database and its
+/// journals in it 0600: created so before SQLite opens it (SQLite gives the WAL and
+/// shared-memory files the database's mode), tightened when an older Ferry left them
+/// readable by others.
+fn keep_private(data_dir: &std::path::Path, own_sqlite: bool) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let set = |path: &std::path::Path, mode: u32| {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                .with_context(|| format!("Failed to make {} private", path.display()))
+        };
+        set(data_dir, 0o700)?;
+        let db = data_dir.join("ferry.db");
+        if own_sqlite && !db.exists() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&db)
+                .with_context(|| format!("Failed to create {}", db.display()))?;
+        }
+        for name in ["ferry.db", "ferry.db-wal", "ferry.db-shm", KEY_FILE] {
+            let path = data_dir.join(name);
+            if path.exists() {
+                set(&path, 0o600)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A running Ferry: its address, its first admin when this start created one, and the
@@ -62,7 +94,9 @@ pub async fn open(settings: Settings) -> anyhow::Result<Services> {
 pub struct Running {
     pub addr: SocketAddr,
     pub services: Services,
-    pub first_admin: Option<(EmailAddress, SecretString)>,
+    /// The first admin's email when this start created it, with its password when
+    /// Ferry generated it (one set in the settings is never repeated).
+    pub first_admin: Option<(EmailAddress, Option<SecretString>)>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     server: JoinHandle<std::io::Result<()>>,
@@ -142,6 +176,13 @@ async fn sweep_sessions(services: Services, shutdown: CancellationToken) {
             Ok(n) if n > 0 => tracing::info!(n_sessions = n, "Expired sessions deleted"),
             Ok(_) => {}
             Err(err) => tracing::warn!(error = %err, "Failed to delete expired sessions"),
+        }
+        // Failed sign-ins whose window has passed count for nothing any more.
+        let window = services.settings().console.login_window_seconds;
+        let before = chrono::Utc::now()
+            - chrono::Duration::seconds(i64::try_from(window).unwrap_or(i64::MAX / 1000));
+        if let Err(err) = services.store.prune_login_failures(before).await {
+            tracing::warn!(error = %err, "Failed to forget old failed sign-ins");
         }
         tokio::select! {
             () = shutdown.cancelled() => return,

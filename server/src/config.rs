@@ -7,7 +7,7 @@
 
 mod editable;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -44,6 +44,9 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "mx",
     "workers",
     "retention",
+    "timeouts",
+    "limits",
+    "metrics",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -70,13 +73,71 @@ pub struct Settings {
     pub mx: MxSettings,
     pub workers: WorkerSettings,
     pub retention: RetentionSettings,
+    pub timeouts: TimeoutSettings,
+    pub limits: LimitSettings,
+    pub metrics: MetricsSettings,
+}
+
+/// Who may read `/metrics`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// When set, `/metrics` answers only `Authorization: Bearer <token>` with this
+    /// token (401 otherwise); unset, anyone who reaches the port may read it.
+    #[serde(serialize_with = "serialize_secret_opt")]
+    pub token: Option<SecretString>,
+}
+
+/// How much one request may carry: larger is refused with 413 (the body) or 422 (a
+/// field, naming it) before any work is done.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Bytes of a request body (forms and JSON).
+    pub body_bytes: usize,
+    /// Characters of one text field (names, hosts, usernames, passwords, folders, reasons).
+    pub text_chars: usize,
+    /// Entries of one list field (folders to include, exclude or map).
+    pub list_items: usize,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            body_bytes: 1024 * 1024,
+            text_chars: 1000,
+            list_items: 1000,
+        }
+    }
+}
+
+/// Deadlines of every wait for a server a customer named: a server that stops
+/// answering fails the step with the code `timeout`, naming the side.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TimeoutSettings {
+    /// Seconds for each step of connecting: TCP, TLS, the greeting, the login and the
+    /// capabilities after it.
+    pub connect_seconds: u64,
+    /// Seconds for the answer to each later command.
+    pub io_seconds: u64,
+}
+
+impl Default for TimeoutSettings {
+    fn default() -> Self {
+        Self {
+            connect_seconds: 30,
+            io_seconds: 120,
+        }
+    }
 }
 
 /// Watching a customer's domain for its MX change.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MxSettings {
-    /// `IP` or `IP:PORT` of the DNS server to ask; unset: the system's resolvers.
+    /// `IP` or `IP:PORT` of the DNS server to ask, for MX checks and for the names of
+    /// the servers customers give; unset: the system's resolvers (and /etc/hosts).
     pub nameserver: Option<String>,
     /// Seconds between the MX change and the post-MX pass: senders' DNS caches keep
     /// delivering to the old server for a while.
@@ -241,6 +302,12 @@ pub struct ConsoleSettings {
     /// Force the `Secure` cookie attribute on or off; by default it is on unless
     /// `base_url` is plain http on a host other than loopback.
     pub secure_cookies: Option<bool>,
+    /// Addresses of the reverse proxies in front of Ferry: only a request from one of
+    /// them has its client address read from `client_ip_header`.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// The header a trusted proxy puts the client's address in (the rightmost address
+    /// that is not itself a trusted proxy counts).
+    pub client_ip_header: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -281,6 +348,9 @@ impl Default for Settings {
             mx: MxSettings::default(),
             workers: WorkerSettings::default(),
             retention: RetentionSettings::default(),
+            timeouts: TimeoutSettings::default(),
+            limits: LimitSettings::default(),
+            metrics: MetricsSettings::default(),
         }
     }
 }
@@ -313,6 +383,8 @@ impl Default for ConsoleSettings {
             login_max_failures: 5,
             login_window_seconds: 900,
             secure_cookies: None,
+            trusted_proxies: Vec::new(),
+            client_ip_header: "X-Forwarded-For".into(),
         }
     }
 }
@@ -393,6 +465,16 @@ impl Settings {
             self.log.format
         );
         anyhow::ensure!(
+            !self.console.client_ip_header.is_empty()
+                && self
+                    .console
+                    .client_ip_header
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-'),
+            "console.client_ip_header must be a header name like X-Forwarded-For, got {:?}",
+            self.console.client_ip_header
+        );
+        anyhow::ensure!(
             self.console.session_hours > 0,
             "console.session_hours must be positive"
         );
@@ -403,6 +485,17 @@ impl Settings {
         anyhow::ensure!(
             (1..=16).contains(&self.workers.connections),
             "workers.connections must be between 1 and 16"
+        );
+        anyhow::ensure!(
+            self.limits.body_bytes >= 4096
+                && self.limits.text_chars >= 64
+                && self.limits.list_items >= 1,
+            "limits.body_bytes must be 4096 or more, limits.text_chars 64 or more and limits.list_items 1 or more"
+        );
+        anyhow::ensure!(
+            (1..=3600).contains(&self.timeouts.connect_seconds)
+                && (1..=3600).contains(&self.timeouts.io_seconds),
+            "timeouts.connect_seconds and timeouts.io_seconds must be between 1 and 3600"
         );
         anyhow::ensure!(
             self.workers.poll_seconds >= 1 && self.mx.check_seconds >= 1,

@@ -12,6 +12,7 @@ pub mod connectors;
 pub mod crypto;
 pub mod domain;
 pub mod intake;
+pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod planner;

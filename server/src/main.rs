@@ -228,15 +228,7 @@ fn init_tracing(settings: &Settings) -> anyhow::Result<()> {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.log.filter))
         .context("log.filter is not a valid tracing filter")?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if settings.log.format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-    Ok(())
+    ferry::logging::init(filter, settings.log.format == "json")
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
@@ -249,11 +241,19 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             "\nFerry created the first admin account. Sign in at {base_url}/login with"
         )?;
         writeln!(out, "  email:    {email}")?;
-        writeln!(out, "  password: {}", password.expose_secret())?;
-        writeln!(
-            out,
-            "This password is shown once; change it under \"Your account\".\n"
-        )?;
+        match password {
+            Some(password) => {
+                writeln!(out, "  password: {}", password.expose_secret())?;
+                writeln!(
+                    out,
+                    "This password is shown once; change it under \"Your account\".\n"
+                )?;
+            }
+            None => writeln!(
+                out,
+                "  password: the one set in admin.password (FERRY_ADMIN_PASSWORD)\n"
+            )?,
+        }
         out.flush()?;
     }
     println!("Ferry is listening on http://{}", running.addr);
@@ -418,10 +418,9 @@ fn migrate(args: MigrateCli) -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,ferry=info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    if let Err(err) = ferry::logging::init(filter, false) {
+        eprintln!("warning: no log: {err}");
+    }
     let args = MigrateArgs {
         source: SideArgs {
             host: args.source_host,

@@ -102,6 +102,124 @@ async fn sign_in_is_refused_for_a_while_after_too_many_failures() {
     );
 }
 
+/// Signs in through the login form as a client at `address` behind the trusted proxy
+/// (the test's loopback peer); the status and how long the answer took.
+async fn sign_in_from(
+    app: &TestApp,
+    address: &str,
+    email: &str,
+    password: &str,
+) -> (u16, Duration) {
+    let client = TestApp::new_client();
+    let html = client
+        .get(app.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_from(&html).unwrap();
+    let started = std::time::Instant::now();
+    let resp = client
+        .post(app.url("/login"))
+        .header("X-Forwarded-For", format!("10.9.8.7, {address}"))
+        .form(&[("email", email), ("password", password), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), started.elapsed())
+}
+
+fn behind_a_proxy(s: &mut ferry::config::Settings) {
+    s.console.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+}
+
+#[tokio::test]
+async fn a_guessed_account_is_slowed_not_locked_and_only_the_guessing_address_is_refused() {
+    let app = TestApp::spawn_with(Options {
+        login_max_failures: 3,
+        tweak: Some(behind_a_proxy),
+        ..Default::default()
+    })
+    .await;
+    // The second instance shares the counts through the database.
+    let beside = app.spawn_beside().await;
+    let attacker = "203.0.113.7";
+    for app in [&app, &beside, &app] {
+        let (status, _) = sign_in_from(app, attacker, ADMIN_EMAIL, "guess guess guess").await;
+        assert_eq!(status, 401);
+    }
+    // The guesser's address is refused, on either instance, even with the password.
+    for app in [&app, &beside] {
+        let (status, _) = sign_in_from(app, attacker, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        assert_eq!(status, 429);
+    }
+    // The owner, from elsewhere, gets in: after a wait, not a lock-out.
+    let (status, took) = sign_in_from(&beside, "198.51.100.20", ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(status, 303);
+    assert!(took >= Duration::from_secs(1), "no slow-down: {took:?}");
+    // Signed in, the account's count starts again: no wait for the next one.
+    let (status, took) = sign_in_from(&app, "198.51.100.21", ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(status, 303);
+    assert!(took < Duration::from_secs(1), "still slowed: {took:?}");
+    beside.stop().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_header_from_a_client_that_is_not_a_trusted_proxy_is_ignored() {
+    let app = TestApp::spawn_with(Options {
+        login_max_failures: 2,
+        ..Default::default()
+    })
+    .await;
+    // Each attempt claims another address; with no trusted proxy they all count
+    // against the peer's own address.
+    for n in 0..2 {
+        let (status, _) = sign_in_from(
+            &app,
+            &format!("192.0.2.{n}"),
+            ADMIN_EMAIL,
+            "guess guess guess",
+        )
+        .await;
+        assert_eq!(status, 401);
+    }
+    let (status, _) = sign_in_from(&app, "192.0.2.99", ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(status, 429);
+}
+
+#[tokio::test]
+async fn a_wrong_password_takes_as_long_for_an_unknown_account_as_for_a_real_one() {
+    let app = TestApp::spawn_with(Options {
+        login_max_failures: 1000,
+        ..Default::default()
+    })
+    .await;
+    let median = |mut times: Vec<Duration>| {
+        times.sort();
+        times[times.len() / 2]
+    };
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    for _ in 0..9 {
+        let (status, took) = sign_in_from(&app, "", ADMIN_EMAIL, "guess guess guess").await;
+        assert_eq!(status, 401);
+        known.push(took);
+        let (status, took) = sign_in_from(&app, "", "nobody@ferry.test", "guess guess guess").await;
+        assert_eq!(status, 401);
+        unknown.push(took);
+    }
+    let (known, unknown) = (median(known), median(unknown));
+    eprintln!("median wrong sign-in: existing account {known:?}, unknown {unknown:?}");
+    // Both verify one argon2 hash (tens of milliseconds); a skipped hash was 3-8x faster.
+    let ratio = known.as_secs_f64() / unknown.as_secs_f64();
+    assert!(
+        (0.5..2.0).contains(&ratio),
+        "existing {known:?} vs unknown {unknown:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_form_without_the_sessions_csrf_token_is_refused() {
     let app = TestApp::spawn().await;

@@ -8,6 +8,7 @@ mod console;
 mod console_migrations;
 mod cyrus;
 mod engine;
+mod hardening;
 mod harness;
 mod lifecycle;
 mod migrate;

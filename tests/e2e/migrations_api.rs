@@ -470,8 +470,12 @@ async fn a_scheduled_migration_moves_to_another_window_and_the_requester_is_told
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["window_start"], Value::Null);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while call(&app, "GET", &path, &t, None).await.1["status"] != "waiting_for_mx" {
-        assert!(std::time::Instant::now() < deadline, "did not start");
+    loop {
+        let (_, m) = call(&app, "GET", &path, &t, None).await;
+        if m["status"] == "waiting_for_mx" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "did not start: {m}");
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     let (status, body) = call(&app, "PUT", &window, &ops, Some(json!({}))).await;

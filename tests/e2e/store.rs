@@ -64,6 +64,7 @@ on_both_databases!(
     tokens_keep_their_scopes,
     due_migrations_are_leased_to_one_worker_each_within_capacity,
     checkpoints_are_written_only_by_the_lease_holder,
+    the_database_keeps_one_active_migration_per_mailbox_for_exactly_the_active_statuses,
 );
 
 fn email(s: &str) -> EmailAddress {
@@ -578,4 +579,50 @@ async fn checkpoints_are_written_only_by_the_lease_holder(store: &Store) {
     let ledger = store.ledger(m.id).await.unwrap();
     assert_eq!(ledger["INBOX"].len(), 1);
     assert_eq!(ledger["INBOX"][&7], changed);
+}
+
+/// The partial unique index lists the active statuses itself (a schema migration cannot
+/// call the server's code): this proves its list and `MigrationStatus::is_active` agree.
+async fn the_database_keeps_one_active_migration_per_mailbox_for_exactly_the_active_statuses(
+    store: &Store,
+) {
+    let now = Utc::now();
+    for (n, status) in MigrationStatus::ALL.into_iter().enumerate() {
+        let tx = store.begin().await.unwrap();
+        let mut first = new_migration(200 + n, Work::Validate, now);
+        first.status = status;
+        tx.insert_migration(first, now).await.unwrap();
+        let mut second = new_migration(200 + n, Work::Validate, now);
+        second.status = status;
+        let again = tx.insert_migration(second, now).await;
+        if status.is_active() {
+            assert!(
+                matches!(again, Err(StoreError::ActiveMigrationExists)),
+                "{status}: a second active migration of one mailbox was stored"
+            );
+        } else {
+            assert!(again.is_ok(), "{status}: {again:?}");
+        }
+    }
+    // A status change that would make a second one active is refused too.
+    let tx = store.begin().await.unwrap();
+    let mut done = new_migration(300, Work::Validate, now);
+    done.status = MigrationStatus::Failed;
+    let done = tx.insert_migration(done, now).await.unwrap();
+    tx.insert_migration(new_migration(300, Work::Validate, now), now)
+        .await
+        .unwrap();
+    let retried = tx
+        .change_migration_status(
+            done.id,
+            MigrationStatus::Failed,
+            MigrationStatus::Pending,
+            Default::default(),
+            now,
+        )
+        .await;
+    assert!(
+        matches!(retried, Err(StoreError::ActiveMigrationExists)),
+        "{retried:?}"
+    );
 }

@@ -1,5 +1,5 @@
 //! Checks that keep the tree honest: every template compiled in, every setting
-//! documented, every module documented.
+//! documented, every module documented, every connection through the checked path.
 
 use std::path::Path;
 
@@ -104,5 +104,34 @@ fn every_module_of_the_server_starts_with_its_documentation() {
             "{} has no module documentation",
             file.display()
         );
+    }
+}
+
+/// Every connection to a customer-named host goes through `connectors::net::connect`,
+/// which checks the addresses it connects to; a socket opened anywhere else would skip
+/// the check (the DNS-rebinding finding).
+#[test]
+fn only_connectors_net_opens_a_tcp_connection() {
+    let mut files = Vec::new();
+    files_under(&workspace_root().join("server/src"), &mut files);
+    for file in files {
+        if file.ends_with("connectors/net.rs") || file.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for needle in [
+            "TcpStream::connect",
+            "tokio::net::lookup_host",
+            "to_socket_addrs",
+        ] {
+            let found = text
+                .lines()
+                .any(|l| l.contains(needle) && !l.trim_start().starts_with("//"));
+            assert!(
+                !found,
+                "{} calls {needle}: connect through connectors::net::connect",
+                file.display()
+            );
+        }
     }
 }

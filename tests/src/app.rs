@@ -27,6 +27,12 @@ pub struct Options {
     /// Let migrations name loopback servers (the test Dovecots); on unless a test
     /// checks the refusal.
     pub allow_private_targets: bool,
+    /// `capacity.max_active`, when a test needs a small limit.
+    pub max_active: Option<u32>,
+    /// Any other change to the settings (timeouts, the nameserver, …).
+    pub tweak: Option<fn(&mut Settings)>,
+    /// `mx.nameserver`: the DNS server Ferry asks.
+    pub nameserver: Option<std::net::SocketAddr>,
 }
 
 impl Default for Options {
@@ -36,6 +42,9 @@ impl Default for Options {
             smtp_url: None,
             login_max_failures: 5,
             allow_private_targets: true,
+            max_active: None,
+            tweak: None,
+            nameserver: None,
         }
     }
 }
@@ -76,6 +85,21 @@ impl TestApp {
         settings.smtp.url = options.smtp_url.map(SecretString::from);
         settings.smtp.from = "Ferry <ferry@provider.test>".into();
         settings.console.login_max_failures = options.login_max_failures;
+        if let Some(n) = options.max_active {
+            settings.capacity.max_active = n;
+        }
+        settings.mx.nameserver = options.nameserver.map(|a| a.to_string());
+        if let Some(tweak) = options.tweak {
+            tweak(&mut settings);
+        }
+        Self::start(settings, data_dir, pg).await
+    }
+
+    async fn start(
+        settings: Settings,
+        data_dir: tempfile::TempDir,
+        pg: Option<PgDatabase>,
+    ) -> Self {
         let database_url = settings.database_url();
         let running = ferry::app::start(settings).await.expect("Ferry starts");
         let base = format!("http://{}", running.addr);
@@ -89,6 +113,22 @@ impl TestApp {
             running: Some(running),
             _pg: pg,
         }
+    }
+
+    /// A second Ferry instance on this one's data directory (its key) and database,
+    /// with its own connection pool, workers and port: what a provider running two
+    /// processes has.
+    pub async fn spawn_beside(&self) -> Self {
+        let settings = Settings {
+            bind: "127.0.0.1:0".parse().expect("an address"),
+            ..(*self.services.settings()).clone()
+        };
+        Self::start(
+            settings,
+            tempfile::tempdir().expect("a temporary directory"),
+            None,
+        )
+        .await
     }
 
     /// Another browser: its own cookies.

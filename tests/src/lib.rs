@@ -9,6 +9,8 @@
 //! - [`serve::FerryProcess`]: `ferry serve` as a child process, killable and restartable.
 //! - [`dns::Dns`]: dnsmasq answering MX records, changed by a restart.
 //! - [`strip::Strip`]: a relay that takes optional capabilities and answers away.
+//! - [`hostile`]: a rebinding DNS server, an IMAP server that goes silent, a listener
+//!   that records who reached it.
 //! - [`imap`]: a small IMAP client (async-imap) to seed a mailbox and read it back.
 //! - [`api::call`]: a call to Ferry's REST API that fails on any secret in the answer.
 
@@ -19,6 +21,7 @@ pub mod cutter;
 pub mod cyrus;
 pub mod dns;
 pub mod dovecot;
+pub mod hostile;
 pub mod imap;
 pub mod killloop;
 pub mod net;

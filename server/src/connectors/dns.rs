@@ -1,21 +1,23 @@
-//! MX lookups with hickory-resolver: the system's resolvers, or one named server (the
-//! tests answer from a local dnsmasq). A fresh resolver per check, so no cached answer
-//! hides a change.
+//! Name lookups with hickory-resolver: the system's resolvers (and /etc/hosts), or one
+//! named server (the tests answer from a local dnsmasq or their own responder). A fresh
+//! resolver per lookup, so no cached answer hides a change, and every lookup has a
+//! deadline.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use hickory_resolver::Resolver;
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
+use hickory_resolver::config::{
+    ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolverConfig,
+};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
 
-/// The domain's MX hosts, lowest preference first, lower-case and without the final
-/// dot. An existing domain without MX records answers an empty list.
-pub async fn lookup_mx(
-    domain: &str,
-    nameserver: Option<SocketAddr>,
-) -> anyhow::Result<Vec<(u16, String)>> {
-    let builder = match nameserver {
+/// Deadline of one whole lookup (hickory's own per-query timeout is shorter).
+pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn resolver(nameserver: Option<SocketAddr>) -> anyhow::Result<Resolver<TokioRuntimeProvider>> {
+    let mut builder = match nameserver {
         Some(addr) => {
             let mut udp = ConnectionConfig::udp();
             udp.port = addr.port();
@@ -29,11 +31,44 @@ pub async fn lookup_mx(
         }
         None => Resolver::builder_tokio()?,
     };
-    let mut builder = builder;
     builder.options_mut().cache_size = 0;
-    let resolver = builder.build()?;
+    builder.options_mut().ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+    Ok(builder.build()?)
+}
+
+/// Every address `host` has (itself when it is an IP address), asked once.
+pub async fn lookup_host(
+    host: &str,
+    nameserver: Option<SocketAddr>,
+) -> anyhow::Result<Vec<IpAddr>> {
+    if let Ok(ip) = host.trim_matches(['[', ']']).parse::<IpAddr>() {
+        return Ok(vec![ip]);
+    }
+    let resolver = resolver(nameserver)?;
+    let fqdn = format!("{}.", host.trim_end_matches('.'));
+    let lookup = tokio::time::timeout(LOOKUP_TIMEOUT, resolver.lookup_ip(fqdn.as_str()))
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer within {LOOKUP_TIMEOUT:?}"))?
+        .map_err(|err| anyhow::anyhow!("{err}"))?;
+    let mut addrs: Vec<IpAddr> = lookup.iter().collect();
+    addrs.dedup();
+    Ok(addrs)
+}
+
+/// The domain's MX hosts, lowest preference first, lower-case and without the final
+/// dot. An existing domain without MX records answers an empty list.
+pub async fn lookup_mx(
+    domain: &str,
+    nameserver: Option<SocketAddr>,
+) -> anyhow::Result<Vec<(u16, String)>> {
+    let resolver = resolver(nameserver)?;
     let fqdn = format!("{}.", domain.trim_end_matches('.'));
-    let lookup = match resolver.mx_lookup(fqdn.as_str()).await {
+    let answer = tokio::time::timeout(LOOKUP_TIMEOUT, resolver.mx_lookup(fqdn.as_str()))
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!("MX lookup of {domain}: no answer within {LOOKUP_TIMEOUT:?}")
+        })?;
+    let lookup = match answer {
         Ok(lookup) => lookup,
         Err(err) if err.is_no_records_found() => return Ok(Vec::new()),
         Err(err) => return Err(anyhow::anyhow!("MX lookup of {domain} failed: {err}")),

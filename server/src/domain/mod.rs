@@ -7,6 +7,7 @@ mod mail;
 mod message_key;
 mod migration;
 mod mx;
+mod names;
 mod records;
 mod role;
 mod scope;
@@ -24,6 +25,7 @@ pub use migration::{
     ServerAccount, Work,
 };
 pub use mx::{mx_answer, mx_switched};
+pub use names::{domain_name, host_name};
 pub use records::{
     ApiToken, AuditEvent, DeliveryStatus, NewAuditEvent, NewEmail, OutboxMessage, Session,
     StoredSetting, User,

@@ -12,10 +12,13 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use secrecy::SecretString;
 
 use crate::connectors::imap::ConnectError;
+use crate::connectors::net::Reach;
 use crate::domain::{DuplicatePolicy, FolderStrategy, ImapEndpoint, Mode, Security};
 use crate::planner::folders::{FolderMap, FolderPlan, Selection};
 use crate::sync::checkpoint::{FileCheckpoints, MemoryCheckpoints};
-use crate::sync::mail::{self, FolderReport, MailJob, MigrateError, Outcome, Progress, Report};
+use crate::sync::mail::{
+    self, FolderReport, MailJob, MigrateError, Outcome, Progress, Report, Side,
+};
 
 /// Exit codes of `ferry migrate`.
 pub mod exit {
@@ -131,6 +134,12 @@ pub fn job_from_args(args: &MigrateArgs) -> anyhow::Result<MailJob> {
             &args.dest,
             !args.insecure_skip_verify,
         )?,
+        // The operator names both servers on the command line: loopback and private
+        // addresses are theirs to reach (the console's check is for customers' names).
+        reach: Reach {
+            allow_private: true,
+            ..Reach::default()
+        },
         mode: args.mode.parse::<Mode>().map_err(field("mode"))?,
         duplicates: args
             .duplicates
@@ -297,18 +306,25 @@ pub async fn migrate(args: MigrateArgs) -> u8 {
                 exit::PARTIAL
             }
         }
-        Err(MigrateError::Connect(err @ ConnectError::Auth(..))) => {
-            eprintln!("error: {err}");
+        Err(MigrateError::Connect(side, err @ ConnectError::Auth(..))) => {
+            eprintln!("error: the {} server: {err}", side_name(side));
             exit::AUTH_FAILED
         }
-        Err(MigrateError::Connect(err)) => {
-            eprintln!("error: {err}");
+        Err(MigrateError::Connect(side, err)) => {
+            eprintln!("error: the {} server: {err}", side_name(side));
             exit::CONNECTION_FAILED
         }
         Err(err) => {
             eprintln!("error: {err}");
             exit::ERROR
         }
+    }
+}
+
+fn side_name(side: Side) -> &'static str {
+    match side {
+        Side::Source => "source",
+        Side::Destination => "destination",
     }
 }
 

@@ -1,10 +1,11 @@
 //! Staff accounts, sign-in and API tokens.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 use secrecy::{ExposeSecret, SecretString};
 
+use super::login_limit::{LoginPolicy, Verdict};
 use super::{ServiceError, ServiceResult, Services};
 use crate::crypto;
 use crate::domain::{
@@ -59,6 +60,16 @@ fn check_password(field: &'static str, password: &SecretString) -> Result<(), Fi
 
 async fn hash(password: SecretString) -> anyhow::Result<String> {
     tokio::task::spawn_blocking(move || crypto::hash_password(&password)).await?
+}
+
+/// An argon2 hash of a random password, made once: what a sign-in for an unknown
+/// account is verified against.
+async fn dummy_hash() -> anyhow::Result<String> {
+    static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    DUMMY
+        .get_or_try_init(|| async { hash(crypto::random_password()?).await })
+        .await
+        .cloned()
 }
 
 async fn verify(hash: String, password: SecretString) -> anyhow::Result<bool> {
@@ -144,15 +155,21 @@ impl Services {
 
     /// At first start, when no account exists: creates the admin from settings, with a
     /// generated password when none is set. Returns the password to print once.
-    pub async fn ensure_first_admin(&self) -> ServiceResult<Option<(EmailAddress, SecretString)>> {
+    pub async fn ensure_first_admin(
+        &self,
+    ) -> ServiceResult<Option<(EmailAddress, Option<SecretString>)>> {
         if self.store.count_users().await? > 0 {
             return Ok(None);
         }
         let settings = self.settings();
         let admin = &settings.admin;
-        let password = match &admin.password {
-            Some(p) => p.clone(),
-            None => crypto::random_password()?,
+        // A password the operator set is theirs already: only a generated one is shown.
+        let (password, generated) = match &admin.password {
+            Some(p) => (p.clone(), None),
+            None => {
+                let p = crypto::random_password()?;
+                (p.clone(), Some(p))
+            }
         };
         let user = self
             .create_user(
@@ -184,7 +201,7 @@ impl Services {
                 ),
                 other => other,
             })?;
-        Ok(Some((user.email, password)))
+        Ok(Some((user.email, generated)))
     }
 
     pub async fn set_user_disabled(
@@ -272,12 +289,29 @@ impl Services {
         ip: Option<String>,
     ) -> Result<SignedIn, LoginError> {
         let normalized = email.trim().to_lowercase();
-        let mut keys = vec![format!("account:{normalized}")];
-        if let Some(ip) = &ip {
-            keys.push(format!("ip:{ip}"));
-        }
-        if let Some(wait) = self.login_limiter.blocked(&keys, Instant::now()) {
-            return Err(LoginError::TooMany(wait));
+        let account_key = format!("account:{normalized}");
+        let address_key = ip.as_ref().map(|ip| format!("ip:{ip}"));
+        let keys: Vec<String> = std::iter::once(account_key.clone())
+            .chain(address_key.clone())
+            .collect();
+        let console = &self.settings().console;
+        let policy = LoginPolicy {
+            max_failures: console.login_max_failures,
+            window: Duration::from_secs(console.login_window_seconds),
+        };
+        let window_start = Utc::now()
+            - chrono::Duration::from_std(policy.window).unwrap_or(chrono::Duration::zero());
+        let counts = self
+            .store
+            .login_failures(&keys, window_start)
+            .await
+            .map_err(anyhow::Error::from)?;
+        let count = |key: &str| counts.iter().find(|(k, _)| k == key).map_or(0, |(_, n)| *n);
+        let address_failures = address_key.as_deref().map_or(0, count);
+        match policy.verdict(address_failures, count(&account_key)) {
+            Verdict::Refuse(wait) => return Err(LoginError::TooMany(wait)),
+            Verdict::Proceed(delay) if !delay.is_zero() => tokio::time::sleep(delay).await,
+            Verdict::Proceed(_) => {}
         }
         let found = match EmailAddress::parse("email", email) {
             Ok(address) => self
@@ -287,14 +321,21 @@ impl Services {
                 .map_err(anyhow::Error::from)?,
             Err(_) => None,
         };
-        let verified = match found {
-            Some((user, hash)) if !user.disabled => verify(hash, password).await?.then_some(user),
-            _ => None,
+        // The same argon2 work whether the account exists or not, so the answer's
+        // timing does not tell which emails have accounts.
+        let (user, hash) = match found {
+            Some((user, hash)) => (Some(user), hash),
+            None => (None, dummy_hash().await?),
         };
+        let matches = verify(hash, password).await?;
+        let verified = user.filter(|u| matches && !u.disabled);
         let user = match verified {
             Some(user) => user,
             None => {
-                self.login_limiter.record_failure(&keys, Instant::now());
+                self.store
+                    .record_login_failure(&keys, Utc::now(), window_start)
+                    .await
+                    .map_err(anyhow::Error::from)?;
                 let tx = self.store.begin().await.map_err(anyhow::Error::from)?;
                 tx.audit(
                     NewAuditEvent::new(&Actor::System, "auth.login_failed")
@@ -308,7 +349,10 @@ impl Services {
                 return Err(LoginError::BadCredentials);
             }
         };
-        self.login_limiter.clear(&format!("account:{normalized}"));
+        self.store
+            .clear_login_failures(&keys)
+            .await
+            .map_err(anyhow::Error::from)?;
         let cookie = crypto::random_token(TOKEN_BYTES)?;
         let csrf = crypto::random_token(TOKEN_BYTES)?;
         let now = Utc::now();

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::lifecycle::{Step, audit_as};
 use super::{ServiceError, ServiceResult, Services};
 use crate::domain::{Actor, DuplicatePolicy, Migration, MigrationStatus, PassKind, Work};
-use crate::store::StatusChange;
+use crate::store::{StatusChange, StoreError};
 
 fn conflict(code: &'static str, message: String) -> ServiceError {
     ServiceError::Conflict { code, message }
@@ -45,7 +45,16 @@ impl Services {
             detail,
             email: None,
         };
-        if !self.write_step(&tx, actor, m, step, now).await? {
+        let written = self
+            .write_step(&tx, actor, m, step, now)
+            .await
+            // The database's one-active-per-mailbox index answers for a retry that
+            // would make a second migration of the mailbox active.
+            .map_err(|err| match err.downcast::<StoreError>() {
+                Ok(store) => ServiceError::from(store),
+                Err(other) => ServiceError::Internal(other),
+            })?;
+        if !written {
             return Err(moved_meanwhile());
         }
         tx.commit().await?;

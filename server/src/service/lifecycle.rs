@@ -163,24 +163,12 @@ impl Services {
                     "its stored passwords were erased after the retention period; request the migration again".into(), None)
                 .await;
         };
-        // The names are resolved again: they may point elsewhere since the request.
-        for (side, account) in [("source", &m.source), ("destination", &m.dest)] {
-            if let Err(problem) = self.check_target(&account.host, account.port).await {
-                return self
-                    .fail(
-                        &m,
-                        MigrationStatus::Validating,
-                        Work::Validate,
-                        problem.code,
-                        format!("the {side} server: {}", problem.message),
-                        None,
-                    )
-                    .await;
-            }
-        }
+        // Each connection resolves the names again and checks every address: they may
+        // point elsewhere since the request.
+        let reach = self.reach();
         let checked = tokio::select! {
             () = stop.cancelled() => return Ok(WorkOutcome::Stopped),
-            checked = async { tokio::join!(ImapConnection::connect(&source), ImapConnection::connect(&dest)) } => checked,
+            checked = async { tokio::join!(ImapConnection::connect(&source, reach), ImapConnection::connect(&dest, reach)) } => checked,
         };
         let (src, dst) = match checked {
             (Ok(src), Ok(dst)) => (src, dst),
@@ -308,6 +296,7 @@ impl Services {
             connections: self.settings().workers.connections,
             pass: pass.number,
             sync_deletions: m.options.sync_deletions,
+            reach: self.reach(),
         };
         let checkpoints = DbCheckpoints {
             store: self.store.clone(),
@@ -349,12 +338,10 @@ impl Services {
         };
         let report = match result {
             Ok(report) => report,
-            Err(MigrateError::Connect(err)) => {
-                let (side, account) = if err.server() == format!("{}:{}", m.dest.host, m.dest.port)
-                {
-                    ("destination", &m.dest)
-                } else {
-                    ("source", &m.source)
+            Err(MigrateError::Connect(side, err)) => {
+                let (side, account) = match side {
+                    mail::Side::Destination => ("destination", &m.dest),
+                    mail::Side::Source => ("source", &m.source),
                 };
                 self.close_pass(&pass, PassEnd::ended("failed", None), now)
                     .await?;
@@ -572,12 +559,7 @@ impl Services {
         account: &ServerAccount,
         err: ConnectError,
     ) -> anyhow::Result<WorkOutcome> {
-        let code = match &err {
-            ConnectError::Auth(..) => "auth",
-            ConnectError::Connection(..) => "tcp",
-            ConnectError::Tls(..) => "tls",
-            ConnectError::Protocol(..) => "protocol",
-        };
+        let code = err.code();
         let message = format!("the {side} server: {err}");
         let refused = matches!(err, ConnectError::Auth(..)).then(|| Refused {
             side,
@@ -662,7 +644,7 @@ impl Services {
             holder: holder.to_owned(),
         };
         let state = checkpoints.load().await?;
-        let mut conn = match ImapConnection::connect(&dest).await {
+        let mut conn = match ImapConnection::connect(&dest, self.reach()).await {
             Ok(conn) => conn,
             Err(err) => {
                 let dest_account = m.dest.clone();

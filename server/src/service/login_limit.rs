@@ -1,76 +1,47 @@
-//! Failed sign-ins counted per client address and per account, in memory: a burst of
-//! guesses from one address, or at one account from many, is refused for a while.
+//! What a sign-in attempt may do, given the failures counted so far (in the database,
+//! shared by every process): the pure rule, unit-tested.
 //!
-//! In memory because only `ferry serve` answers sign-ins; a restart forgets the counts,
-//! which costs an attacker a restart they cannot cause.
+//! - An address that failed `max_failures` times in the window is refused until the
+//!   window passes: an attacker locks out only themselves.
+//! - An account that failed `max_failures` times (from anywhere) is never refused: each
+//!   further attempt waits 1 s, 2 s, 4 s, … up to [`MAX_DELAY`] before its answer, which
+//!   slows a distributed guesser without locking the owner out.
+//!
+//! Before this, 5 wrong passwords locked a known account for everyone for 15 minutes,
+//! and behind a proxy every user shared one address.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Keys kept before old ones are pruned, so a flood of addresses cannot grow memory.
-const MAX_KEYS: usize = 10_000;
+/// The longest an attempt on a much-guessed account waits.
+pub const MAX_DELAY: Duration = Duration::from_secs(30);
 
-#[derive(Debug)]
-pub struct LoginLimiter {
-    max_failures: usize,
-    window: Duration,
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+/// The rule's settings.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginPolicy {
+    pub max_failures: u32,
+    pub window: Duration,
 }
 
-impl LoginLimiter {
-    pub fn new(max_failures: u32, window: Duration) -> Self {
-        Self {
-            max_failures: usize::try_from(max_failures.max(1)).unwrap_or(usize::MAX),
-            window,
-            failures: Mutex::new(HashMap::new()),
-        }
-    }
+/// What an attempt may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Refused without checking the password; try again after this long.
+    Refuse(Duration),
+    /// Checked after waiting this long (zero for most attempts).
+    Proceed(Duration),
+}
 
-    /// `Some(wait)` when any of `keys` has used up its failures in the window.
-    pub fn blocked(&self, keys: &[String], now: Instant) -> Option<Duration> {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        keys.iter()
-            .filter_map(|key| {
-                let times = map.get_mut(key)?;
-                while times
-                    .front()
-                    .is_some_and(|t| now.duration_since(*t) >= self.window)
-                {
-                    times.pop_front();
-                }
-                (times.len() >= self.max_failures)
-                    .then(|| {
-                        times
-                            .front()
-                            .map(|t| self.window.saturating_sub(now.duration_since(*t)))
-                    })
-                    .flatten()
-            })
-            .max()
-    }
-
-    pub fn record_failure(&self, keys: &[String], now: Instant) {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= MAX_KEYS {
-            map.retain(|_, times| {
-                times
-                    .back()
-                    .is_some_and(|t| now.duration_since(*t) < self.window)
-            });
+impl LoginPolicy {
+    pub fn verdict(&self, address_failures: u32, account_failures: u32) -> Verdict {
+        let max = self.max_failures.max(1);
+        if address_failures >= max {
+            return Verdict::Refuse(self.window);
         }
-        for key in keys {
-            let times = map.entry(key.clone()).or_default();
-            times.push_back(now);
-            while times.len() > self.max_failures {
-                times.pop_front();
-            }
+        if account_failures < max {
+            return Verdict::Proceed(Duration::ZERO);
         }
-    }
-
-    pub fn clear(&self, key: &str) {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        map.remove(key);
+        let doublings = (account_failures - max).min(16);
+        Verdict::Proceed(Duration::from_secs(1u64 << doublings).min(MAX_DELAY))
     }
 }
 
@@ -79,20 +50,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn blocks_after_the_allowed_failures_until_the_window_passes() {
-        let limiter = LoginLimiter::new(3, Duration::from_secs(60));
-        let keys = vec!["ip:1.2.3.4".to_owned(), "account:a@b.c".to_owned()];
-        let t0 = Instant::now();
-        for i in 0..3 {
-            assert_eq!(limiter.blocked(&keys, t0), None, "attempt {i}");
-            limiter.record_failure(&keys, t0);
-        }
-        assert_eq!(limiter.blocked(&keys, t0), Some(Duration::from_secs(60)));
-        let other_ip = vec!["ip:5.6.7.8".to_owned(), "account:a@b.c".to_owned()];
-        assert!(
-            limiter.blocked(&other_ip, t0).is_some(),
-            "the account stays blocked from anywhere"
-        );
-        assert_eq!(limiter.blocked(&keys, t0 + Duration::from_secs(61)), None);
+    fn an_address_is_refused_and_an_account_only_slowed() {
+        let p = LoginPolicy {
+            max_failures: 3,
+            window: Duration::from_secs(900),
+        };
+        assert_eq!(p.verdict(0, 0), Verdict::Proceed(Duration::ZERO));
+        assert_eq!(p.verdict(2, 2), Verdict::Proceed(Duration::ZERO));
+        assert_eq!(p.verdict(3, 0), Verdict::Refuse(Duration::from_secs(900)));
+        assert_eq!(p.verdict(0, 3), Verdict::Proceed(Duration::from_secs(1)));
+        assert_eq!(p.verdict(0, 4), Verdict::Proceed(Duration::from_secs(2)));
+        assert_eq!(p.verdict(0, 6), Verdict::Proceed(Duration::from_secs(8)));
+        assert_eq!(p.verdict(0, 60), Verdict::Proceed(MAX_DELAY));
+        assert_eq!(p.verdict(0, u32::MAX), Verdict::Proceed(MAX_DELAY));
     }
 }

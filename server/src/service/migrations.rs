@@ -2,7 +2,6 @@
 //! rule, capacity, one active migration per mailbox, credentials encrypted), list,
 //! read, cancel and delete. The console and the API both call these.
 
-use std::net::IpAddr;
 use std::str::FromStr;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
@@ -17,7 +16,7 @@ use crate::domain::{
     ImapEndpoint, Migration, MigrationOptions, MigrationStatus, Mode, NewAuditEvent, Pass,
     PassKind, Scope, Security, ServerAccount, WindowError, WindowRules, Work,
 };
-use crate::store::{MigrationFilter, NewMigration, StatusChange, dest_key};
+use crate::store::{MigrationFilter, NewMigration, StatusChange, StoreError};
 
 /// One side of a request, as typed.
 #[derive(Debug, Clone, Default)]
@@ -89,6 +88,12 @@ const CANCELLABLE: [MigrationStatus; 5] = [
     MigrationStatus::WaitingForMx,
 ];
 
+/// How far ahead a window may be (a year 9999 window was once accepted).
+pub const MAX_WINDOW_DAYS: i64 = 366;
+
+/// The highest page number a list answers.
+pub const MAX_PAGE: u64 = 100_000;
+
 impl Services {
     pub fn window_rules(&self) -> Result<WindowRules, anyhow::Error> {
         let settings = self.settings();
@@ -141,6 +146,12 @@ impl Services {
                         format!("{raw:?} is not a local time like 2026-12-01T21:00"),
                     )),
                     Ok(local) => match rules.check(now, local, tz) {
+                        Ok(at) if at > now + chrono::Duration::days(MAX_WINDOW_DAYS) => {
+                            errors.push(FieldError::new(
+                                "window.start",
+                                format!("a window starts within {MAX_WINDOW_DAYS} days; {raw:?} is further"),
+                            ));
+                        }
                         Ok(at) => window_start = Some(at),
                         Err(why) => errors.push(FieldError::new(
                             "window.start",
@@ -162,49 +173,17 @@ impl Services {
         Ok((window_start, tz_name))
     }
 
-    /// Refuses hosts that resolve to loopback, private or link-local addresses,
-    /// unless settings allow them.
-    pub(super) async fn check_target(
-        &self,
-        host: &str,
-        port: u16,
-    ) -> Result<(), ConnectionProblem> {
-        let addrs: Vec<_> = match tokio::net::lookup_host((host, port)).await {
-            Ok(addrs) => addrs.collect(),
-            Err(err) => {
-                return Err(ConnectionProblem {
-                    code: "dns",
-                    message: format!("The name {host} does not resolve: {err}."),
-                });
-            }
-        };
-        if addrs.is_empty() {
-            return Err(ConnectionProblem {
-                code: "dns",
-                message: format!("The name {host} has no address."),
-            });
-        }
-        if self.settings().allow_private_targets {
-            return Ok(());
-        }
-        if let Some(addr) = addrs.iter().find(|a| is_private(a.ip())) {
-            return Err(ConnectionProblem {
-                code: "private_target",
-                message: format!(
-                    "{host} resolves to {}, a loopback, private or link-local address; Ferry connects only to public servers.",
-                    addr.ip()
-                ),
-            });
-        }
-        Ok(())
-    }
-
     /// Logs in to a server and lists its folders with message counts and sizes.
     pub async fn test_connection(
         &self,
         actor: &Actor,
         input: &ServerInput,
     ) -> ServiceResult<Result<Vec<FolderSummary>, ConnectionProblem>> {
+        let limits = &self.settings().limits;
+        let too_long = oversized(server_texts(SERVER_FIELDS, input), [], limits);
+        if !too_long.is_empty() {
+            return Err(ServiceError::Invalid(too_long));
+        }
         let account = server_account("server", input, None).map_err(ServiceError::Invalid)?;
         let password = input
             .password
@@ -212,11 +191,8 @@ impl Services {
             .filter(|p| !p.expose_secret().is_empty())
             .ok_or_else(|| ServiceError::field("server.password", "the password is required"))?;
         tracing::info!(actor = %actor, host = %account.host, "Testing a server connection");
-        if let Err(problem) = self.check_target(&account.host, account.port).await {
-            return Ok(Err(problem));
-        }
         let endpoint = endpoint(&account, password);
-        let mut conn = match ImapConnection::connect(&endpoint).await {
+        let mut conn = match ImapConnection::connect(&endpoint, self.reach()).await {
             Ok(conn) => conn,
             Err(err) => return Ok(Err(problem(err))),
         };
@@ -248,8 +224,12 @@ impl Services {
         req: MigrationRequest,
     ) -> ServiceResult<Migration> {
         let now = Utc::now();
-        let mut errors: Vec<FieldError> = Vec::new();
         let settings = self.settings();
+        let too_long = oversized(request_texts(&req), request_lists(&req), &settings.limits);
+        if !too_long.is_empty() {
+            return Err(ServiceError::Invalid(too_long));
+        }
+        let mut errors: Vec<FieldError> = Vec::new();
         let provider = &settings.provider;
         let source = server_account("source", &req.source, None)
             .map_err(|e| errors.extend(e))
@@ -336,16 +316,13 @@ impl Services {
             .map(str::trim)
             .filter(|d| !d.is_empty())
         {
-            Some(d) if d.contains('.') && !d.contains(['@', ' ', '/']) => {
-                Some(d.trim_end_matches('.').to_lowercase())
-            }
-            Some(d) => {
-                errors.push(FieldError::new(
-                    "mx_domain",
-                    format!("{d:?} is not a domain name like example.com"),
-                ));
-                None
-            }
+            Some(d) => match crate::domain::domain_name(d) {
+                Ok(d) => Some(d),
+                Err(message) => {
+                    errors.push(FieldError::new("mx_domain", message));
+                    None
+                }
+            },
             None => dest
                 .as_ref()
                 .and_then(|d| {
@@ -357,9 +334,13 @@ impl Services {
         };
         for (field, account) in [("source.host", &source), ("destination.host", &dest)] {
             if let Some(a) = account
-                && let Err(p) = self.check_target(&a.host, a.port).await
+                && let Err(err) =
+                    crate::connectors::net::resolve(&a.host, a.port, self.reach()).await
             {
-                errors.push(FieldError::new(field, p.message));
+                errors.push(FieldError::new(
+                    field,
+                    format!("{}.", upper_first(&err.to_string())),
+                ));
             }
         }
         if !errors.is_empty() {
@@ -379,30 +360,6 @@ impl Services {
             )));
         };
 
-        if self
-            .store
-            .count_active_migrations(Some(&dest_key(&dest)))
-            .await?
-            > 0
-        {
-            return Err(ServiceError::Conflict {
-                code: "active_migration_exists",
-                message: format!(
-                    "{} already has a migration in progress; cancel it or wait for it to finish.",
-                    dest.username
-                ),
-            });
-        }
-        let max_active = u64::from(self.settings().capacity.max_active);
-        if self.store.count_active_migrations(None).await? >= max_active {
-            return Err(ServiceError::Unavailable {
-                code: "migration_capacity_reached",
-                message: format!(
-                    "Ferry is at its limit of {max_active} migrations in progress; try again in a few minutes."
-                ),
-            });
-        }
-
         let new = NewMigration {
             status: MigrationStatus::Pending,
             created_by: actor.to_string(),
@@ -420,8 +377,30 @@ impl Services {
             resume_work: Some(Work::Pass(PassKind::PreMx)),
             next_run_at: Some(now),
         };
+        let dest_name = new.dest.username.clone();
         let tx = self.store.begin().await?;
-        let migration = tx.insert_migration(new, now).await?;
+        // Both rules are kept by the database (the admission lock and the one-active
+        // index), so concurrent requests cannot slip between a check and the insert.
+        let max_active = u64::from(self.settings().capacity.max_active);
+        if tx.lock_admission_and_count_active().await? >= max_active {
+            return Err(ServiceError::Unavailable {
+                code: "migration_capacity_reached",
+                message: format!(
+                    "Ferry is at its limit of {max_active} migrations in progress; try again in a few minutes."
+                ),
+            });
+        }
+        let migration = match tx.insert_migration(new, now).await {
+            Err(StoreError::ActiveMigrationExists) => {
+                return Err(ServiceError::Conflict {
+                    code: "active_migration_exists",
+                    message: format!(
+                        "{dest_name} already has a migration in progress; cancel it or wait for it to finish."
+                    ),
+                });
+            }
+            other => other?,
+        };
         let mut event = NewAuditEvent::new(actor, "migration.requested");
         event.subject = Some(("migration", migration.id.to_string()));
         event.detail = serde_json::json!({
@@ -475,10 +454,18 @@ impl Services {
         })
     }
 
+    /// One page of migrations (pages count from 0 here; the API's from 1). A page
+    /// beyond [`MAX_PAGE`] is a field error, not an offset that overflows.
     pub async fn list_migrations(
         &self,
         filter: &MigrationFilter,
     ) -> ServiceResult<(Vec<Migration>, u64)> {
+        if filter.page >= MAX_PAGE {
+            return Err(ServiceError::field(
+                "page",
+                format!("pages go up to {MAX_PAGE}; narrow the list with a status or a search"),
+            ));
+        }
         Ok(self.store.list_migrations(filter).await?)
     }
 
@@ -570,34 +557,11 @@ impl Services {
     }
 }
 
-fn is_private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64 // CGNAT 100.64/10
-        }
-        IpAddr::V6(v6) => {
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || (v6.segments()[0] & 0xfe00) == 0xfc00 // unique local
-                || (v6.segments()[0] & 0xffc0) == 0xfe80 // link-local
-                || v6.to_ipv4_mapped().is_some_and(|v4| is_private(IpAddr::V4(v4)))
-        }
-    }
-}
-
 fn problem(err: ConnectError) -> ConnectionProblem {
-    let (code, message) = match &err {
-        ConnectError::Connection(..) => ("tcp", err.to_string()),
-        ConnectError::Tls(..) => ("tls", err.to_string()),
-        ConnectError::Auth(..) => ("auth", err.to_string()),
-        ConnectError::Protocol(..) => ("protocol", err.to_string()),
-    };
-    ConnectionProblem { code, message }
+    ConnectionProblem {
+        code: err.code(),
+        message: err.to_string(),
+    }
 }
 
 pub(super) fn endpoint(account: &ServerAccount, password: SecretString) -> ImapEndpoint {
@@ -618,14 +582,20 @@ fn server_account(
     input: &ServerInput,
     defaults: Option<(&str, u16, &str)>,
 ) -> Result<ServerAccount, Vec<FieldError>> {
-    let [host_field, security_field, username_field] = match side {
-        "source" => ["source.host", "source.security", "source.username"],
+    let [host_field, port_field, security_field, username_field] = match side {
+        "source" => [
+            "source.host",
+            "source.port",
+            "source.security",
+            "source.username",
+        ],
         "destination" => [
             "destination.host",
+            "destination.port",
             "destination.security",
             "destination.username",
         ],
-        _ => ["host", "security", "username"],
+        _ => ["host", "port", "security", "username"],
     };
     let mut errors = Vec::new();
     let host = match (input.host.trim(), defaults) {
@@ -637,14 +607,10 @@ fn server_account(
             ));
             String::new()
         }
-        (h, _) if h.contains(|c: char| c.is_whitespace() || c == '/' || c == '@') => {
-            errors.push(FieldError::new(
-                host_field,
-                format!("{h:?} is not a host name like imap.example.com"),
-            ));
+        (h, _) => crate::domain::host_name(h).unwrap_or_else(|message| {
+            errors.push(FieldError::new(host_field, message));
             String::new()
-        }
-        (h, _) => h.to_lowercase(),
+        }),
     };
     let same_server = input.host.trim().is_empty();
     let security_raw = input
@@ -668,6 +634,12 @@ fn server_account(
         .port
         .or_else(|| defaults.filter(|_| same_server).map(|(_, p, _)| p))
         .unwrap_or_else(|| security.default_port());
+    if port == 0 {
+        errors.push(FieldError::new(
+            port_field,
+            "the port must be between 1 and 65535 (993 for IMAP over TLS, 143 otherwise)",
+        ));
+    }
     let username = input.username.trim().to_owned();
     if username.is_empty() {
         errors.push(FieldError::new(
@@ -720,4 +692,98 @@ fn window_sentence(
         ),
     };
     format!("{rule}; {}", earliest_sentence(rules, now, tz))
+}
+
+/// `text` with its first letter in upper case, for an error used as a sentence.
+fn upper_first(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// The names of one side's fields in errors: host, username, password, authuser,
+/// security.
+const SOURCE_FIELDS: [&str; 5] = [
+    "source.host",
+    "source.username",
+    "source.password",
+    "source.authuser",
+    "source.security",
+];
+const DEST_FIELDS: [&str; 5] = [
+    "destination.host",
+    "destination.username",
+    "destination.password",
+    "destination.authuser",
+    "destination.security",
+];
+const SERVER_FIELDS: [&str; 5] = ["host", "username", "password", "authuser", "security"];
+
+/// The text fields of one side, with the names its errors use.
+fn server_texts<'a>(
+    names: [&'static str; 5],
+    input: &'a ServerInput,
+) -> Vec<(&'static str, Option<&'a str>)> {
+    let [host, username, password, authuser, security] = names;
+    vec![
+        (host, Some(input.host.as_str())),
+        (username, Some(input.username.as_str())),
+        (password, input.password.as_ref().map(|p| p.expose_secret())),
+        (authuser, input.authuser.as_deref()),
+        (security, input.security.as_deref()),
+    ]
+}
+
+fn request_texts(req: &MigrationRequest) -> Vec<(&'static str, Option<&str>)> {
+    let mut texts = server_texts(SOURCE_FIELDS, &req.source);
+    texts.extend(server_texts(DEST_FIELDS, &req.destination));
+    texts.extend([
+        ("mode", req.mode.as_deref()),
+        ("duplicates", req.duplicates.as_deref()),
+        ("import_since", req.import_since.as_deref()),
+        ("folder_strategy", req.folder_strategy.as_deref()),
+        ("mx_domain", req.mx_domain.as_deref()),
+        ("window.start", req.window_start.as_deref()),
+        ("window.time_zone", req.time_zone.as_deref()),
+        ("requester_email", Some(req.requester_email.as_str())),
+    ]);
+    texts
+}
+
+fn request_lists(req: &MigrationRequest) -> [(&'static str, &[String]); 3] {
+    [
+        ("selected_folders", &req.selected_folders),
+        ("excluded_folders", &req.excluded_folders),
+        ("folder_map", &req.folder_map),
+    ]
+}
+
+/// One error per field longer than the limits allow (a list's entries count as texts).
+fn oversized<'a>(
+    texts: Vec<(&'static str, Option<&'a str>)>,
+    lists: impl IntoIterator<Item = (&'static str, &'a [String])>,
+    limits: &crate::config::LimitSettings,
+) -> Vec<FieldError> {
+    let max = limits.text_chars;
+    let mut errors: Vec<FieldError> = texts
+        .into_iter()
+        .filter(|(_, text)| text.is_some_and(|t| t.chars().count() > max))
+        .map(|(field, _)| FieldError::new(field, format!("at most {max} characters")))
+        .collect();
+    for (field, items) in lists {
+        if items.len() > limits.list_items {
+            errors.push(FieldError::new(
+                field,
+                format!("at most {} entries", limits.list_items),
+            ));
+        } else if items.iter().any(|i| i.chars().count() > max) {
+            errors.push(FieldError::new(
+                field,
+                format!("each entry at most {max} characters"),
+            ));
+        }
+    }
+    errors
 }

@@ -20,7 +20,6 @@ use crate::store::{Store, StoreError};
 
 pub use accounts::{LoginError, MIN_PASSWORD_LEN, NewStaff, SignedIn};
 pub use lifecycle::WorkOutcome;
-pub use login_limit::LoginLimiter;
 pub use migrations::{
     ConnectionProblem, FolderSummary, MigrationDetail, MigrationRequest, ServerInput,
 };
@@ -35,7 +34,6 @@ pub struct Services {
     pub cipher: Arc<crate::crypto::Cipher>,
     /// Read through [`Services::settings`]; admins change some of them in the console.
     pub live_settings: Arc<LiveSettings>,
-    pub login_limiter: Arc<LoginLimiter>,
     /// Wakes the workers when work may have become due (a request, an action).
     pub work_ready: Arc<tokio::sync::Notify>,
 }
@@ -70,6 +68,10 @@ impl From<StoreError> for ServiceError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::NotFound(what) => ServiceError::NotFound(what),
+            StoreError::ActiveMigrationExists => ServiceError::Conflict {
+                code: "active_migration_exists",
+                message: "This mailbox already has a migration in progress; cancel it or wait for it to finish.".into(),
+            },
             other => ServiceError::Internal(other.into()),
         }
     }

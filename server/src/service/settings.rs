@@ -108,6 +108,18 @@ impl Services {
         self.live_settings.get()
     }
 
+    /// What a connection to a customer-named server may reach and how long it may
+    /// wait, from the settings in force.
+    pub(crate) fn reach(&self) -> crate::connectors::net::Reach {
+        let s = self.settings();
+        crate::connectors::net::Reach {
+            allow_private: s.allow_private_targets,
+            nameserver: s.mx_nameserver(),
+            connect_timeout: std::time::Duration::from_secs(s.timeouts.connect_seconds),
+            io_timeout: std::time::Duration::from_secs(s.timeouts.io_seconds),
+        }
+    }
+
     /// Puts the stored settings in force when they changed since the last look: at
     /// start, after a change here, and every [`RELOAD_EVERY`].
     pub async fn reload_settings(&self) -> anyhow::Result<()> {

@@ -317,16 +317,6 @@ impl Store {
         Ok((list, total))
     }
 
-    /// Active migrations in all, and for one destination mailbox.
-    pub async fn count_active_migrations(&self, dest_key: Option<&str>) -> StoreResult<u64> {
-        let mut query = migrations::Entity::find()
-            .filter(migrations::Column::Status.is_in(MigrationStatus::active()));
-        if let Some(key) = dest_key {
-            query = query.filter(migrations::Column::DestKey.eq(key));
-        }
-        Ok(query.count(&self.db).await?)
-    }
-
     /// The encrypted passwords (source, destination), when not purged.
     pub async fn migration_secrets(
         &self,
@@ -770,8 +760,26 @@ impl Tx {
             ..Default::default()
         }
         .insert(&self.inner)
-        .await?;
+        .await
+        .map_err(super::active_conflict_or)?;
         migration_from(row)
+    }
+
+    /// Takes the admission lock, held until this transaction ends, and counts the
+    /// active migrations: a capacity check made with this count cannot be overtaken
+    /// by a concurrent admission (PostgreSQL queues on the lock's row, SQLite on its
+    /// write lock, which the lock's UPDATE takes first).
+    pub async fn lock_admission_and_count_active(&self) -> StoreResult<u64> {
+        self.inner
+            .execute_unprepared(
+                "UPDATE locks SET taken_at = taken_at + 1 WHERE name = 'migration_admission'",
+            )
+            .await?;
+        let n = migrations::Entity::find()
+            .filter(migrations::Column::Status.is_in(MigrationStatus::active()))
+            .count(&self.inner)
+            .await?;
+        Ok(n)
     }
 
     /// Moves a migration from `from` to `to` with the changes given; false when it was
@@ -849,7 +857,8 @@ impl Tx {
             .filter(migrations::Column::Id.eq(id))
             .filter(migrations::Column::Status.eq(from.as_str()))
             .exec(&self.inner)
-            .await?;
+            .await
+            .map_err(super::active_conflict_or)?;
         Ok(res.rows_affected == 1)
     }
 

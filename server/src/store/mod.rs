@@ -7,6 +7,7 @@
 mod accounts;
 mod audit;
 mod entities;
+mod login_failures;
 mod migrations;
 mod outbox;
 mod settings;
@@ -39,6 +40,10 @@ pub enum StoreError {
     Duplicate(&'static str),
     #[error("{0} was not found")]
     NotFound(&'static str),
+    /// The destination mailbox already has an active migration (the database's
+    /// partial unique index said so).
+    #[error("the mailbox already has an active migration")]
+    ActiveMigrationExists,
     #[error("Stored data is not valid: {0}")]
     Corrupt(String),
     #[error("Database error: {0}")]
@@ -46,6 +51,15 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A write that may make a migration active: the one-active-per-mailbox index's
+/// refusal becomes [`StoreError::ActiveMigrationExists`].
+fn active_conflict_or(err: DbErr) -> StoreError {
+    match err.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => StoreError::ActiveMigrationExists,
+        _ => StoreError::Db(err),
+    }
+}
 
 fn duplicate_or(err: DbErr, what: &'static str) -> StoreError {
     match err.sql_err() {

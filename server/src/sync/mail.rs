@@ -22,6 +22,7 @@ use crate::connectors::imap::{
     AppendItem, Bodies, ConnectError, FolderStatus, ImapConnection, MessageMeta, OpError,
     StreamError, stream_append,
 };
+use crate::connectors::net::Reach;
 use crate::domain::{DuplicatePolicy, ImapEndpoint, Mode};
 use crate::planner::folders::{FolderPlan, MappedBy, Selection, Skipped, map_folders};
 
@@ -60,6 +61,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(80);
 pub struct MailJob {
     pub source: ImapEndpoint,
     pub dest: ImapEndpoint,
+    /// What the connections may reach and their deadlines.
+    pub reach: Reach,
     pub mode: Mode,
     pub duplicates: DuplicatePolicy,
     pub delete_source: bool,
@@ -80,10 +83,18 @@ pub struct MailJob {
 /// How many of a folder's unaccounted UIDs a report names (the count is always whole).
 const UNACCOUNTED_NAMED: usize = 20;
 
+/// Which server of a migration something happened with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Source,
+    Destination,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateError {
-    #[error(transparent)]
-    Connect(#[from] ConnectError),
+    /// Connecting or logging in failed, on this side.
+    #[error("{1}")]
+    Connect(Side, ConnectError),
     #[error("{0}")]
     Refused(String),
     #[error("{0:#}")]
@@ -232,14 +243,14 @@ struct Sides {
     dst: ImapConnection,
 }
 
-async fn connect(job: &MailJob) -> Result<Sides, ConnectError> {
+async fn connect(job: &MailJob) -> Result<Sides, MigrateError> {
     let (src, dst) = tokio::join!(
-        ImapConnection::connect(&job.source),
-        ImapConnection::connect(&job.dest)
+        ImapConnection::connect(&job.source, job.reach),
+        ImapConnection::connect(&job.dest, job.reach)
     );
     Ok(Sides {
-        src: src?,
-        dst: dst?,
+        src: src.map_err(|e| MigrateError::Connect(Side::Source, e))?,
+        dst: dst.map_err(|e| MigrateError::Connect(Side::Destination, e))?,
     })
 }
 
@@ -453,6 +464,15 @@ async fn copy_folder_with_retries<C: CheckpointStore>(
             tokio::time::sleep(backoff).await;
             match connect(job).await {
                 Ok(new) => break new,
+                // A refused login or target does not get better by waiting.
+                Err(
+                    err @ MigrateError::Connect(
+                        _,
+                        ConnectError::Auth(..) | ConnectError::Target(..),
+                    ),
+                ) => {
+                    return Err(err);
+                }
                 Err(err) => why = err.to_string(),
             }
         };
@@ -1501,6 +1521,7 @@ mod tests {
         MailJob {
             source: side(),
             dest: side(),
+            reach: Reach::default(),
             mode: Mode::Full,
             duplicates,
             delete_source: false,

@@ -21,13 +21,9 @@ use secrecy::ExposeSecret;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::net::{self, Reach, ReachError};
 use crate::domain::{ImapEndpoint, KEY_FIELDS, Security, SpecialUse, message_key};
 use crate::planner::folders::{ListedFolder, Namespace};
-
-/// Every network wait gives up after this.
-pub const NETWORK_TIMEOUT: Duration = Duration::from_secs(120);
-/// Connecting (DNS, TCP, TLS, greeting) gives up sooner.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub trait ImapStream: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug> ImapStream for T {}
@@ -37,8 +33,14 @@ type Session = async_imap::Session<Box<dyn ImapStream>>;
 /// Why a connection or login failed, for exit codes and API error codes.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
+    #[error("Cannot resolve {0}: {1}")]
+    Dns(String, String),
+    #[error("Refused to connect to {0}: {1}")]
+    Target(String, String),
     #[error("Cannot reach {0}: {1}")]
     Connection(String, String),
+    #[error("{0} gave no answer {1}")]
+    Timeout(String, String),
     #[error("TLS with {0} failed: {1}")]
     Tls(String, String),
     #[error("{0} refused the login: {1}")]
@@ -51,9 +53,57 @@ impl ConnectError {
     /// The server it happened with, as `host:port`.
     pub fn server(&self) -> &str {
         match self {
-            Self::Connection(s, _) | Self::Tls(s, _) | Self::Auth(s, _) | Self::Protocol(s, _) => s,
+            Self::Dns(s, _)
+            | Self::Target(s, _)
+            | Self::Connection(s, _)
+            | Self::Timeout(s, _)
+            | Self::Tls(s, _)
+            | Self::Auth(s, _)
+            | Self::Protocol(s, _) => s,
         }
     }
+
+    /// The error code the API, the console and the emails use.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Dns(..) => "dns",
+            Self::Target(..) => "private_target",
+            Self::Connection(..) => "tcp",
+            Self::Timeout(..) => "timeout",
+            Self::Tls(..) => "tls",
+            Self::Auth(..) => "auth",
+            Self::Protocol(..) => "protocol",
+        }
+    }
+
+    fn reach(label: &str, err: ReachError) -> Self {
+        let label = label.to_owned();
+        match err {
+            ReachError::Dns(_, why) => Self::Dns(label, why),
+            err @ ReachError::Refused { .. } => Self::Target(label, err.to_string()),
+            ReachError::Timeout(d) => {
+                Self::Timeout(label, format!("to the connection within {d:?}"))
+            }
+            ReachError::Tcp(why) => Self::Connection(label, why),
+        }
+    }
+}
+
+/// `fut` with the connection step's deadline; `step` names what was awaited.
+async fn connect_step<T>(
+    deadline: Duration,
+    label: &str,
+    step: &str,
+    fut: impl Future<Output = Result<T, ConnectError>>,
+) -> Result<T, ConnectError> {
+    tokio::time::timeout(deadline, fut)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ConnectError::Timeout(
+                label.to_owned(),
+                format!("to {step} within {deadline:?}"),
+            ))
+        })
 }
 
 /// What the server offers, read once after login.
@@ -97,11 +147,16 @@ impl From<std::io::Error> for OpError {
     }
 }
 
-async fn timed<T, E: Into<OpError>>(fut: impl Future<Output = Result<T, E>>) -> Result<T, OpError> {
-    match tokio::time::timeout(NETWORK_TIMEOUT, fut).await {
+/// `fut` with the deadline of one wait for the server: a server that stops answering
+/// is a broken connection (reconnect and resume), never a hang.
+async fn timed<T, E: Into<OpError>>(
+    deadline: Duration,
+    fut: impl Future<Output = Result<T, E>>,
+) -> Result<T, OpError> {
+    match tokio::time::timeout(deadline, fut).await {
         Ok(result) => result.map_err(Into::into),
         Err(_) => Err(OpError::Connection(format!(
-            "no answer within {NETWORK_TIMEOUT:?}"
+            "no answer within {deadline:?}"
         ))),
     }
 }
@@ -144,6 +199,8 @@ pub struct ImapConnection {
     /// The personal namespace as the server answered NAMESPACE (None without it).
     namespace: Option<Namespace>,
     label: String,
+    /// Deadline of each wait for the server.
+    deadline: Duration,
 }
 
 impl std::fmt::Debug for ImapConnection {
@@ -193,55 +250,61 @@ fn quote(s: &str) -> String {
 }
 
 impl ImapConnection {
-    pub async fn connect(endpoint: &ImapEndpoint) -> Result<Self, ConnectError> {
+    /// Connects through [`net::connect`] (the name resolved once, every address
+    /// checked against `reach`), logs in and reads the capabilities; every step has
+    /// `reach`'s deadline.
+    pub async fn connect(endpoint: &ImapEndpoint, reach: Reach) -> Result<Self, ConnectError> {
         let label = format!("{}:{}", endpoint.host, endpoint.port);
-        let connect = async {
-            let tcp = TcpStream::connect((endpoint.host.as_str(), endpoint.port))
-                .await
-                .map_err(|e| ConnectError::Connection(label.clone(), e.to_string()))?;
-            let _ = tcp.set_nodelay(true);
-            let stream: Box<dyn ImapStream> = match endpoint.security {
-                Security::None => Box::new(tcp),
-                Security::Ssl => Box::new(Self::tls(endpoint, tcp, &label).await?),
-                Security::Starttls => {
-                    let mut client = async_imap::Client::new(tcp);
-                    Self::greeting(&mut client, &label).await?;
+        let step = reach.connect_timeout;
+        let tcp = net::connect(&endpoint.host, endpoint.port, reach)
+            .await
+            .map_err(|e| ConnectError::reach(&label, e))?;
+        let stream: Box<dyn ImapStream> = match endpoint.security {
+            Security::None => Box::new(tcp),
+            Security::Ssl => Box::new(
+                connect_step(
+                    step,
+                    &label,
+                    "the TLS handshake",
+                    Self::tls(endpoint, tcp, &label),
+                )
+                .await?,
+            ),
+            Security::Starttls => {
+                let mut client = async_imap::Client::new(tcp);
+                connect_step(step, &label, "greet", Self::greeting(&mut client, &label)).await?;
+                connect_step(step, &label, "STARTTLS", async {
                     client
                         .run_command_and_check_ok("STARTTLS", None)
                         .await
                         .map_err(|e| {
                             ConnectError::Tls(label.clone(), format!("STARTTLS refused: {e}"))
-                        })?;
-                    Box::new(Self::tls(endpoint, client.into_inner(), &label).await?)
-                }
-            };
-            let mut client = async_imap::Client::new(stream);
-            if endpoint.security != Security::Starttls {
-                Self::greeting(&mut client, &label).await?;
-            }
-            Ok::<_, ConnectError>(client)
-        };
-        let client = tokio::time::timeout(CONNECT_TIMEOUT, connect)
-            .await
-            .map_err(|_| {
-                ConnectError::Connection(
-                    label.clone(),
-                    format!("no answer within {CONNECT_TIMEOUT:?}"),
+                        })
+                })
+                .await?;
+                Box::new(
+                    connect_step(
+                        step,
+                        &label,
+                        "the TLS handshake",
+                        Self::tls(endpoint, client.into_inner(), &label),
+                    )
+                    .await?,
                 )
-            })??;
+            }
+        };
+        let mut client = async_imap::Client::new(stream);
+        if endpoint.security != Security::Starttls {
+            connect_step(step, &label, "greet", Self::greeting(&mut client, &label)).await?;
+        }
+        tracing::trace!(server = %label, user = %endpoint.username, "Greeted; logging in");
         let password = endpoint.password.expose_secret();
         let login = match &endpoint.authuser {
-            None => {
-                tokio::time::timeout(CONNECT_TIMEOUT, client.login(&endpoint.username, password))
-                    .await
-            }
+            None => tokio::time::timeout(step, client.login(&endpoint.username, password)).await,
             Some(admin) => {
                 let response = format!("{}\0{admin}\0{password}", endpoint.username).into_bytes();
-                tokio::time::timeout(
-                    CONNECT_TIMEOUT,
-                    client.authenticate("PLAIN", PlainAuth { response }),
-                )
-                .await
+                tokio::time::timeout(step, client.authenticate("PLAIN", PlainAuth { response }))
+                    .await
             }
         };
         let mut session = match login {
@@ -254,17 +317,20 @@ impl ImapConnection {
             }
             Ok(Err((err, _))) => return Err(ConnectError::Protocol(label, err.to_string())),
             Err(_) => {
-                return Err(ConnectError::Connection(
+                return Err(ConnectError::Timeout(
                     label,
-                    "no answer to the login".into(),
+                    format!("to the login within {step:?}"),
                 ));
             }
         };
         // Pre-login capabilities are often short (Dovecot): ask again.
-        let caps = session
-            .capabilities()
-            .await
-            .map_err(|e| ConnectError::Protocol(label.clone(), e.to_string()))?;
+        let caps = connect_step(step, &label, "CAPABILITY", async {
+            session
+                .capabilities()
+                .await
+                .map_err(|e| ConnectError::Protocol(label.clone(), e.to_string()))
+        })
+        .await?;
         let appendlimit = caps.iter().find_map(|c| match c {
             async_imap::types::Capability::Atom(a) => {
                 a.strip_prefix("APPENDLIMIT=").and_then(|n| n.parse().ok())
@@ -286,12 +352,19 @@ impl ImapConnection {
             caps,
             namespace: None,
             label,
+            deadline: reach.io_timeout,
         };
         if conn.caps.namespace {
-            conn.namespace = conn
-                .ask_namespace()
-                .await
-                .map_err(|e| ConnectError::Protocol(conn.label.clone(), e.to_string()))?;
+            conn.namespace = match conn.ask_namespace().await {
+                Ok(ns) => ns,
+                Err(OpError::Connection(why)) if why.starts_with("no answer") => {
+                    return Err(ConnectError::Timeout(
+                        conn.label.clone(),
+                        format!("to NAMESPACE: {why}"),
+                    ));
+                }
+                Err(e) => return Err(ConnectError::Protocol(conn.label.clone(), e.to_string())),
+            };
         }
         Ok(conn)
     }
@@ -331,7 +404,7 @@ impl ImapConnection {
 
     /// Every folder with its delimiter, role and subscription.
     pub async fn list_folders(&mut self) -> Result<Vec<ListedFolder>, OpError> {
-        let names: Vec<_> = timed(async {
+        let names: Vec<_> = timed(self.deadline, async {
             self.session
                 .list(Some(""), Some("*"))
                 .await?
@@ -339,7 +412,7 @@ impl ImapConnection {
                 .await
         })
         .await?;
-        let subscribed: HashSet<String> = timed(async {
+        let subscribed: HashSet<String> = timed(self.deadline, async {
             self.session
                 .lsub(Some(""), Some("*"))
                 .await?
@@ -395,7 +468,7 @@ impl ImapConnection {
     /// lines from the socket (nothing is pending in async-imap's buffer between
     /// commands) and parsed by `proto::parse_namespace`.
     async fn ask_namespace(&mut self) -> Result<Option<Namespace>, OpError> {
-        let lines = timed(self.raw_command("NAMESPACE")).await?;
+        let lines = timed(self.deadline, self.raw_command("NAMESPACE")).await?;
         Ok(lines.iter().find_map(|l| proto::parse_namespace(l)))
     }
 
@@ -435,7 +508,7 @@ impl ImapConnection {
     }
 
     pub async fn create_folder(&mut self, name: &str) -> Result<(), OpError> {
-        match timed(self.session.create(name)).await {
+        match timed(self.deadline, self.session.create(name)).await {
             // Created by a concurrent run or as a parent: fine.
             Err(OpError::Refused(text)) if text.to_ascii_lowercase().contains("exists") => Ok(()),
             other => other,
@@ -443,7 +516,7 @@ impl ImapConnection {
     }
 
     pub async fn subscribe(&mut self, name: &str) -> Result<(), OpError> {
-        timed(self.session.subscribe(name)).await
+        timed(self.deadline, self.session.subscribe(name)).await
     }
 
     /// STATUS without selecting (for pre-counts and the fast path of a second pass).
@@ -453,7 +526,7 @@ impl ImapConnection {
         } else {
             "(MESSAGES UIDNEXT UIDVALIDITY)"
         };
-        let mailbox = timed(self.session.status(name, items)).await?;
+        let mailbox = timed(self.deadline, self.session.status(name, items)).await?;
         Ok(FolderStatus::from(&mailbox))
     }
 
@@ -471,7 +544,7 @@ impl ImapConnection {
         let mut uids: Vec<u32> = if exists == 0 {
             Vec::new()
         } else {
-            timed(async {
+            timed(self.deadline, async {
                 let mut stream = self.session.fetch("1:*", "(UID)").await?;
                 let mut uids = Vec::new();
                 while let Some(f) = stream.try_next().await? {
@@ -494,7 +567,7 @@ impl ImapConnection {
 
     /// Every UID of the selected folder as `UID SEARCH ALL` answers now, sorted.
     pub async fn search_uids(&mut self) -> Result<Vec<u32>, OpError> {
-        let mut uids: Vec<u32> = timed(self.session.uid_search("ALL"))
+        let mut uids: Vec<u32> = timed(self.deadline, self.session.uid_search("ALL"))
             .await?
             .into_iter()
             .collect();
@@ -516,7 +589,7 @@ impl ImapConnection {
         let mut out = Vec::with_capacity(uids.len());
         for set in proto::uid_sets(uids) {
             // Answers turned into flags as they arrive (see `fetch_meta_set`).
-            timed(async {
+            timed(self.deadline, async {
                 let mut stream = self.session.uid_fetch(&set, &query).await?;
                 while let Some(f) = stream.try_next().await? {
                     let Some(uid) = f.uid else { continue };
@@ -540,7 +613,7 @@ impl ImapConnection {
             .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
             .collect();
         for set in proto::uid_sets(uids) {
-            timed(async {
+            timed(self.deadline, async {
                 self.session
                     .uid_store(&set, format!("FLAGS.SILENT ({})", list.join(" ")))
                     .await?
@@ -553,7 +626,7 @@ impl ImapConnection {
     }
 
     pub async fn select(&mut self, name: &str) -> Result<FolderStatus, OpError> {
-        let mailbox = timed(self.session.select(name)).await?;
+        let mailbox = timed(self.deadline, self.session.select(name)).await?;
         Ok(FolderStatus::from(&mailbox))
     }
 
@@ -561,12 +634,12 @@ impl ImapConnection {
     /// of every message: STATUS SIZE would be one command, but async-imap cannot parse
     /// its answer).
     pub async fn folder_size(&mut self, name: &str) -> Result<(u64, u64), OpError> {
-        let mailbox = timed(self.session.examine(name)).await?;
+        let mailbox = timed(self.deadline, self.session.examine(name)).await?;
         if mailbox.exists == 0 {
             return Ok((0, 0));
         }
         // Summed as the answers arrive (see `fetch_meta_set`).
-        let bytes = timed(async {
+        let bytes = timed(self.deadline, async {
             let mut stream = self.session.fetch("1:*", "(RFC822.SIZE)").await?;
             let mut bytes = 0u64;
             while let Some(f) = stream.try_next().await? {
@@ -596,7 +669,7 @@ impl ImapConnection {
         // Each answer is turned into a small `MessageMeta` as it arrives: async-imap's
         // answer keeps the whole read buffer it was parsed from, so collecting the
         // answers first would hold a buffer per message.
-        let out = timed(async {
+        let out = timed(self.deadline, async {
             let mut stream = self.session.uid_fetch(uid_set, &query).await?;
             let mut out = Vec::new();
             while let Some(f) = stream.try_next().await? {
@@ -625,7 +698,7 @@ impl ImapConnection {
             return Ok(Bodies::default());
         }
         let set = uid_set(uids);
-        let fetches: Vec<_> = timed(async {
+        let fetches: Vec<_> = timed(self.deadline, async {
             self.session
                 .uid_fetch(&set, "(UID BODY.PEEK[])")
                 .await?
@@ -644,7 +717,7 @@ impl ImapConnection {
         offset: u64,
         len: u64,
     ) -> Result<Option<async_imap::types::Fetch>, OpError> {
-        let fetches: Vec<_> = timed(async {
+        let fetches: Vec<_> = timed(self.deadline, async {
             self.session
                 .uid_fetch(
                     uid.to_string(),
@@ -714,7 +787,7 @@ impl ImapConnection {
                 .caps
                 .appendlimit
                 .is_none_or(|limit| largest as u64 <= limit);
-        timed(async {
+        timed(self.deadline, async {
             let id = self
                 .append_begin(folder, first, first.body.len(), non_sync)
                 .await?;
@@ -843,7 +916,7 @@ impl ImapConnection {
             return Ok(true);
         }
         let set = uid_set(uids);
-        timed(async {
+        timed(self.deadline, async {
             self.session
                 .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
                 .await?
@@ -854,7 +927,7 @@ impl ImapConnection {
         if !self.caps.uidplus {
             return Ok(false);
         }
-        timed(async {
+        timed(self.deadline, async {
             self.session
                 .uid_expunge(&set)
                 .await?
@@ -866,7 +939,11 @@ impl ImapConnection {
     }
 
     pub async fn logout(mut self) {
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.session.logout()).await;
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5).min(self.deadline),
+            self.session.logout(),
+        )
+        .await;
     }
 }
 
@@ -969,12 +1046,14 @@ pub async fn stream_append(
         body: &[],
     };
     let non_sync = dst.caps.literal_plus && dst.caps.appendlimit.is_none_or(|limit| size <= limit);
-    let id = match timed(dst.append_begin(folder, &item, len, non_sync)).await {
+    let id = match timed(dst.deadline, dst.append_begin(folder, &item, len, non_sync)).await {
         Ok(id) => id,
         Err(OpError::Refused(why)) => return Err(StreamError::Refused(why)),
         Err(e) => return Err(lost(e)),
     };
-    timed(dst.write_raw(first_bytes)).await.map_err(lost)?;
+    timed(dst.deadline, dst.write_raw(first_bytes))
+        .await
+        .map_err(lost)?;
     drop(first);
     let mut offset = first_len;
     while offset < size {
@@ -984,7 +1063,9 @@ pub async fn stream_append(
         if bytes.len() as u64 != want {
             return Err(StreamError::SizeMismatch(uid));
         }
-        timed(dst.write_raw(bytes)).await.map_err(lost)?;
+        timed(dst.deadline, dst.write_raw(bytes))
+            .await
+            .map_err(lost)?;
         offset += want;
     }
     // Nothing beyond the announced size, or the copy would be cut short.
@@ -996,7 +1077,7 @@ pub async fn stream_append(
     {
         return Err(StreamError::SizeMismatch(uid));
     }
-    match timed(dst.append_finish(&id)).await {
+    match timed(dst.deadline, dst.append_finish(&id)).await {
         Ok(uids) => Ok(uids.first().copied()),
         Err(OpError::Refused(why)) => Err(StreamError::Refused(why)),
         Err(e) => Err(lost(e)),

@@ -1,6 +1,9 @@
 //! The REST API under `/api/v1` (poem-openapi), the only place that knows JSON shapes.
 //! Every error is a JSON body with a stable snake_case `code` and a sentence.
 
+use std::sync::Arc;
+
+use poem::web::Json as PoemJson;
 use poem::{Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Request};
 use poem_openapi::auth::Bearer;
 use poem_openapi::param::Query;
@@ -37,34 +40,152 @@ pub fn service(base_url: &str) -> OpenApiService<Apis, ()> {
     .server(format!("{}/api/v1", base_url.trim_end_matches('/')))
 }
 
-/// Turns poem-openapi's own rejections (no token, unparsable input) into our JSON errors.
+/// Turns poem-openapi's own rejections (no token, unparsable input) into our JSON errors,
+/// and every other error answer (unknown path 404, 405 with its `Allow`, 415, 414…)
+/// into the same JSON shape: every error of the API has a stable `code`.
 pub fn with_error_bodies(api: OpenApiService<Apis, ()>) -> impl Endpoint {
-    api.into_endpoint()
-        .catch_error(|_: poem_openapi::error::AuthorizationError| async {
-            ApiError::unauthorized(
-                "missing_token",
-                "Send an API token as `Authorization: Bearer <token>`.",
-            )
-            .into_response()
+    let routes = Arc::new(spec_routes(&api.spec()));
+    let api = api.into_endpoint();
+    rejections(api).around(move |next, req| {
+        let routes = routes.clone();
+        async move { json_errors(next, req, &routes).await }
+    })
+}
+
+/// Each path of the OpenAPI document (its segments, `{…}` for a parameter) with the
+/// methods it answers.
+fn spec_routes(spec: &str) -> Vec<(Vec<String>, Vec<String>)> {
+    let Ok(doc) = serde_json::from_str::<serde_json::Value>(spec) else {
+        return Vec::new();
+    };
+    doc["paths"]
+        .as_object()
+        .map(|paths| {
+            paths
+                .iter()
+                .map(|(path, ops)| {
+                    let segments = path.split('/').map(str::to_owned).collect();
+                    let methods = ops
+                        .as_object()
+                        .map(|o| o.keys().map(|m| m.to_ascii_uppercase()).collect())
+                        .unwrap_or_default();
+                    (segments, methods)
+                })
+                .collect()
         })
-        .catch_error(|err: poem_openapi::error::ParseParamError| async move {
+        .unwrap_or_default()
+}
+
+/// The methods the document lists for `path`, for a 405's `Allow`.
+fn allowed(routes: &[(Vec<String>, Vec<String>)], path: &str) -> Vec<String> {
+    let asked: Vec<&str> = path.split('/').collect();
+    let mut methods: Vec<String> = routes
+        .iter()
+        .filter(|(segments, _)| {
+            segments.len() == asked.len()
+                && segments
+                    .iter()
+                    .zip(&asked)
+                    .all(|(s, a)| s == a || (s.starts_with('{') && !a.is_empty()))
+        })
+        .flat_map(|(_, m)| m.iter().cloned())
+        .collect();
+    methods.sort();
+    methods.dedup();
+    methods
+}
+
+async fn json_errors<E: Endpoint>(
+    next: E,
+    req: Request,
+    routes: &[(Vec<String>, Vec<String>)],
+) -> poem::Result<poem::Response> {
+    let path = req.uri().path().to_owned();
+    let resp = match next.call(req).await {
+        Ok(resp) => resp.into_response(),
+        Err(err) => err.into_response(),
+    };
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(poem::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return Ok(resp);
+    }
+    let (code, message) = match status.as_u16() {
+        404 => (
+            "not_found",
+            "There is nothing at this path; see /api/v1/openapi.json.".to_owned(),
+        ),
+        405 => (
+            "method_not_allowed",
+            "This path does not answer this method; `Allow` lists those it does.".to_owned(),
+        ),
+        411 => ("length_required", "Send a Content-Length.".to_owned()),
+        413 => (
+            "payload_too_large",
+            "The request body is too large.".to_owned(),
+        ),
+        414 => (
+            "uri_too_long",
+            "The request's address is too long.".to_owned(),
+        ),
+        415 => (
+            "unsupported_media_type",
+            "Send JSON with `Content-Type: application/json`.".to_owned(),
+        ),
+        _ => {
+            let reason = status.canonical_reason().unwrap_or("error").to_owned();
+            ("bad_request", format!("{reason}."))
+        }
+    };
+    let code = if status.is_server_error() {
+        "internal_error"
+    } else {
+        code
+    };
+    let mut answer = PoemJson(serde_json::json!({ "code": code, "message": message }))
+        .with_status(status)
+        .into_response();
+    if status == poem::http::StatusCode::METHOD_NOT_ALLOWED {
+        let methods = allowed(routes, &path).join(", ");
+        if let Ok(value) = poem::http::HeaderValue::from_str(&methods) {
+            answer
+                .headers_mut()
+                .insert(poem::http::header::ALLOW, value);
+        }
+    }
+    Ok(answer)
+}
+
+fn rejections(api: impl Endpoint + 'static) -> impl Endpoint {
+    api.catch_error(|_: poem_openapi::error::AuthorizationError| async {
+        ApiError::unauthorized(
+            "missing_token",
+            "Send an API token as `Authorization: Bearer <token>`.",
+        )
+        .into_response()
+    })
+    .catch_error(|err: poem_openapi::error::ParseParamError| async move {
+        ApiError::body(
+            poem::http::StatusCode::BAD_REQUEST,
+            "bad_request",
+            err.to_string(),
+        )
+        .into_response()
+    })
+    .catch_error(
+        |err: poem_openapi::error::ParseRequestPayloadError| async move {
             ApiError::body(
                 poem::http::StatusCode::BAD_REQUEST,
                 "bad_request",
                 err.to_string(),
             )
             .into_response()
-        })
-        .catch_error(
-            |err: poem_openapi::error::ParseRequestPayloadError| async move {
-                ApiError::body(
-                    poem::http::StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    err.to_string(),
-                )
-                .into_response()
-            },
-        )
+        },
+    )
 }
 
 /// An API error's body.

@@ -2,6 +2,7 @@
 //! delete it. The shapes follow seed 003 where it fits; the rules live in
 //! `service::migrations`.
 
+use super::strict::StrictString;
 use chrono::{DateTime, Utc};
 use poem::Request;
 use poem_openapi::param::{Path, Query};
@@ -26,7 +27,7 @@ pub struct ServerBody {
     pub security: Option<String>,
     pub username: String,
     /// Write-only: never returned.
-    pub password: Option<String>,
+    pub password: Option<StrictString>,
     /// An admin or master user who logs in on the mailbox's behalf.
     pub authuser: Option<String>,
 }
@@ -38,7 +39,7 @@ impl From<ServerBody> for ServerInput {
             port: b.port,
             security: b.security,
             username: b.username,
-            password: b.password.map(SecretString::from),
+            password: b.password.map(|p| SecretString::from(p.0)),
             authuser: b.authuser,
         }
     }
@@ -117,6 +118,7 @@ pub struct AccountBody {
     pub security: String,
     /// Masked: `j***e@example.com`.
     pub username: String,
+    /// The admin login, masked like the username.
     pub authuser: Option<String>,
 }
 
@@ -209,8 +211,8 @@ pub struct MigrationBody {
 /// New passwords for a migration; give one side or both.
 #[derive(Debug, Object)]
 pub struct CredentialsBody {
-    pub source_password: Option<String>,
-    pub destination_password: Option<String>,
+    pub source_password: Option<StrictString>,
+    pub destination_password: Option<StrictString>,
 }
 
 #[derive(Debug, Object)]
@@ -246,7 +248,7 @@ fn account_body(a: &crate::domain::ServerAccount) -> AccountBody {
         port: a.port,
         security: a.security.as_str().to_owned(),
         username: mask(&a.username),
-        authuser: a.authuser.clone(),
+        authuser: a.authuser.as_deref().map(mask),
     }
 }
 
@@ -516,8 +518,8 @@ impl MigrationsApi {
             .update_credentials(
                 &actor(&auth),
                 id.0,
-                body.source_password.map(SecretString::from),
-                body.destination_password.map(SecretString::from),
+                body.source_password.map(|p| SecretString::from(p.0)),
+                body.destination_password.map(|p| SecretString::from(p.0)),
             )
             .await?;
         Ok(Json(detail_body(services.migration_detail(id.0).await?)))

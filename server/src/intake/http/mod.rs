@@ -5,24 +5,37 @@ mod api;
 mod api_migrations;
 mod api_settings;
 mod console;
+mod strict;
 
 use poem::endpoint::make_sync;
-use poem::middleware::{CookieJarManager, SetHeader};
+use poem::middleware::{CatchPanic, CookieJarManager, SetHeader};
 use poem::web::Html;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, handler};
 
 use crate::metrics::Metrics;
 use crate::service::Services;
 
+/// The console's Content-Security-Policy: everything from Ferry itself, nothing
+/// fetched, posted or framed elsewhere. Inline scripts and handlers are still allowed
+/// (the pages' small scripts are inline; moving them to files would let this drop
+/// `'unsafe-inline'`); what pages show is escaped by minijinja.
+const CONSOLE_CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline'; \
+    style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
+    form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
+
 /// Every route of the server.
 pub fn routes(services: Services, metrics: Metrics) -> impl Endpoint {
     let api = api::service(&services.settings().base_url());
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
-    Route::new()
+    let routes = Route::new()
         .nest("/api/v1/openapi.json", spec)
         .nest("/api/v1/docs", docs)
-        .nest("/api/v1", api::with_error_bodies(api))
+        .nest(
+            "/api/v1",
+            api::with_error_bodies(api)
+                .with(SetHeader::new().overriding("Cache-Control", "no-store")),
+        )
         .at("/healthz", get(healthz))
         .at("/metrics", get(metrics_endpoint))
         .at(
@@ -34,7 +47,25 @@ pub fn routes(services: Services, metrics: Metrics) -> impl Endpoint {
                     .body(crate::render::STYLESHEET)
             })),
         )
-        .nest("/", console::routes())
+        .nest(
+            "/",
+            console::routes().with(
+                SetHeader::new()
+                    .overriding("Content-Security-Policy", CONSOLE_CSP)
+                    .overriding("Cache-Control", "no-store"),
+            ),
+        );
+    guarded(routes, services, metrics)
+}
+
+/// The layers every route has: cookies, security headers, a panic answered as a 500
+/// with a JSON code, the body limit, request metrics, and the services.
+pub fn guarded(
+    routes: impl Endpoint + 'static,
+    services: Services,
+    metrics: Metrics,
+) -> impl Endpoint {
+    routes
         .with(CookieJarManager::new())
         .with(
             SetHeader::new()
@@ -42,9 +73,68 @@ pub fn routes(services: Services, metrics: Metrics) -> impl Endpoint {
                 .overriding("Referrer-Policy", "same-origin")
                 .overriding("X-Frame-Options", "DENY"),
         )
+        // Inside the counter, so a panic is counted as the 500 it answers.
+        .with(CatchPanic::new().with_handler(panic_answer))
+        .around(limit_body)
         .around(crate::metrics::count_requests)
         .data(services)
         .data(metrics)
+}
+
+/// Refuses a body larger than `limits.body_bytes` with 413 before anything reads it:
+/// by its Content-Length when it has one, else by reading at most the limit.
+async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
+    let limit = req
+        .data::<Services>()
+        .map(|s| s.settings().limits.body_bytes)
+        .unwrap_or_else(|| crate::config::LimitSettings::default().body_bytes);
+    let declared = req
+        .headers()
+        .get(poem::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match declared {
+        Some(n) if n > limit as u64 => return Ok(too_large(limit)),
+        Some(_) => {}
+        None => match req.take_body().into_bytes_limit(limit).await {
+            Ok(bytes) => req.set_body(bytes),
+            Err(poem::error::ReadBodyError::PayloadTooLarge) => return Ok(too_large(limit)),
+            Err(err) => {
+                return Ok(json_error(
+                    poem::http::StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    &format!("The request body could not be read: {err}"),
+                ));
+            }
+        },
+    }
+    next.call(req).await.map(IntoResponse::into_response)
+}
+
+fn too_large(limit: usize) -> Response {
+    json_error(
+        poem::http::StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        &format!("The request body is larger than {limit} bytes; send less at once."),
+    )
+}
+
+/// An error answer with the API's body: a stable `code` and a sentence.
+fn json_error(status: poem::http::StatusCode, code: &str, message: &str) -> Response {
+    poem::web::Json(serde_json::json!({ "code": code, "message": message }))
+        .with_status(status)
+        .into_response()
+}
+
+/// What a request whose handler panicked gets: a 500 with a JSON code, never a closed
+/// connection. The panic itself is in the log (the panic hook prints it).
+fn panic_answer(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("A request handler panicked; answered 500");
+    json_error(
+        poem::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "Ferry could not complete the request; the error is in its log.",
+    )
 }
 
 #[handler]
@@ -67,6 +157,31 @@ async fn metrics_endpoint(req: &Request) -> Response {
     let Some(metrics) = req.data::<Metrics>() else {
         return poem::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
+    if let Some(services) = req.data::<Services>()
+        && let Some(token) = &services.settings().metrics.token
+    {
+        use secrecy::ExposeSecret;
+        let given = req
+            .headers()
+            .get(poem::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        let expected = token.expose_secret();
+        let same = given.len() == expected.len()
+            && given
+                .bytes()
+                .zip(expected.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        if !same {
+            return json_error(
+                poem::http::StatusCode::UNAUTHORIZED,
+                "missing_token",
+                "Send the metrics token (metrics.token) as `Authorization: Bearer <token>`.",
+            );
+        }
+    }
     if let Some(services) = req.data::<Services>() {
         metrics.refresh(&services.store).await;
     }

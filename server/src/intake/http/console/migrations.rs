@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Layout, Staff, display_time, internal_error, redirect_with_flash};
 use crate::domain::{FolderProgress, Migration, MigrationStatus, Pace, Pass};
+use crate::intake::http::error_page;
 use crate::service::{MigrationDetail, MigrationRequest, ServerInput, ServiceError};
 use crate::store::MigrationFilter;
 
@@ -389,6 +390,19 @@ pub async fn list(staff: Staff, Query(q): Query<ListQuery>) -> Response {
     };
     let (list, total) = match staff.services.list_migrations(&filter).await {
         Ok(found) => found,
+        Err(ServiceError::Invalid(errors)) => {
+            let message = errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
+            return error_page(
+                &staff.services,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "No such page",
+                &message,
+            );
+        }
         Err(err) => return internal_error(&staff.services, &err),
     };
     let ids: Vec<i64> = list.iter().map(|m| m.id).collect();

@@ -263,10 +263,33 @@ pub fn redirect_with_flash(jar: &CookieJar, to: &str, ok: bool, message: &str) -
     Redirect::see_other(to).into_response()
 }
 
+/// The client's address: the peer's, or, when the peer is a trusted proxy
+/// (`console.trusted_proxies`), the rightmost address in `console.client_ip_header`
+/// that is not itself a trusted proxy. A header from anyone else is ignored, so a
+/// client cannot choose the address its failed sign-ins count against.
 pub fn client_ip(req: &Request) -> Option<String> {
-    req.remote_addr()
-        .as_socket_addr()
-        .map(|addr| addr.ip().to_string())
+    let peer = req.remote_addr().as_socket_addr().map(|addr| addr.ip())?;
+    let Some(services) = req.data::<Services>() else {
+        return Some(peer.to_string());
+    };
+    let console = &services.settings().console;
+    if !console.trusted_proxies.contains(&peer) {
+        return Some(peer.to_string());
+    }
+    let forwarded = req
+        .headers()
+        .get_all(console.client_ip_header.as_str())
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    let client = forwarded
+        .iter()
+        .rev()
+        .filter_map(|a| a.parse::<std::net::IpAddr>().ok())
+        .find(|ip| !console.trusted_proxies.contains(ip));
+    Some(client.unwrap_or(peer).to_string())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

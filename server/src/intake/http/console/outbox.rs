@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{CsrfForm, Layout, Staff, display_time, internal_error, redirect_with_flash};
 use crate::domain::{DeliveryStatus, OutboxMessage};
 use crate::intake::http::error_page;
+use crate::service::ServiceError;
 use crate::store::OutboxFilter;
 
 /// Notifications listed on one page.
@@ -133,6 +134,12 @@ pub async fn resend(
             &format!("/outbox/{id}"),
             true,
             "Queued for delivery now.",
+        ),
+        Err(ServiceError::NotFound(_)) => error_page(
+            &staff.services,
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is no such notification.",
         ),
         Err(err) => internal_error(&staff.services, &err),
     }
