@@ -119,8 +119,17 @@ async fn tokens_are_checked_and_scoped_with_stable_error_codes() {
     assert_eq!(older["events"][0]["detail"]["name"], "reader");
     assert!(older["next_before"].is_null());
 
+    // A parameter that does not parse is a field error naming it.
     let (status, body) = get(&app, "/api/v1/audit-events?limit=many", Some(&auditor)).await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("bad_request")));
+    assert_eq!(
+        (
+            status,
+            body["code"].as_str(),
+            body["fields"][0]["field"].as_str()
+        ),
+        (422, Some("validation_failed"), Some("limit")),
+        "{body}"
+    );
 
     let tokens = app.services.store.list_tokens().await.unwrap();
     assert!(

@@ -684,7 +684,21 @@ async fn every_error_of_the_api_is_json_with_a_code_and_a_405_says_what_is_allow
     };
     let cases = [
         ("GET", "/no-such-thing", None, 404, "not_found"),
-        ("GET", "/migrations/not-a-number", None, 400, "bad_request"),
+        // An id beyond i64 does not parse as a path: 400, in JSON.
+        (
+            "GET",
+            "/migrations/99999999999999999999",
+            None,
+            400,
+            "bad_request",
+        ),
+        (
+            "GET",
+            "/migrations?page=abc",
+            None,
+            422,
+            "validation_failed",
+        ),
         (
             "POST",
             "/migrations",

@@ -76,23 +76,67 @@ fn spec_routes(spec: &str) -> Vec<(Vec<String>, Vec<String>)> {
         .unwrap_or_default()
 }
 
-/// The methods the document lists for `path`, for a 405's `Allow`.
+/// The methods the document lists for `path`, for a 405's `Allow`: those of the most
+/// specific paths that match it (`/migrations/test-connection` before
+/// `/migrations/{id}`). An `{id}` is a whole number; `{target}` (`{id}:{action}`) is
+/// anything else, so `POST /migrations/12` is a 405 while `POST /migrations/x` is an
+/// invalid action.
 fn allowed(routes: &[(Vec<String>, Vec<String>)], path: &str) -> Vec<String> {
-    let asked: Vec<&str> = path.split('/').collect();
-    let mut methods: Vec<String> = routes
+    let asked: Vec<String> = path
+        .split('/')
+        .map(|a| a.replace("%3A", ":").replace("%3a", ":"))
+        .collect();
+    let matching: Vec<(usize, &Vec<String>)> = routes
         .iter()
         .filter(|(segments, _)| {
             segments.len() == asked.len()
-                && segments
-                    .iter()
-                    .zip(&asked)
-                    .all(|(s, a)| s == a || (s.starts_with('{') && !a.is_empty()))
+                && segments.iter().zip(&asked).all(|(s, a)| {
+                    s == a
+                        || match s.as_str() {
+                            "{id}" => looks_like_id(a),
+                            "{target}" => !a.is_empty() && !looks_like_id(a),
+                            other => other.starts_with('{') && !a.is_empty(),
+                        }
+                })
         })
+        .map(|(segments, methods)| {
+            (
+                segments.iter().filter(|s| s.starts_with('{')).count(),
+                methods,
+            )
+        })
+        .collect();
+    let fewest = matching.iter().map(|(params, _)| *params).min();
+    let mut methods: Vec<String> = matching
+        .iter()
+        .filter(|(params, _)| Some(*params) == fewest)
         .flat_map(|(_, m)| m.iter().cloned())
         .collect();
     methods.sort();
     methods.dedup();
     methods
+}
+
+/// A whole number, in range or not (out of range is an invalid id, not an action).
+fn looks_like_id(segment: &str) -> bool {
+    let digits = segment.strip_prefix('-').unwrap_or(segment);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// 405 with the methods the path answers in `Allow`.
+fn method_not_allowed(methods: &[String]) -> poem::Response {
+    let mut answer = PoemJson(serde_json::json!({
+        "code": "method_not_allowed",
+        "message": "This path does not answer this method; `Allow` lists those it does.",
+    }))
+    .with_status(poem::http::StatusCode::METHOD_NOT_ALLOWED)
+    .into_response();
+    if let Ok(value) = poem::http::HeaderValue::from_str(&methods.join(", ")) {
+        answer
+            .headers_mut()
+            .insert(poem::http::header::ALLOW, value);
+    }
+    answer
 }
 
 async fn json_errors<E: Endpoint>(
@@ -101,6 +145,15 @@ async fn json_errors<E: Endpoint>(
     routes: &[(Vec<String>, Vec<String>)],
 ) -> poem::Result<poem::Response> {
     let path = req.uri().path().to_owned();
+    // A method the document does not list for the path is a 405, whatever the router
+    // would make of it (`POST /migrations/12` is not an action).
+    let methods = allowed(routes, &path);
+    let method = req.method().as_str().to_owned();
+    let listed = |m: &str| methods.iter().any(|x| x == m);
+    let answered = listed(&method) || (method == "HEAD" && listed("GET"));
+    if !methods.is_empty() && !answered {
+        return Ok(method_not_allowed(&methods));
+    }
     let resp = match next.call(req).await {
         Ok(resp) => resp.into_response(),
         Err(err) => err.into_response(),
@@ -168,13 +221,17 @@ fn rejections(api: impl Endpoint + 'static) -> impl Endpoint {
         )
         .into_response()
     })
+    // A parameter outside its documented range or type is a field error, like any
+    // other: 422 naming it.
     .catch_error(|err: poem_openapi::error::ParseParamError| async move {
-        ApiError::body(
-            poem::http::StatusCode::BAD_REQUEST,
-            "bad_request",
-            err.to_string(),
-        )
-        .into_response()
+        let text = err.to_string();
+        let field = text.split('`').nth(1).unwrap_or("parameter").to_owned();
+        let mut body = ApiError::make("validation_failed", "A parameter is not valid.");
+        body.0.fields = Some(vec![FieldErrorBody {
+            field,
+            message: text,
+        }]);
+        ApiError::Invalid(body).into_response()
     })
     .catch_error(
         |err: poem_openapi::error::ParseRequestPayloadError| async move {
@@ -190,6 +247,7 @@ fn rejections(api: impl Endpoint + 'static) -> impl Endpoint {
 
 /// An API error's body.
 #[derive(Debug, Object)]
+#[oai(nullable_all)]
 pub struct ErrorBody {
     /// Stable, snake_case: branch on this.
     pub code: String,
@@ -207,6 +265,7 @@ pub struct ErrorBody {
 }
 
 #[derive(Debug, Object)]
+#[oai(nullable_all)]
 pub struct FieldErrorBody {
     pub field: String,
     pub message: String,
@@ -229,6 +288,16 @@ pub enum ApiError {
     /// an active migration.
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
+    /// 405: the path does not answer this method (`method_not_allowed`); `Allow`
+    /// lists those it does.
+    #[oai(status = 405)]
+    MethodNotAllowed(Json<ErrorBody>),
+    /// 413: the body is larger than `limits.body_bytes` (`payload_too_large`).
+    #[oai(status = 413)]
+    TooLarge(Json<ErrorBody>),
+    /// 415: a body that is not `application/json` (`unsupported_media_type`).
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<ErrorBody>),
     /// 422: one error per field.
     #[oai(status = 422)]
     Invalid(Json<ErrorBody>),
@@ -357,6 +426,7 @@ impl TokenAuth {
 }
 
 #[derive(Debug, Object)]
+#[oai(nullable_all)]
 pub struct WhoAmI {
     /// The token's name.
     pub name: String,
@@ -364,6 +434,7 @@ pub struct WhoAmI {
 }
 
 #[derive(Debug, Object)]
+#[oai(nullable_all)]
 pub struct AuditEventBody {
     pub id: i64,
     pub at: chrono::DateTime<chrono::Utc>,
@@ -376,6 +447,7 @@ pub struct AuditEventBody {
 }
 
 #[derive(Debug, Object)]
+#[oai(nullable_all)]
 pub struct AuditPage {
     pub events: Vec<AuditEventBody>,
     /// Pass as `before` for the next (older) page; absent on the last page.
@@ -407,6 +479,7 @@ impl Api {
         req: &Request,
         auth: TokenAuth,
         /// Events per page, 1 to 500.
+        #[oai(validator(minimum(value = "0"), maximum(value = "500")))]
         limit: Query<Option<u64>>,
         /// Only events older than this id.
         before: Query<Option<i64>>,

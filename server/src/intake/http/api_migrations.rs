@@ -22,6 +22,7 @@ pub struct ServerBody {
     #[oai(default)]
     pub host: String,
     /// 993 for ssl, 143 otherwise, when omitted.
+    #[oai(validator(minimum(value = "0"), maximum(value = "65535")))]
     pub port: Option<u16>,
     /// ssl, starttls or none.
     pub security: Option<String>,
@@ -92,6 +93,7 @@ pub struct MigrationRequestBody {
 }
 
 #[derive(Debug, Object)]
+#[oai(nullable_all)]
 pub struct FolderSummaryBody {
     pub name: String,
     pub messages: u64,
@@ -99,6 +101,7 @@ pub struct FolderSummaryBody {
 }
 
 #[derive(Debug, Object)]
+#[oai(nullable_all)]
 pub struct TestConnectionOk {
     pub success: bool,
     pub folders: Vec<FolderSummaryBody>,
@@ -112,6 +115,7 @@ pub enum TestConnectionResponse {
 }
 
 #[derive(Debug, Object)]
+#[oai(nullable_all)]
 pub struct AccountBody {
     pub host: String,
     pub port: u16,
@@ -123,6 +127,7 @@ pub struct AccountBody {
 }
 
 #[derive(Debug, Object)]
+#[oai(nullable_all)]
 pub struct FolderBody {
     pub source: String,
     pub destination: String,
@@ -136,6 +141,7 @@ pub struct FolderBody {
 }
 
 #[derive(Debug, Object)]
+#[oai(nullable_all)]
 pub struct PassBody {
     pub number: u32,
     /// pre_mx, post_mx or sync.
@@ -154,6 +160,7 @@ pub struct PassBody {
 
 /// How fast the running pass goes, from what it did since it started.
 #[derive(Debug, Object)]
+#[oai(nullable_all)]
 pub struct PaceBody {
     pub messages_per_second: f64,
     pub bytes_per_second: f64,
@@ -162,12 +169,14 @@ pub struct PaceBody {
 }
 
 #[derive(Debug, Object)]
+#[oai(nullable_all)]
 pub struct ErrorInfo {
     pub code: Option<String>,
     pub message: Option<String>,
 }
 
 #[derive(Debug, Object)]
+#[oai(nullable_all)]
 pub struct MigrationBody {
     pub id: i64,
     /// pending, validating, scheduled, processing, waiting_for_mx, completed, failed, cancelled.
@@ -216,6 +225,7 @@ pub struct CredentialsBody {
 }
 
 #[derive(Debug, Object)]
+#[oai(nullable_all)]
 pub struct MigrationPage {
     pub data: Vec<MigrationBody>,
     pub total: u64,
@@ -435,9 +445,11 @@ impl MigrationsApi {
         status: Query<Option<String>>,
         /// Part of an address (source, destination or requester).
         search: Query<Option<String>>,
-        /// From 1.
+        /// From 1, up to 100000.
+        #[oai(validator(minimum(value = "0"), maximum(value = "100000")))]
         page: Query<Option<u64>>,
         /// 1 to 100 (default 20).
+        #[oai(validator(minimum(value = "0"), maximum(value = "100")))]
         per_page: Query<Option<u64>>,
     ) -> Result<Json<MigrationPage>, ApiError> {
         auth.require(Scope::MigrationsRead)?;
@@ -566,10 +578,12 @@ impl MigrationsApi {
         req: &Request,
         auth: TokenAuth,
         /// `{id}:{action}`, e.g. `12:cancel`.
+        #[oai(validator(pattern = "^[0-9]+:(cancel|retry|sync|mx-switched|delete-migrated)$"))]
         target: Path<String>,
         /// Why, for the audit log (`cancel`).
         reason: Query<Option<String>>,
         /// The first pass whose copies `delete-migrated` removes.
+        #[oai(validator(minimum(value = "0"), maximum(value = "4294967295")))]
         from_pass: Query<Option<u32>>,
     ) -> Result<Json<MigrationBody>, ApiError> {
         auth.require(Scope::MigrationsWrite)?;

@@ -17,6 +17,7 @@ use crate::domain::{FieldError, Scope};
 use crate::service::{ServiceError, SettingView};
 
 #[derive(Debug, Object)]
+#[oai(nullable_all)]
 pub struct SettingBody {
     /// The key, as in docs/config.md (`capacity.max_concurrent`).
     pub key: String,
@@ -36,6 +37,7 @@ pub struct SettingBody {
 }
 
 #[derive(Debug, Object)]
+#[oai(nullable_all)]
 pub struct SettingsBody {
     pub settings: Vec<SettingBody>,
 }
