@@ -104,8 +104,10 @@ pub fn parse_namespace(line: &str) -> Option<Namespace> {
 }
 
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    (s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix))
-        .then(|| &s[prefix.len()..])
+    // `get`, not indexing: the cut may fall inside a character of a server's answer
+    // (found by fuzz/imap_answers).
+    let (head, rest) = (s.get(..prefix.len())?, s.get(prefix.len()..)?);
+    head.eq_ignore_ascii_case(prefix).then_some(rest)
 }
 
 /// A quoted string at the start of `s` (with `\"` and `\\` escapes) and what follows.
@@ -133,6 +135,16 @@ fn quoted(s: &str) -> Option<(String, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_namespace_answer_with_non_ascii_bytes_is_refused_not_a_panic() {
+        // The ninth byte, where NAMESPACE would end, falls inside a character.
+        assert_eq!(parse_namespace("* NAMESP*\u{fffd}\u{fffd} NIL"), None);
+        assert_eq!(
+            parse_namespace("* NAMESPAC\u{e9} ((\"\" \"/\")) NIL NIL"),
+            None
+        );
+    }
 
     #[test]
     fn uid_sets_are_compact_and_cut_to_a_length_servers_accept() {
