@@ -755,3 +755,81 @@ async fn metrics_behind_a_token_answer_only_that_token() {
     );
     app.stop().await;
 }
+
+/// Two `ferry serve` processes on one database; 50 requests for one mailbox, half to
+/// each: exactly one migration.
+async fn two_processes_one_mailbox(database_url: Option<String>) {
+    use ferry_tests::serve::FerryProcess;
+    ferry_tests::init_crypto();
+    let user = "jane@new.example".to_owned();
+    let (src, dst) = servers(std::slice::from_ref(&user)).await;
+    let mut env: Vec<(&str, String)> = vec![
+        ("FERRY_ALLOW_PRIVATE_TARGETS", "true".into()),
+        // Any hour, no notice: a window tomorrow keeps every migration scheduled.
+        ("FERRY_SCHEDULE__NOTICE_HOURS", "0".into()),
+        ("FERRY_SCHEDULE__WEEKEND_NOTICE_HOURS", "0".into()),
+        ("FERRY_SCHEDULE__OFF_HOURS_START", "00:00".into()),
+        ("FERRY_SCHEDULE__OFF_HOURS_END", "00:00".into()),
+    ];
+    env.extend(database_url.map(|url| ("DATABASE_URL", url)));
+    let first = FerryProcess::start(&env).unwrap();
+    let second = first.beside().unwrap();
+    let token = first
+        .token(&["migrations:read", "migrations:write"])
+        .unwrap();
+    let window = (Utc::now() + chrono::Duration::days(1))
+        .format("%Y-%m-%dT%H:%M")
+        .to_string();
+    let body = json!({
+        "source": {"host": "127.0.0.1", "port": src.port, "security": "none", "username": "jane@old.example", "password": SRC_PW},
+        "destination": {"host": "127.0.0.1", "port": dst.port, "security": "none", "username": user, "password": DST_PW},
+        "window": {"start": window, "time_zone": "UTC"},
+        "requester_email": "jane@new.example",
+    });
+    let client = reqwest::Client::new();
+    let bases = [first.base(), second.base()];
+    let calls = (0..REQUESTS).map(|i| {
+        let (client, base, token, body) = (&client, &bases[i % 2], &token, body.clone());
+        async move {
+            let (status, answer) = ferry_tests::api::call(
+                client,
+                base,
+                token,
+                "POST",
+                "/migrations",
+                Some(body),
+                &[SRC_PW, DST_PW],
+            )
+            .await;
+            (
+                status,
+                answer["code"].as_str().unwrap_or_default().to_owned(),
+            )
+        }
+    });
+    let answers = join_all(calls).await;
+    assert_eq!(count(&answers, 201, ""), 1, "{answers:?}");
+    assert_eq!(
+        count(&answers, 409, "active_migration_exists"),
+        REQUESTS - 1,
+        "{answers:?}"
+    );
+    let (_, list) = ferry_tests::api::call(
+        &client,
+        &bases[1],
+        &token,
+        "GET",
+        "/migrations?per_page=100",
+        None,
+        &[SRC_PW, DST_PW],
+    )
+    .await;
+    assert_eq!(list["total"], 1, "{list}");
+}
+
+#[tokio::test]
+async fn two_processes_make_one_migration_of_a_mailbox_on_sqlite_and_postgres() {
+    two_processes_one_mailbox(None).await;
+    let pg = ferry_tests::postgres::PgDatabase::create().unwrap();
+    two_processes_one_mailbox(Some(pg.url())).await;
+}

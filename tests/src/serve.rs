@@ -14,7 +14,11 @@ use crate::net::{free_port, terminate, wait_for_port};
 
 pub struct FerryProcess {
     pub port: u16,
+    /// This process's own directory: its log (and its data, unless it runs beside
+    /// another process).
     pub data_dir: tempfile::TempDir,
+    /// Where `FERRY_DATA_DIR` points: `data_dir`, or the first process's.
+    data_path: PathBuf,
     env: Vec<(String, String)>,
     child: Option<Child>,
 }
@@ -23,13 +27,29 @@ impl FerryProcess {
     /// Starts `ferry serve` on a fresh SQLite data directory with these `FERRY_*`
     /// settings added.
     pub fn start(env: &[(&str, String)]) -> anyhow::Result<Self> {
+        let data_dir = tempfile::tempdir()?;
         let mut p = Self {
             port: free_port(),
-            data_dir: tempfile::tempdir()?,
+            data_path: data_dir.path().to_path_buf(),
+            data_dir,
             env: env
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), v.clone()))
                 .collect(),
+            child: None,
+        };
+        p.restart()?;
+        Ok(p)
+    }
+
+    /// A second `ferry serve` on this one's data directory (its key and, with SQLite,
+    /// its database) and settings, on its own port: a provider running two processes.
+    pub fn beside(&self) -> anyhow::Result<Self> {
+        let mut p = Self {
+            port: free_port(),
+            data_dir: tempfile::tempdir()?,
+            data_path: self.data_path.clone(),
+            env: self.env.clone(),
             child: None,
         };
         p.restart()?;
@@ -88,7 +108,7 @@ impl FerryProcess {
             .append(true)
             .open(self.log_path())?;
         let child = self
-            .command(self.data_dir.path())
+            .command(&self.data_path)
             .args(["serve", "--bind", &format!("127.0.0.1:{}", self.port)])
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -137,7 +157,7 @@ impl FerryProcess {
 
     /// An API token with these scopes, made with `ferry token create`.
     pub fn token(&self, scopes: &[&str]) -> anyhow::Result<String> {
-        let mut cmd = self.command(self.data_dir.path());
+        let mut cmd = self.command(&self.data_path);
         cmd.args(["token", "create", "--name", "test"]);
         for s in scopes {
             cmd.args(["--scope", s]);
