@@ -43,7 +43,7 @@ pub async fn open(settings: Settings) -> anyhow::Result<Services> {
     keep_private(&settings.data_dir, own_sqlite)?;
     let cipher = Cipher::load_or_create(&settings.data_dir.join(KEY_FILE))?;
     let store = Store::connect(&settings.database_url()).await?;
-    let mailer = SmtpMailer::from_settings(&settings.smtp)?;
+    let mailer = SmtpMailer::from_settings(&settings.smtp, &settings.timeouts)?;
     let dispatcher = Dispatcher::new(store.clone(), mailer, &settings.smtp);
     let services = Services {
         store,

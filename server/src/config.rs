@@ -121,6 +121,10 @@ pub struct TimeoutSettings {
     pub connect_seconds: u64,
     /// Seconds for the answer to each later command.
     pub io_seconds: u64,
+    /// Seconds for one DNS lookup (a server's address, a domain's MX).
+    pub dns_seconds: u64,
+    /// Seconds for each exchange with the SMTP server that sends notifications.
+    pub smtp_seconds: u64,
 }
 
 impl Default for TimeoutSettings {
@@ -128,6 +132,8 @@ impl Default for TimeoutSettings {
         Self {
             connect_seconds: 30,
             io_seconds: 120,
+            dns_seconds: 15,
+            smtp_seconds: 30,
         }
     }
 }
@@ -493,9 +499,15 @@ impl Settings {
             "limits.body_bytes must be 4096 or more, limits.text_chars 64 or more and limits.list_items 1 or more"
         );
         anyhow::ensure!(
-            (1..=3600).contains(&self.timeouts.connect_seconds)
-                && (1..=3600).contains(&self.timeouts.io_seconds),
-            "timeouts.connect_seconds and timeouts.io_seconds must be between 1 and 3600"
+            [
+                self.timeouts.connect_seconds,
+                self.timeouts.io_seconds,
+                self.timeouts.dns_seconds,
+                self.timeouts.smtp_seconds
+            ]
+            .iter()
+            .all(|t| (1..=3600).contains(t)),
+            "every timeouts.* setting must be between 1 and 3600 seconds"
         );
         anyhow::ensure!(
             self.workers.poll_seconds >= 1 && self.mx.check_seconds >= 1,

@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_cron_scheduler::{Job, JobScheduler};
 use tokio_util::sync::CancellationToken;
 
+use crate::connectors::net::Pulse;
 use crate::domain::MigrationStatus;
 use crate::service::Services;
 
@@ -191,8 +192,15 @@ async fn run_one(
     let id = m.id;
     let lease_seconds = services.settings().workers.lease_seconds;
     let every = Duration::from_secs((lease_seconds / 3).max(1));
+    // Every wait for a server keeps the pulse going for its deadline; before the first
+    // one, the database steps get the time of a connection. The heartbeat gives one
+    // more deadline of slack before it calls the work stuck.
+    let timeouts = services.settings().timeouts.clone();
+    let pulse = Pulse::new(Duration::from_secs(timeouts.connect_seconds * 2));
+    let slack = Duration::from_secs(timeouts.connect_seconds.max(timeouts.io_seconds));
     let heartbeat = {
-        let (services, owner, stop) = (services.clone(), owner.clone(), stop.clone());
+        let (services, owner, stop, pulse) =
+            (services.clone(), owner.clone(), stop.clone(), pulse.clone());
         // The claim's own lease ends here at the latest (it began a moment before).
         let mut held_until =
             Utc::now() + chrono::Duration::seconds(i64::try_from(lease_seconds).unwrap_or(60));
@@ -202,11 +210,33 @@ async fn run_one(
                     () = stop.cancelled() => return,
                     () = tokio::time::sleep(every) => {}
                 }
+                if pulse.stalled(slack) {
+                    // Stuck outside any wait (every wait has its own deadline): let
+                    // the lease run out so the work is taken up again, fenced from
+                    // whatever this stuck step might still write.
+                    tracing::error!(
+                        migration = id,
+                        "No sign of life from the work for longer than its deadlines; no longer renewing its lease"
+                    );
+                    stop.cancel();
+                    return;
+                }
                 let until = Utc::now()
                     + chrono::Duration::seconds(
                         i64::try_from(services.settings().workers.lease_seconds).unwrap_or(60),
                     );
-                match services.store.renew_lease(id, &owner, until).await {
+                // The renewal has a deadline too: a held row must not stop the
+                // heartbeat from seeing a stalled work at its next beat.
+                let renewed = match tokio::time::timeout(
+                    every,
+                    services.store.renew_lease(id, &owner, until),
+                )
+                .await
+                {
+                    Ok(result) => result.map_err(|e| e.to_string()),
+                    Err(_) => Err(format!("no answer from the database within {every:?}")),
+                };
+                match renewed {
                     Ok(true) => held_until = until,
                     Ok(false) => {
                         // Released by the work's own last step, or taken over.
@@ -228,7 +258,8 @@ async fn run_one(
                         tracing::warn!(migration = id, error = %err, "Failed to renew a lease")
                     }
                 }
-                if let Ok(Some(now)) = services.store.get_migration(id).await
+                if let Ok(Ok(Some(now))) =
+                    tokio::time::timeout(every, services.store.get_migration(id)).await
                     && now.status == MigrationStatus::Cancelled
                 {
                     tracing::info!(migration = id, "Cancelled; stopping at once");
@@ -238,7 +269,7 @@ async fn run_one(
             }
         })
     };
-    match services.run_work(m, &owner, stop.clone()).await {
+    match services.run_work(m, &owner, stop.clone(), &pulse).await {
         Ok(outcome) => tracing::info!(migration = id, ?outcome, "Work ended"),
         Err(err) => {
             // An error of Ferry's own (database, damaged checkpoint): the lease runs

@@ -954,3 +954,71 @@ async fn a_pass_that_does_not_add_up_fails_with_its_numbers_and_a_retry_copies_t
         .await;
     life.assert_mirrored(&[]).await;
 }
+
+/// A step stuck where no server deadline reaches it (here: a database row another
+/// session holds): the heartbeat stops renewing the lease instead of waiting with it
+/// (before, its own renewal waited on the row forever, and so did the work), and once
+/// the row is free the pass is taken up again and finishes with every message once.
+#[tokio::test]
+async fn a_work_stuck_on_a_held_row_loses_its_lease_and_resumes_with_nothing_doubled() {
+    use std::io::Write;
+    let pg = ferry_tests::postgres::PgDatabase::create().unwrap();
+    let mailbox = vec![("INBOX", messages(0, 4000, 3000))];
+    let env = [
+        ("DATABASE_URL", pg.url()),
+        ("FERRY_TIMEOUTS__IO_SECONDS", "5".to_owned()),
+        ("FERRY_TIMEOUTS__CONNECT_SECONDS", "5".to_owned()),
+    ];
+    let mut life = Life::start(&mailbox, &env).await;
+    let _slow = life.slow_source(2_000_000).await;
+    let id = life.start_now(DST_PW).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while copied(&life.get(id).await) < 500 {
+        assert!(
+            Instant::now() < deadline,
+            "no progress:\n{}",
+            life.ferry.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Another session holds the migration's row: the next checkpoint waits on it.
+    let mut holder = std::process::Command::new("psql")
+        .args(["-q", "-v", "ON_ERROR_STOP=1", &pg.url()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut sql = holder.stdin.take().unwrap();
+    writeln!(
+        sql,
+        "BEGIN; SELECT id FROM migrations WHERE id = {id} FOR UPDATE;"
+    )
+    .unwrap();
+    sql.flush().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // The heartbeat stops renewing: its renewal waits on the same row and gives up at
+    // its deadline, or the work's pulse stops first.
+    let stopped = |log: &str| {
+        log.contains("Lease ran out unrenewed") || log.contains("No sign of life from the work")
+    };
+    while !stopped(&life.ferry.log()) {
+        assert!(
+            Instant::now() < deadline,
+            "the heartbeat kept renewing:\n{}",
+            life.ferry.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    writeln!(sql, "ROLLBACK;").unwrap();
+    drop(sql);
+    holder.wait().unwrap();
+    life.wait_status(id, "completed", Duration::from_secs(120))
+        .await;
+    let mut d = imap::login(&life.dst, DST_USER, DST_PW).await.unwrap();
+    let got = imap::read_folder(&mut d, "INBOX").await.unwrap();
+    assert_eq!(got.len(), 4000, "every message once");
+    let mut bodies: Vec<&[u8]> = got.iter().map(|m| m.body.as_slice()).collect();
+    bodies.sort();
+    bodies.dedup();
+    assert_eq!(bodies.len(), 4000, "nothing doubled");
+}

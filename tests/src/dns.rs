@@ -44,7 +44,12 @@ impl Dns {
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Ok(hosts) = ferry::connectors::dns::lookup_mx(domain, Some(self.addr())).await
+            let lookup = ferry::connectors::dns::lookup_mx(
+                domain,
+                Some(self.addr()),
+                Duration::from_secs(2),
+            );
+            if let Ok(hosts) = lookup.await
                 && hosts.iter().any(|(_, h)| h == host)
             {
                 return Ok(());

@@ -13,9 +13,6 @@ use hickory_resolver::config::{
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
 
-/// Deadline of one whole lookup (hickory's own per-query timeout is shorter).
-pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(15);
-
 fn resolver(nameserver: Option<SocketAddr>) -> anyhow::Result<Resolver<TokioRuntimeProvider>> {
     let mut builder = match nameserver {
         Some(addr) => {
@@ -36,19 +33,21 @@ fn resolver(nameserver: Option<SocketAddr>) -> anyhow::Result<Resolver<TokioRunt
     Ok(builder.build()?)
 }
 
-/// Every address `host` has (itself when it is an IP address), asked once.
+/// Every address `host` has (itself when it is an IP address), asked once, within
+/// `deadline`.
 pub async fn lookup_host(
     host: &str,
     nameserver: Option<SocketAddr>,
+    deadline: Duration,
 ) -> anyhow::Result<Vec<IpAddr>> {
     if let Ok(ip) = host.trim_matches(['[', ']']).parse::<IpAddr>() {
         return Ok(vec![ip]);
     }
     let resolver = resolver(nameserver)?;
     let fqdn = format!("{}.", host.trim_end_matches('.'));
-    let lookup = tokio::time::timeout(LOOKUP_TIMEOUT, resolver.lookup_ip(fqdn.as_str()))
+    let lookup = tokio::time::timeout(deadline, resolver.lookup_ip(fqdn.as_str()))
         .await
-        .map_err(|_| anyhow::anyhow!("no answer within {LOOKUP_TIMEOUT:?}"))?
+        .map_err(|_| anyhow::anyhow!("no answer within {deadline:?}"))?
         .map_err(|err| anyhow::anyhow!("{err}"))?;
     let mut addrs: Vec<IpAddr> = lookup.iter().collect();
     addrs.dedup();
@@ -56,18 +55,17 @@ pub async fn lookup_host(
 }
 
 /// The domain's MX hosts, lowest preference first, lower-case and without the final
-/// dot. An existing domain without MX records answers an empty list.
+/// dot. An existing domain without MX records answers an empty list. Within `deadline`.
 pub async fn lookup_mx(
     domain: &str,
     nameserver: Option<SocketAddr>,
+    deadline: Duration,
 ) -> anyhow::Result<Vec<(u16, String)>> {
     let resolver = resolver(nameserver)?;
     let fqdn = format!("{}.", domain.trim_end_matches('.'));
-    let answer = tokio::time::timeout(LOOKUP_TIMEOUT, resolver.mx_lookup(fqdn.as_str()))
+    let answer = tokio::time::timeout(deadline, resolver.mx_lookup(fqdn.as_str()))
         .await
-        .map_err(|_| {
-            anyhow::anyhow!("MX lookup of {domain}: no answer within {LOOKUP_TIMEOUT:?}")
-        })?;
+        .map_err(|_| anyhow::anyhow!("MX lookup of {domain}: no answer within {deadline:?}"))?;
     let lookup = match answer {
         Ok(lookup) => lookup,
         Err(err) if err.is_no_records_found() => return Ok(Vec::new()),

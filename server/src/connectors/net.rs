@@ -7,24 +7,82 @@
 //! validation, every pass and delete-migrated; the DAV and OAuth clients will too.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 
 use super::dns;
 
+/// Whether a piece of work still shows signs of life: every wait for a server that
+/// ends (with an answer or an error) keeps it alive for that wait's deadline again, and
+/// so does a deliberate pause (a reconnection's backoff). The scheduler's heartbeat
+/// stops renewing the lease of a work whose pulse has stopped: one stuck outside any
+/// wait (a bug), since every wait has a deadline of its own.
+#[derive(Debug, Clone, Default)]
+pub struct Pulse(Arc<AtomicU64>);
+
+impl Pulse {
+    /// A pulse alive for `grace` from now.
+    pub fn new(grace: Duration) -> Self {
+        let pulse = Self::default();
+        pulse.alive_for(grace);
+        pulse
+    }
+
+    /// Alive for at least `grace` from now (never shortens an earlier promise).
+    pub fn alive_for(&self, grace: Duration) {
+        let until = now_ms().saturating_add(u64::try_from(grace.as_millis()).unwrap_or(u64::MAX));
+        self.0.fetch_max(until, Ordering::Relaxed);
+    }
+
+    /// No sign of life within the last promise and `slack` beyond it.
+    pub fn stalled(&self, slack: Duration) -> bool {
+        let slack = u64::try_from(slack.as_millis()).unwrap_or(u64::MAX);
+        now_ms() > self.0.load(Ordering::Relaxed).saturating_add(slack)
+    }
+}
+
+/// Milliseconds on a monotonic clock that starts with the process.
+fn now_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    u64::try_from(START.get_or_init(Instant::now).elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
 /// What a connection may reach and how long it may wait: one value per connection,
 /// built from the settings in force.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Reach {
     /// Let the connection reach special-purpose addresses (loopback, private, …).
     pub allow_private: bool,
     /// The DNS server to ask instead of the system's.
     pub nameserver: Option<SocketAddr>,
+    /// Deadline of the name's lookup.
+    pub dns_timeout: Duration,
     /// Deadline of connecting: TCP, TLS, the greeting and the login, each.
     pub connect_timeout: Duration,
     /// Deadline of every later wait for the server (one command's answer).
     pub io_timeout: Duration,
+    /// The work's pulse, when a worker runs it under a lease.
+    pub pulse: Option<Pulse>,
+}
+
+impl Reach {
+    /// The same reach, beating `pulse` as its waits end.
+    pub fn with_pulse(self, pulse: &Pulse) -> Self {
+        Self {
+            pulse: Some(pulse.clone()),
+            ..self
+        }
+    }
+
+    /// A sign of life that lasts `grace` (nothing without a pulse).
+    pub fn alive_for(&self, grace: Duration) {
+        if let Some(pulse) = &self.pulse {
+            pulse.alive_for(grace);
+        }
+    }
 }
 
 impl Default for Reach {
@@ -32,8 +90,10 @@ impl Default for Reach {
         Self {
             allow_private: false,
             nameserver: None,
+            dns_timeout: Duration::from_secs(15),
             connect_timeout: Duration::from_secs(30),
             io_timeout: Duration::from_secs(120),
+            pulse: None,
         }
     }
 }
@@ -56,8 +116,8 @@ pub enum ReachError {
 }
 
 /// Resolves `host` once and checks every address; answers the addresses to connect to.
-pub async fn resolve(host: &str, port: u16, reach: Reach) -> Result<Vec<SocketAddr>, ReachError> {
-    let ips = dns::lookup_host(host, reach.nameserver)
+pub async fn resolve(host: &str, port: u16, reach: &Reach) -> Result<Vec<SocketAddr>, ReachError> {
+    let ips = dns::lookup_host(host, reach.nameserver, reach.dns_timeout)
         .await
         .map_err(|e| ReachError::Dns(host.to_owned(), e.to_string()))?;
     if ips.is_empty() {
@@ -79,13 +139,15 @@ pub async fn resolve(host: &str, port: u16, reach: Reach) -> Result<Vec<SocketAd
 }
 
 /// Connects to `host:port` through [`resolve`]: the first checked address that accepts.
-pub async fn connect(host: &str, port: u16, reach: Reach) -> Result<TcpStream, ReachError> {
+pub async fn connect(host: &str, port: u16, reach: &Reach) -> Result<TcpStream, ReachError> {
     let addrs = resolve(host, port, reach).await?;
+    reach.alive_for(reach.connect_timeout);
     let mut last = None;
     for addr in addrs {
         match tokio::time::timeout(reach.connect_timeout, TcpStream::connect(addr)).await {
             Ok(Ok(tcp)) => {
                 let _ = tcp.set_nodelay(true);
+                reach.alive_for(reach.connect_timeout);
                 return Ok(tcp);
             }
             Ok(Err(err)) => last = Some(ReachError::Tcp(format!("{addr}: {err}"))),
@@ -243,6 +305,34 @@ mod tests {
             let ip: IpAddr = public.parse().unwrap();
             assert_eq!(special(ip), None, "{public} is public");
         }
+    }
+
+    #[test]
+    fn a_pulse_stays_alive_for_its_last_promise_and_then_stops() {
+        let none = Duration::ZERO;
+        let pulse = Pulse::new(Duration::from_millis(40));
+        assert!(!pulse.stalled(none));
+        // A shorter promise does not cut a longer one short.
+        pulse.alive_for(Duration::ZERO);
+        assert!(!pulse.stalled(none));
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(
+            pulse.stalled(none),
+            "no sign of life for longer than promised"
+        );
+        assert!(
+            !pulse.stalled(Duration::from_secs(60)),
+            "but within the slack"
+        );
+        pulse.alive_for(Duration::from_secs(60));
+        assert!(!pulse.stalled(none), "a wait that ended brings it back");
+        // Clones share one pulse: the connections of a work beat the work's pulse.
+        let beat_by_a_connection = pulse.clone();
+        let quiet = Pulse::new(Duration::ZERO);
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(quiet.stalled(none));
+        beat_by_a_connection.alive_for(Duration::from_secs(120));
+        assert!(!pulse.stalled(none));
     }
 
     #[test]

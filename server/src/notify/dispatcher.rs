@@ -9,7 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::SmtpSettings;
+use crate::config::{SmtpSettings, TimeoutSettings};
 use crate::domain::OutboxMessage;
 use crate::store::Store;
 
@@ -17,8 +17,6 @@ use crate::store::Store;
 const BATCH: u64 = 20;
 /// How long a claimed message is ours; a crash mid-send retries it after this.
 const LEASE: Duration = Duration::from_secs(300);
-/// Every SMTP exchange gives up after this.
-const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Backoff before attempt n+1 is `BASE_BACKOFF * 2^(n-1)`, capped at `MAX_BACKOFF`.
 const BASE_BACKOFF: Duration = Duration::from_secs(30);
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
@@ -40,18 +38,22 @@ impl std::fmt::Debug for SmtpMailer {
 
 impl SmtpMailer {
     /// `None` when no SMTP URL is configured.
-    pub fn from_settings(settings: &SmtpSettings) -> anyhow::Result<Option<Self>> {
+    pub fn from_settings(
+        settings: &SmtpSettings,
+        timeouts: &TimeoutSettings,
+    ) -> anyhow::Result<Option<Self>> {
         let Some(url) = &settings.url else {
             return Ok(None);
         };
-        Self::new(url, &settings.from).map(Some)
+        Self::new(url, &settings.from, timeouts).map(Some)
     }
 
-    pub fn new(url: &SecretString, from: &str) -> anyhow::Result<Self> {
+    /// Every SMTP exchange gives up after `timeouts.smtp_seconds`.
+    pub fn new(url: &SecretString, from: &str, timeouts: &TimeoutSettings) -> anyhow::Result<Self> {
         // The URL may carry a password: the error names neither.
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
             .map_err(|_| anyhow::anyhow!("smtp.url is not a valid smtp:// or smtps:// URL"))?
-            .timeout(Some(SMTP_TIMEOUT))
+            .timeout(Some(Duration::from_secs(timeouts.smtp_seconds)))
             .build();
         let from: Mailbox = from
             .parse()

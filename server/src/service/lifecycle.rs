@@ -18,6 +18,7 @@ use super::migrations::endpoint;
 use super::progress::{DbCheckpoints, DbProgress, LeaseLost};
 use super::{ServiceResult, Services};
 use crate::connectors::imap::{ConnectError, ImapConnection};
+use crate::connectors::net::Pulse;
 use crate::domain::{
     Actor, EmailAddress, ImapEndpoint, Migration, MigrationStatus, NewAuditEvent, Pass, PassKind,
     ServerAccount, Work, mx_answer, mx_switched,
@@ -53,6 +54,7 @@ impl Services {
         m: Migration,
         owner: &str,
         stop: CancellationToken,
+        pulse: &Pulse,
     ) -> anyhow::Result<WorkOutcome> {
         let Some(work) = m.next_work else {
             self.store.release_lease(m.id, owner).await?;
@@ -73,10 +75,10 @@ impl Services {
             return Ok(WorkOutcome::Done);
         }
         let outcome = match work {
-            Work::Validate => self.validate(m, stop).await,
-            Work::Pass(kind) => self.run_pass(m, kind, owner, stop).await,
+            Work::Validate => self.validate(m, stop, pulse).await,
+            Work::Pass(kind) => self.run_pass(m, kind, owner, stop, pulse).await,
             Work::DeleteMigrated { from_pass } => {
-                self.delete_migrated_now(m, from_pass, owner).await
+                self.delete_migrated_now(m, from_pass, owner, pulse).await
             }
         };
         // Another worker holds the migration now and goes on from the checkpoints.
@@ -140,7 +142,12 @@ impl Services {
         )))
     }
 
-    async fn validate(&self, m: Migration, stop: CancellationToken) -> anyhow::Result<WorkOutcome> {
+    async fn validate(
+        &self,
+        m: Migration,
+        stop: CancellationToken,
+        pulse: &Pulse,
+    ) -> anyhow::Result<WorkOutcome> {
         let now = Utc::now();
         if m.status == MigrationStatus::Pending {
             let tx = self.store.begin().await?;
@@ -165,10 +172,10 @@ impl Services {
         };
         // Each connection resolves the names again and checks every address: they may
         // point elsewhere since the request.
-        let reach = self.reach();
+        let reach = self.reach().with_pulse(pulse);
         let checked = tokio::select! {
             () = stop.cancelled() => return Ok(WorkOutcome::Stopped),
-            checked = async { tokio::join!(ImapConnection::connect(&source, reach), ImapConnection::connect(&dest, reach)) } => checked,
+            checked = async { tokio::join!(ImapConnection::connect(&source, &reach), ImapConnection::connect(&dest, &reach)) } => checked,
         };
         let (src, dst) = match checked {
             (Ok(src), Ok(dst)) => (src, dst),
@@ -235,6 +242,7 @@ impl Services {
         kind: PassKind,
         holder: &str,
         stop: CancellationToken,
+        pulse: &Pulse,
     ) -> anyhow::Result<WorkOutcome> {
         let now = Utc::now();
         let Some((source, dest)) = self.endpoints(&m).await? else {
@@ -296,7 +304,7 @@ impl Services {
             connections: self.settings().workers.connections,
             pass: pass.number,
             sync_deletions: m.options.sync_deletions,
-            reach: self.reach(),
+            reach: self.reach().with_pulse(pulse),
         };
         let checkpoints = DbCheckpoints {
             store: self.store.clone(),
@@ -625,6 +633,7 @@ impl Services {
         m: Migration,
         from_pass: u32,
         holder: &str,
+        pulse: &Pulse,
     ) -> anyhow::Result<WorkOutcome> {
         let Some((_, dest)) = self.endpoints(&m).await? else {
             return self
@@ -644,7 +653,7 @@ impl Services {
             holder: holder.to_owned(),
         };
         let state = checkpoints.load().await?;
-        let mut conn = match ImapConnection::connect(&dest, self.reach()).await {
+        let mut conn = match ImapConnection::connect(&dest, &self.reach().with_pulse(pulse)).await {
             Ok(conn) => conn,
             Err(err) => {
                 let dest_account = m.dest.clone();
@@ -722,8 +731,15 @@ impl Services {
     /// post-MX pass after the grace period.
     pub async fn check_mx(&self) -> ServiceResult<()> {
         let nameserver = self.settings().mx_nameserver();
+        let dns_timeout = std::time::Duration::from_secs(self.settings().timeouts.dns_seconds);
         for m in self.store.migrations_watching_mx().await? {
-            let hosts = match crate::connectors::dns::lookup_mx(&m.mx_domain, nameserver).await {
+            let hosts = match crate::connectors::dns::lookup_mx(
+                &m.mx_domain,
+                nameserver,
+                dns_timeout,
+            )
+            .await
+            {
                 Ok(hosts) => hosts,
                 Err(err) => {
                     tracing::warn!(migration = m.id, domain = %m.mx_domain, error = %err, "MX check failed");

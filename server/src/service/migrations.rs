@@ -192,7 +192,7 @@ impl Services {
             .ok_or_else(|| ServiceError::field("server.password", "the password is required"))?;
         tracing::info!(actor = %actor, host = %account.host, "Testing a server connection");
         let endpoint = endpoint(&account, password);
-        let mut conn = match ImapConnection::connect(&endpoint, self.reach()).await {
+        let mut conn = match ImapConnection::connect(&endpoint, &self.reach()).await {
             Ok(conn) => conn,
             Err(err) => return Ok(Err(problem(err))),
         };
@@ -335,7 +335,7 @@ impl Services {
         for (field, account) in [("source.host", &source), ("destination.host", &dest)] {
             if let Some(a) = account
                 && let Err(err) =
-                    crate::connectors::net::resolve(&a.host, a.port, self.reach()).await
+                    crate::connectors::net::resolve(&a.host, a.port, &self.reach()).await
             {
                 errors.push(FieldError::new(
                     field,

@@ -115,8 +115,10 @@ impl Services {
         crate::connectors::net::Reach {
             allow_private: s.allow_private_targets,
             nameserver: s.mx_nameserver(),
+            dns_timeout: std::time::Duration::from_secs(s.timeouts.dns_seconds),
             connect_timeout: std::time::Duration::from_secs(s.timeouts.connect_seconds),
             io_timeout: std::time::Duration::from_secs(s.timeouts.io_seconds),
+            pulse: None,
         }
     }
 
@@ -149,7 +151,7 @@ impl Services {
         if previous.editable_text("smtp.url") != next.editable_text("smtp.url")
             || previous.smtp.from != next.smtp.from
         {
-            match SmtpMailer::from_settings(&next.smtp) {
+            match SmtpMailer::from_settings(&next.smtp, &next.timeouts) {
                 Ok(mailer) => self.dispatcher.set_mailer(mailer),
                 Err(err) => tracing::warn!(error = %err, "The SMTP settings are not usable"),
             }
@@ -195,7 +197,7 @@ impl Services {
             errors.push(FieldError::new(key, message));
         }
         if let Some(url) = &next.smtp.url
-            && SmtpMailer::new(url, &next.smtp.from).is_err()
+            && SmtpMailer::new(url, &next.smtp.from, &next.timeouts).is_err()
         {
             errors.push(FieldError::new(
                 "smtp.url",

@@ -245,8 +245,8 @@ struct Sides {
 
 async fn connect(job: &MailJob) -> Result<Sides, MigrateError> {
     let (src, dst) = tokio::join!(
-        ImapConnection::connect(&job.source, job.reach),
-        ImapConnection::connect(&job.dest, job.reach)
+        ImapConnection::connect(&job.source, &job.reach),
+        ImapConnection::connect(&job.dest, &job.reach)
     );
     Ok(Sides {
         src: src.map_err(|e| MigrateError::Connect(Side::Source, e))?,
@@ -461,6 +461,8 @@ async fn copy_folder_with_retries<C: CheckpointStore>(
                 .saturating_mul(1 << (attempt - 1))
                 .min(MAX_BACKOFF);
             tracing::warn!(folder = %plan.source_path, attempt, error = %why, backoff_s = backoff.as_secs(), "Connection lost; reconnecting");
+            // A deliberate pause is a sign of life too.
+            job.reach.alive_for(backoff + job.reach.connect_timeout);
             tokio::time::sleep(backoff).await;
             match connect(job).await {
                 Ok(new) => break new,

@@ -21,7 +21,7 @@ use secrecy::ExposeSecret;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::net::{self, Reach, ReachError};
+use super::net::{self, Pulse, Reach, ReachError};
 use crate::domain::{ImapEndpoint, KEY_FIELDS, Security, SpecialUse, message_key};
 use crate::planner::folders::{ListedFolder, Namespace};
 
@@ -91,19 +91,22 @@ impl ConnectError {
 
 /// `fut` with the connection step's deadline; `step` names what was awaited.
 async fn connect_step<T>(
-    deadline: Duration,
+    reach: &Reach,
     label: &str,
     step: &str,
     fut: impl Future<Output = Result<T, ConnectError>>,
 ) -> Result<T, ConnectError> {
-    tokio::time::timeout(deadline, fut)
+    let deadline = reach.connect_timeout;
+    let done = tokio::time::timeout(deadline, fut)
         .await
         .unwrap_or_else(|_| {
             Err(ConnectError::Timeout(
                 label.to_owned(),
                 format!("to {step} within {deadline:?}"),
             ))
-        })
+        });
+    reach.alive_for(deadline);
+    done
 }
 
 /// What the server offers, read once after login.
@@ -147,16 +150,29 @@ impl From<std::io::Error> for OpError {
     }
 }
 
-/// `fut` with the deadline of one wait for the server: a server that stops answering
-/// is a broken connection (reconnect and resume), never a hang.
-async fn timed<T, E: Into<OpError>>(
+/// The deadline of one wait and the work's pulse that its end beats.
+struct Wait {
     deadline: Duration,
+    pulse: Option<Pulse>,
+}
+
+/// `fut` with the deadline of one wait for the server: a server that stops answering
+/// is a broken connection (reconnect and resume), never a hang. An answer (or an
+/// error) is a sign of life for the work.
+async fn timed<T, E: Into<OpError>>(
+    wait: Wait,
     fut: impl Future<Output = Result<T, E>>,
 ) -> Result<T, OpError> {
-    match tokio::time::timeout(deadline, fut).await {
-        Ok(result) => result.map_err(Into::into),
+    match tokio::time::timeout(wait.deadline, fut).await {
+        Ok(result) => {
+            if let Some(pulse) = &wait.pulse {
+                pulse.alive_for(wait.deadline);
+            }
+            result.map_err(Into::into)
+        }
         Err(_) => Err(OpError::Connection(format!(
-            "no answer within {deadline:?}"
+            "no answer within {:?}",
+            wait.deadline
         ))),
     }
 }
@@ -201,6 +217,8 @@ pub struct ImapConnection {
     label: String,
     /// Deadline of each wait for the server.
     deadline: Duration,
+    /// The work's pulse, beaten as waits end.
+    pulse: Option<Pulse>,
 }
 
 impl std::fmt::Debug for ImapConnection {
@@ -253,7 +271,7 @@ impl ImapConnection {
     /// Connects through [`net::connect`] (the name resolved once, every address
     /// checked against `reach`), logs in and reads the capabilities; every step has
     /// `reach`'s deadline.
-    pub async fn connect(endpoint: &ImapEndpoint, reach: Reach) -> Result<Self, ConnectError> {
+    pub async fn connect(endpoint: &ImapEndpoint, reach: &Reach) -> Result<Self, ConnectError> {
         let label = format!("{}:{}", endpoint.host, endpoint.port);
         let step = reach.connect_timeout;
         let tcp = net::connect(&endpoint.host, endpoint.port, reach)
@@ -263,7 +281,7 @@ impl ImapConnection {
             Security::None => Box::new(tcp),
             Security::Ssl => Box::new(
                 connect_step(
-                    step,
+                    reach,
                     &label,
                     "the TLS handshake",
                     Self::tls(endpoint, tcp, &label),
@@ -272,8 +290,8 @@ impl ImapConnection {
             ),
             Security::Starttls => {
                 let mut client = async_imap::Client::new(tcp);
-                connect_step(step, &label, "greet", Self::greeting(&mut client, &label)).await?;
-                connect_step(step, &label, "STARTTLS", async {
+                connect_step(reach, &label, "greet", Self::greeting(&mut client, &label)).await?;
+                connect_step(reach, &label, "STARTTLS", async {
                     client
                         .run_command_and_check_ok("STARTTLS", None)
                         .await
@@ -284,7 +302,7 @@ impl ImapConnection {
                 .await?;
                 Box::new(
                     connect_step(
-                        step,
+                        reach,
                         &label,
                         "the TLS handshake",
                         Self::tls(endpoint, client.into_inner(), &label),
@@ -295,7 +313,7 @@ impl ImapConnection {
         };
         let mut client = async_imap::Client::new(stream);
         if endpoint.security != Security::Starttls {
-            connect_step(step, &label, "greet", Self::greeting(&mut client, &label)).await?;
+            connect_step(reach, &label, "greet", Self::greeting(&mut client, &label)).await?;
         }
         tracing::trace!(server = %label, user = %endpoint.username, "Greeted; logging in");
         let password = endpoint.password.expose_secret();
@@ -307,6 +325,7 @@ impl ImapConnection {
                     .await
             }
         };
+        reach.alive_for(step);
         let mut session = match login {
             Ok(Ok(session)) => session,
             Ok(Err((
@@ -324,7 +343,7 @@ impl ImapConnection {
             }
         };
         // Pre-login capabilities are often short (Dovecot): ask again.
-        let caps = connect_step(step, &label, "CAPABILITY", async {
+        let caps = connect_step(reach, &label, "CAPABILITY", async {
             session
                 .capabilities()
                 .await
@@ -353,7 +372,9 @@ impl ImapConnection {
             namespace: None,
             label,
             deadline: reach.io_timeout,
+            pulse: reach.pulse.clone(),
         };
+        reach.alive_for(reach.io_timeout);
         if conn.caps.namespace {
             conn.namespace = match conn.ask_namespace().await {
                 Ok(ns) => ns,
@@ -398,13 +419,20 @@ impl ImapConnection {
         }
     }
 
+    fn wait(&self) -> Wait {
+        Wait {
+            deadline: self.deadline,
+            pulse: self.pulse.clone(),
+        }
+    }
+
     pub fn label(&self) -> &str {
         &self.label
     }
 
     /// Every folder with its delimiter, role and subscription.
     pub async fn list_folders(&mut self) -> Result<Vec<ListedFolder>, OpError> {
-        let names: Vec<_> = timed(self.deadline, async {
+        let names: Vec<_> = timed(self.wait(), async {
             self.session
                 .list(Some(""), Some("*"))
                 .await?
@@ -412,7 +440,7 @@ impl ImapConnection {
                 .await
         })
         .await?;
-        let subscribed: HashSet<String> = timed(self.deadline, async {
+        let subscribed: HashSet<String> = timed(self.wait(), async {
             self.session
                 .lsub(Some(""), Some("*"))
                 .await?
@@ -468,7 +496,7 @@ impl ImapConnection {
     /// lines from the socket (nothing is pending in async-imap's buffer between
     /// commands) and parsed by `proto::parse_namespace`.
     async fn ask_namespace(&mut self) -> Result<Option<Namespace>, OpError> {
-        let lines = timed(self.deadline, self.raw_command("NAMESPACE")).await?;
+        let lines = timed(self.wait(), self.raw_command("NAMESPACE")).await?;
         Ok(lines.iter().find_map(|l| proto::parse_namespace(l)))
     }
 
@@ -508,7 +536,7 @@ impl ImapConnection {
     }
 
     pub async fn create_folder(&mut self, name: &str) -> Result<(), OpError> {
-        match timed(self.deadline, self.session.create(name)).await {
+        match timed(self.wait(), self.session.create(name)).await {
             // Created by a concurrent run or as a parent: fine.
             Err(OpError::Refused(text)) if text.to_ascii_lowercase().contains("exists") => Ok(()),
             other => other,
@@ -516,7 +544,7 @@ impl ImapConnection {
     }
 
     pub async fn subscribe(&mut self, name: &str) -> Result<(), OpError> {
-        timed(self.deadline, self.session.subscribe(name)).await
+        timed(self.wait(), self.session.subscribe(name)).await
     }
 
     /// STATUS without selecting (for pre-counts and the fast path of a second pass).
@@ -526,7 +554,7 @@ impl ImapConnection {
         } else {
             "(MESSAGES UIDNEXT UIDVALIDITY)"
         };
-        let mailbox = timed(self.deadline, self.session.status(name, items)).await?;
+        let mailbox = timed(self.wait(), self.session.status(name, items)).await?;
         Ok(FolderStatus::from(&mailbox))
     }
 
@@ -544,7 +572,7 @@ impl ImapConnection {
         let mut uids: Vec<u32> = if exists == 0 {
             Vec::new()
         } else {
-            timed(self.deadline, async {
+            timed(self.wait(), async {
                 let mut stream = self.session.fetch("1:*", "(UID)").await?;
                 let mut uids = Vec::new();
                 while let Some(f) = stream.try_next().await? {
@@ -567,7 +595,7 @@ impl ImapConnection {
 
     /// Every UID of the selected folder as `UID SEARCH ALL` answers now, sorted.
     pub async fn search_uids(&mut self) -> Result<Vec<u32>, OpError> {
-        let mut uids: Vec<u32> = timed(self.deadline, self.session.uid_search("ALL"))
+        let mut uids: Vec<u32> = timed(self.wait(), self.session.uid_search("ALL"))
             .await?
             .into_iter()
             .collect();
@@ -589,7 +617,7 @@ impl ImapConnection {
         let mut out = Vec::with_capacity(uids.len());
         for set in proto::uid_sets(uids) {
             // Answers turned into flags as they arrive (see `fetch_meta_set`).
-            timed(self.deadline, async {
+            timed(self.wait(), async {
                 let mut stream = self.session.uid_fetch(&set, &query).await?;
                 while let Some(f) = stream.try_next().await? {
                     let Some(uid) = f.uid else { continue };
@@ -613,7 +641,7 @@ impl ImapConnection {
             .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
             .collect();
         for set in proto::uid_sets(uids) {
-            timed(self.deadline, async {
+            timed(self.wait(), async {
                 self.session
                     .uid_store(&set, format!("FLAGS.SILENT ({})", list.join(" ")))
                     .await?
@@ -626,7 +654,7 @@ impl ImapConnection {
     }
 
     pub async fn select(&mut self, name: &str) -> Result<FolderStatus, OpError> {
-        let mailbox = timed(self.deadline, self.session.select(name)).await?;
+        let mailbox = timed(self.wait(), self.session.select(name)).await?;
         Ok(FolderStatus::from(&mailbox))
     }
 
@@ -634,12 +662,12 @@ impl ImapConnection {
     /// of every message: STATUS SIZE would be one command, but async-imap cannot parse
     /// its answer).
     pub async fn folder_size(&mut self, name: &str) -> Result<(u64, u64), OpError> {
-        let mailbox = timed(self.deadline, self.session.examine(name)).await?;
+        let mailbox = timed(self.wait(), self.session.examine(name)).await?;
         if mailbox.exists == 0 {
             return Ok((0, 0));
         }
         // Summed as the answers arrive (see `fetch_meta_set`).
-        let bytes = timed(self.deadline, async {
+        let bytes = timed(self.wait(), async {
             let mut stream = self.session.fetch("1:*", "(RFC822.SIZE)").await?;
             let mut bytes = 0u64;
             while let Some(f) = stream.try_next().await? {
@@ -669,7 +697,7 @@ impl ImapConnection {
         // Each answer is turned into a small `MessageMeta` as it arrives: async-imap's
         // answer keeps the whole read buffer it was parsed from, so collecting the
         // answers first would hold a buffer per message.
-        let out = timed(self.deadline, async {
+        let out = timed(self.wait(), async {
             let mut stream = self.session.uid_fetch(uid_set, &query).await?;
             let mut out = Vec::new();
             while let Some(f) = stream.try_next().await? {
@@ -698,7 +726,7 @@ impl ImapConnection {
             return Ok(Bodies::default());
         }
         let set = uid_set(uids);
-        let fetches: Vec<_> = timed(self.deadline, async {
+        let fetches: Vec<_> = timed(self.wait(), async {
             self.session
                 .uid_fetch(&set, "(UID BODY.PEEK[])")
                 .await?
@@ -717,7 +745,7 @@ impl ImapConnection {
         offset: u64,
         len: u64,
     ) -> Result<Option<async_imap::types::Fetch>, OpError> {
-        let fetches: Vec<_> = timed(self.deadline, async {
+        let fetches: Vec<_> = timed(self.wait(), async {
             self.session
                 .uid_fetch(
                     uid.to_string(),
@@ -787,7 +815,7 @@ impl ImapConnection {
                 .caps
                 .appendlimit
                 .is_none_or(|limit| largest as u64 <= limit);
-        timed(self.deadline, async {
+        timed(self.wait(), async {
             let id = self
                 .append_begin(folder, first, first.body.len(), non_sync)
                 .await?;
@@ -916,7 +944,7 @@ impl ImapConnection {
             return Ok(true);
         }
         let set = uid_set(uids);
-        timed(self.deadline, async {
+        timed(self.wait(), async {
             self.session
                 .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
                 .await?
@@ -927,7 +955,7 @@ impl ImapConnection {
         if !self.caps.uidplus {
             return Ok(false);
         }
-        timed(self.deadline, async {
+        timed(self.wait(), async {
             self.session
                 .uid_expunge(&set)
                 .await?
@@ -1046,12 +1074,12 @@ pub async fn stream_append(
         body: &[],
     };
     let non_sync = dst.caps.literal_plus && dst.caps.appendlimit.is_none_or(|limit| size <= limit);
-    let id = match timed(dst.deadline, dst.append_begin(folder, &item, len, non_sync)).await {
+    let id = match timed(dst.wait(), dst.append_begin(folder, &item, len, non_sync)).await {
         Ok(id) => id,
         Err(OpError::Refused(why)) => return Err(StreamError::Refused(why)),
         Err(e) => return Err(lost(e)),
     };
-    timed(dst.deadline, dst.write_raw(first_bytes))
+    timed(dst.wait(), dst.write_raw(first_bytes))
         .await
         .map_err(lost)?;
     drop(first);
@@ -1063,7 +1091,7 @@ pub async fn stream_append(
         if bytes.len() as u64 != want {
             return Err(StreamError::SizeMismatch(uid));
         }
-        timed(dst.deadline, dst.write_raw(bytes))
+        timed(dst.wait(), dst.write_raw(bytes))
             .await
             .map_err(lost)?;
         offset += want;
@@ -1077,7 +1105,7 @@ pub async fn stream_append(
     {
         return Err(StreamError::SizeMismatch(uid));
     }
-    match timed(dst.deadline, dst.append_finish(&id)).await {
+    match timed(dst.wait(), dst.append_finish(&id)).await {
         Ok(uids) => Ok(uids.first().copied()),
         Err(OpError::Refused(why)) => Err(StreamError::Refused(why)),
         Err(e) => Err(lost(e)),
