@@ -23,6 +23,8 @@ use crate::service::Services;
 
 /// The credential purge runs at this minute of every hour (UTC).
 const PURGE_CRON: &str = "0 17 * * * *";
+/// After a work fails with an error of Ferry's own, it is tried again this much later.
+const RETRY_AFTER_ERROR: Duration = Duration::from_secs(5);
 
 /// Starts the cron jobs and the claimer; both stop when `shutdown` fires.
 pub async fn start(
@@ -269,15 +271,22 @@ async fn run_one(
             }
         })
     };
-    match services.run_work(m, &owner, stop.clone(), &pulse).await {
-        Ok(outcome) => tracing::info!(migration = id, ?outcome, "Work ended"),
-        Err(err) => {
-            // An error of Ferry's own (database, damaged checkpoint): the lease runs
-            // out and the work is tried again.
-            tracing::error!(migration = id, error = %format!("{err:#}"), "Work failed; it will be tried again");
-        }
-    }
+    let outcome = services.run_work(m, &owner, stop.clone(), &pulse).await;
     stop.cancel();
     heartbeat.await.ok();
+    match outcome {
+        Ok(outcome) => tracing::info!(migration = id, ?outcome, "Work ended"),
+        Err(err) => {
+            // An error of Ferry's own (a database conflict, a damaged checkpoint): the
+            // work has stopped, so its lease is cut to a short backoff and the work is
+            // tried again then, not a whole lease later (nor at once, in a loop).
+            tracing::error!(migration = id, error = %format!("{err:#}"), retry_in_s = RETRY_AFTER_ERROR.as_secs(), "Work failed; it will be tried again");
+            let until = Utc::now()
+                + chrono::Duration::from_std(RETRY_AFTER_ERROR).unwrap_or(chrono::Duration::zero());
+            if let Err(err) = services.store.renew_lease(id, &owner, until).await {
+                tracing::warn!(migration = id, error = %err, "Failed to shorten the lease");
+            }
+        }
+    }
     services.wake_workers();
 }

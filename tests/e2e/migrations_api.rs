@@ -475,7 +475,19 @@ async fn a_scheduled_migration_moves_to_another_window_and_the_requester_is_told
         if m["status"] == "waiting_for_mx" {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "did not start: {m}");
+        if std::time::Instant::now() >= deadline {
+            let row = app.services.store.get_migration(id).await.unwrap().unwrap();
+            let trail: Vec<String> = app
+                .audit("migration.")
+                .await
+                .into_iter()
+                .map(|e| format!("{} {}", e.action, e.detail))
+                .collect();
+            panic!(
+                "did not start: {m}\nlease {:?} until {:?}\n{trail:#?}",
+                row.lease_owner, row.lease_until
+            );
+        }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     let (status, body) = call(&app, "PUT", &window, &ops, Some(json!({}))).await;
