@@ -56,12 +56,22 @@ async fn api(
 /// Sends the requests at once, alternating between the two instances; returns each
 /// answer's status and code.
 async fn post_all(apps: [&TestApp; 2], token: &str, bodies: Vec<Value>) -> Vec<(u16, String)> {
+    let targets = apps.map(|app| (app.client.clone(), app.base.clone()));
+    post_alternating(&targets, token, bodies).await
+}
+
+/// Sends the requests at once, alternating between `(client, base URL)` targets.
+async fn post_alternating(
+    targets: &[(reqwest::Client, String)],
+    token: &str,
+    bodies: Vec<Value>,
+) -> Vec<(u16, String)> {
     let calls = bodies.into_iter().enumerate().map(|(i, body)| {
-        let app = apps[i % 2];
+        let (client, base) = &targets[i % targets.len()];
         async move {
             let (status, answer) = ferry_tests::api::call(
-                &app.client,
-                &app.base,
+                client,
+                base,
                 token,
                 "POST",
                 "/migrations",
@@ -788,26 +798,8 @@ async fn two_processes_one_mailbox(database_url: Option<String>) {
     });
     let client = reqwest::Client::new();
     let bases = [first.base(), second.base()];
-    let calls = (0..REQUESTS).map(|i| {
-        let (client, base, token, body) = (&client, &bases[i % 2], &token, body.clone());
-        async move {
-            let (status, answer) = ferry_tests::api::call(
-                client,
-                base,
-                token,
-                "POST",
-                "/migrations",
-                Some(body),
-                &[SRC_PW, DST_PW],
-            )
-            .await;
-            (
-                status,
-                answer["code"].as_str().unwrap_or_default().to_owned(),
-            )
-        }
-    });
-    let answers = join_all(calls).await;
+    let targets = bases.clone().map(|base| (client.clone(), base));
+    let answers = post_alternating(&targets, &token, vec![body; REQUESTS]).await;
     assert_eq!(count(&answers, 201, ""), 1, "{answers:?}");
     assert_eq!(
         count(&answers, 409, "active_migration_exists"),
