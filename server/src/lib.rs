@@ -1,24 +1,36 @@
 //! Ferry moves customers' mail, contacts and calendars from their old provider into the
 //! provider that runs it. See docs/ARCHITECTURE.md for the map of this crate.
 //!
-//! Modules in data-flow order: `config` and `app` compose everything; `intake` is where
-//! requests enter; `service` holds the rules of every action; `notify` delivers email;
-//! `render` turns context into pages and emails; `store` is the database; `domain` is the
-//! vocabulary all of them share; `crypto` keeps secrets.
+//! Modules in the order data flows through them (a tidy test keeps this list whole):
+//! - `config`: one typed `Settings`, layered from defaults, file, environment and flags;
+//! - `app`: the composition root that builds everything below from the settings;
+//! - `intake`: where requests enter (the console, the REST API, `ferry migrate`);
+//! - `service`: the rules of every action a request takes;
+//! - `scheduler`: the workers that lease due migrations and run their steps, and the cron jobs;
+//! - `sync`: a step run end to end (the mail engine and its checkpoints);
+//! - `planner`: pure decisions the engine asks for (which folder lands where);
+//! - `connectors`: protocol IO (IMAP, DNS) and the one checked way to a customer's host;
+//! - `store`: the database, the only module that sees a row;
+//! - `notify`: the outbox's delivery over SMTP;
+//! - `render`: templates turned into pages and emails;
+//! - `domain`: the vocabulary all of them share, with no IO and no clock;
+//! - `crypto`: secrets at rest, hashes and tokens;
+//! - `logging`, `metrics`: what the process tells its operator;
+//! - `seed`: demo data for a first look.
 
-pub mod app;
 pub mod config;
-pub mod connectors;
-pub mod crypto;
-pub mod domain;
+pub mod app;
 pub mod intake;
+pub mod service;
+pub mod scheduler;
+pub mod sync;
+pub mod planner;
+pub mod connectors;
+pub mod store;
+pub mod notify;
+pub mod render;
+pub mod domain;
+pub mod crypto;
 pub mod logging;
 pub mod metrics;
-pub mod notify;
-pub mod planner;
-pub mod render;
-pub mod scheduler;
 pub mod seed;
-pub mod service;
-pub mod store;
-pub mod sync;

@@ -1,5 +1,7 @@
 //! Checks that keep the tree honest: every template compiled in, every setting
-//! documented, every module documented, every connection through the checked path.
+//! documented, every file documented and on the code map, the code map's "may use"
+//! column obeyed, the database only in `store`, no clock in `domain` or `planner`, every
+//! connection through the checked path.
 
 use std::path::Path;
 
@@ -89,20 +91,179 @@ fn config_md_marks_exactly_the_settings_the_console_changes() {
     assert_eq!(marked, editable, "docs/config.md's *console* rows");
 }
 
-#[test]
-fn every_module_of_the_server_starts_with_its_documentation() {
+fn server_sources() -> Vec<(String, String)> {
+    let root = workspace_root().join("server/src");
     let mut files = Vec::new();
-    files_under(&workspace_root().join("server/src"), &mut files);
-    for file in files {
-        let name = file.file_name().unwrap().to_string_lossy();
-        if name != "mod.rs" && name != "lib.rs" && name != "main.rs" {
-            continue;
-        }
-        let text = std::fs::read_to_string(&file).unwrap();
+    files_under(&root, &mut files);
+    let mut out: Vec<(String, String)> = files
+        .into_iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "rs"))
+        .map(|f| {
+            let rel = f
+                .strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            (rel, std::fs::read_to_string(&f).unwrap())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The lines of a source file that are code, not comments.
+fn code_lines(text: &str) -> impl Iterator<Item = &str> {
+    text.lines().filter(|l| {
+        let t = l.trim_start();
+        !t.starts_with("//")
+    })
+}
+
+#[test]
+fn every_file_of_the_server_starts_with_its_documentation() {
+    for (path, text) in server_sources() {
         assert!(
             text.trim_start().starts_with("//!"),
-            "{} has no module documentation",
-            file.display()
+            "server/src/{path} has no `//!` line saying what it is"
+        );
+    }
+}
+
+/// One row of docs/ARCHITECTURE.md's code map: a path (a file, or a folder ending in `/`)
+/// and the top-level modules its files may name.
+struct MapRow {
+    path: String,
+    may_use: Vec<String>,
+}
+
+fn code_map() -> Vec<MapRow> {
+    let doc = std::fs::read_to_string(workspace_root().join("docs/ARCHITECTURE.md")).unwrap();
+    let section = doc
+        .split("## Code map")
+        .nth(1)
+        .expect("docs/ARCHITECTURE.md has a `## Code map` section");
+    let section = section.split("\n## ").next().unwrap();
+    section
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|line| {
+            let cells: Vec<&str> = line.trim_matches('|').split(" | ").collect();
+            assert!(cells.len() == 3, "code map row without three cells: {line}");
+            let path = cells[0].trim().trim_matches('`').to_owned();
+            let may_use = cells[2]
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .map(|m| m.split("::").next().unwrap().to_owned())
+                .collect();
+            MapRow { path, may_use }
+        })
+        .collect()
+}
+
+/// The most specific code-map row that covers a source file.
+fn row_for<'a>(map: &'a [MapRow], file: &str) -> Option<&'a MapRow> {
+    map.iter()
+        .filter(|r| {
+            if r.path.ends_with('/') {
+                file.starts_with(&r.path)
+            } else {
+                file == r.path
+            }
+        })
+        .max_by_key(|r| r.path.len())
+}
+
+fn top_module(file: &str) -> &str {
+    let first = file.split('/').next().unwrap();
+    first.strip_suffix(".rs").unwrap_or(first)
+}
+
+#[test]
+fn every_file_is_on_the_code_map_and_uses_only_what_its_row_allows() {
+    let map = code_map();
+    assert!(map.len() > 10, "the code map was not found or not read");
+    for (file, text) in server_sources() {
+        let row = row_for(&map, &file).unwrap_or_else(|| {
+            panic!("server/src/{file} has no row in ARCHITECTURE.md's code map")
+        });
+        if row.may_use.iter().any(|m| m == "*") {
+            continue;
+        }
+        let own = top_module(&file);
+        for line in code_lines(&text) {
+            for (at, _) in line.match_indices("crate::") {
+                let used: String = line[at + "crate::".len()..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                assert!(
+                    !used.is_empty(),
+                    "server/src/{file}: name each module in full (`crate::x::…`), not `crate::{{…}}`: {line}"
+                );
+                assert!(
+                    used == own || row.may_use.contains(&used),
+                    "server/src/{file} uses `crate::{used}`, which its code-map row `{}` does not allow \
+                     (allowed: {:?}); change the code or the map in docs/ARCHITECTURE.md",
+                    row.path,
+                    row.may_use
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn only_store_names_sea_orm() {
+    for (file, text) in server_sources() {
+        if file.starts_with("store/") {
+            continue;
+        }
+        assert!(
+            !code_lines(&text).any(|l| l.contains("sea_orm")),
+            "server/src/{file} names sea_orm: only `store` sees the database"
+        );
+    }
+}
+
+#[test]
+fn domain_and_planner_read_no_clock() {
+    for (file, text) in server_sources() {
+        if !(file.starts_with("domain/") || file.starts_with("planner/")) {
+            continue;
+        }
+        for clock in ["Utc::now", "Local::now", "SystemTime::now", "Instant::now"] {
+            assert!(
+                !code_lines(&text).any(|l| l.contains(clock)),
+                "server/src/{file} reads the clock ({clock}): take `now` as an argument"
+            );
+        }
+    }
+}
+
+#[test]
+fn lib_rs_names_every_module_and_the_map_has_each() {
+    let lib = std::fs::read_to_string(workspace_root().join("server/src/lib.rs")).unwrap();
+    let doc: String = lib
+        .lines()
+        .filter(|l| l.starts_with("//!"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let map = code_map();
+    let modules: Vec<&str> = lib
+        .lines()
+        .filter_map(|l| l.strip_prefix("pub mod "))
+        .map(|m| m.trim_end_matches(';'))
+        .collect();
+    assert!(modules.len() > 10, "lib.rs's modules were not read");
+    for module in modules {
+        assert!(
+            doc.contains(&format!("`{module}`")),
+            "lib.rs's documentation does not name `{module}`"
+        );
+        assert!(
+            map.iter().any(|r| top_module(&r.path) == module),
+            "docs/ARCHITECTURE.md's code map has no row for `{module}`"
         );
     }
 }

@@ -257,7 +257,8 @@ pub fn csrf_from(html: &str) -> Option<String> {
     Some(html[start..end].to_owned())
 }
 
-/// The `ferry` binary that `scripts/test` builds before the suite.
+/// The `ferry` binary that `scripts/test` builds before the suite, with the `failpoints`
+/// feature the crash tests need.
 pub fn ferry_binary() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -265,7 +266,16 @@ pub fn ferry_binary() -> PathBuf {
     let path = target.join("debug").join("ferry");
     if !path.exists() {
         let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "--quiet", "-p", "ferry", "--bin", "ferry"])
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "ferry",
+                "--features",
+                "failpoints",
+                "--bin",
+                "ferry",
+            ])
             .current_dir(crate::workspace_root())
             .status()
             .context("cargo build -p ferry")

@@ -1,3 +1,5 @@
+//! Who did something, for the audit log.
+
 use std::fmt;
 
 /// Who did something, as the audit log records it.

@@ -1,3 +1,5 @@
+//! A staff account's role.
+
 use std::fmt;
 use std::str::FromStr;
 

@@ -1,3 +1,5 @@
+//! An API token's scopes.
+
 use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;

@@ -1,3 +1,5 @@
+//! The outbox's sender: claims due rows by compare-and-set, sends them over SMTP, retries with backoff.
+
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 

@@ -1,5 +1,5 @@
 //! The service layer: every action a person or a program can take, with its rules,
-//! whichever door it comes through (console, API, MCP, command line). Each action
+//! whichever door it comes through (console, API, command line). Each action
 //! validates its input, writes its change, its audit event and its notifications in one
 //! transaction, and then wakes the dispatcher.
 

@@ -1407,9 +1407,12 @@ fn folder_select_error(err: OpError, folder: &str) -> FolderError {
     }
 }
 
-/// A test hook for the crash tests: with `FERRY_TEST_ABORT_AFTER_APPENDS=N` in the
-/// environment, the process aborts right after the Nth confirmed APPEND, before the
-/// checkpoint records it: the worst moment for a crash.
+/// A test hook for the crash tests, compiled only with the `failpoints` feature (the
+/// test harness turns it on; a release build has no such code): with
+/// `FERRY_TEST_ABORT_AFTER_APPENDS=N` in the environment, the process aborts right after
+/// the Nth confirmed APPEND, before the checkpoint records it: the worst moment for a
+/// crash.
+#[cfg(feature = "failpoints")]
 mod crash_point {
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -1429,6 +1432,11 @@ mod crash_point {
             std::process::abort();
         }
     }
+}
+
+#[cfg(not(feature = "failpoints"))]
+mod crash_point {
+    pub fn after_append() {}
 }
 
 #[cfg(test)]

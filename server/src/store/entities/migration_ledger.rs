@@ -1,3 +1,5 @@
+//! The `migration_ledger` table's row, as sea-orm sees it (only `store` reads it).
+
 use sea_orm::entity::prelude::*;
 
 /// One source message a migration copied, found at the destination or skipped.

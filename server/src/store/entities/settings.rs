@@ -1,3 +1,5 @@
+//! The `settings` table's row, as sea-orm sees it (only `store` reads it).
+
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
