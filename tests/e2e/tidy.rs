@@ -296,3 +296,15 @@ fn only_connectors_net_opens_a_tcp_connection() {
         }
     }
 }
+
+/// Every error code is described for the scripts that branch on it.
+#[test]
+fn api_guide_lists_every_error_code() {
+    let doc = std::fs::read_to_string(workspace_root().join("docs/api-guide.md")).unwrap();
+    for code in ferry::domain::ErrorCode::ALL {
+        assert!(
+            doc.contains(&format!("| `{code}` |")),
+            "docs/api-guide.md's error table does not describe `{code}`"
+        );
+    }
+}

@@ -212,7 +212,7 @@ pub struct Migration {
     pub mx_answer: Option<String>,
     pub lease_owner: Option<String>,
     pub lease_until: Option<DateTime<Utc>>,
-    pub error_code: Option<String>,
+    pub error_code: Option<super::ErrorCode>,
     pub error_message: Option<String>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,

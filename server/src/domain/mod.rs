@@ -3,6 +3,7 @@
 
 mod actor;
 mod email;
+mod error_code;
 mod mail;
 mod message_key;
 mod migration;
@@ -15,6 +16,7 @@ mod window;
 
 pub use actor::Actor;
 pub use email::{EmailAddress, mask};
+pub use error_code::ErrorCode;
 pub use mail::{
     CopyRecord, DuplicatePolicy, FolderMap, FolderStrategy, ImapEndpoint, Mode, Security,
     SpecialUse,

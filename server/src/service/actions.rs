@@ -9,16 +9,18 @@ use serde_json::json;
 
 use super::lifecycle::{Step, audit_as};
 use super::{ServiceError, ServiceResult, Services};
-use crate::domain::{Actor, DuplicatePolicy, Migration, MigrationStatus, PassKind, Work};
+use crate::domain::{
+    Actor, DuplicatePolicy, ErrorCode, Migration, MigrationStatus, PassKind, Work,
+};
 use crate::store::{StatusChange, StoreError};
 
-fn conflict(code: &'static str, message: String) -> ServiceError {
+fn conflict(code: ErrorCode, message: String) -> ServiceError {
     ServiceError::Conflict { code, message }
 }
 
 fn moved_meanwhile() -> ServiceError {
     conflict(
-        "status_changed",
+        ErrorCode::StatusChanged,
         "The migration changed status meanwhile; look again and retry.".into(),
     )
 }
@@ -73,7 +75,7 @@ impl Services {
             MigrationStatus::Failed | MigrationStatus::Cancelled
         ) {
             return Err(conflict(
-                "not_retryable",
+                ErrorCode::NotRetryable,
                 format!(
                     "The migration is {}; only a failed or cancelled one can be retried.",
                     m.status
@@ -82,7 +84,7 @@ impl Services {
         }
         if m.credentials_purged_at.is_some() {
             return Err(conflict(
-                "credentials_purged",
+                ErrorCode::CredentialsPurged,
                 "Its stored passwords were erased after the retention period; request the migration again.".into(),
             ));
         }
@@ -121,7 +123,7 @@ impl Services {
             MigrationStatus::Completed => None,
             _ => {
                 return Err(conflict(
-                    "not_syncable",
+                    ErrorCode::NotSyncable,
                     format!(
                         "The migration is {}; a synchronisation pass runs after the first pass, while waiting for the MX or once completed.",
                         m.status
@@ -133,7 +135,7 @@ impl Services {
             .is_some_and(|w| !matches!(w, Work::Pass(PassKind::PostMx)))
         {
             return Err(conflict(
-                "work_pending",
+                ErrorCode::WorkPending,
                 format!(
                     "The migration already has work waiting ({}).",
                     m.next_work.map(|w| w.to_string()).unwrap_or_default()
@@ -164,7 +166,7 @@ impl Services {
             && m.resume_work == Some(Work::Pass(PassKind::PostMx));
         if !(m.status == MigrationStatus::WaitingForMx || syncing) {
             return Err(conflict(
-                "not_waiting_for_mx",
+                ErrorCode::NotWaitingForMx,
                 format!(
                     "The migration is {}, not waiting for its MX change.",
                     m.status
@@ -199,7 +201,7 @@ impl Services {
         let m = self.load_migration(id).await?;
         if m.status != MigrationStatus::Scheduled {
             return Err(conflict(
-                "not_scheduled",
+                ErrorCode::NotScheduled,
                 format!(
                     "The migration is {}; only a scheduled one can move to another window.",
                     m.status
@@ -238,7 +240,7 @@ impl Services {
         let tx = self.store.begin().await?;
         if !self.write_step(&tx, actor, &rescheduled, step, now).await? {
             return Err(conflict(
-                "starting",
+                ErrorCode::Starting,
                 "Its window has come and the pass is starting; stop it instead, or let it run."
                     .into(),
             ));
@@ -262,7 +264,7 @@ impl Services {
         let m = self.load_migration(id).await?;
         if m.status.is_active() || m.next_work.is_some() {
             return Err(conflict(
-                "migration_active",
+                ErrorCode::MigrationActive,
                 format!(
                     "The migration is {}; cancel it or let it finish before removing what it copied.",
                     m.status
@@ -286,7 +288,7 @@ impl Services {
         }
         if m.credentials_purged_at.is_some() {
             return Err(conflict(
-                "credentials_purged",
+                ErrorCode::CredentialsPurged,
                 "Its stored passwords were erased after the retention period.".into(),
             ));
         }
@@ -330,7 +332,7 @@ impl Services {
         ) || m.is_running(now)
         {
             return Err(conflict(
-                "migration_running",
+                ErrorCode::MigrationRunning,
                 "The migration is running; cancel it first.".into(),
             ));
         }

@@ -20,8 +20,8 @@ use super::{ServiceResult, Services};
 use crate::connectors::imap::{ConnectError, ImapConnection};
 use crate::connectors::net::Pulse;
 use crate::domain::{
-    Actor, EmailAddress, ImapEndpoint, Migration, MigrationStatus, NewAuditEvent, Pass, PassKind,
-    ServerAccount, Work, mx_answer, mx_switched,
+    Actor, EmailAddress, ErrorCode, ImapEndpoint, Migration, MigrationStatus, NewAuditEvent, Pass,
+    PassKind, ServerAccount, Work, mx_answer, mx_switched,
 };
 use crate::planner::folders::Selection;
 use crate::store::{FolderCounts, PassEnd, StatusChange, Tx};
@@ -166,7 +166,7 @@ impl Services {
         }
         let Some((source, dest)) = self.endpoints(&m).await? else {
             return self
-                .fail(&m, MigrationStatus::Validating, Work::Validate, "credentials_purged",
+                .fail(&m, MigrationStatus::Validating, Work::Validate, ErrorCode::CredentialsPurged,
                     "its stored passwords were erased after the retention period; request the migration again".into(), None)
                 .await;
         };
@@ -247,7 +247,7 @@ impl Services {
         let now = Utc::now();
         let Some((source, dest)) = self.endpoints(&m).await? else {
             return self
-                .fail(&m, m.status, Work::Pass(kind), "credentials_purged",
+                .fail(&m, m.status, Work::Pass(kind), ErrorCode::CredentialsPurged,
                     "its stored passwords were erased after the retention period; request the migration again".into(), None)
                 .await;
         };
@@ -378,7 +378,7 @@ impl Services {
                         &m,
                         MigrationStatus::Processing,
                         Work::Pass(kind),
-                        "copy_failed",
+                        ErrorCode::CopyFailed,
                         err.to_string(),
                         None,
                     )
@@ -407,7 +407,7 @@ impl Services {
                     &m,
                     MigrationStatus::Processing,
                     Work::Pass(kind),
-                    "incomplete",
+                    ErrorCode::Incomplete,
                     message,
                     None,
                 )
@@ -583,12 +583,12 @@ impl Services {
         m: &Migration,
         from: MigrationStatus,
         work: Work,
-        code: &str,
+        code: ErrorCode,
         message: String,
         refused: Option<Refused>,
     ) -> anyhow::Result<WorkOutcome> {
         let now = Utc::now();
-        tracing::warn!(migration = m.id, code, error = %message, "Migration failed");
+        tracing::warn!(migration = m.id, code = code.as_str(), error = %message, "Migration failed");
         // A retry validates first anyway; it resumes with what came after validation.
         let work = match work {
             Work::Validate => m.resume_work.unwrap_or(Work::Pass(PassKind::PreMx)),
@@ -610,7 +610,7 @@ impl Services {
                 resume_work: Some(Some(work)),
                 next_run_at: Some(None),
                 finished_at: Some(Some(now)),
-                error: Some(Some((code.to_owned(), message.clone()))),
+                error: Some(Some((code, message.clone()))),
                 release_lease: true,
                 ..Default::default()
             },
@@ -641,7 +641,7 @@ impl Services {
                     &m,
                     m.status,
                     Work::DeleteMigrated { from_pass },
-                    "credentials_purged",
+                    ErrorCode::CredentialsPurged,
                     "its stored passwords were erased after the retention period".into(),
                     None,
                 )

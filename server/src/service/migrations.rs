@@ -12,9 +12,9 @@ use serde::Serialize;
 use super::{ServiceError, ServiceResult, Services};
 use crate::connectors::imap::{ConnectError, ImapConnection};
 use crate::domain::{
-    Actor, DuplicatePolicy, EmailAddress, FieldError, FolderMap, FolderProgress, FolderStrategy,
-    ImapEndpoint, Migration, MigrationOptions, MigrationStatus, Mode, NewAuditEvent, Pass,
-    PassKind, Scope, Security, ServerAccount, WindowError, WindowRules, Work,
+    Actor, DuplicatePolicy, EmailAddress, ErrorCode, FieldError, FolderMap, FolderProgress,
+    FolderStrategy, ImapEndpoint, Migration, MigrationOptions, MigrationStatus, Mode,
+    NewAuditEvent, Pass, PassKind, Scope, Security, ServerAccount, WindowError, WindowRules, Work,
 };
 use crate::store::{MigrationFilter, NewMigration, StatusChange, StoreError};
 
@@ -58,8 +58,8 @@ pub struct MigrationRequest {
 /// Why a server could not be used, as a stable code and a sentence.
 #[derive(Debug, Clone, Serialize)]
 pub struct ConnectionProblem {
-    /// dns, tcp, tls, auth, protocol, private_target.
-    pub code: &'static str,
+    /// dns, tcp, timeout, tls, auth, protocol, private_target.
+    pub code: ErrorCode,
     pub message: String,
 }
 
@@ -384,7 +384,7 @@ impl Services {
         let max_active = u64::from(self.settings().capacity.max_active);
         if tx.lock_admission_and_count_active().await? >= max_active {
             return Err(ServiceError::Unavailable {
-                code: "migration_capacity_reached",
+                code: ErrorCode::MigrationCapacityReached,
                 message: format!(
                     "Ferry is at its limit of {max_active} migrations in progress; try again in a few minutes."
                 ),
@@ -393,7 +393,7 @@ impl Services {
         let migration = match tx.insert_migration(new, now).await {
             Err(StoreError::ActiveMigrationExists) => {
                 return Err(ServiceError::Conflict {
-                    code: "active_migration_exists",
+                    code: ErrorCode::ActiveMigrationExists,
                     message: format!(
                         "{dest_name} already has a migration in progress; cancel it or wait for it to finish."
                     ),
@@ -496,7 +496,7 @@ impl Services {
         let m = self.load_migration(id).await?;
         if !CANCELLABLE.contains(&m.status) {
             return Err(ServiceError::Conflict {
-                code: "not_cancellable",
+                code: ErrorCode::NotCancellable,
                 message: format!(
                     "The migration is {}; only one in progress can be cancelled.",
                     m.status
@@ -537,14 +537,14 @@ impl Services {
         };
         if running(&m) {
             return Err(ServiceError::Conflict {
-                code: "migration_running",
+                code: ErrorCode::MigrationRunning,
                 message: "The migration is running; cancel it first.".into(),
             });
         }
         let tx = self.store.begin().await?;
         if !tx.delete_migration(id, now).await? {
             return Err(ServiceError::Conflict {
-                code: "migration_running",
+                code: ErrorCode::MigrationRunning,
                 message: "The migration is running; cancel it first.".into(),
             });
         }

@@ -13,7 +13,7 @@ mod settings;
 
 use std::sync::Arc;
 
-use crate::domain::FieldError;
+use crate::domain::{ErrorCode, FieldError};
 use crate::notify::Dispatcher;
 use crate::render::Renderer;
 use crate::store::{Store, StoreError};
@@ -56,10 +56,10 @@ pub enum ServiceError {
     Forbidden(String),
     /// The action conflicts with the current state (409).
     #[error("{message}")]
-    Conflict { code: &'static str, message: String },
+    Conflict { code: ErrorCode, message: String },
     /// Try again later (503, retryable).
     #[error("{message}")]
-    Unavailable { code: &'static str, message: String },
+    Unavailable { code: ErrorCode, message: String },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -69,7 +69,7 @@ impl From<StoreError> for ServiceError {
         match err {
             StoreError::NotFound(what) => ServiceError::NotFound(what),
             StoreError::ActiveMigrationExists => ServiceError::Conflict {
-                code: "active_migration_exists",
+                code: ErrorCode::ActiveMigrationExists,
                 message: "This mailbox already has a migration in progress; cancel it or wait for it to finish.".into(),
             },
             other => ServiceError::Internal(other.into()),

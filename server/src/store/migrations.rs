@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use super::entities::{migration_folders, migration_ledger, migration_passes, migrations};
 use super::{Store, StoreError, StoreResult, Tx};
 use crate::domain::{
-    CopyRecord, FolderProgress, Migration, MigrationOptions, MigrationStatus, Pass, PassKind,
-    Security, ServerAccount, Work,
+    CopyRecord, ErrorCode, FolderProgress, Migration, MigrationOptions, MigrationStatus, Pass,
+    PassKind, Security, ServerAccount, Work,
 };
 
 /// Ledger rows per INSERT: 9 values each, well under SQLite's and PostgreSQL's limits
@@ -63,7 +63,7 @@ pub struct StatusChange {
     pub finished_at: Option<Option<DateTime<Utc>>>,
     pub mx_switched_at: Option<Option<DateTime<Utc>>>,
     /// A stable code and a sentence.
-    pub error: Option<Option<(String, String)>>,
+    pub error: Option<Option<(ErrorCode, String)>>,
     pub options: Option<MigrationOptions>,
     /// A new window (UTC) and the requester's time zone it was given in.
     pub window: Option<(Option<DateTime<Utc>>, String)>,
@@ -177,7 +177,11 @@ fn migration_from(row: migrations::Model) -> StoreResult<Migration> {
         mx_answer: row.mx_answer,
         lease_owner: row.lease_owner,
         lease_until: row.lease_until,
-        error_code: row.error_code,
+        error_code: row
+            .error_code
+            .map(|c| c.parse::<ErrorCode>())
+            .transpose()
+            .map_err(StoreError::Corrupt)?,
         error_message: row.error_message,
         started_at: row.started_at,
         finished_at: row.finished_at,
@@ -821,6 +825,7 @@ impl Tx {
         }
         if let Some(error) = change.error {
             let (code, message) = error.unzip();
+            let code = code.map(ErrorCode::as_str);
             update = update
                 .col_expr(migrations::Column::ErrorCode, Expr::value(code))
                 .col_expr(migrations::Column::ErrorMessage, Expr::value(message));

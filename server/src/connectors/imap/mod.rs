@@ -22,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::net::{self, Pulse, Reach, ReachError};
-use crate::domain::{ImapEndpoint, KEY_FIELDS, Security, SpecialUse, message_key};
+use crate::domain::{ErrorCode, ImapEndpoint, KEY_FIELDS, Security, SpecialUse, message_key};
 use crate::planner::folders::{ListedFolder, Namespace};
 
 pub trait ImapStream: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug {}
@@ -64,15 +64,15 @@ impl ConnectError {
     }
 
     /// The error code the API, the console and the emails use.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Dns(..) => "dns",
-            Self::Target(..) => "private_target",
-            Self::Connection(..) => "tcp",
-            Self::Timeout(..) => "timeout",
-            Self::Tls(..) => "tls",
-            Self::Auth(..) => "auth",
-            Self::Protocol(..) => "protocol",
+            Self::Dns(..) => ErrorCode::Dns,
+            Self::Target(..) => ErrorCode::PrivateTarget,
+            Self::Connection(..) => ErrorCode::Tcp,
+            Self::Timeout(..) => ErrorCode::Timeout,
+            Self::Tls(..) => ErrorCode::Tls,
+            Self::Auth(..) => ErrorCode::Auth,
+            Self::Protocol(..) => ErrorCode::Protocol,
         }
     }
 

@@ -10,7 +10,7 @@ use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, OpenApiService, SecurityScheme};
 
-use crate::domain::{ApiToken, Scope};
+use crate::domain::{ApiToken, ErrorCode, Scope};
 use crate::service::{ServiceError, Services};
 use crate::store::{AuditFilter, MAX_AUDIT_PAGE};
 
@@ -126,7 +126,7 @@ fn looks_like_id(segment: &str) -> bool {
 /// 405 with the methods the path answers in `Allow`.
 fn method_not_allowed(methods: &[String]) -> poem::Response {
     let mut answer = PoemJson(serde_json::json!({
-        "code": "method_not_allowed",
+        "code": ErrorCode::MethodNotAllowed,
         "message": "This path does not answer this method; `Allow` lists those it does.",
     }))
     .with_status(poem::http::StatusCode::METHOD_NOT_ALLOWED)
@@ -167,37 +167,21 @@ async fn json_errors<E: Endpoint>(
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return Ok(resp);
     }
-    let (code, message) = match status.as_u16() {
-        404 => (
-            "not_found",
-            "There is nothing at this path; see /api/v1/openapi.json.".to_owned(),
-        ),
-        405 => (
-            "method_not_allowed",
-            "This path does not answer this method; `Allow` lists those it does.".to_owned(),
-        ),
-        411 => ("length_required", "Send a Content-Length.".to_owned()),
-        413 => (
-            "payload_too_large",
-            "The request body is too large.".to_owned(),
-        ),
-        414 => (
-            "uri_too_long",
-            "The request's address is too long.".to_owned(),
-        ),
-        415 => (
-            "unsupported_media_type",
-            "Send JSON with `Content-Type: application/json`.".to_owned(),
-        ),
-        _ => {
-            let reason = status.canonical_reason().unwrap_or("error").to_owned();
-            ("bad_request", format!("{reason}."))
+    let code = ErrorCode::for_http_status(status.as_u16());
+    let message = match code {
+        ErrorCode::NotFound => {
+            "There is nothing at this path; see /api/v1/openapi.json.".to_owned()
         }
-    };
-    let code = if status.is_server_error() {
-        "internal_error"
-    } else {
-        code
+        ErrorCode::MethodNotAllowed => {
+            "This path does not answer this method; `Allow` lists those it does.".to_owned()
+        }
+        ErrorCode::LengthRequired => "Send a Content-Length.".to_owned(),
+        ErrorCode::PayloadTooLarge => "The request body is too large.".to_owned(),
+        ErrorCode::UriTooLong => "The request's address is too long.".to_owned(),
+        ErrorCode::UnsupportedMediaType => {
+            "Send JSON with `Content-Type: application/json`.".to_owned()
+        }
+        _ => format!("{}.", status.canonical_reason().unwrap_or("error")),
     };
     let mut answer = PoemJson(serde_json::json!({ "code": code, "message": message }))
         .with_status(status)
@@ -216,7 +200,7 @@ async fn json_errors<E: Endpoint>(
 fn rejections(api: impl Endpoint + 'static) -> impl Endpoint {
     api.catch_error(|_: poem_openapi::error::AuthorizationError| async {
         ApiError::unauthorized(
-            "missing_token",
+            ErrorCode::MissingToken,
             "Send an API token as `Authorization: Bearer <token>`.",
         )
         .into_response()
@@ -226,7 +210,7 @@ fn rejections(api: impl Endpoint + 'static) -> impl Endpoint {
     .catch_error(|err: poem_openapi::error::ParseParamError| async move {
         let text = err.to_string();
         let field = text.split('`').nth(1).unwrap_or("parameter").to_owned();
-        let mut body = ApiError::make("validation_failed", "A parameter is not valid.");
+        let mut body = ApiError::make(ErrorCode::ValidationFailed, "A parameter is not valid.");
         body.0.fields = Some(vec![FieldErrorBody {
             field,
             message: text,
@@ -237,7 +221,7 @@ fn rejections(api: impl Endpoint + 'static) -> impl Endpoint {
         |err: poem_openapi::error::ParseRequestPayloadError| async move {
             ApiError::body(
                 poem::http::StatusCode::BAD_REQUEST,
-                "bad_request",
+                ErrorCode::BadRequest,
                 err.to_string(),
             )
             .into_response()
@@ -249,8 +233,8 @@ fn rejections(api: impl Endpoint + 'static) -> impl Endpoint {
 #[derive(Debug, Object)]
 #[oai(nullable_all)]
 pub struct ErrorBody {
-    /// Stable, snake_case: branch on this.
-    pub code: String,
+    /// Stable, snake_case: branch on this (every value is in docs/api-guide.md).
+    pub code: ErrorCode,
     /// A sentence for people.
     pub message: String,
     /// For `insufficient_scope`: the scope the endpoint needs.
@@ -309,9 +293,9 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub(super) fn make(code: &str, message: impl Into<String>) -> Json<ErrorBody> {
+    pub(super) fn make(code: ErrorCode, message: impl Into<String>) -> Json<ErrorBody> {
         Json(ErrorBody {
-            code: code.to_owned(),
+            code,
             message: message.into(),
             required_scope: None,
             fields: None,
@@ -319,11 +303,11 @@ impl ApiError {
         })
     }
 
-    pub fn unauthorized(code: &str, message: &str) -> Self {
+    pub fn unauthorized(code: ErrorCode, message: &str) -> Self {
         ApiError::Unauthorized(Self::make(code, message))
     }
 
-    fn body(status: poem::http::StatusCode, code: &str, message: String) -> Self {
+    fn body(status: poem::http::StatusCode, code: ErrorCode, message: String) -> Self {
         match status.as_u16() {
             400 => ApiError::BadRequest(Self::make(code, message)),
             _ => ApiError::Internal(Self::make(code, message)),
@@ -332,7 +316,7 @@ impl ApiError {
 
     fn insufficient_scope(scope: Scope) -> Self {
         let mut body = Self::make(
-            "insufficient_scope",
+            ErrorCode::InsufficientScope,
             format!("This token lacks the scope {scope}; create one that has it."),
         );
         body.0.required_scope = Some(scope.as_str().to_owned());
@@ -344,7 +328,8 @@ impl From<ServiceError> for ApiError {
     fn from(err: ServiceError) -> Self {
         match err {
             ServiceError::Invalid(errors) => {
-                let mut body = Self::make("validation_failed", "Some fields are not valid.");
+                let mut body =
+                    Self::make(ErrorCode::ValidationFailed, "Some fields are not valid.");
                 body.0.fields = Some(
                     errors
                         .into_iter()
@@ -357,9 +342,11 @@ impl From<ServiceError> for ApiError {
                 ApiError::Invalid(body)
             }
             ServiceError::NotFound(what) => {
-                ApiError::NotFound(Self::make("not_found", format!("No such {what}.")))
+                ApiError::NotFound(Self::make(ErrorCode::NotFound, format!("No such {what}.")))
             }
-            ServiceError::Forbidden(why) => ApiError::Forbidden(Self::make("forbidden", why)),
+            ServiceError::Forbidden(why) => {
+                ApiError::Forbidden(Self::make(ErrorCode::Forbidden, why))
+            }
             ServiceError::Conflict { code, message } => {
                 ApiError::Conflict(Self::make(code, message))
             }
@@ -371,7 +358,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Internal(err) => {
                 tracing::error!(error = %format!("{err:#}"), "API request failed");
                 ApiError::Internal(Self::make(
-                    "internal_error",
+                    ErrorCode::InternalError,
                     "Ferry could not complete the request; the error is in its log.",
                 ))
             }
@@ -401,8 +388,11 @@ pub struct TokenAuth(pub(super) ApiToken);
 async fn check_token(req: &Request, bearer: Bearer) -> poem::Result<ApiToken> {
     let unauthorized = || {
         poem::Error::from_response(
-            ApiError::unauthorized("invalid_token", "This API token is unknown or revoked.")
-                .into_response(),
+            ApiError::unauthorized(
+                ErrorCode::InvalidToken,
+                "This API token is unknown or revoked.",
+            )
+            .into_response(),
         )
     };
     let services = req.data::<Services>().ok_or_else(unauthorized)?;

@@ -11,7 +11,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use secrecy::SecretString;
 
 use super::api::{ApiError, TokenAuth, actor, services};
-use crate::domain::{Migration, MigrationStatus, Pace, Scope, mask};
+use crate::domain::{ErrorCode, Migration, MigrationStatus, Pace, Scope, mask};
 use crate::service::{MigrationDetail, MigrationRequest, ServerInput, ServiceError};
 use crate::store::MigrationFilter;
 
@@ -171,7 +171,7 @@ pub struct PaceBody {
 #[derive(Debug, Object)]
 #[oai(nullable_all)]
 pub struct ErrorInfo {
-    pub code: Option<String>,
+    pub code: Option<ErrorCode>,
     pub message: Option<String>,
 }
 

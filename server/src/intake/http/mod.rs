@@ -12,6 +12,7 @@ use poem::middleware::{CatchPanic, CookieJarManager, SetHeader};
 use poem::web::Html;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, handler};
 
+use crate::domain::ErrorCode;
 use crate::metrics::Metrics;
 use crate::service::Services;
 
@@ -102,7 +103,7 @@ async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Resp
             Err(err) => {
                 return Ok(json_error(
                     poem::http::StatusCode::BAD_REQUEST,
-                    "bad_request",
+                    ErrorCode::BadRequest,
                     &format!("The request body could not be read: {err}"),
                 ));
             }
@@ -114,13 +115,13 @@ async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Resp
 fn too_large(limit: usize) -> Response {
     json_error(
         poem::http::StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
+        ErrorCode::PayloadTooLarge,
         &format!("The request body is larger than {limit} bytes; send less at once."),
     )
 }
 
 /// An error answer with the API's body: a stable `code` and a sentence.
-fn json_error(status: poem::http::StatusCode, code: &str, message: &str) -> Response {
+fn json_error(status: poem::http::StatusCode, code: ErrorCode, message: &str) -> Response {
     poem::web::Json(serde_json::json!({ "code": code, "message": message }))
         .with_status(status)
         .into_response()
@@ -132,7 +133,7 @@ fn panic_answer(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("A request handler panicked; answered 500");
     json_error(
         poem::http::StatusCode::INTERNAL_SERVER_ERROR,
-        "internal_error",
+        ErrorCode::InternalError,
         "Ferry could not complete the request; the error is in its log.",
     )
 }
@@ -177,7 +178,7 @@ async fn metrics_endpoint(req: &Request) -> Response {
         if !same {
             return json_error(
                 poem::http::StatusCode::UNAUTHORIZED,
-                "missing_token",
+                ErrorCode::MissingToken,
                 "Send the metrics token (metrics.token) as `Authorization: Bearer <token>`.",
             );
         }

@@ -14,7 +14,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::{Layout, Staff, display_time, internal_error, redirect_with_flash};
-use crate::domain::{FolderProgress, Migration, MigrationStatus, Pace, Pass};
+use crate::domain::{ErrorCode, FolderProgress, Migration, MigrationStatus, Pace, Pass};
 use crate::intake::http::error_page;
 use crate::service::{MigrationDetail, MigrationRequest, ServerInput, ServiceError};
 use crate::store::MigrationFilter;
@@ -323,7 +323,7 @@ pub async fn test_connection(staff: Staff, Form(form): Form<TestForm>) -> Respon
         )
         .into_response(),
         Err(ServiceError::Invalid(fields)) => Json(serde_json::json!({
-            "ok": false, "code": "invalid",
+            "ok": false, "code": ErrorCode::ValidationFailed,
             "message": fields.iter().map(|f| f.message.clone()).collect::<Vec<_>>().join("; "),
         }))
         .into_response(),
@@ -577,7 +577,7 @@ struct DetailPage {
     two_pass: bool,
     mx_domain: String,
     mx_switched: Option<String>,
-    error_code: Option<String>,
+    error_code: Option<ErrorCode>,
     live: Live,
     passes: Vec<PassRow>,
     actions: Actions,
@@ -632,7 +632,7 @@ pub async fn show(staff: Staff, Path(id): Path<i64>) -> Response {
             two_pass: m.two_pass,
             mx_domain: m.mx_domain.clone(),
             mx_switched: m.mx_switched_at.map(display_time),
-            error_code: m.error_code.clone(),
+            error_code: m.error_code,
             live: live(&d),
             passes: pass_rows(&d.passes),
             actions,
