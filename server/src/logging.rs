@@ -30,7 +30,11 @@ pub fn may_log(meta: &Metadata<'_>) -> bool {
 
 /// Installs the process's subscriber (and the bridge from the `log` crate).
 pub fn init(filter: EnvFilter, json: bool) -> anyhow::Result<()> {
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colours only on a terminal: a log file or a journal gets plain text that grep
+    // finds (`migration=7`), not escape codes between a field and its value.
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let registry = tracing_subscriber::registry().with(filter);
     if json {
         registry

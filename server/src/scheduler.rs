@@ -16,6 +16,7 @@ use chrono::Utc;
 use tokio::task::JoinHandle;
 use tokio_cron_scheduler::{Job, JobScheduler};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::connectors::net::Pulse;
 use crate::domain::MigrationStatus;
@@ -163,7 +164,17 @@ async fn claim_loop(services: Services, owner: Arc<str>, shutdown: CancellationT
                 Ok(Some(m)) => {
                     claims += 1;
                     let (services, stop) = (services.clone(), shutdown.child_token());
-                    running.push(tokio::spawn(run_one(services, m, token, stop)));
+                    // Every line the work logs carries its migration, work and (once
+                    // known) pass; the engine adds the folder.
+                    let span = tracing::info_span!(
+                        "work",
+                        migration = m.id,
+                        work = %m.next_work.map_or_else(String::new, |w| w.to_string()),
+                        pass = tracing::field::Empty,
+                    );
+                    running.push(tokio::spawn(
+                        run_one(services, m, token, stop).instrument(span),
+                    ));
                 }
                 Ok(None) => break,
                 Err(err) => {
@@ -206,7 +217,8 @@ async fn run_one(
         // The claim's own lease ends here at the latest (it began a moment before).
         let mut held_until =
             Utc::now() + chrono::Duration::seconds(i64::try_from(lease_seconds).unwrap_or(60));
-        tokio::spawn(async move {
+        tokio::spawn(
+            async move {
             loop {
                 tokio::select! {
                     () = stop.cancelled() => return,
@@ -269,7 +281,9 @@ async fn run_one(
                     return;
                 }
             }
-        })
+            }
+            .in_current_span(),
+        )
     };
     let outcome = services.run_work(m, &owner, stop.clone(), &pulse).await;
     stop.cancel();

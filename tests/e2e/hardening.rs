@@ -598,6 +598,11 @@ async fn console_pages_forbid_framing_foreign_scripts_and_caching_and_the_data_i
     assert_eq!(header("cache-control"), "no-store");
     assert_eq!(header("x-content-type-options"), "nosniff");
     assert_eq!(header("referrer-policy"), "same-origin");
+    let request_id = header("x-request-id");
+    assert!(
+        request_id.len() == 32 && request_id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "every answer names its request for the log: {request_id:?}"
+    );
 
     let mode = |name: &str| {
         std::fs::metadata(app.data_dir.path().join(name))

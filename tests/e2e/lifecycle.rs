@@ -271,6 +271,50 @@ impl Life {
         out + &work.join("\n")
     }
 
+    /// A log filtered by one migration tells its whole story: its work starting and
+    /// ending, each pass, and each folder the engine copied, every line carrying the
+    /// migration (from the worker's span) and the engine's lines their folder too.
+    fn assert_log_tells_the_story_of(&self, id: i64, folders: &[&str]) {
+        let log = self.ferry.log();
+        let mine: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains(&format!("migration={id}")))
+            .collect();
+        let story = mine.join("\n");
+        for needle in [
+            "Starting work",
+            "Work ended",
+            "Pass finished",
+            "pass=1",
+            "pass=2",
+        ] {
+            assert!(
+                story.contains(needle),
+                "no {needle:?} among migration {id}'s lines:\n{story}"
+            );
+        }
+        assert!(
+            mine.iter().any(|l| l.contains("Migration requested")
+                && l.contains("request{request=")
+                && l.contains("path=/api/v1/migrations")),
+            "the request's line does not carry the request's span:\n{story}"
+        );
+        for folder in folders {
+            assert!(
+                mine.iter().any(|l| l.contains("Folder done")
+                    && l.contains(&format!("folder{{folder={folder}}}"))),
+                "no \"Folder done\" line of {folder} carries migration {id}:\n{story}"
+            );
+        }
+        let engine_lines = log.lines().filter(|l| l.contains("Folder done"));
+        for line in engine_lines {
+            assert!(
+                line.contains("migration="),
+                "an engine line without its migration: {line}"
+            );
+        }
+    }
+
     /// Nothing Ferry wrote holds a password: its log, its emails, its database files.
     fn assert_no_password_anywhere(&self) {
         let log = self.ferry.log();
@@ -515,6 +559,7 @@ async fn a_migration_lives_from_request_to_completion_through_the_api() {
     assert_eq!(got["Archive/2023"].len(), 25);
 
     life.assert_no_password_anywhere();
+    life.assert_log_tells_the_story_of(id, &["INBOX", "Archive/2023", "Sent"]);
 }
 
 #[tokio::test]

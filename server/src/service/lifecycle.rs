@@ -287,6 +287,7 @@ impl Services {
                 pass
             }
         };
+        tracing::Span::current().record("pass", pass.number);
         let job = MailJob {
             source,
             dest,

@@ -417,6 +417,7 @@ impl Services {
         )?;
         tx.enqueue_email(email, now).await?;
         tx.commit().await?;
+        tracing::info!(migration = migration.id, %actor, "Migration requested");
         self.dispatcher.wake();
         self.wake_workers();
         Ok(migration)

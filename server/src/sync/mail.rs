@@ -426,7 +426,9 @@ fn unchanged(fs: &FolderState, plan: &FolderPlan, status: FolderStatus, job: &Ma
 }
 
 /// Copies one folder, reconnecting with backoff when a connection breaks; the
-/// checkpoint carries the work from one attempt to the next.
+/// checkpoint carries the work from one attempt to the next. Its log lines carry the
+/// folder (and, under a worker, the migration and pass of the span around it).
+#[tracing::instrument(name = "folder", skip_all, fields(folder = %cx.plan.source_path))]
 async fn copy_folder_with_retries<C: CheckpointStore>(
     mut sides: Sides,
     cx: Cx<'_, C>,
@@ -481,6 +483,14 @@ async fn copy_folder_with_retries<C: CheckpointStore>(
     }
     report.failed = report.failures.len() as u64;
     report.expected = report.copied + report.skipped + report.failed;
+    tracing::info!(
+        copied = report.copied,
+        skipped = report.skipped,
+        failed = report.failed,
+        flags_updated = report.flags_updated,
+        removed = report.removed,
+        "Folder done"
+    );
     Ok((sides, report))
 }
 

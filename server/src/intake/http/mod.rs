@@ -60,7 +60,8 @@ pub fn routes(services: Services, metrics: Metrics) -> impl Endpoint {
 }
 
 /// The layers every route has: cookies, security headers, a panic answered as a 500
-/// with a JSON code, the body limit, request metrics, and the services.
+/// with a JSON code, the body limit, request metrics, a span with the request's ID,
+/// and the services.
 pub fn guarded(
     routes: impl Endpoint + 'static,
     services: Services,
@@ -78,8 +79,31 @@ pub fn guarded(
         .with(CatchPanic::new().with_handler(panic_answer))
         .around(limit_body)
         .around(crate::metrics::count_requests)
+        .around(request_span)
         .data(services)
         .data(metrics)
+}
+
+/// Runs the request in a span that every log line of its handling carries: a fresh
+/// request ID (also sent back as `X-Request-Id`, so a user's report finds its lines),
+/// the method and the path (never the query or a header: they may hold secrets).
+async fn request_span<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+    use tracing::Instrument;
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    let span = tracing::info_span!(
+        "request",
+        request = %id,
+        method = %req.method(),
+        path = %req.uri().path(),
+    );
+    let mut resp = match next.call(req).instrument(span).await {
+        Ok(resp) => resp.into_response(),
+        Err(err) => err.into_response(),
+    };
+    if let Ok(value) = poem::http::HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("X-Request-Id", value);
+    }
+    Ok(resp)
 }
 
 /// Refuses a body larger than `limits.body_bytes` with 413 before anything reads it:
