@@ -482,7 +482,21 @@ async fn people_change_their_own_password_and_other_sessions_end() {
 async fn pages_load_no_asset_from_elsewhere_and_fit_a_phone() {
     let app = TestApp::spawn().await;
     app.sign_in(&app.client, ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    for path in ["/", "/audit", "/users", "/outbox", "/account"] {
+    // Every page without a record of its own (the migration pages are rendered by the
+    // console_migrations and browser tests): templates are strict, so a name a page's
+    // context lacks would be a 500 here.
+    for path in [
+        "/",
+        "/audit",
+        "/users",
+        "/outbox",
+        "/account",
+        "/migrations",
+        "/migrations?status=failed&q=nobody",
+        "/migrations/new",
+        "/schedule",
+        "/settings",
+    ] {
         let html = app.page(&app.client, path).await;
         assert!(html.contains("name=\"viewport\""), "{path}");
         assert!(
@@ -491,6 +505,18 @@ async fn pages_load_no_asset_from_elsewhere_and_fit_a_phone() {
         );
         assert!(csrf_from(&html).is_some(), "{path} has the sign-out form");
     }
+    let missing = app
+        .client
+        .get(app.url("/migrations/999999"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let html = missing.text().await.unwrap();
+    assert!(
+        html.contains("name=\"viewport\"") && !html.contains("Something went wrong"),
+        "the error page renders: {html}"
+    );
     let css = app
         .client
         .get(app.url("/static/ferry.css"))

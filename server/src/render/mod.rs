@@ -1,5 +1,6 @@
-//! The minijinja environment: every page and email template, compiled into the binary
-//! from `templates/` so that a release build needs no files beside it.
+//! The minijinja environment: every page and email template, embedded into the binary
+//! from `templates/` by `build.rs` (minijinja-embed) so that a release build needs no
+//! files beside it. Strict: a name a context lacks is an error, never an empty gap.
 //!
 //! Templates never reach the database: each page or email gets one context value,
 //! built by its caller. HTML templates are auto-escaped; `.txt` ones are not.
@@ -11,154 +12,9 @@ use serde::Serialize;
 
 use crate::domain::{EmailAddress, NewEmail};
 
-/// Every template, by its path under `templates/`. A test in `tests/` fails when a file
-/// there is missing from this list.
-pub const TEMPLATES: &[(&str, &str)] = &[
-    (
-        "layouts/base.html",
-        include_str!("../../../templates/layouts/base.html"),
-    ),
-    (
-        "layouts/email.html",
-        include_str!("../../../templates/layouts/email.html"),
-    ),
-    (
-        "console/login.html",
-        include_str!("../../../templates/console/login.html"),
-    ),
-    (
-        "console/dashboard.html",
-        include_str!("../../../templates/console/dashboard.html"),
-    ),
-    (
-        "console/_audit_table.html",
-        include_str!("../../../templates/console/_audit_table.html"),
-    ),
-    (
-        "console/audit.html",
-        include_str!("../../../templates/console/audit.html"),
-    ),
-    (
-        "console/users.html",
-        include_str!("../../../templates/console/users.html"),
-    ),
-    (
-        "console/account.html",
-        include_str!("../../../templates/console/account.html"),
-    ),
-    (
-        "console/outbox.html",
-        include_str!("../../../templates/console/outbox.html"),
-    ),
-    (
-        "console/outbox_item.html",
-        include_str!("../../../templates/console/outbox_item.html"),
-    ),
-    (
-        "console/migrations.html",
-        include_str!("../../../templates/console/migrations.html"),
-    ),
-    (
-        "console/migration.html",
-        include_str!("../../../templates/console/migration.html"),
-    ),
-    (
-        "console/migration_new.html",
-        include_str!("../../../templates/console/migration_new.html"),
-    ),
-    (
-        "console/schedule.html",
-        include_str!("../../../templates/console/schedule.html"),
-    ),
-    (
-        "console/settings.html",
-        include_str!("../../../templates/console/settings.html"),
-    ),
-    (
-        "email/test_email.txt",
-        include_str!("../../../templates/email/test_email.txt"),
-    ),
-    (
-        "email/test_email.html",
-        include_str!("../../../templates/email/test_email.html"),
-    ),
-    (
-        "console/error.html",
-        include_str!("../../../templates/console/error.html"),
-    ),
-    (
-        "email/account_created.txt",
-        include_str!("../../../templates/email/account_created.txt"),
-    ),
-    (
-        "email/account_created.html",
-        include_str!("../../../templates/email/account_created.html"),
-    ),
-    (
-        "email/migration_received.txt",
-        include_str!("../../../templates/email/migration_received.txt"),
-    ),
-    (
-        "email/migration_received.html",
-        include_str!("../../../templates/email/migration_received.html"),
-    ),
-    (
-        "email/_report.txt",
-        include_str!("../../../templates/email/_report.txt"),
-    ),
-    (
-        "email/_report.html",
-        include_str!("../../../templates/email/_report.html"),
-    ),
-    (
-        "email/migration_scheduled.txt",
-        include_str!("../../../templates/email/migration_scheduled.txt"),
-    ),
-    (
-        "email/migration_scheduled.html",
-        include_str!("../../../templates/email/migration_scheduled.html"),
-    ),
-    (
-        "email/pass_started.txt",
-        include_str!("../../../templates/email/pass_started.txt"),
-    ),
-    (
-        "email/pass_started.html",
-        include_str!("../../../templates/email/pass_started.html"),
-    ),
-    (
-        "email/pass_finished.txt",
-        include_str!("../../../templates/email/pass_finished.txt"),
-    ),
-    (
-        "email/pass_finished.html",
-        include_str!("../../../templates/email/pass_finished.html"),
-    ),
-    (
-        "email/action_needed.txt",
-        include_str!("../../../templates/email/action_needed.txt"),
-    ),
-    (
-        "email/action_needed.html",
-        include_str!("../../../templates/email/action_needed.html"),
-    ),
-    (
-        "email/migration_completed.txt",
-        include_str!("../../../templates/email/migration_completed.txt"),
-    ),
-    (
-        "email/migration_completed.html",
-        include_str!("../../../templates/email/migration_completed.html"),
-    ),
-    (
-        "email/migration_failed.txt",
-        include_str!("../../../templates/email/migration_failed.txt"),
-    ),
-    (
-        "email/migration_failed.html",
-        include_str!("../../../templates/email/migration_failed.html"),
-    ),
-];
+pub mod emails;
+
+use emails::Email;
 
 /// Jinja's `filesizeformat` (decimal units): minijinja keeps it in minijinja-contrib,
 /// a crate for this one filter.
@@ -191,6 +47,54 @@ fn when(utc: Option<String>) -> minijinja::Value {
     }
 }
 
+/// Adds the templates `build.rs` embedded from `templates/` (checked there: a template
+/// that does not parse fails the build, so the generated `expect` cannot fire).
+#[allow(clippy::expect_used)]
+fn load_embedded(mut env: &mut Environment<'static>) {
+    minijinja_embed::load_templates!(env);
+}
+
+/// A form's errors as its template sees them: every field of the form answers (`none`
+/// when it has no error), so a strict template may ask any of them, and a name the form
+/// does not have fails to render instead of hiding an error.
+#[derive(Debug, Clone)]
+pub struct FieldErrors {
+    fields: &'static [&'static str],
+    errors: std::collections::BTreeMap<String, String>,
+}
+
+impl FieldErrors {
+    pub fn new(
+        fields: &'static [&'static str],
+        errors: impl IntoIterator<Item = (String, String)>,
+    ) -> Self {
+        Self {
+            fields,
+            errors: errors.into_iter().collect(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+impl Serialize for FieldErrors {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        for field in self.fields {
+            map.serialize_entry(field, &self.errors.get(*field))?;
+        }
+        for (field, message) in &self.errors {
+            if !self.fields.contains(&field.as_str()) {
+                map.serialize_entry(field, message)?;
+            }
+        }
+        map.end()
+    }
+}
+
 /// The console's stylesheet, served at `/static/ferry.css`.
 pub const STYLESHEET: &str = include_str!("../../../templates/static/ferry.css");
 
@@ -202,14 +106,24 @@ pub struct Renderer {
 impl Renderer {
     pub fn new() -> anyhow::Result<Self> {
         let mut env = Environment::new();
-        env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+        // A name a context does not have is an error, never an empty gap in a page or an
+        // email (the tests render every template with an example of its context).
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
         env.add_filter("filesizeformat", filesizeformat);
         env.add_filter("when", when);
-        for (name, source) in TEMPLATES {
-            env.add_template(name, source)
-                .with_context(|| format!("Template {name} does not compile"))?;
-        }
+        load_embedded(&mut env);
         Ok(Self { env })
+    }
+
+    /// The names of every template (`console/login.html`, `email/_report.txt`, …).
+    pub fn template_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .env
+            .templates()
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        names.sort();
+        names
     }
 
     /// Renders a console page.
@@ -222,13 +136,13 @@ impl Renderer {
 
     /// Renders `email/NAME.txt` (its `subject` and `body` blocks) and
     /// `email/NAME.html` into an email ready for the outbox.
-    pub fn email<C: Serialize>(
+    pub fn email<C: Email>(
         &self,
-        name: &'static str,
         to: Vec<EmailAddress>,
         context: &C,
         about: Option<(&'static str, String)>,
     ) -> anyhow::Result<NewEmail> {
+        let name = context.name();
         let text = self
             .env
             .get_template(&format!("email/{name}.txt"))
@@ -267,23 +181,17 @@ impl Renderer {
 
 #[cfg(test)]
 mod tests {
+    use super::emails::{MigrationEmail, examples};
     use super::*;
+
+    fn to() -> Vec<EmailAddress> {
+        vec![EmailAddress::parse("to", "ana@example.com").unwrap()]
+    }
 
     #[test]
     fn an_email_has_a_subject_a_text_and_an_escaped_html_part() {
         let r = Renderer::new().unwrap();
-        let to = vec![EmailAddress::parse("to", "ana@example.com").unwrap()];
-        let email = r
-            .email(
-                "account_created",
-                to,
-                &serde_json::json!({
-                    "name": "Ana <script>", "email": "ana@example.com", "role": "staff",
-                    "created_by": "Bob", "login_url": "https://ferry.example/login"
-                }),
-                None,
-            )
-            .unwrap();
+        let email = r.email(to(), &examples::account_created(), None).unwrap();
         assert_eq!(email.subject, "Your Ferry account is ready");
         assert!(
             email.body_text.starts_with("Hello Ana <script>,"),
@@ -302,41 +210,65 @@ mod tests {
         );
     }
 
+    /// Every email renders from its example in strict mode, and its text is the one
+    /// reviewed (insta snapshots in `snapshots/`; `cargo insta review` after a change).
     #[test]
-    fn every_migration_email_renders_with_its_report() {
+    fn every_email_renders_from_its_example_as_reviewed() {
         let r = Renderer::new().unwrap();
-        let to = vec![EmailAddress::parse("to", "ana@example.com").unwrap()];
-        let context = serde_json::json!({
-            "id": 7, "source": "ana@old on imap.old", "destination": "ana@new on imap.new",
-            "window": "Tuesday 1 December 2026 at 21:00 CET", "two_pass": true,
-            "mx_domain": "new.example", "mx_hosts": ["10 mx1.provider.example"],
-            "url": "https://ferry.example/migrations/7", "grace": "1 hour",
-            "pass": {"number": 1, "kind": "pre_mx", "label": "pre-MX pass"},
-            "need": "mx", "side": "source", "account": "ana@old", "error": "refused",
-            "report": {"totals": {"copied": 3, "skipped": 1, "failed": 1, "bytes": 2_500_000},
-                "folders": [{"source_path": "INBOX", "copied": 3, "skipped": 1, "failed": 1,
-                    "failures": [{"uid": 9, "reason": "too big"}]}]},
-        });
-        for name in [
-            "migration_received",
-            "migration_scheduled",
-            "pass_started",
-            "pass_finished",
-            "action_needed",
-            "migration_completed",
-            "migration_failed",
-        ] {
-            let email = r.email(name, to.clone(), &context, None).unwrap();
-            assert!(email.subject.contains("#7"), "{name}: {}", email.subject);
-            assert!(!email.body_html.is_empty(), "{name}");
+        let facts = examples::facts();
+        let mut rendered = vec![
+            r.email(to(), &examples::account_created(), None).unwrap(),
+            r.email(to(), &examples::test_email(), None).unwrap(),
+        ];
+        for news in examples::news() {
+            let context = MigrationEmail {
+                facts: &facts,
+                news: &news,
+            };
+            let email = r.email(to(), &context, None).unwrap();
+            assert!(email.subject.contains("#7"), "{}", email.subject);
+            rendered.push(email);
         }
-        let mx = r.email("action_needed", to, &context, None).unwrap();
+        let mut seen = std::collections::BTreeMap::<&str, usize>::new();
+        for email in &rendered {
+            assert!(!email.body_html.is_empty(), "{}", email.template);
+            let n = seen.entry(email.template).or_default();
+            *n += 1;
+            insta::assert_snapshot!(
+                format!("{}-{n}", email.template),
+                format!("Subject: {}\n\n{}", email.subject, email.body_text)
+            );
+        }
+        // Every email template in the tree has an example.
+        for name in r.template_names() {
+            if let Some(email) = name
+                .strip_prefix("email/")
+                .and_then(|n| n.strip_suffix(".txt"))
+                && !email.starts_with('_')
+            {
+                assert!(seen.contains_key(email), "email {email} has no example");
+            }
+        }
+        let mx = &rendered
+            .iter()
+            .find(|e| e.template == "action_needed" && e.body_text.contains("MX"))
+            .unwrap()
+            .body_text;
         assert!(
-            mx.body_text
-                .contains("new.example.  MX  10 mx1.provider.example.")
+            mx.contains("new.example.  MX  10 mx1.provider.example."),
+            "{mx}"
         );
-        assert!(mx.body_text.contains("message 9 was refused: too big"));
-        assert!(mx.body_text.contains("(2.5 MB)"), "{}", mx.body_text);
+        assert!(mx.contains("message 9 was refused: too big"), "{mx}");
+        assert!(mx.contains("(2.5 MB)"), "{mx}");
         assert_eq!(filesizeformat(999.0), "999 bytes");
+    }
+
+    #[test]
+    fn a_name_the_context_lacks_is_an_error_not_an_empty_gap() {
+        let r = Renderer::new().unwrap();
+        let err = r
+            .page("email/test_email.html", &serde_json::json!({ "by": "x" }))
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("undefined"), "{err:#}");
     }
 }

@@ -11,6 +11,7 @@ use crate::crypto;
 use crate::domain::{
     Actor, ApiToken, EmailAddress, FieldError, NewAuditEvent, Role, Scopes, Session, User,
 };
+use crate::render::emails::{AccountCreated, TestEmail};
 use crate::store::{NewUser, StoreError};
 
 /// The shortest password a staff account may have.
@@ -106,13 +107,14 @@ impl Services {
             _ => "An administrator".to_owned(),
         };
         let welcome = self.renderer.email(
-            "account_created",
             vec![email.clone()],
-            &serde_json::json!({
-                "name": name, "email": email.as_str(), "role": new.role.as_str(),
-                "created_by": created_by,
-                "login_url": format!("{}/login", self.settings().base_url()),
-            }),
+            &AccountCreated {
+                name: name.to_owned(),
+                email: email.as_str().to_owned(),
+                role: new.role.as_str().to_owned(),
+                created_by,
+                login_url: format!("{}/login", self.settings().base_url()),
+            },
             None,
         )?;
         let tx = self.store.begin().await?;
@@ -490,13 +492,11 @@ impl Services {
     ) -> ServiceResult<()> {
         let now = Utc::now();
         let email = self.renderer.email(
-            "test_email",
             vec![to.clone()],
-            &serde_json::json!({
-                "to": to.as_str(),
-                "by": actor.to_string(),
-                "smtp_configured": self.dispatcher.is_configured(),
-            }),
+            &TestEmail {
+                to: to.as_str().to_owned(),
+                by: actor.to_string(),
+            },
             None,
         )?;
         let tx = self.store.begin().await?;

@@ -12,6 +12,7 @@ use super::{ServiceError, ServiceResult, Services};
 use crate::domain::{
     Actor, DuplicatePolicy, ErrorCode, Migration, MigrationStatus, PassKind, Work,
 };
+use crate::render::emails::MigrationNews;
 use crate::store::{StatusChange, StoreError};
 
 fn conflict(code: ErrorCode, message: String) -> ServiceError {
@@ -235,7 +236,7 @@ impl Services {
                 "time_zone": tz_name,
                 "override": window.is_none(),
             }),
-            email: Some(("migration_scheduled", json!({ "rescheduled": true }))),
+            email: Some(MigrationNews::Scheduled { rescheduled: true }),
         };
         let tx = self.store.begin().await?;
         if !self.write_step(&tx, actor, &rescheduled, step, now).await? {

@@ -24,6 +24,7 @@ use crate::domain::{
     PassKind, ServerAccount, Work, mx_answer, mx_switched,
 };
 use crate::planner::folders::Selection;
+use crate::render::emails::{MigrationEmail, MigrationNews, PassFacts};
 use crate::store::{FolderCounts, PassEnd, StatusChange, Tx};
 use crate::sync::checkpoint::CheckpointStore;
 use crate::sync::mail::{self, MailJob, MigrateError, Report};
@@ -225,7 +226,7 @@ impl Services {
             },
             action: "migration.scheduled",
             detail: json!({ "work": next.to_string(), "run_at": run_at }),
-            email: Some(("migration_scheduled", json!({}))),
+            email: Some(MigrationNews::Scheduled { rescheduled: false }),
         };
         if !self.write_step(&tx, &WORKER, &m, step, now).await? {
             return Ok(WorkOutcome::Stopped);
@@ -277,7 +278,9 @@ impl Services {
                     },
                     action: "migration.pass_started",
                     detail: json!({ "pass": pass.number, "kind": kind.as_str() }),
-                    email: Some(("pass_started", json!({ "pass": pass_json(&pass) }))),
+                    email: Some(MigrationNews::PassStarted {
+                        pass: pass_facts(&pass),
+                    }),
                 };
                 if !self.write_step(&tx, &WORKER, &m, step, now).await? {
                     return Ok(WorkOutcome::Stopped);
@@ -482,35 +485,45 @@ impl Services {
             i64::try_from(self.settings().mx.grace_seconds).unwrap_or(i64::MAX),
         );
         let post_mx_at = m.mx_switched_at.map(|at| at + grace);
-        // (status, next work, its time, email, what the email needs)
-        let (status, next_work, next_run_at, email, extra) = match kind {
+        let (facts, report_value) = (pass_facts(pass), report_json.clone());
+        // (status, next work, its time, email)
+        let (status, next_work, next_run_at, email) = match kind {
             PassKind::PreMx if m.two_pass => (
                 MigrationStatus::WaitingForMx,
                 Some(Work::Pass(PassKind::PostMx)),
                 post_mx_at,
-                "action_needed",
-                json!({ "need": "mx", "grace": human_duration(self.settings().mx.grace_seconds) }),
+                MigrationNews::mx_needed(
+                    facts,
+                    report_value,
+                    human_duration(self.settings().mx.grace_seconds),
+                ),
             ),
             PassKind::Sync if m.resume_work == Some(Work::Pass(PassKind::PostMx)) => (
                 MigrationStatus::WaitingForMx,
                 Some(Work::Pass(PassKind::PostMx)),
                 post_mx_at,
-                "pass_finished",
-                json!({}),
+                MigrationNews::PassFinished {
+                    pass: facts,
+                    report: report_value,
+                },
             ),
             PassKind::Sync => (
                 MigrationStatus::Completed,
                 None,
                 None,
-                "pass_finished",
-                json!({}),
+                MigrationNews::PassFinished {
+                    pass: facts,
+                    report: report_value,
+                },
             ),
             PassKind::PreMx | PassKind::PostMx => (
                 MigrationStatus::Completed,
                 None,
                 None,
-                "migration_completed",
-                json!({}),
+                MigrationNews::Completed {
+                    pass: facts,
+                    report: report_value,
+                },
             ),
         };
         let finished = status == MigrationStatus::Completed;
@@ -521,11 +534,6 @@ impl Services {
             now,
         )
         .await?;
-        let mut extra = extra;
-        merge(
-            &mut extra,
-            json!({ "pass": pass_json(pass), "report": report_json }),
-        );
         let step = Step {
             from: MigrationStatus::Processing,
             to: status,
@@ -543,7 +551,7 @@ impl Services {
                 "pass": pass.number, "kind": kind.as_str(), "status": status.as_str(),
                 "copied": report.totals.copied, "skipped": report.totals.skipped, "failed": report.totals.failed,
             }),
-            email: Some((email, extra)),
+            email: Some(email),
         };
         if !self.write_step(&tx, &WORKER, m, step, now).await? {
             // Cancelled at the last moment: the pass is done, the status stays.
@@ -596,11 +604,10 @@ impl Services {
             other => other,
         };
         let email = match refused {
-            Some(r) => (
-                "action_needed",
-                json!({ "need": "password", "side": r.side, "account": r.account, "error": r.error }),
-            ),
-            None => ("migration_failed", json!({ "error": message })),
+            Some(r) => MigrationNews::password_needed(r.side, r.account, r.error),
+            None => MigrationNews::Failed {
+                error: message.clone(),
+            },
         };
         let tx = self.store.begin().await?;
         let step = Step {
@@ -822,19 +829,19 @@ impl Services {
     pub(super) async fn enqueue(
         &self,
         tx: &Tx,
-        template: &'static str,
         m: &Migration,
-        extra: Value,
+        news: &MigrationNews,
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
         let requester = EmailAddress::parse("requester_email", &m.requester_email)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let mut context = self.email_context(m);
-        merge(&mut context, extra);
+        let facts = self.migration_facts(m);
         let email = self.renderer.email(
-            template,
             self.recipients(&requester),
-            &context,
+            &MigrationEmail {
+                facts: &facts,
+                news,
+            },
             Some(("migration", m.id.to_string())),
         )?;
         tx.enqueue_email(email, now).await?;
@@ -891,15 +898,12 @@ fn work_fits(work: Work, status: MigrationStatus) -> bool {
     }
 }
 
-fn pass_json(pass: &Pass) -> Value {
+fn pass_facts(pass: &Pass) -> PassFacts {
     let label = PassKind::parse(&pass.kind).map_or("pass", PassKind::label);
-    json!({ "number": pass.number, "kind": pass.kind, "label": label })
-}
-
-/// Adds `extra`'s keys to `base` (both objects).
-fn merge(base: &mut Value, extra: Value) {
-    if let (Value::Object(base), Value::Object(extra)) = (base, extra) {
-        base.extend(extra);
+    PassFacts {
+        number: pass.number,
+        kind: pass.kind.clone(),
+        label: label.to_owned(),
     }
 }
 
@@ -920,8 +924,8 @@ pub(super) struct Step {
     pub change: StatusChange,
     pub action: &'static str,
     pub detail: Value,
-    /// A template, and what it adds to the migration's context.
-    pub email: Option<(&'static str, Value)>,
+    /// The email about it, when one is due.
+    pub email: Option<MigrationNews>,
 }
 
 impl Services {
@@ -942,10 +946,10 @@ impl Services {
             return Ok(false);
         }
         audit_as(tx, actor, m.id, step.action, step.detail, now).await?;
-        if let Some((template, extra)) = step.email {
+        if let Some(news) = step.email {
             let mut after = m.clone();
             after.status = step.to;
-            self.enqueue(tx, template, &after, extra, now).await?;
+            self.enqueue(tx, &after, &news, now).await?;
         }
         Ok(true)
     }

@@ -16,6 +16,7 @@ use crate::domain::{
     FolderStrategy, ImapEndpoint, Migration, MigrationOptions, MigrationStatus, Mode,
     NewAuditEvent, Pass, PassKind, Scope, Security, ServerAccount, WindowError, WindowRules, Work,
 };
+use crate::render::emails::{MigrationEmail, MigrationFacts, MigrationNews};
 use crate::store::{MigrationFilter, NewMigration, StatusChange, StoreError};
 
 /// One side of a request, as typed.
@@ -410,9 +411,11 @@ impl Services {
         });
         tx.audit(event, now).await?;
         let email = self.renderer.email(
-            "migration_received",
             self.recipients(&requester),
-            &self.email_context(&migration),
+            &MigrationEmail {
+                facts: &self.migration_facts(&migration),
+                news: &MigrationNews::Received {},
+            },
             Some(("migration", migration.id.to_string())),
         )?;
         tx.enqueue_email(email, now).await?;
@@ -439,20 +442,25 @@ impl Services {
     }
 
     /// What every migration email may say (never a password).
-    pub(crate) fn email_context(&self, m: &Migration) -> serde_json::Value {
+    pub(crate) fn migration_facts(&self, m: &Migration) -> MigrationFacts {
         let tz = Tz::from_str(&m.time_zone).unwrap_or(chrono_tz::UTC);
-        serde_json::json!({
-            "id": m.id,
-            "status": m.status.as_str(),
-            "source": format!("{} on {}", m.source.username, m.source.host),
-            "destination": format!("{} on {}", m.dest.username, m.dest.host),
-            "window": m.window_start.map(|w| w.with_timezone(&tz).format("%A %-d %B %Y at %H:%M %Z").to_string()),
-            "time_zone": m.time_zone,
-            "two_pass": m.two_pass,
-            "mx_domain": m.mx_domain,
-            "mx_hosts": self.settings().provider.mx_hosts,
-            "url": format!("{}/migrations/{}", self.settings().base_url(), m.id),
-        })
+        let settings = self.settings();
+        MigrationFacts {
+            id: m.id,
+            status: m.status.as_str().to_owned(),
+            source: format!("{} on {}", m.source.username, m.source.host),
+            destination: format!("{} on {}", m.dest.username, m.dest.host),
+            window: m.window_start.map(|w| {
+                w.with_timezone(&tz)
+                    .format("%A %-d %B %Y at %H:%M %Z")
+                    .to_string()
+            }),
+            time_zone: m.time_zone.clone(),
+            two_pass: m.two_pass,
+            mx_domain: m.mx_domain.clone(),
+            mx_hosts: settings.provider.mx_hosts.clone(),
+            url: format!("{}/migrations/{}", settings.base_url(), m.id),
+        }
     }
 
     /// One page of migrations (pages count from 0 here; the API's from 1). A page

@@ -225,12 +225,15 @@ pub(crate) fn error_page(
     title: &str,
     message: &str,
 ) -> Response {
+    /// The error page's context.
+    #[derive(serde::Serialize)]
+    struct ErrorPage<'a> {
+        title: &'a str,
+        message: &'a str,
+    }
     let body = services
         .renderer
-        .page(
-            "console/error.html",
-            &serde_json::json!({"title": title, "message": message}),
-        )
+        .page("console/error.html", &ErrorPage { title, message })
         .unwrap_or_else(|_| message.to_owned());
     Html(body).with_status(status).into_response()
 }

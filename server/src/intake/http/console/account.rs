@@ -1,7 +1,5 @@
 //! The signed-in person's own account: change password.
 
-use std::collections::HashMap;
-
 use poem::web::Form;
 use poem::web::cookie::CookieJar;
 use poem::{Response, handler};
@@ -10,13 +8,17 @@ use serde::{Deserialize, Serialize};
 
 use super::{Layout, Staff, internal_error, redirect_with_flash};
 use crate::crypto;
+use crate::render::FieldErrors;
 use crate::service::ServiceError;
 
 #[derive(Serialize)]
 struct AccountPage {
     layout: Layout,
-    errors: HashMap<&'static str, String>,
+    errors: FieldErrors,
 }
+
+/// The password form's fields.
+const FIELDS: &[&str] = &["current", "new"];
 
 #[handler]
 pub async fn page(staff: Staff) -> Response {
@@ -24,7 +26,7 @@ pub async fn page(staff: Staff) -> Response {
         "console/account.html",
         &AccountPage {
             layout: staff.layout("/account"),
-            errors: HashMap::new(),
+            errors: FieldErrors::new(FIELDS, []),
         },
     )
 }
@@ -71,7 +73,10 @@ pub async fn change_password(
                 "console/account.html",
                 &AccountPage {
                     layout: staff.layout("/account"),
-                    errors: errors.into_iter().map(|e| (e.field, e.message)).collect(),
+                    errors: FieldErrors::new(
+                        FIELDS,
+                        errors.into_iter().map(|e| (e.field.to_owned(), e.message)),
+                    ),
                 },
             );
             resp.set_status(poem::http::StatusCode::UNPROCESSABLE_ENTITY);

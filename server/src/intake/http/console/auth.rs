@@ -23,6 +23,14 @@ pub struct LoginForm {
     csrf: String,
 }
 
+/// The sign-in page's context.
+#[derive(serde::Serialize)]
+struct LoginPage<'a> {
+    csrf: String,
+    email: &'a str,
+    error: Option<&'a str>,
+}
+
 fn login_page(
     services: &Services,
     jar: &CookieJar,
@@ -46,7 +54,11 @@ fn login_page(
             Err(err) => return internal_error(services, &err),
         },
     };
-    let context = serde_json::json!({"csrf": token, "email": email, "error": error});
+    let context = LoginPage {
+        csrf: token,
+        email,
+        error,
+    };
     match services.renderer.page("console/login.html", &context) {
         Ok(html) => Html(html).with_status(status).into_response(),
         Err(err) => internal_error(services, &err),

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::{Layout, Staff, display_time, internal_error, redirect_with_flash};
 use crate::domain::{ErrorCode, FolderProgress, Migration, MigrationStatus, Pace, Pass};
 use crate::intake::http::error_page;
+use crate::render::FieldErrors;
 use crate::service::{MigrationDetail, MigrationRequest, ServerInput, ServiceError};
 use crate::store::MigrationFilter;
 
@@ -148,10 +149,33 @@ impl NewForm {
 struct NewPage<'a> {
     layout: Layout,
     form: &'a NewForm,
-    errors: BTreeMap<String, String>,
+    errors: FieldErrors,
     earliest: Option<String>,
     provider_host: String,
 }
+
+/// The fields the new-migration page shows an error beside (`form`: the page's own).
+const NEW_FORM_FIELDS: &[&str] = &[
+    "form",
+    "terms",
+    "folder_map",
+    "source.host",
+    "source.port",
+    "source.password",
+    "source.username",
+    "source.authuser",
+    "destination.host",
+    "destination.port",
+    "destination.username",
+    "destination.password",
+    "import_since",
+    "mx_domain",
+    "requester_email",
+    "selected_folders",
+    "window.date",
+    "window.time",
+    "window.time_zone",
+];
 
 fn earliest_text(staff: &Staff, tz: &str) -> Option<String> {
     let tz: chrono_tz::Tz = tz.parse().ok()?;
@@ -174,7 +198,7 @@ fn render_new(staff: &Staff, form: &NewForm, errors: BTreeMap<String, String>) -
             earliest: earliest_text(staff, tz),
             provider_host: staff.services.settings().provider.imap_host.clone(),
             form,
-            errors: errors.clone(),
+            errors: FieldErrors::new(NEW_FORM_FIELDS, errors.clone()),
         },
     );
     if !errors.is_empty() {

@@ -189,7 +189,8 @@ impl Staff {
     pub fn render<C: Serialize>(&self, template: &str, context: &C) -> Response {
         match self.services.renderer.page(template, context) {
             Ok(html) => Html(html).into_response(),
-            Err(err) => internal_error(&self.services, &err),
+            // The whole chain: the template, and what in it failed.
+            Err(err) => internal_error(&self.services, &format!("{err:#}")),
         }
     }
 }

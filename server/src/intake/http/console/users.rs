@@ -1,7 +1,5 @@
 //! Staff accounts: list, add, disable, enable (admins only).
 
-use std::collections::HashMap;
-
 use poem::web::cookie::CookieJar;
 use poem::web::{Form, Path};
 use poem::{Response, handler};
@@ -10,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{CsrfForm, Layout, Staff, display_time, internal_error, redirect_with_flash};
 use crate::domain::Role;
+use crate::render::FieldErrors;
 use crate::service::{NewStaff, ServiceError};
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -42,10 +41,13 @@ struct UsersPage<'a> {
     layout: Layout,
     users: Vec<UserRow>,
     form: &'a AddForm,
-    errors: HashMap<&'static str, String>,
+    errors: FieldErrors,
 }
 
-async fn render(staff: &Staff, form: &AddForm, errors: HashMap<&'static str, String>) -> Response {
+/// The add-staff form's fields.
+const FIELDS: &[&str] = &["email", "name", "password", "role"];
+
+async fn render(staff: &Staff, form: &AddForm, errors: FieldErrors) -> Response {
     match staff.services.store.list_users().await {
         Ok(users) => {
             let users = users
@@ -83,7 +85,7 @@ pub async fn list(staff: Staff) -> Response {
     if let Some(resp) = staff.reject_unless_admin() {
         return resp;
     }
-    render(&staff, &AddForm::default(), HashMap::new()).await
+    render(&staff, &AddForm::default(), FieldErrors::new(FIELDS, [])).await
 }
 
 #[handler]
@@ -117,8 +119,8 @@ pub async fn add(staff: Staff, jar: &CookieJar, Form(form): Form<AddForm>) -> Re
             ),
         ),
         Err(ServiceError::Invalid(errors)) => {
-            let errors = errors.into_iter().map(|e| (e.field, e.message)).collect();
-            render(&staff, &form, errors).await
+            let errors = errors.into_iter().map(|e| (e.field.to_owned(), e.message));
+            render(&staff, &form, FieldErrors::new(FIELDS, errors)).await
         }
         Err(err) => internal_error(&staff.services, &err),
     }
