@@ -2,7 +2,6 @@
 //! built and started; everything stopped together on shutdown.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -45,14 +44,13 @@ pub async fn open(settings: Settings) -> anyhow::Result<Services> {
     let store = Store::connect(&settings.database_url()).await?;
     let mailer = SmtpMailer::from_settings(&settings.smtp, &settings.timeouts)?;
     let dispatcher = Dispatcher::new(store.clone(), mailer, &settings.smtp);
-    let services = Services {
+    let services = Services::new(
         store,
-        renderer: Arc::new(Renderer::new()?),
+        Renderer::new()?,
         dispatcher,
-        cipher: Arc::new(cipher),
-        live_settings: Arc::new(LiveSettings::new(settings)),
-        work_ready: Arc::new(tokio::sync::Notify::new()),
-    };
+        cipher,
+        LiveSettings::new(settings),
+    );
     services.reload_settings().await?;
     Ok(services)
 }
@@ -143,7 +141,7 @@ pub async fn start(mut settings: Settings) -> anyhow::Result<Running> {
     let shutdown = CancellationToken::new();
 
     let mut tasks = vec![
-        tokio::spawn(services.dispatcher.clone().run(shutdown.clone())),
+        tokio::spawn(services.dispatcher().clone().run(shutdown.clone())),
         tokio::spawn(sweep_sessions(services.clone(), shutdown.clone())),
     ];
     tasks.extend(crate::scheduler::start(services.clone(), shutdown.clone()).await?);
@@ -155,7 +153,7 @@ pub async fn start(mut settings: Settings) -> anyhow::Result<Running> {
             .run_with_graceful_shutdown(routes, stop.cancelled_owned(), Some(GRACEFUL_SHUTDOWN))
             .await
     });
-    tracing::info!(%addr, database = services.store.backend_name(), "Ferry is serving");
+    tracing::info!(%addr, database = services.store().backend_name(), "Ferry is serving");
     Ok(Running {
         addr,
         services,
@@ -169,7 +167,7 @@ pub async fn start(mut settings: Settings) -> anyhow::Result<Running> {
 async fn sweep_sessions(services: Services, shutdown: CancellationToken) {
     loop {
         match services
-            .store
+            .store()
             .delete_expired_sessions(chrono::Utc::now())
             .await
         {
@@ -181,7 +179,7 @@ async fn sweep_sessions(services: Services, shutdown: CancellationToken) {
         let window = services.settings().console.login_window_seconds;
         let before = chrono::Utc::now()
             - chrono::Duration::seconds(i64::try_from(window).unwrap_or(i64::MAX / 1000));
-        if let Err(err) = services.store.prune_login_failures(before).await {
+        if let Err(err) = services.store().prune_login_failures(before).await {
             tracing::warn!(error = %err, "Failed to forget old failed sign-ins");
         }
         tokio::select! {

@@ -341,7 +341,7 @@ async fn user_add(settings: Settings, email: &str, name: &str, role: &str) -> an
 
 async fn user_list(settings: Settings) -> anyhow::Result<()> {
     let services = ferry::app::open(settings).await?;
-    for user in services.store.list_users().await? {
+    for user in services.store().list_users().await? {
         println!(
             "{}\t{}\t{}\t{}",
             user.email,
@@ -374,7 +374,7 @@ async fn token_create(settings: Settings, name: &str, scopes: &[String]) -> anyh
 
 async fn token_list(settings: Settings) -> anyhow::Result<()> {
     let services = ferry::app::open(settings).await?;
-    for token in services.store.list_tokens().await? {
+    for token in services.store().list_tokens().await? {
         println!(
             "{}\t{}…\t{}\t{}\tlast used {}",
             token.name,

@@ -38,7 +38,7 @@ pub enum Seeded {
 pub async fn apply(services: &Services) -> anyhow::Result<Vec<Seeded>> {
     let demo: Demo = serde_json::from_str(DEMO)?;
     let existing: Vec<String> = services
-        .store
+        .store()
         .list_users()
         .await?
         .into_iter()

@@ -131,13 +131,13 @@ async fn tokens_are_checked_and_scoped_with_stable_error_codes() {
         "{body}"
     );
 
-    let tokens = app.services.store.list_tokens().await.unwrap();
+    let tokens = app.services.store().list_tokens().await.unwrap();
     assert!(
         tokens.iter().all(|t| t.last_used_at.is_some()),
         "use is noted"
     );
     // A revoked token is refused.
-    let tx = app.services.store.begin().await.unwrap();
+    let tx = app.services.store().begin().await.unwrap();
     tx.revoke_token(tokens[0].id, chrono::Utc::now())
         .await
         .unwrap();
@@ -238,12 +238,12 @@ async fn settings_are_read_and_changed_with_the_settings_scope() {
         (Value::Null, Value::Bool(true))
     );
     assert_eq!(app.services.settings().capacity.max_concurrent, 9);
-    assert!(app.services.dispatcher.is_configured());
+    assert!(app.services.dispatcher().is_configured());
 
     let (status, body) = patch(serde_json::json!({ "smtp.url": null })).await;
     assert_eq!(status, 200);
     assert_eq!(setting(&body, "smtp.url")["is_set"], false);
-    assert!(!app.services.dispatcher.is_configured());
+    assert!(!app.services.dispatcher().is_configured());
 
     let delete = |path: &str| {
         app.client

@@ -225,7 +225,7 @@ async fn user_add_and_seed_work_from_the_shell_and_seed_is_idempotent() {
     let second = String::from_utf8_lossy(&second.stdout).to_string();
     assert_eq!(second.matches("created ").count(), 0, "{second}");
     assert_eq!(second.matches("kept ").count(), 3, "{second}");
-    assert_eq!(app.services.store.count_users().await.unwrap(), 5);
+    assert_eq!(app.services.store().count_users().await.unwrap(), 5);
 }
 
 #[test]

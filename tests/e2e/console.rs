@@ -259,7 +259,7 @@ async fn a_form_without_the_sessions_csrf_token_is_refused() {
     assert_eq!(resp.status(), 403);
     assert!(
         app.services
-            .store
+            .store()
             .list_users()
             .await
             .unwrap()
@@ -369,7 +369,7 @@ async fn an_admin_adds_staff_who_get_a_welcome_email_without_their_password() {
     // Disabled: signed out at once and refused at the door.
     let sam_id = app
         .services
-        .store
+        .store()
         .list_users()
         .await
         .unwrap()
@@ -612,7 +612,7 @@ mx2.provider.test",
     assert_eq!(s.capacity.max_concurrent, 7);
     assert_eq!(s.provider.imap_host, "imap.provider.test");
     assert_eq!(app.services.window_rules().unwrap().notice_hours, 36);
-    assert!(app.services.dispatcher.is_configured());
+    assert!(app.services.dispatcher().is_configured());
     let page = app.page(&app.client, "/settings").await;
     assert!(page.contains("Saved and in force now: IMAP server, MX records customers set"));
     assert!(page.contains(&format!("changed by {ADMIN_EMAIL}")));
@@ -653,7 +653,7 @@ mx2.provider.test",
         detail.contains(r#""smtp.url":{"changed":true,"set":true}"#),
         "{detail}"
     );
-    let stored = app.services.store.list_settings().await.unwrap();
+    let stored = app.services.store().list_settings().await.unwrap();
     let url_row = stored.iter().find(|r| r.key == "smtp.url").unwrap();
     assert!(!url_row.value.contains("127.0.0.1"), "encrypted at rest");
 
@@ -667,7 +667,7 @@ mx2.provider.test",
     other.admin.email = ADMIN_EMAIL.into();
     let other = ferry::app::open(other).await.unwrap();
     assert_eq!(other.settings().capacity.max_concurrent, 7);
-    assert!(other.dispatcher.is_configured());
+    assert!(other.dispatcher().is_configured());
     let actor = ferry::domain::Actor::System;
     other
         .reset_setting(&actor, "provider.imap_host", None)
@@ -714,7 +714,7 @@ mx2.provider.test",
         )
         .await;
     assert_eq!(resp.status(), 303);
-    assert!(!app.services.dispatcher.is_configured());
+    assert!(!app.services.dispatcher().is_configured());
     app.stop().await;
 }
 

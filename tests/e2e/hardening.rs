@@ -108,7 +108,7 @@ async fn servers(dest_users: &[String]) -> (Dovecot, Dovecot) {
 async fn active_migrations(app: &TestApp) -> Vec<ferry::domain::Migration> {
     let (all, _) = app
         .services
-        .store
+        .store()
         .list_migrations(&ferry::store::MigrationFilter {
             per_page: 100,
             page: 0,
@@ -499,7 +499,7 @@ async fn oversized_and_malformed_fields_are_refused_by_name_before_any_work() {
 
     let (list, _) = app
         .services
-        .store
+        .store()
         .list_migrations(&Default::default())
         .await
         .unwrap();

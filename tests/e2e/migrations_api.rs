@@ -197,22 +197,21 @@ async fn a_request_is_checked_field_by_field_stored_encrypted_and_can_be_cancell
     let id = created["id"].as_i64().unwrap();
 
     // Encrypted at rest: the stored value is not the password, and decrypts to it.
-    let (source_secret, dest_secret) = app.services.store.migration_secrets(id).await.unwrap();
+    let (source_secret, dest_secret) = app.services.store().migration_secrets(id).await.unwrap();
     let (source_secret, dest_secret) = (source_secret.unwrap(), dest_secret.unwrap());
     assert!(!source_secret.contains(SRC_PW) && !dest_secret.contains(DST_PW));
+    // With the key in the data directory, as an operator restoring a backup would.
+    let cipher =
+        ferry::crypto::Cipher::load_or_create(&app.data_dir.path().join("secret.key")).unwrap();
     assert_eq!(
-        app.services
-            .cipher
-            .decrypt(&source_secret)
-            .unwrap()
-            .expose_secret(),
+        cipher.decrypt(&source_secret).unwrap().expose_secret(),
         SRC_PW
     );
 
     // The requester is told, without a password.
     let outbox = app
         .services
-        .store
+        .store()
         .list_outbox(&ferry::store::OutboxFilter {
             status: None,
             limit: 50,
@@ -476,7 +475,13 @@ async fn a_scheduled_migration_moves_to_another_window_and_the_requester_is_told
             break;
         }
         if std::time::Instant::now() >= deadline {
-            let row = app.services.store.get_migration(id).await.unwrap().unwrap();
+            let row = app
+                .services
+                .store()
+                .get_migration(id)
+                .await
+                .unwrap()
+                .unwrap();
             let trail: Vec<String> = app
                 .audit("migration.")
                 .await

@@ -213,7 +213,7 @@ impl TestApp {
     /// The audit events whose action starts with `prefix`, newest first (at most 50).
     pub async fn audit(&self, prefix: &str) -> Vec<ferry::domain::AuditEvent> {
         self.services
-            .store
+            .store()
             .list_audit(&ferry::store::AuditFilter {
                 limit: 50,
                 action_prefix: Some(prefix.into()),

@@ -573,7 +573,7 @@ fn problem(err: ConnectError) -> ConnectionProblem {
     }
 }
 
-pub(super) fn endpoint(account: &ServerAccount, password: SecretString) -> ImapEndpoint {
+pub(crate) fn endpoint(account: &ServerAccount, password: SecretString) -> ImapEndpoint {
     ImapEndpoint {
         host: account.host.clone(),
         port: account.port,

@@ -8,7 +8,6 @@ mod actions;
 mod lifecycle;
 mod login_limit;
 mod migrations;
-mod progress;
 mod settings;
 
 use std::sync::Arc;
@@ -19,28 +18,72 @@ use crate::render::Renderer;
 use crate::store::{Store, StoreError};
 
 pub use accounts::{LoginError, MIN_PASSWORD_LEN, NewStaff, SignedIn};
-pub use lifecycle::WorkOutcome;
+pub(crate) use lifecycle::Step;
+pub(crate) use migrations::endpoint;
 pub use migrations::{
     ConnectionProblem, FolderSummary, MigrationDetail, MigrationRequest, ServerInput,
 };
 pub use settings::{LiveSettings, RELOAD_EVERY, SettingView};
 
-/// What every action needs; cheap to clone.
+/// What every action needs; cheap to clone. Its parts are private: the use cases are
+/// methods, one file each (`accounts`, `migrations`, `actions`, `lifecycle`,
+/// `settings`), and the few readers outside (pages that list, the scheduler's claims,
+/// the worker in `scheduler::runner`) go through the accessors below.
 #[derive(Debug, Clone)]
 pub struct Services {
-    pub store: Store,
-    pub renderer: Arc<Renderer>,
-    pub dispatcher: Dispatcher,
-    pub cipher: Arc<crate::crypto::Cipher>,
+    store: Store,
+    renderer: Arc<Renderer>,
+    dispatcher: Dispatcher,
+    cipher: Arc<crate::crypto::Cipher>,
     /// Read through [`Services::settings`]; admins change some of them in the console.
-    pub live_settings: Arc<LiveSettings>,
+    live_settings: Arc<LiveSettings>,
     /// Wakes the workers when work may have become due (a request, an action).
-    pub work_ready: Arc<tokio::sync::Notify>,
+    work_ready: Arc<tokio::sync::Notify>,
 }
 
 impl Services {
+    pub fn new(
+        store: Store,
+        renderer: Renderer,
+        dispatcher: Dispatcher,
+        cipher: crate::crypto::Cipher,
+        live_settings: LiveSettings,
+    ) -> Self {
+        Self {
+            store,
+            renderer: Arc::new(renderer),
+            dispatcher,
+            cipher: Arc::new(cipher),
+            live_settings: Arc::new(live_settings),
+            work_ready: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    /// The database, for reads outside the service (lists, the audit log, claims) and
+    /// for the worker.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn renderer(&self) -> &Renderer {
+        &self.renderer
+    }
+
+    pub fn dispatcher(&self) -> &Dispatcher {
+        &self.dispatcher
+    }
+
+    pub(crate) fn cipher(&self) -> &Arc<crate::crypto::Cipher> {
+        &self.cipher
+    }
+
     pub fn wake_workers(&self) {
         self.work_ready.notify_one();
+    }
+
+    /// Resolves when [`Services::wake_workers`] was called (the claimer waits on it).
+    pub async fn work_ready(&self) {
+        self.work_ready.notified().await;
     }
 }
 

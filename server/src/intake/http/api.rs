@@ -485,7 +485,7 @@ impl Api {
             .unwrap_or(DEFAULT_AUDIT_PAGE)
             .clamp(1, MAX_AUDIT_PAGE);
         let events = services
-            .store
+            .store()
             .list_audit(&AuditFilter {
                 before_id: before.0,
                 action_prefix: action.0,

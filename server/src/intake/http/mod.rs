@@ -165,7 +165,7 @@ fn panic_answer(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 #[handler]
 async fn healthz(req: &Request) -> Response {
     let ok = match req.data::<Services>() {
-        Some(services) => services.store.ping().await,
+        Some(services) => services.store().ping().await,
         None => false,
     };
     let body = serde_json::json!({"status": if ok { "ok" } else { "database_unreachable" }});
@@ -208,7 +208,7 @@ async fn metrics_endpoint(req: &Request) -> Response {
         }
     }
     if let Some(services) = req.data::<Services>() {
-        metrics.refresh(&services.store).await;
+        metrics.refresh(services.store()).await;
     }
     match metrics.encode() {
         Ok(text) => Response::builder()
@@ -232,7 +232,7 @@ pub(crate) fn error_page(
         message: &'a str,
     }
     let body = services
-        .renderer
+        .renderer()
         .page("console/error.html", &ErrorPage { title, message })
         .unwrap_or_else(|_| message.to_owned());
     Html(body).with_status(status).into_response()

@@ -59,7 +59,7 @@ fn login_page(
         email,
         error,
     };
-    match services.renderer.page("console/login.html", &context) {
+    match services.renderer().page("console/login.html", &context) {
         Ok(html) => Html(html).with_status(status).into_response(),
         Err(err) => internal_error(services, &err),
     }

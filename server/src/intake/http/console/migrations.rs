@@ -430,7 +430,7 @@ pub async fn list(staff: Staff, Query(q): Query<ListQuery>) -> Response {
         Err(err) => return internal_error(&staff.services, &err),
     };
     let ids: Vec<i64> = list.iter().map(|m| m.id).collect();
-    let mut folders = match staff.services.store.folders_of(&ids).await {
+    let mut folders = match staff.services.store().folders_of(&ids).await {
         Ok(found) => found,
         Err(err) => return internal_error(&staff.services, &err),
     };
@@ -624,7 +624,7 @@ pub async fn show(staff: Staff, Path(id): Path<i64>) -> Response {
     };
     let events = staff
         .services
-        .store
+        .store()
         .list_audit(&crate::store::AuditFilter {
             limit: 100,
             subject: Some(("migration".into(), id.to_string())),
@@ -819,7 +819,7 @@ pub async fn schedule(staff: Staff) -> Response {
     let now = Utc::now();
     let s = &staff.services;
     let upcoming = match s
-        .store
+        .store()
         .upcoming_work(
             now - chrono::Duration::hours(1),
             now + chrono::Duration::days(14),
@@ -829,7 +829,7 @@ pub async fn schedule(staff: Staff) -> Response {
         Ok(found) => found,
         Err(err) => return internal_error(s, &err),
     };
-    let running = s.store.count_running_passes(now).await.unwrap_or(0);
+    let running = s.store().count_running_passes(now).await.unwrap_or(0);
     let capacity = s.settings().capacity.max_concurrent;
     let mut days: Vec<Day> = Vec::new();
     for m in upcoming {

@@ -187,7 +187,7 @@ impl Staff {
 
     /// Renders a page, or an error page when the template fails.
     pub fn render<C: Serialize>(&self, template: &str, context: &C) -> Response {
-        match self.services.renderer.page(template, context) {
+        match self.services.renderer().page(template, context) {
             Ok(html) => Html(html).into_response(),
             // The whole chain: the template, and what in it failed.
             Err(err) => internal_error(&self.services, &format!("{err:#}")),

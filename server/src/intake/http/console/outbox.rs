@@ -68,7 +68,7 @@ pub async fn list(staff: Staff, Query(query): Query<ListQuery>) -> Response {
     let status = query.status.as_deref().and_then(DeliveryStatus::parse);
     match staff
         .services
-        .store
+        .store()
         .list_outbox(&OutboxFilter {
             status,
             limit: OUTBOX_PAGE,
@@ -81,7 +81,7 @@ pub async fn list(staff: Staff, Query(query): Query<ListQuery>) -> Response {
                 layout: staff.layout("/outbox"),
                 messages: messages.into_iter().map(row).collect(),
                 status: status.map(|s| s.as_str().to_owned()).unwrap_or_default(),
-                smtp_configured: staff.services.dispatcher.is_configured(),
+                smtp_configured: staff.services.dispatcher().is_configured(),
             },
         ),
         Err(err) => internal_error(&staff.services, &err),
@@ -96,7 +96,7 @@ struct ItemPage {
 
 #[handler]
 pub async fn show(staff: Staff, Path(id): Path<i64>) -> Response {
-    match staff.services.store.get_outbox(id).await {
+    match staff.services.store().get_outbox(id).await {
         Ok(Some(message)) => staff.render(
             "console/outbox_item.html",
             &ItemPage {

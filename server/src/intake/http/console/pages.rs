@@ -88,7 +88,7 @@ struct DashboardPage {
 
 #[handler]
 pub async fn dashboard(staff: Staff) -> Response {
-    let store = &staff.services.store;
+    let store = &staff.services.store();
     let result = async {
         let outbox_pending = store.count_outbox(DeliveryStatus::Pending).await?;
         let outbox_failed = store.count_outbox(DeliveryStatus::Failed).await?;
@@ -143,7 +143,7 @@ pub async fn dashboard(staff: Staff) -> Response {
                     .iter()
                     .filter(|u| !u.disabled && matches!(u.role, Role::Admin | Role::Staff))
                     .count(),
-                smtp_configured: staff.services.dispatcher.is_configured(),
+                smtp_configured: staff.services.dispatcher().is_configured(),
                 events: audit_rows(events),
             },
         ),
@@ -173,7 +173,7 @@ pub async fn audit(staff: Staff, Query(query): Query<AuditQuery>) -> Response {
         subject: None,
         limit: AUDIT_PAGE,
     };
-    match staff.services.store.list_audit(&filter).await {
+    match staff.services.store().list_audit(&filter).await {
         Ok(events) => {
             let next_before = (events.len() as u64 == AUDIT_PAGE)
                 .then(|| events.last().map(|e| e.id))

@@ -72,7 +72,7 @@ fn render_page(
         (
             "database_url",
             "Database",
-            services.store.backend_name().to_owned(),
+            services.store().backend_name().to_owned(),
         ),
         (
             "mx.nameserver",
@@ -106,7 +106,7 @@ fn render_page(
     if errors.is_empty() {
         staff.render("console/settings.html", &context)
     } else {
-        match services.renderer.page("console/settings.html", &context) {
+        match services.renderer().page("console/settings.html", &context) {
             Ok(html) => (StatusCode::UNPROCESSABLE_ENTITY, Html(html)).into_response(),
             Err(err) => internal_error(services, &err),
         }

@@ -48,7 +48,7 @@ struct UsersPage<'a> {
 const FIELDS: &[&str] = &["email", "name", "password", "role"];
 
 async fn render(staff: &Staff, form: &AddForm, errors: FieldErrors) -> Response {
-    match staff.services.store.list_users().await {
+    match staff.services.store().list_users().await {
         Ok(users) => {
             let users = users
                 .into_iter()

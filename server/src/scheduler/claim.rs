@@ -1,134 +1,21 @@
-//! Runs migrations' work in this process. Work lives in the database (`next_work`,
-//! `next_run_at`); a claimer leases due rows (PostgreSQL: `FOR UPDATE SKIP LOCKED`;
-//! SQLite: compare-and-set) within `capacity.max_concurrent`, and each leased
-//! migration runs in its own task with a heartbeat that renews the lease and stops the
-//! work when the migration is cancelled or the lease is lost.
-//!
-//! The periodic work ticks on tokio-cron-scheduler in UTC: the look for due work, MX
-//! checks, a reload of the settings changed in the console, an outbox round, the
-//! credential purge. Windows themselves are UTC instants
-//! computed with chrono-tz when a request is made, so no cron job runs in a local zone.
+//! The claimer and the task of each claim: leases due migrations within capacity, and
+//! runs each one's work (`runner`) with a heartbeat beside it that renews the lease,
+//! stops the work when the migration is cancelled, the lease is taken over or the work
+//! shows no sign of life.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use tokio::task::JoinHandle;
-use tokio_cron_scheduler::{Job, JobScheduler};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::RETRY_AFTER_ERROR;
+use super::runner::Runner;
 use crate::connectors::net::Pulse;
 use crate::domain::MigrationStatus;
 use crate::service::Services;
-
-/// The credential purge runs at this minute of every hour (UTC).
-const PURGE_CRON: &str = "0 17 * * * *";
-/// After a work fails with an error of Ferry's own, it is tried again this much later.
-const RETRY_AFTER_ERROR: Duration = Duration::from_secs(5);
-
-/// Starts the cron jobs and the claimer; both stop when `shutdown` fires.
-pub async fn start(
-    services: Services,
-    shutdown: CancellationToken,
-) -> anyhow::Result<Vec<JoinHandle<()>>> {
-    let owner = format!("{}-{}", hostname(), uuid::Uuid::now_v7());
-    let cron = JobScheduler::new().await?;
-    let s = services.settings();
-    let wake = services.clone();
-    cron.add(Job::new_repeated_async(
-        Duration::from_secs(s.workers.poll_seconds),
-        move |_, _| {
-            let services = wake.clone();
-            Box::pin(async move { services.wake_workers() })
-        },
-    )?)
-    .await?;
-    cron.add(every(
-        Duration::from_secs(s.mx.check_seconds),
-        &services,
-        "MX checks failed",
-        |services| async move { services.check_mx().await },
-    )?)
-    .await?;
-    cron.add(every(
-        crate::service::RELOAD_EVERY,
-        &services,
-        "Reloading the settings failed",
-        |services| async move { services.reload_settings().await },
-    )?)
-    .await?;
-    let outbox = services.clone();
-    cron.add(Job::new_repeated_async(
-        Duration::from_secs(s.smtp.poll_seconds.max(1)),
-        move |_, _| {
-            let services = outbox.clone();
-            Box::pin(async move { services.dispatcher.wake() })
-        },
-    )?)
-    .await?;
-    let purge = services.clone();
-    cron.add(Job::new_async(PURGE_CRON, move |_, _| {
-        let services = purge.clone();
-        Box::pin(async move {
-            if let Err(err) = services.purge_credentials().await {
-                tracing::warn!(error = %err, "Credential purge failed");
-            }
-        })
-    })?)
-    .await?;
-    cron.start().await?;
-
-    // A purge at start too: a Ferry that was down at the hour still purges.
-    let first = services.clone();
-    tokio::spawn(async move {
-        if let Err(err) = first.purge_credentials().await {
-            tracing::warn!(error = %err, "Credential purge failed");
-        }
-    });
-
-    let stop_cron = shutdown.clone();
-    let cron_task = tokio::spawn(async move {
-        stop_cron.cancelled().await;
-        let mut cron = cron;
-        if let Err(err) = cron.shutdown().await {
-            tracing::warn!(error = %err, "The cron scheduler did not stop cleanly");
-        }
-    });
-    let claimer = tokio::spawn(claim_loop(services, Arc::from(owner), shutdown));
-    Ok(vec![cron_task, claimer])
-}
-
-/// A job that runs `work` every `period` and logs its failure as `failed`.
-fn every<W, F, T, E>(
-    period: Duration,
-    services: &Services,
-    failed: &'static str,
-    work: W,
-) -> anyhow::Result<Job>
-where
-    W: Fn(Services) -> F + Clone + Send + Sync + 'static,
-    F: std::future::Future<Output = Result<T, E>> + Send + 'static,
-    E: std::fmt::Display,
-{
-    let services = services.clone();
-    Ok(Job::new_repeated_async(period, move |_, _| {
-        let run = work(services.clone());
-        Box::pin(async move {
-            if let Err(err) = run.await {
-                tracing::warn!(error = %err, "{failed}");
-            }
-        })
-    })?)
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_owned())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "ferry".into())
-}
 
 /// Leases due work until shutdown; each claim runs in its own task.
 ///
@@ -136,7 +23,7 @@ fn hostname() -> String {
 /// name: when a claim's lease runs out (its heartbeat starved) and this same process
 /// claims the migration again, the first claim's heartbeat and checkpoint writes find
 /// the token changed and stop, instead of both copying the same folders.
-async fn claim_loop(services: Services, owner: Arc<str>, shutdown: CancellationToken) {
+pub(super) async fn claim_loop(services: Services, owner: Arc<str>, shutdown: CancellationToken) {
     let lease = chrono::Duration::seconds(
         i64::try_from(services.settings().workers.lease_seconds).unwrap_or(60),
     );
@@ -148,7 +35,7 @@ async fn claim_loop(services: Services, owner: Arc<str>, shutdown: CancellationT
         loop {
             let now = Utc::now();
             let max = u64::from(services.settings().capacity.max_concurrent);
-            let pass_allowed = match services.store.count_running_passes(now).await {
+            let pass_allowed = match services.store().count_running_passes(now).await {
                 Ok(n) => n < max,
                 Err(err) => {
                     tracing::warn!(error = %err, "Failed to count running passes");
@@ -157,7 +44,7 @@ async fn claim_loop(services: Services, owner: Arc<str>, shutdown: CancellationT
             };
             let token: Arc<str> = Arc::from(format!("{owner}:{claims}"));
             match services
-                .store
+                .store()
                 .claim_due_migration(&token, now, now + lease, pass_allowed)
                 .await
             {
@@ -185,7 +72,7 @@ async fn claim_loop(services: Services, owner: Arc<str>, shutdown: CancellationT
         }
         tokio::select! {
             () = shutdown.cancelled() => break,
-            () = services.work_ready.notified() => {}
+            () = services.work_ready() => {}
         }
     }
     // Running work stops at its next await; its lease is released so that the next
@@ -243,7 +130,7 @@ async fn run_one(
                 // heartbeat from seeing a stalled work at its next beat.
                 let renewed = match tokio::time::timeout(
                     every,
-                    services.store.renew_lease(id, &owner, until),
+                    services.store().renew_lease(id, &owner, until),
                 )
                 .await
                 {
@@ -254,7 +141,7 @@ async fn run_one(
                     Ok(true) => held_until = until,
                     Ok(false) => {
                         // Released by the work's own last step, or taken over.
-                        if let Ok(Some(m)) = services.store.get_migration(id).await
+                        if let Ok(Some(m)) = services.store().get_migration(id).await
                             && m.lease_owner.is_some()
                         {
                             tracing::warn!(migration = id, "Lease taken over; stopping");
@@ -273,7 +160,7 @@ async fn run_one(
                     }
                 }
                 if let Ok(Ok(Some(now))) =
-                    tokio::time::timeout(every, services.store.get_migration(id)).await
+                    tokio::time::timeout(every, services.store().get_migration(id)).await
                     && now.status == MigrationStatus::Cancelled
                 {
                     tracing::info!(migration = id, "Cancelled; stopping at once");
@@ -285,7 +172,9 @@ async fn run_one(
             .in_current_span(),
         )
     };
-    let outcome = services.run_work(m, &owner, stop.clone(), &pulse).await;
+    let outcome = Runner::new(services.clone())
+        .run_work(m, &owner, stop.clone(), &pulse)
+        .await;
     stop.cancel();
     heartbeat.await.ok();
     match outcome {
@@ -297,7 +186,7 @@ async fn run_one(
             tracing::error!(migration = id, error = %format!("{err:#}"), retry_in_s = RETRY_AFTER_ERROR.as_secs(), "Work failed; it will be tried again");
             let until = Utc::now()
                 + chrono::Duration::from_std(RETRY_AFTER_ERROR).unwrap_or(chrono::Duration::zero());
-            if let Err(err) = services.store.renew_lease(id, &owner, until).await {
+            if let Err(err) = services.store().renew_lease(id, &owner, until).await {
                 tracing::warn!(migration = id, error = %err, "Failed to shorten the lease");
             }
         }

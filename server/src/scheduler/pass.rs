@@ -1,0 +1,394 @@
+//! A pass of the engine under a worker: the pass row (resumed after a crash), the
+//! engine with the database's checkpoints and progress, the proof that the folders add
+//! up, and the next step with its email.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::progress::{DbCheckpoints, DbProgress, LeaseLost};
+use super::runner::{Runner, WorkOutcome, is_ours};
+use crate::connectors::net::Pulse;
+use crate::domain::{ErrorCode, Migration, MigrationStatus, Pass, PassKind, Work};
+use crate::planner::folders::Selection;
+use crate::render::emails::{MigrationNews, PassFacts};
+use crate::service::Step;
+use crate::store::{FolderCounts, PassEnd, StatusChange};
+use crate::sync::checkpoint::CheckpointStore;
+use crate::sync::mail::{self, MailJob, MigrateError, Report};
+
+impl Runner {
+    pub(super) async fn run_pass(
+        &self,
+        m: Migration,
+        kind: PassKind,
+        holder: &str,
+        stop: CancellationToken,
+        pulse: &Pulse,
+    ) -> anyhow::Result<WorkOutcome> {
+        let now = Utc::now();
+        let Some((source, dest)) = self.endpoints(&m).await? else {
+            return self
+                .fail(&m, m.status, Work::Pass(kind), ErrorCode::CredentialsPurged,
+                    "its stored passwords were erased after the retention period; request the migration again".into(), None)
+                .await;
+        };
+        // A pass a crash interrupted goes on under its own number; otherwise a new one.
+        let pass = match self.store().open_pass(m.id).await? {
+            Some(open) if open.kind == kind.as_str() && m.status == MigrationStatus::Processing => {
+                tracing::info!(
+                    migration = m.id,
+                    pass = open.number,
+                    "Resuming an interrupted pass"
+                );
+                open
+            }
+            open => {
+                let tx = self.store().begin().await?;
+                if let Some(stale) = open {
+                    tx.finish_pass(stale.id, &PassEnd::abandoned(), now).await?;
+                }
+                // Dropped with `tx` when the migration moved on meanwhile.
+                let pass = tx.start_pass(m.id, kind, now).await?;
+                let step = Step {
+                    from: m.status,
+                    to: MigrationStatus::Processing,
+                    change: StatusChange {
+                        started_at: Some(Some(m.started_at.unwrap_or(now))),
+                        ..Default::default()
+                    },
+                    action: "migration.pass_started",
+                    detail: json!({ "pass": pass.number, "kind": kind.as_str() }),
+                    email: Some(MigrationNews::PassStarted {
+                        pass: pass_facts(&pass),
+                    }),
+                };
+                if !self.write_step(&tx, &m, step, now).await? {
+                    return Ok(WorkOutcome::Stopped);
+                }
+                tx.commit().await?;
+                self.dispatcher().wake();
+                pass
+            }
+        };
+        tracing::Span::current().record("pass", pass.number);
+        let job = MailJob {
+            source,
+            dest,
+            mode: m.options.mode,
+            duplicates: m.options.duplicates,
+            delete_source: m.options.delete_source,
+            since: m.options.import_since,
+            selection: Selection {
+                strategy: m.options.folder_strategy,
+                include: m.options.selected_folders.clone(),
+                exclude: m.options.excluded_folders.clone(),
+                map: m.options.folder_map.clone(),
+            },
+            count_first: m.options.count_first,
+            connections: self.settings().workers.connections,
+            pass: pass.number,
+            sync_deletions: m.options.sync_deletions,
+            reach: self.reach().with_pulse(pulse),
+        };
+        let checkpoints = DbCheckpoints {
+            store: self.store().clone(),
+            migration_id: m.id,
+            holder: holder.to_owned(),
+        };
+        // A resumed pass counts on from what its earlier runs did.
+        let base = checkpoints
+            .load()
+            .await?
+            .folders
+            .into_iter()
+            .map(|(folder, fs)| {
+                let counts = fs.pass_counts(pass.number);
+                (folder, counts)
+            })
+            .collect();
+        let progress = DbProgress::new(self.store().clone(), m.id, base);
+        let flusher = tokio::spawn(Arc::clone(&progress).run_flusher());
+        let result = tokio::select! {
+            () = stop.cancelled() => None,
+            result = mail::run(&job, &checkpoints, progress.as_ref()) => Some(result),
+        };
+        progress.finish();
+        flusher.await.ok();
+        let now = Utc::now();
+        let Some(result) = result else {
+            // Cancelled (the action already moved the status) or the lease was lost
+            // (another worker goes on from the checkpoints).
+            if let Some(current) = self.store().get_migration(m.id).await?
+                && current.status == MigrationStatus::Cancelled
+            {
+                let tx = self.store().begin().await?;
+                tx.finish_pass(pass.id, &PassEnd::ended("cancelled", None), now)
+                    .await?;
+                tx.commit().await?;
+            }
+            return Ok(WorkOutcome::Stopped);
+        };
+        let report = match result {
+            Ok(report) => report,
+            Err(MigrateError::Connect(side, err)) => {
+                let (side, account) = match side {
+                    mail::Side::Destination => ("destination", &m.dest),
+                    mail::Side::Source => ("source", &m.source),
+                };
+                self.close_pass(&pass, PassEnd::ended("failed", None), now)
+                    .await?;
+                return self
+                    .connect_failed(
+                        &m,
+                        MigrationStatus::Processing,
+                        Work::Pass(kind),
+                        side,
+                        account,
+                        err,
+                    )
+                    .await;
+            }
+            // Ferry's own trouble (its database) is not the migration's: the lease
+            // runs out and the pass resumes from its checkpoints. A lease another
+            // worker took over is not either: `run_work` stops quietly.
+            Err(MigrateError::Other(err)) if is_ours(&err) || LeaseLost::caused(&err) => {
+                return Err(err);
+            }
+            Err(err) => {
+                self.close_pass(&pass, PassEnd::ended("failed", None), now)
+                    .await?;
+                return self
+                    .fail(
+                        &m,
+                        MigrationStatus::Processing,
+                        Work::Pass(kind),
+                        ErrorCode::CopyFailed,
+                        err.to_string(),
+                        None,
+                    )
+                    .await;
+            }
+        };
+        let report = self
+            .whole_pass_counts(&checkpoints, pass.number, report)
+            .await?;
+        if !report.adds_up() {
+            // A pass that does not add up is never a success: failed, with the numbers,
+            // and Retry runs it again (what is missing is copied, nothing twice).
+            let json = serde_json::to_value(&report)?;
+            self.close_pass(
+                &pass,
+                PassEnd::from_report("incomplete", &report, json),
+                now,
+            )
+            .await?;
+            let message = format!(
+                "the copy does not add up, so it is not reported as done: {}. Retry copies what is missing.",
+                report.unaccounted_summary()
+            );
+            return self
+                .fail(
+                    &m,
+                    MigrationStatus::Processing,
+                    Work::Pass(kind),
+                    ErrorCode::Incomplete,
+                    message,
+                    None,
+                )
+                .await;
+        }
+        self.pass_succeeded(&m, kind, &pass, &report, now).await
+    }
+    /// A pass resumed after a crash reports what the whole pass did, not only its
+    /// last run: copies and skips are counted from the ledger, which records the pass
+    /// of each entry.
+    pub(super) async fn whole_pass_counts(
+        &self,
+        checkpoints: &DbCheckpoints,
+        pass: u32,
+        mut report: Report,
+    ) -> anyhow::Result<Report> {
+        let state = checkpoints.load().await?;
+        let now = Utc::now();
+        for folder in &mut report.folders {
+            let Some(fs) = state.folders.get(&folder.source) else {
+                continue;
+            };
+            let (copied, skipped) = fs.pass_counts(pass);
+            // Skips outside the ledger (messages before import_since) stay as counted.
+            folder.skipped = folder.skipped.max(skipped);
+            folder.copied = copied;
+            folder.expected = folder.copied + folder.skipped + folder.failed;
+            let counts = FolderCounts {
+                status: "done",
+                expected: folder.expected,
+                copied: folder.copied,
+                skipped: folder.skipped,
+                failed: folder.failed,
+                bytes: folder.bytes,
+            };
+            self.store()
+                .folder_progress(checkpoints.migration_id, &folder.source_path, &counts, now)
+                .await?;
+        }
+        let t = &mut report.totals;
+        t.copied = report.folders.iter().map(|f| f.copied).sum();
+        t.skipped = report.folders.iter().map(|f| f.skipped).sum();
+        t.expected = report.folders.iter().map(|f| f.expected).sum();
+        Ok(report)
+    }
+    pub(super) async fn close_pass(
+        &self,
+        pass: &Pass,
+        end: PassEnd,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        let tx = self.store().begin().await?;
+        tx.finish_pass(pass.id, &end, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+    /// A pass ran to its end: the next step of the life, with its email.
+    pub(super) async fn pass_succeeded(
+        &self,
+        m: &Migration,
+        kind: PassKind,
+        pass: &Pass,
+        report: &Report,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<WorkOutcome> {
+        let report_json = serde_json::to_value(report)?;
+        let grace = chrono::Duration::seconds(
+            i64::try_from(self.settings().mx.grace_seconds).unwrap_or(i64::MAX),
+        );
+        let post_mx_at = m.mx_switched_at.map(|at| at + grace);
+        let (facts, report_value) = (pass_facts(pass), report_json.clone());
+        // (status, next work, its time, email)
+        let (status, next_work, next_run_at, email) = match kind {
+            PassKind::PreMx if m.two_pass => (
+                MigrationStatus::WaitingForMx,
+                Some(Work::Pass(PassKind::PostMx)),
+                post_mx_at,
+                MigrationNews::mx_needed(
+                    facts,
+                    report_value,
+                    human_duration(self.settings().mx.grace_seconds),
+                ),
+            ),
+            PassKind::Sync if m.resume_work == Some(Work::Pass(PassKind::PostMx)) => (
+                MigrationStatus::WaitingForMx,
+                Some(Work::Pass(PassKind::PostMx)),
+                post_mx_at,
+                MigrationNews::PassFinished {
+                    pass: facts,
+                    report: report_value,
+                },
+            ),
+            PassKind::Sync => (
+                MigrationStatus::Completed,
+                None,
+                None,
+                MigrationNews::PassFinished {
+                    pass: facts,
+                    report: report_value,
+                },
+            ),
+            PassKind::PreMx | PassKind::PostMx => (
+                MigrationStatus::Completed,
+                None,
+                None,
+                MigrationNews::Completed {
+                    pass: facts,
+                    report: report_value,
+                },
+            ),
+        };
+        let finished = status == MigrationStatus::Completed;
+        let tx = self.store().begin().await?;
+        tx.finish_pass(
+            pass.id,
+            &PassEnd::from_report("succeeded", report, report_json.clone()),
+            now,
+        )
+        .await?;
+        let step = Step {
+            from: MigrationStatus::Processing,
+            to: status,
+            change: StatusChange {
+                next_work: Some(next_work),
+                resume_work: Some(None),
+                next_run_at: Some(next_run_at),
+                finished_at: Some(finished.then_some(now)),
+                error: Some(None),
+                release_lease: true,
+                ..Default::default()
+            },
+            action: "migration.pass_finished",
+            detail: json!({
+                "pass": pass.number, "kind": kind.as_str(), "status": status.as_str(),
+                "copied": report.totals.copied, "skipped": report.totals.skipped, "failed": report.totals.failed,
+            }),
+            email: Some(email),
+        };
+        if !self.write_step(&tx, m, step, now).await? {
+            // Cancelled at the last moment: the pass is done, the status stays.
+            tx.commit().await?;
+            return Ok(WorkOutcome::Stopped);
+        }
+        tx.commit().await?;
+        self.dispatcher().wake();
+        self.services().wake_workers();
+        tracing::info!(migration = m.id, pass = pass.number, copied = report.totals.copied, failed = report.totals.failed, next = %status, "Pass finished");
+        Ok(WorkOutcome::Done)
+    }
+}
+
+impl PassEnd {
+    fn ended(status: &'static str, report: Option<Value>) -> Self {
+        PassEnd {
+            status,
+            report,
+            copied: 0,
+            skipped: 0,
+            failed: 0,
+            bytes: 0,
+        }
+    }
+
+    /// A pass left open by a crash that a different work replaced.
+    fn abandoned() -> Self {
+        Self::ended("failed", None)
+    }
+
+    fn from_report(status: &'static str, report: &Report, json: Value) -> Self {
+        PassEnd {
+            status,
+            report: Some(json),
+            copied: report.totals.copied,
+            skipped: report.totals.skipped,
+            failed: report.totals.failed,
+            bytes: report.totals.bytes,
+        }
+    }
+}
+
+fn pass_facts(pass: &Pass) -> PassFacts {
+    let label = PassKind::parse(&pass.kind).map_or("pass", PassKind::label);
+    PassFacts {
+        number: pass.number,
+        kind: pass.kind.clone(),
+        label: label.to_owned(),
+    }
+}
+
+fn human_duration(seconds: u64) -> String {
+    match seconds {
+        0 => "right".into(),
+        s if s % 3600 == 0 => format!("{} hour{}", s / 3600, if s == 3600 { "" } else { "s" }),
+        s if s % 60 == 0 => format!("{} minutes", s / 60),
+        s => format!("{s} seconds"),
+    }
+}
