@@ -218,6 +218,25 @@ impl Services {
     /// Records a migration request: validated field by field, the window checked
     /// against the notice rule, capacity and the destination mailbox checked, the
     /// passwords encrypted; the requester (and staff) get a "request received" email.
+    /// Each named host resolves, and only to addresses Ferry may reach.
+    async fn check_hosts(
+        &self,
+        accounts: [(&'static str, &Option<ServerAccount>); 2],
+        errors: &mut Vec<FieldError>,
+    ) {
+        for (field, account) in accounts {
+            if let Some(a) = account
+                && let Err(err) =
+                    crate::connectors::net::resolve(&a.host, a.port, &self.reach()).await
+            {
+                errors.push(FieldError::new(
+                    field,
+                    format!("{}.", upper_first(&err.to_string())),
+                ));
+            }
+        }
+    }
+
     pub async fn request_migration(
         &self,
         actor: &Actor,
@@ -260,50 +279,7 @@ impl Services {
         let requester = EmailAddress::parse("requester_email", &req.requester_email)
             .map_err(|e| errors.push(e))
             .ok();
-        let mut options = MigrationOptions {
-            delete_source: req.delete_source,
-            count_first: req.count_first,
-            selected_folders: req.selected_folders.clone(),
-            excluded_folders: req.excluded_folders.clone(),
-            sync_deletions: req.sync_deletions,
-            ..Default::default()
-        };
-        for line in &req.folder_map {
-            match FolderMap::parse(line) {
-                Ok(m) => options.folder_map.push(m),
-                Err(message) => errors.push(FieldError::new("folder_map", message)),
-            }
-        }
-        if let Some(mode) = &req.mode {
-            match mode.parse::<Mode>() {
-                Ok(m) => options.mode = m,
-                Err(e) => errors.push(e),
-            }
-        }
-        if let Some(d) = &req.duplicates {
-            match d.parse::<DuplicatePolicy>() {
-                Ok(d) => options.duplicates = d,
-                Err(e) => errors.push(e),
-            }
-        }
-        if let Some(s) = &req.folder_strategy {
-            match s.parse::<FolderStrategy>() {
-                Ok(s) => options.folder_strategy = s,
-                Err(mut e) => {
-                    e.field = "folder_strategy";
-                    errors.push(e);
-                }
-            }
-        }
-        if let Some(since) = req.import_since.as_deref().filter(|s| !s.is_empty()) {
-            match NaiveDate::parse_from_str(since, "%Y-%m-%d") {
-                Ok(d) => options.import_since = Some(d),
-                Err(_) => errors.push(FieldError::new(
-                    "import_since",
-                    format!("{since:?} is not a date like 2024-01-31"),
-                )),
-            }
-        }
+        let options = request_options(&req, &mut errors);
         let (window_start, tz_name) = self.check_window(
             now,
             req.window_start.as_deref(),
@@ -311,39 +287,12 @@ impl Services {
             may_override,
             &mut errors,
         )?;
-        let mx_domain = match req
-            .mx_domain
-            .as_deref()
-            .map(str::trim)
-            .filter(|d| !d.is_empty())
-        {
-            Some(d) => match crate::domain::domain_name(d) {
-                Ok(d) => Some(d),
-                Err(message) => {
-                    errors.push(FieldError::new("mx_domain", message));
-                    None
-                }
-            },
-            None => dest
-                .as_ref()
-                .and_then(|d| {
-                    d.username
-                        .rsplit_once('@')
-                        .map(|(_, dom)| dom.to_lowercase())
-                })
-                .or_else(|| requester.as_ref().map(|r| r.domain().to_lowercase())),
-        };
-        for (field, account) in [("source.host", &source), ("destination.host", &dest)] {
-            if let Some(a) = account
-                && let Err(err) =
-                    crate::connectors::net::resolve(&a.host, a.port, &self.reach()).await
-            {
-                errors.push(FieldError::new(
-                    field,
-                    format!("{}.", upper_first(&err.to_string())),
-                ));
-            }
-        }
+        let mx_domain = mx_domain_of(&req, dest.as_ref(), requester.as_ref(), &mut errors);
+        self.check_hosts(
+            [("source.host", &source), ("destination.host", &dest)],
+            &mut errors,
+        )
+        .await;
         if !errors.is_empty() {
             return Err(ServiceError::Invalid(errors));
         }
@@ -378,6 +327,19 @@ impl Services {
             resume_work: Some(Work::Pass(PassKind::PreMx)),
             next_run_at: Some(now),
         };
+        self.admit(actor, new, &requester, now).await
+    }
+
+    /// Stores a checked request within capacity and the one-active-migration rule, with
+    /// its audit event and its "received" email, in one transaction.
+    async fn admit(
+        &self,
+        actor: &Actor,
+        new: NewMigration,
+        requester: &EmailAddress,
+        now: DateTime<Utc>,
+    ) -> ServiceResult<Migration> {
+        let window_override = new.window_start.is_none();
         let dest_name = new.dest.username.clone();
         let tx = self.store.begin().await?;
         // Both rules are kept by the database (the admission lock and the one-active
@@ -407,11 +369,11 @@ impl Services {
         event.detail = serde_json::json!({
             "source": migration.source.host,
             "window_start": migration.window_start,
-            "override": window_start.is_none(),
+            "override": window_override,
         });
         tx.audit(event, now).await?;
         let email = self.renderer.email(
-            self.recipients(&requester),
+            self.recipients(requester),
             &MigrationEmail {
                 facts: &self.migration_facts(&migration),
                 news: &MigrationNews::Received {},
@@ -563,6 +525,86 @@ impl Services {
         tx.audit(event, now).await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+/// The options of a request, each checked; errors name their field.
+fn request_options(req: &MigrationRequest, errors: &mut Vec<FieldError>) -> MigrationOptions {
+    let mut options = MigrationOptions {
+        delete_source: req.delete_source,
+        count_first: req.count_first,
+        selected_folders: req.selected_folders.clone(),
+        excluded_folders: req.excluded_folders.clone(),
+        sync_deletions: req.sync_deletions,
+        ..Default::default()
+    };
+    for line in &req.folder_map {
+        match FolderMap::parse(line) {
+            Ok(m) => options.folder_map.push(m),
+            Err(message) => errors.push(FieldError::new("folder_map", message)),
+        }
+    }
+    if let Some(mode) = &req.mode {
+        match mode.parse::<Mode>() {
+            Ok(m) => options.mode = m,
+            Err(e) => errors.push(e),
+        }
+    }
+    if let Some(d) = &req.duplicates {
+        match d.parse::<DuplicatePolicy>() {
+            Ok(d) => options.duplicates = d,
+            Err(e) => errors.push(e),
+        }
+    }
+    if let Some(s) = &req.folder_strategy {
+        match s.parse::<FolderStrategy>() {
+            Ok(s) => options.folder_strategy = s,
+            Err(mut e) => {
+                e.field = "folder_strategy";
+                errors.push(e);
+            }
+        }
+    }
+    if let Some(since) = req.import_since.as_deref().filter(|s| !s.is_empty()) {
+        match NaiveDate::parse_from_str(since, "%Y-%m-%d") {
+            Ok(d) => options.import_since = Some(d),
+            Err(_) => errors.push(FieldError::new(
+                "import_since",
+                format!("{since:?} is not a date like 2024-01-31"),
+            )),
+        }
+    }
+    options
+}
+
+/// The domain whose MX is watched: as given, or the destination username's, or the
+/// requester's.
+fn mx_domain_of(
+    req: &MigrationRequest,
+    dest: Option<&ServerAccount>,
+    requester: Option<&EmailAddress>,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
+    match req
+        .mx_domain
+        .as_deref()
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+    {
+        Some(d) => match crate::domain::domain_name(d) {
+            Ok(d) => Some(d),
+            Err(message) => {
+                errors.push(FieldError::new("mx_domain", message));
+                None
+            }
+        },
+        None => dest
+            .and_then(|d| {
+                d.username
+                    .rsplit_once('@')
+                    .map(|(_, dom)| dom.to_lowercase())
+            })
+            .or_else(|| requester.map(|r| r.domain().to_lowercase())),
     }
 }
 
