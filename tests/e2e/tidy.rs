@@ -305,3 +305,18 @@ fn api_guide_lists_every_error_code() {
         );
     }
 }
+
+/// Only `sync` opens IMAP sessions (the engine, delete migrated, and the probes of
+/// test-connection and validation); the service and the scheduler call into it.
+#[test]
+fn only_sync_opens_an_imap_session() {
+    for (file, text) in server_sources() {
+        if file.starts_with("sync/") || file.starts_with("connectors/") {
+            continue;
+        }
+        assert!(
+            !code_lines(&text).any(|l| l.contains("ImapConnection::connect")),
+            "server/src/{file} opens an IMAP session: call a function of `sync` instead"
+        );
+    }
+}

@@ -1,16 +1,14 @@
-//! "Delete migrated": a worker removes from the destination exactly the copies this
-//! migration made from a given pass on, and nothing else.
-
-use std::collections::HashSet;
+//! "Delete migrated" under a worker: the engine (`sync::mail::delete_migrated`) removes
+//! exactly the copies this migration made from a given pass on; the worker records the
+//! outcome, or the failure with its side.
 
 use serde_json::json;
 
 use super::progress::DbCheckpoints;
 use super::runner::{Runner, WorkOutcome};
-use crate::connectors::imap::ImapConnection;
 use crate::connectors::net::Pulse;
 use crate::domain::{ErrorCode, Migration, Work};
-use crate::sync::checkpoint::CheckpointStore;
+use crate::sync::mail::{MigrateError, Removed, delete_migrated};
 
 impl Runner {
     /// Removes from the destination the copies this migration made from pass
@@ -39,10 +37,13 @@ impl Runner {
             migration_id: m.id,
             holder: holder.to_owned(),
         };
-        let state = checkpoints.load().await?;
-        let mut conn = match ImapConnection::connect(&dest, &self.reach().with_pulse(pulse)).await {
-            Ok(conn) => conn,
-            Err(err) => {
+        let reach = self.reach().with_pulse(pulse);
+        let Removed {
+            removed,
+            without_uid: kept_unknown,
+        } = match delete_migrated(&dest, &reach, &checkpoints, from_pass).await {
+            Ok(done) => done,
+            Err(MigrateError::Connect(_, err)) => {
                 let dest_account = m.dest.clone();
                 return self
                     .connect_failed(
@@ -55,50 +56,9 @@ impl Runner {
                     )
                     .await;
             }
+            Err(MigrateError::Refused(why)) => return Err(anyhow::anyhow!(why)),
+            Err(MigrateError::Other(err)) => return Err(err),
         };
-        let (mut removed, mut kept_unknown) = (0u64, 0u64);
-        for (folder, mut fs) in state.folders {
-            let uids: Vec<u32> = fs
-                .ledger()
-                .values()
-                .filter(|e| e.pass >= from_pass && !e.skipped && !e.removed)
-                .filter_map(|e| e.dest_uid)
-                .collect();
-            kept_unknown += fs
-                .ledger()
-                .values()
-                .filter(|e| e.pass >= from_pass && !e.skipped && !e.removed && e.dest_uid.is_none())
-                .count() as u64;
-            if uids.is_empty() {
-                continue;
-            }
-            let selected = conn
-                .select(&fs.dest)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            if selected.uidvalidity != fs.dest_uidvalidity {
-                tracing::warn!(migration = m.id, folder = %fs.dest, "Destination folder was recreated; its copies are not removed");
-                continue;
-            }
-            if !conn
-                .delete_uids(&uids)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?
-            {
-                anyhow::bail!(
-                    "the destination server lacks UIDPLUS, so only exactly this migration's copies could not be expunged"
-                );
-            }
-            let gone: HashSet<u32> = uids.iter().copied().collect();
-            fs.update_all(|entry| {
-                let hit = entry.dest_uid.is_some_and(|u| gone.contains(&u));
-                entry.removed |= hit;
-                hit
-            });
-            removed += uids.len() as u64;
-            crate::sync::checkpoint::save(&checkpoints, &folder, &mut fs).await?;
-        }
-        conn.logout().await;
         self.work_done(
             &m,
             "migration.migrated_deleted",

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::progress::LeaseLost;
 use crate::config::Settings;
-use crate::connectors::imap::{ConnectError, ImapConnection};
+use crate::connectors::imap::ConnectError;
 use crate::connectors::net::{Pulse, Reach};
 use crate::crypto::Cipher;
 use crate::domain::{
@@ -25,6 +25,7 @@ use crate::notify::Dispatcher;
 use crate::render::emails::MigrationNews;
 use crate::service::{Services, Step, endpoint};
 use crate::store::{StatusChange, Store};
+use crate::sync::mail::Side;
 
 /// Who the worker is in the audit trail.
 pub(super) const WORKER: Actor = Actor::System;
@@ -215,37 +216,24 @@ impl Runner {
         let reach = self.reach().with_pulse(pulse);
         let checked = tokio::select! {
             () = stop.cancelled() => return Ok(WorkOutcome::Stopped),
-            checked = async { tokio::join!(ImapConnection::connect(&source, &reach), ImapConnection::connect(&dest, &reach)) } => checked,
+            checked = crate::sync::probe::check_logins(&source, &dest, &reach) => checked,
         };
-        let (src, dst) = match checked {
-            (Ok(src), Ok(dst)) => (src, dst),
-            (src, dst) => {
-                let (side, account, err) = match (src, dst) {
-                    (Err(e), other) => {
-                        if let Ok(c) = other {
-                            c.logout().await;
-                        }
-                        ("source", &m.source, e)
-                    }
-                    (Ok(c), Err(e)) => {
-                        c.logout().await;
-                        ("destination", &m.dest, e)
-                    }
-                    (Ok(_), Ok(_)) => unreachable!("handled above"),
-                };
-                return self
-                    .connect_failed(
-                        &m,
-                        MigrationStatus::Validating,
-                        Work::Validate,
-                        side,
-                        account,
-                        err,
-                    )
-                    .await;
-            }
-        };
-        tokio::join!(src.logout(), dst.logout());
+        if let Err((side, err)) = checked {
+            let (side, account) = match side {
+                Side::Source => ("source", &m.source),
+                Side::Destination => ("destination", &m.dest),
+            };
+            return self
+                .connect_failed(
+                    &m,
+                    MigrationStatus::Validating,
+                    Work::Validate,
+                    side,
+                    account,
+                    err,
+                )
+                .await;
+        }
         let next = m.resume_work.unwrap_or(Work::Pass(PassKind::PreMx));
         let run_at = match (next, m.window_start) {
             (Work::Pass(PassKind::PreMx), Some(w)) if w > now => w,

@@ -10,7 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
 use super::{ServiceError, ServiceResult, Services};
-use crate::connectors::imap::{ConnectError, ImapConnection};
+use crate::connectors::imap::ConnectError;
 use crate::domain::{
     Actor, DuplicatePolicy, EmailAddress, ErrorCode, FieldError, FolderMap, FolderProgress,
     FolderStrategy, ImapEndpoint, Migration, MigrationOptions, MigrationStatus, Mode,
@@ -193,26 +193,19 @@ impl Services {
             .ok_or_else(|| ServiceError::field("server.password", "the password is required"))?;
         tracing::info!(actor = %actor, host = %account.host, "Testing a server connection");
         let endpoint = endpoint(&account, password);
-        let mut conn = match ImapConnection::connect(&endpoint, &self.reach()).await {
-            Ok(conn) => conn,
-            Err(err) => return Ok(Err(problem(err))),
-        };
-        let listed = conn.list_folders().await.map_err(anyhow::Error::from)?;
-        let namespace = conn.folder_namespace(&listed);
-        let mut folders = Vec::new();
-        for folder in listed.iter().filter(|f| f.selectable) {
-            let (messages, bytes) = conn
-                .folder_size(&folder.raw)
-                .await
-                .map_err(anyhow::Error::from)?;
-            folders.push(FolderSummary {
-                name: namespace.decode(&folder.raw).join("/"),
-                messages,
-                bytes,
-            });
-        }
-        conn.logout().await;
-        Ok(Ok(folders))
+        let surveyed = crate::sync::probe::survey(&endpoint, &self.reach()).await?;
+        Ok(surveyed
+            .map(|folders| {
+                folders
+                    .into_iter()
+                    .map(|f| FolderSummary {
+                        name: f.name,
+                        messages: f.messages,
+                        bytes: f.bytes,
+                    })
+                    .collect()
+            })
+            .map_err(problem))
     }
 
     /// Records a migration request: validated field by field, the window checked

@@ -1,5 +1,7 @@
-//! Runs one step end to end: for now, a mail migration between two IMAP servers, with
-//! a checkpoint after every batch.
+//! Runs one step end to end: a mail migration between two IMAP servers, with a
+//! checkpoint after every batch, the removal of what it copied, and the short looks at a
+//! server before (`probe`). The only module that opens protocol connections.
 
 pub mod checkpoint;
 pub mod mail;
+pub mod probe;

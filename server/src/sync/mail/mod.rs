@@ -29,6 +29,7 @@ use crate::planner::folders::{FolderPlan, MappedBy, Selection, Skipped, map_fold
 mod batch;
 mod changes;
 mod decide;
+mod delete;
 mod folder;
 mod report;
 
@@ -38,6 +39,7 @@ use changes::*;
 
 use decide::*;
 
+pub use delete::{Removed, delete_migrated};
 use folder::*;
 pub use report::{Failure, FolderReport, Report, Totals};
 
