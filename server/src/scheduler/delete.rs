@@ -44,20 +44,20 @@ impl Runner {
         } = match delete_migrated(&dest, &reach, &checkpoints, from_pass).await {
             Ok(done) => done,
             Err(MigrateError::Connect(_, err)) => {
-                let dest_account = m.dest.clone();
                 return self
                     .connect_failed(
                         &m,
                         m.status,
                         Work::DeleteMigrated { from_pass },
                         "destination",
-                        &dest_account,
+                        &m.dest,
                         err,
                     )
                     .await;
             }
-            Err(MigrateError::Refused(why)) => return Err(anyhow::anyhow!(why)),
+            // The engine's own error as it is, so a lost lease is still recognised.
             Err(MigrateError::Other(err)) => return Err(err),
+            Err(err) => return Err(err.into()),
         };
         self.work_done(
             &m,

@@ -310,7 +310,7 @@ impl Runner {
         let tx = self.store().begin().await?;
         tx.finish_pass(
             pass.id,
-            &PassEnd::from_report("succeeded", report, report_json.clone()),
+            &PassEnd::from_report("succeeded", report, report_json),
             now,
         )
         .await?;

@@ -6,7 +6,7 @@
 use crate::connectors::imap::{ConnectError, ImapConnection};
 use crate::connectors::net::Reach;
 use crate::domain::ImapEndpoint;
-use crate::sync::mail::Side;
+use crate::sync::mail::{Side, connect_pair};
 
 /// A selectable folder, by its decoded path, with what it holds.
 #[derive(Debug, Clone)]
@@ -49,24 +49,7 @@ pub async fn check_logins(
     dest: &ImapEndpoint,
     reach: &Reach,
 ) -> Result<(), (Side, ConnectError)> {
-    let (src, dst) = tokio::join!(
-        ImapConnection::connect(source, reach),
-        ImapConnection::connect(dest, reach)
-    );
-    match (src, dst) {
-        (Ok(src), Ok(dst)) => {
-            tokio::join!(src.logout(), dst.logout());
-            Ok(())
-        }
-        (Err(err), other) => {
-            if let Ok(conn) = other {
-                conn.logout().await;
-            }
-            Err((Side::Source, err))
-        }
-        (Ok(conn), Err(err)) => {
-            conn.logout().await;
-            Err((Side::Destination, err))
-        }
-    }
+    let (src, dst) = connect_pair(source, dest, reach).await?;
+    tokio::join!(src.logout(), dst.logout());
+    Ok(())
 }

@@ -155,14 +155,36 @@ struct Sides {
 }
 
 async fn connect(job: &MailJob) -> Result<Sides, MigrateError> {
+    let (src, dst) = connect_pair(&job.source, &job.dest, &job.reach)
+        .await
+        .map_err(|(side, err)| MigrateError::Connect(side, err))?;
+    Ok(Sides { src, dst })
+}
+
+/// Connects and logs in on both sides at once. When one side fails, the other is
+/// logged out and the failure names its side (the source's when both fail).
+pub(crate) async fn connect_pair(
+    source: &ImapEndpoint,
+    dest: &ImapEndpoint,
+    reach: &Reach,
+) -> Result<(ImapConnection, ImapConnection), (Side, ConnectError)> {
     let (src, dst) = tokio::join!(
-        ImapConnection::connect(&job.source, &job.reach),
-        ImapConnection::connect(&job.dest, &job.reach)
+        ImapConnection::connect(source, reach),
+        ImapConnection::connect(dest, reach)
     );
-    Ok(Sides {
-        src: src.map_err(|e| MigrateError::Connect(Side::Source, e))?,
-        dst: dst.map_err(|e| MigrateError::Connect(Side::Destination, e))?,
-    })
+    match (src, dst) {
+        (Ok(src), Ok(dst)) => Ok((src, dst)),
+        (Err(err), other) => {
+            if let Ok(conn) = other {
+                conn.logout().await;
+            }
+            Err((Side::Source, err))
+        }
+        (Ok(conn), Err(err)) => {
+            conn.logout().await;
+            Err((Side::Destination, err))
+        }
+    }
 }
 
 /// Runs the migration to the end (or to a failure it cannot get past).
