@@ -207,7 +207,7 @@ pub struct ProviderSettings {
     pub imap_host: String,
     pub imap_port: u16,
     /// `ssl`, `starttls` or `none`.
-    pub imap_security: String,
+    pub imap_security: crate::domain::Security,
     /// The MX records customers are told to set (`10 mx1.provider.example`).
     pub mx_hosts: Vec<String>,
     /// MX host names that mean "switched" (`*.provider.example`).
@@ -240,7 +240,7 @@ impl Default for ProviderSettings {
         Self {
             imap_host: "imap.provider.example".into(),
             imap_port: 993,
-            imap_security: "ssl".into(),
+            imap_security: crate::domain::Security::Ssl,
             mx_hosts: vec![
                 "10 mx1.provider.example".into(),
                 "20 mx2.provider.example".into(),

@@ -60,84 +60,7 @@ enum Command {
     /// FERRY_SOURCE_PASSWORD / FERRY_DEST_PASSWORD, --*-password-file, or a prompt.
     /// Exit codes: 0 all accounted for, 2 login refused, 3 cannot connect, 4 some
     /// messages failed (see the report), 1 anything else.
-    Migrate(Box<MigrateCli>),
-}
-
-#[derive(Args)]
-struct MigrateCli {
-    #[arg(long)]
-    source_host: String,
-    /// Default: 993 with ssl, 143 otherwise.
-    #[arg(long)]
-    source_port: Option<u16>,
-    /// ssl, starttls or none.
-    #[arg(long, default_value = "ssl")]
-    source_security: String,
-    #[arg(long)]
-    source_user: String,
-    /// Log in as this admin/master user on behalf of --source-user (SASL PLAIN authzid).
-    #[arg(long)]
-    source_authuser: Option<String>,
-    #[arg(long, value_name = "FILE")]
-    source_password_file: Option<PathBuf>,
-    #[arg(long)]
-    dest_host: String,
-    #[arg(long)]
-    dest_port: Option<u16>,
-    #[arg(long, default_value = "ssl")]
-    dest_security: String,
-    #[arg(long)]
-    dest_user: String,
-    #[arg(long)]
-    dest_authuser: Option<String>,
-    #[arg(long, value_name = "FILE")]
-    dest_password_file: Option<PathBuf>,
-    /// full (folders and messages) or folders-only.
-    #[arg(long, default_value = "full")]
-    mode: String,
-    /// When the destination folder already has the message: skip, overwrite or create.
-    #[arg(long, default_value = "skip")]
-    duplicates: String,
-    /// Delete each source message once its copy is confirmed at the destination.
-    #[arg(long)]
-    delete_source: bool,
-    /// Only messages received on or after this day (YYYY-MM-DD).
-    #[arg(long, value_name = "YYYY-MM-DD")]
-    since: Option<String>,
-    /// Only this folder and its subfolders (repeatable), e.g. "Archive/2024".
-    #[arg(long = "folder", value_name = "NAME")]
-    folders: Vec<String>,
-    /// Not this folder nor its subfolders (repeatable).
-    #[arg(long = "exclude", value_name = "NAME")]
-    excludes: Vec<String>,
-    /// all, standard (INBOX and special folders) or inbox-only.
-    #[arg(long, default_value = "all")]
-    strategy: String,
-    /// Send a source folder (and its subfolders) to a destination folder of your
-    /// choice, before any special-folder rule (repeatable), e.g. "Sent Items=Archive/Sent".
-    #[arg(long = "map", value_name = "SRC=DST")]
-    maps: Vec<String>,
-    /// Remove at the destination the copies of messages expunged at the source since an
-    /// earlier run (only copies this migration made).
-    #[arg(long)]
-    sync_deletions: bool,
-    /// Count every folder's messages first, so the total and ETA are known.
-    #[arg(long)]
-    count_first: bool,
-    /// Folders copied at once, each with its own connection to either server (1-16).
-    #[arg(long, default_value_t = ferry::sync::mail::DEFAULT_CONNECTIONS as u64,
-          value_parser = clap::value_parser!(u64).range(1..=16))]
-    connections: u64,
-    /// Keep checkpoints in this file: run the same command again to resume or to copy
-    /// only what is new.
-    #[arg(long, value_name = "FILE")]
-    state: Option<PathBuf>,
-    /// Print the final report as JSON on standard output.
-    #[arg(long)]
-    json: bool,
-    /// Do not verify the servers' TLS certificates.
-    #[arg(long)]
-    insecure_skip_verify: bool,
+    Migrate(Box<ferry::intake::cli::MigrateArgs>),
 }
 
 #[derive(Subcommand)]
@@ -174,7 +97,19 @@ enum TokenCommand {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // clap's own exit status for a bad flag is 2, which `ferry migrate` gives to a
+    // refused login: a bad flag is "anything else", 1, like every usage error here.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return if err.use_stderr() {
+                ExitCode::from(ferry::intake::cli::exit::ERROR)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     if let Command::Migrate(args) = cli.command {
         return migrate(*args);
     }
@@ -413,46 +348,14 @@ async fn seed(settings: Settings) -> anyhow::Result<()> {
 }
 
 /// `ferry migrate` needs no data directory or database: the administrator's own tool.
-fn migrate(args: MigrateCli) -> ExitCode {
-    use ferry::intake::cli::{MigrateArgs, SideArgs, exit};
+fn migrate(args: ferry::intake::cli::MigrateArgs) -> ExitCode {
+    use ferry::intake::cli::exit;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,ferry=info"));
     if let Err(err) = ferry::logging::init(filter, false) {
         eprintln!("warning: no log: {err}");
     }
-    let args = MigrateArgs {
-        source: SideArgs {
-            host: args.source_host,
-            port: args.source_port,
-            security: args.source_security,
-            user: args.source_user,
-            authuser: args.source_authuser,
-            password_file: args.source_password_file,
-        },
-        dest: SideArgs {
-            host: args.dest_host,
-            port: args.dest_port,
-            security: args.dest_security,
-            user: args.dest_user,
-            authuser: args.dest_authuser,
-            password_file: args.dest_password_file,
-        },
-        mode: args.mode,
-        duplicates: args.duplicates,
-        delete_source: args.delete_source,
-        since: args.since,
-        folders: args.folders,
-        excludes: args.excludes,
-        strategy: args.strategy,
-        maps: args.maps,
-        sync_deletions: args.sync_deletions,
-        count_first: args.count_first,
-        connections: usize::try_from(args.connections).unwrap_or(1),
-        state: args.state,
-        json: args.json,
-        insecure_skip_verify: args.insecure_skip_verify,
-    };
     match tokio::runtime::Runtime::new() {
         Ok(rt) => ExitCode::from(rt.block_on(ferry::intake::cli::migrate(args))),
         Err(err) => {

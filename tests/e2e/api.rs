@@ -3,7 +3,7 @@
 
 use ferry::domain::Scope;
 use ferry_tests::app::TestApp;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 async fn token(app: &TestApp, name: &str, scopes: &[Scope]) -> String {
     app.token(name, scopes).await
@@ -56,6 +56,34 @@ async fn the_openapi_document_and_its_page_are_served() {
         spec["components"]["securitySchemes"]["TokenAuth"]["scheme"],
         "bearer"
     );
+    // The options are listed with their values, the same words in a request and in
+    // the answer.
+    let schemas = &spec["components"]["schemas"];
+    for (schema, values) in [
+        ("DuplicatePolicy", json!(["skip", "overwrite", "create"])),
+        ("Mode", json!(["full", "folders_only"])),
+        ("FolderStrategy", json!(["all", "standard", "inbox_only"])),
+        ("Security", json!(["ssl", "starttls", "none"])),
+    ] {
+        assert_eq!(
+            schemas[schema]["enum"], values,
+            "{schema}: {}",
+            schemas[schema]
+        );
+    }
+    let refers = |object: &str, field: &str| {
+        let property = &schemas[object]["properties"][field];
+        let text = property.to_string();
+        assert!(
+            text.contains("#/components/schemas/"),
+            "{object}.{field}: {property}"
+        );
+        text
+    };
+    assert!(refers("MigrationRequestBody", "duplicates").contains("DuplicatePolicy"));
+    assert!(refers("MigrationBody", "duplicates").contains("DuplicatePolicy"));
+    assert!(refers("ServerBody", "security").contains("Security"));
+    assert!(refers("AccountBody", "security").contains("Security"));
     let docs = app
         .client
         .get(app.url("/api/v1/docs"))

@@ -4,8 +4,7 @@
 
 use std::process::Command;
 
-use ferry::domain::Actor;
-use ferry::service::{MigrationRequest, ServerInput};
+use ferry::domain::{Actor, EmailAddress, MigrationRequest, Security, ServerInput};
 use ferry_tests::app::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp};
 use ferry_tests::imap;
 use secrecy::SecretString;
@@ -34,7 +33,7 @@ async fn staff_run_a_migration_in_the_browser() {
     let side = |port: u16, user: &str, password: &str| ServerInput {
         host: "127.0.0.1".into(),
         port: Some(port),
-        security: Some("none".into()),
+        security: Some(Ok(Security::None)),
         username: user.into(),
         password: Some(SecretString::from(password.to_owned())),
         authuser: None,
@@ -47,9 +46,9 @@ async fn staff_run_a_migration_in_the_browser() {
             MigrationRequest {
                 source: side(src.port, "jane@old.example", SRC_PW),
                 destination: side(dst.port, "bob@new.example", DST_PW),
-                window_start: Some(first.format("%Y-%m-%dT%H:%M").to_string()),
-                time_zone: Some("Europe/Paris".into()),
-                requester_email: "bob@new.example".into(),
+                window_start: Some(Ok(first)),
+                time_zone: Some(Ok(chrono_tz::Europe::Paris)),
+                requester_email: Some(EmailAddress::parse("requester_email", "bob@new.example")),
                 ..Default::default()
             },
         )

@@ -241,3 +241,40 @@ fn help_explains_every_command() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("migrations:override"));
 }
+
+#[test]
+fn a_wrong_word_in_a_migrate_flag_is_refused_with_the_words_it_takes() {
+    let out = Command::new(ferry_binary())
+        .args([
+            "migrate",
+            "--source-host",
+            "127.0.0.1",
+            "--source-user",
+            "a@old.example",
+            "--dest-host",
+            "127.0.0.1",
+            "--dest-user",
+            "a@new.example",
+            "--duplicates",
+            "sometimes",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // 1, "anything else": 2 means a refused login to `ferry migrate`'s callers.
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--duplicates"), "{stderr}");
+    for word in ["skip", "overwrite", "create"] {
+        assert!(stderr.contains(word), "{word} in {stderr}");
+    }
+    let out = Command::new(ferry_binary())
+        .args(["migrate", "--help"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("inbox-only") && help.contains("folders-only"),
+        "{help}"
+    );
+}

@@ -336,7 +336,7 @@ impl Settings {
         match key {
             "provider.imap_host" => p.imap_host.clone(),
             "provider.imap_port" => p.imap_port.to_string(),
-            "provider.imap_security" => p.imap_security.clone(),
+            "provider.imap_security" => p.imap_security.as_str().to_owned(),
             "provider.mx_hosts" => lines(&p.mx_hosts),
             "provider.mx_patterns" => lines(&p.mx_patterns),
             "schedule.off_hours_start" => s.off_hours_start.clone(),
@@ -373,7 +373,11 @@ impl Settings {
             "provider.imap_port" => {
                 self.provider.imap_port = v.parse().map_err(|_| "Give a port.".to_owned())?;
             }
-            "provider.imap_security" => self.provider.imap_security = v,
+            "provider.imap_security" => {
+                self.provider.imap_security = v
+                    .parse()
+                    .map_err(|e: crate::domain::FieldError| e.message)?;
+            }
             "provider.mx_hosts" => self.provider.mx_hosts = parse_lines(&v),
             "provider.mx_patterns" => self.provider.mx_patterns = parse_lines(&v),
             "schedule.off_hours_start" => self.schedule.off_hours_start = v,

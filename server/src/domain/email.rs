@@ -17,8 +17,12 @@ pub struct EmailAddress(String);
 impl EmailAddress {
     pub fn parse(field: &'static str, raw: &str) -> Result<Self, FieldError> {
         let raw = raw.trim();
-        let bad =
-            |why: &str| FieldError::new(field, format!("{raw:?} is not an email address: {why}"));
+        let bad = |why: &str| {
+            FieldError::new(
+                field,
+                format!("{} is not an email address: {why}", super::quoted(raw)),
+            )
+        };
         if raw.is_empty() {
             return Err(FieldError::new(field, "an email address is required"));
         }

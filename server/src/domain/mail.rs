@@ -7,16 +7,66 @@ use secrecy::SecretString;
 
 use super::FieldError;
 
+/// An option with a fixed set of words: the same words in the database (serde), the
+/// OpenAPI document (poem-openapi) and on the command line (clap, which also takes `-`
+/// for `_`).
+macro_rules! choice {
+    ($field:literal, $(#[$meta:meta])* pub enum $name:ident { $($variants:tt)* }) => {
+        $(#[$meta])*
+        #[derive(
+            Debug,
+            Clone,
+            Copy,
+            PartialEq,
+            Eq,
+            Default,
+            serde::Serialize,
+            serde::Deserialize,
+            poem_openapi::Enum,
+            clap::ValueEnum,
+        )]
+        #[serde(rename_all = "snake_case")]
+        #[oai(rename_all = "snake_case")]
+        pub enum $name { $($variants)* }
+
+        impl FromStr for $name {
+            type Err = FieldError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                word($field, s)
+            }
+        }
+    };
+}
+
+/// One of a choice's words or aliases, in any case; the error lists the words.
+fn word<T: clap::ValueEnum>(field: &'static str, text: &str) -> Result<T, FieldError> {
+    T::from_str(text.trim(), true).map_err(|_| {
+        let words: Vec<String> = T::value_variants()
+            .iter()
+            .filter_map(T::to_possible_value)
+            .map(|v| v.get_name().replace('-', "_"))
+            .collect();
+        FieldError::new(
+            field,
+            format!("{} is not one of {}", super::quoted(text), words.join(", ")),
+        )
+    })
+}
+
+choice! {
+"security",
 /// How a connection to an IMAP server is secured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
 pub enum Security {
     /// Implicit TLS (port 993).
+    #[default]
+    #[value(alias = "tls", alias = "imaps")]
     Ssl,
     /// Plain TCP upgraded with STARTTLS (port 143).
     Starttls,
     /// No encryption.
+    #[value(alias = "plain")]
     None,
+}
 }
 
 impl Security {
@@ -32,22 +82,6 @@ impl Security {
         match self {
             Security::Ssl => 993,
             Security::Starttls | Security::None => 143,
-        }
-    }
-}
-
-impl FromStr for Security {
-    type Err = FieldError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "ssl" | "tls" | "imaps" => Ok(Security::Ssl),
-            "starttls" => Ok(Security::Starttls),
-            "none" | "plain" => Ok(Security::None),
-            other => Err(FieldError::new(
-                "security",
-                format!("{other:?} is not ssl, starttls or none"),
-            )),
         }
     }
 }
@@ -87,20 +121,22 @@ impl fmt::Display for ImapEndpoint {
     }
 }
 
+choice! {
+"mode",
 /// What a migration copies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// Folders and messages.
     #[default]
     Full,
     /// The folder tree only.
+    #[value(alias = "folders_only")]
     FoldersOnly,
 }
+}
 
+choice! {
+"duplicates",
 /// What to do with a message whose copy is already in the destination folder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
 pub enum DuplicatePolicy {
     /// Leave the destination's copy; count the source message as skipped.
     #[default]
@@ -110,38 +146,20 @@ pub enum DuplicatePolicy {
     /// Copy regardless.
     Create,
 }
+}
 
+choice! {
+"folder_strategy",
 /// Which folders a migration takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
 pub enum FolderStrategy {
     #[default]
     All,
     /// INBOX and the special-use folders (Sent, Drafts, Trash, Junk, Archive).
     Standard,
+    #[value(alias = "inbox_only")]
     InboxOnly,
 }
-
-macro_rules! parse_choice {
-    ($ty:ty, $field:literal, $($text:literal => $value:expr),+ $(,)?) => {
-        impl FromStr for $ty {
-            type Err = FieldError;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
-                    $($text => Ok($value),)+
-                    other => Err(FieldError::new(
-                        $field,
-                        format!("{other:?} is not one of {}", [$($text),+].join(", ")),
-                    )),
-                }
-            }
-        }
-    };
 }
-
-parse_choice!(Mode, "mode", "full" => Mode::Full, "folders-only" => Mode::FoldersOnly);
-parse_choice!(DuplicatePolicy, "duplicates", "skip" => DuplicatePolicy::Skip, "overwrite" => DuplicatePolicy::Overwrite, "create" => DuplicatePolicy::Create);
-parse_choice!(FolderStrategy, "strategy", "all" => FolderStrategy::All, "standard" => FolderStrategy::Standard, "inbox-only" => FolderStrategy::InboxOnly);
 
 /// A folder the user sends somewhere by name (`--map SRC=DST`, the form's folder
 /// mapping): `source` by its path with `/` between levels or the server's spelling,
@@ -160,7 +178,7 @@ impl FolderMap {
             .map(|(s, d)| (s.trim(), d.trim().trim_matches('/')))
             .filter(|(s, d)| !s.is_empty() && !d.is_empty())
             .ok_or_else(|| {
-                format!("{text:?} is not a folder mapping: write SOURCE=DESTINATION, such as \"Sent Items=Sent\"")
+                format!("{} is not a folder mapping: write SOURCE=DESTINATION, such as \"Sent Items=Sent\"", super::quoted(text))
             })?;
         Ok(Self {
             source: source.to_owned(),

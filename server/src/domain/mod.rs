@@ -10,6 +10,7 @@ mod migration;
 mod mx;
 mod names;
 mod records;
+mod request;
 mod role;
 mod scope;
 mod window;
@@ -31,6 +32,9 @@ pub use names::{domain_name, host_name};
 pub use records::{
     ApiToken, AuditEvent, DeliveryStatus, NewAuditEvent, NewEmail, OutboxMessage, Session,
     StoredSetting, User,
+};
+pub use request::{
+    MigrationRequest, Parsed, ServerInput, choice, day, folder_map, local_time, quoted, time_zone,
 };
 pub use role::Role;
 pub use scope::{Scope, Scopes};

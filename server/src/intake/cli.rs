@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use anyhow::Context;
+use chrono::NaiveDate;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use secrecy::SecretString;
 
@@ -35,35 +36,99 @@ pub mod exit {
     pub const INCOMPLETE: u8 = 5;
 }
 
-/// One side's flags.
-#[derive(Debug, Clone)]
-pub struct SideArgs {
-    pub host: String,
-    pub port: Option<u16>,
-    pub security: String,
-    pub user: String,
-    pub authuser: Option<String>,
-    pub password_file: Option<PathBuf>,
+/// `ferry migrate`'s flags, parsed by clap into Ferry's own types: a wrong word is
+/// refused before anything connects, with the values it may take.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MigrateArgs {
+    #[arg(long)]
+    pub source_host: String,
+    /// Default: 993 with ssl, 143 otherwise.
+    #[arg(long)]
+    pub source_port: Option<u16>,
+    #[arg(long, value_enum, default_value_t = Security::Ssl)]
+    pub source_security: Security,
+    #[arg(long)]
+    pub source_user: String,
+    /// Log in as this admin/master user on behalf of --source-user (SASL PLAIN authzid).
+    #[arg(long)]
+    pub source_authuser: Option<String>,
+    #[arg(long, value_name = "FILE")]
+    pub source_password_file: Option<PathBuf>,
+    #[arg(long)]
+    pub dest_host: String,
+    #[arg(long)]
+    pub dest_port: Option<u16>,
+    #[arg(long, value_enum, default_value_t = Security::Ssl)]
+    pub dest_security: Security,
+    #[arg(long)]
+    pub dest_user: String,
+    #[arg(long)]
+    pub dest_authuser: Option<String>,
+    #[arg(long, value_name = "FILE")]
+    pub dest_password_file: Option<PathBuf>,
+    /// Folders and messages, or the folder tree only.
+    #[arg(long, value_enum, default_value_t = Mode::Full)]
+    pub mode: Mode,
+    /// When the destination folder already has the message.
+    #[arg(long, value_enum, default_value_t = DuplicatePolicy::Skip)]
+    pub duplicates: DuplicatePolicy,
+    /// Delete each source message once its copy is confirmed at the destination.
+    #[arg(long)]
+    pub delete_source: bool,
+    /// Only messages received on or after this day.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub since: Option<NaiveDate>,
+    /// Only this folder and its subfolders (repeatable), e.g. "Archive/2024".
+    #[arg(long = "folder", value_name = "NAME")]
+    pub folders: Vec<String>,
+    /// Not this folder nor its subfolders (repeatable).
+    #[arg(long = "exclude", value_name = "NAME")]
+    pub excludes: Vec<String>,
+    /// Which folders: all, standard (INBOX and the special folders) or inbox-only.
+    #[arg(long, value_enum, default_value_t = FolderStrategy::All)]
+    pub strategy: FolderStrategy,
+    /// Send a source folder (and its subfolders) to a destination folder of your
+    /// choice, before any special-folder rule (repeatable), e.g. "Sent Items=Archive/Sent".
+    #[arg(long = "map", value_name = "SRC=DST", value_parser = FolderMap::parse)]
+    pub maps: Vec<FolderMap>,
+    /// Remove at the destination the copies of messages expunged at the source since an
+    /// earlier run (only copies this migration made).
+    #[arg(long)]
+    pub sync_deletions: bool,
+    /// Count every folder's messages first, so the total and ETA are known.
+    #[arg(long)]
+    pub count_first: bool,
+    /// Folders copied at once, each with its own connection to either server (1-16).
+    #[arg(long, default_value_t = mail::DEFAULT_CONNECTIONS,
+          value_parser = parse_connections)]
+    pub connections: usize,
+    /// Keep checkpoints in this file: run the same command again to resume or to copy
+    /// only what is new.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Print the final report as JSON on standard output.
+    #[arg(long)]
+    pub json: bool,
+    /// Do not verify the servers' TLS certificates.
+    #[arg(long)]
+    pub insecure_skip_verify: bool,
 }
 
-#[derive(Debug, Clone)]
-pub struct MigrateArgs {
-    pub source: SideArgs,
-    pub dest: SideArgs,
-    pub mode: String,
-    pub duplicates: String,
-    pub delete_source: bool,
-    pub since: Option<String>,
-    pub folders: Vec<String>,
-    pub excludes: Vec<String>,
-    pub strategy: String,
-    pub maps: Vec<String>,
-    pub sync_deletions: bool,
-    pub count_first: bool,
-    pub connections: usize,
-    pub state: Option<PathBuf>,
-    pub json: bool,
-    pub insecure_skip_verify: bool,
+fn parse_connections(text: &str) -> Result<usize, String> {
+    text.parse::<usize>()
+        .ok()
+        .filter(|n| (1..=16).contains(n))
+        .ok_or_else(|| format!("{text:?} is not a number from 1 to 16"))
+}
+
+/// One side's flags, as they are named on the command line.
+struct SideArgs<'a> {
+    host: &'a str,
+    port: Option<u16>,
+    security: Security,
+    user: &'a str,
+    authuser: Option<&'a String>,
+    password_file: Option<&'a PathBuf>,
 }
 
 fn password(side: &str, env: &str, file: Option<&PathBuf>) -> anyhow::Result<SecretString> {
@@ -89,76 +154,58 @@ fn password(side: &str, env: &str, file: Option<&PathBuf>) -> anyhow::Result<Sec
 fn endpoint(
     side: &str,
     env: &str,
-    args: &SideArgs,
+    args: SideArgs<'_>,
     verify_tls: bool,
 ) -> anyhow::Result<ImapEndpoint> {
-    let security: Security = args
-        .security
-        .parse()
-        .map_err(|e: crate::domain::FieldError| {
-            anyhow::anyhow!("--{side}-security: {}", e.message)
-        })?;
     anyhow::ensure!(!args.host.trim().is_empty(), "--{side}-host is required");
     anyhow::ensure!(!args.user.trim().is_empty(), "--{side}-user is required");
     Ok(ImapEndpoint {
         host: args.host.trim().to_owned(),
-        port: args.port.unwrap_or(security.default_port()),
-        security,
+        port: args.port.unwrap_or(args.security.default_port()),
+        security: args.security,
         username: args.user.trim().to_owned(),
-        authuser: args.authuser.clone().filter(|a| !a.trim().is_empty()),
-        password: password(side, env, args.password_file.as_ref())?,
+        authuser: args.authuser.cloned().filter(|a| !a.trim().is_empty()),
+        password: password(side, env, args.password_file)?,
         verify_tls,
     })
 }
 
 pub fn job_from_args(args: &MigrateArgs) -> anyhow::Result<MailJob> {
-    fn field(flag: &'static str) -> impl Fn(crate::domain::FieldError) -> anyhow::Error {
-        move |e| anyhow::anyhow!("--{flag}: {}", e.message)
-    }
-    let since = args
-        .since
-        .as_deref()
-        .map(|s| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d"))
-        .transpose()
-        .map_err(|_| anyhow::anyhow!("--since: use a date like 2024-01-31"))?;
+    let source = SideArgs {
+        host: &args.source_host,
+        port: args.source_port,
+        security: args.source_security,
+        user: &args.source_user,
+        authuser: args.source_authuser.as_ref(),
+        password_file: args.source_password_file.as_ref(),
+    };
+    let dest = SideArgs {
+        host: &args.dest_host,
+        port: args.dest_port,
+        security: args.dest_security,
+        user: &args.dest_user,
+        authuser: args.dest_authuser.as_ref(),
+        password_file: args.dest_password_file.as_ref(),
+    };
+    let verify_tls = !args.insecure_skip_verify;
     Ok(MailJob {
-        source: endpoint(
-            "source",
-            "FERRY_SOURCE_PASSWORD",
-            &args.source,
-            !args.insecure_skip_verify,
-        )?,
-        dest: endpoint(
-            "dest",
-            "FERRY_DEST_PASSWORD",
-            &args.dest,
-            !args.insecure_skip_verify,
-        )?,
+        source: endpoint("source", "FERRY_SOURCE_PASSWORD", source, verify_tls)?,
+        dest: endpoint("dest", "FERRY_DEST_PASSWORD", dest, verify_tls)?,
         // The operator names both servers on the command line: loopback and private
         // addresses are theirs to reach (the console's check is for customers' names).
         reach: Reach {
             allow_private: true,
             ..Reach::default()
         },
-        mode: args.mode.parse::<Mode>().map_err(field("mode"))?,
-        duplicates: args
-            .duplicates
-            .parse::<DuplicatePolicy>()
-            .map_err(field("duplicates"))?,
+        mode: args.mode,
+        duplicates: args.duplicates,
         delete_source: args.delete_source,
-        since,
+        since: args.since,
         selection: Selection {
-            strategy: args
-                .strategy
-                .parse::<FolderStrategy>()
-                .map_err(field("strategy"))?,
+            strategy: args.strategy,
             include: args.folders.clone(),
             exclude: args.excludes.clone(),
-            map: args
-                .maps
-                .iter()
-                .map(|m| FolderMap::parse(m).map_err(|e| anyhow::anyhow!("--map: {e}")))
-                .collect::<anyhow::Result<_>>()?,
+            map: args.maps.clone(),
         },
         count_first: args.count_first,
         connections: args.connections,

@@ -3,14 +3,15 @@
 //! change by compare-and-set with its audit event; the work itself is done by a
 //! worker, woken at once.
 
-use chrono::Utc;
+use chrono::{NaiveDateTime, Utc};
+use chrono_tz::Tz;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use super::lifecycle::{Step, audit_as};
 use super::{ServiceError, ServiceResult, Services};
 use crate::domain::{
-    Actor, DuplicatePolicy, ErrorCode, Migration, MigrationStatus, PassKind, Work,
+    self, Actor, DuplicatePolicy, ErrorCode, Migration, MigrationStatus, Parsed, PassKind, Work,
 };
 use crate::render::emails::MigrationNews;
 use crate::store::{StatusChange, StoreError};
@@ -195,8 +196,8 @@ impl Services {
         actor: &Actor,
         id: i64,
         may_override: bool,
-        window_start: Option<&str>,
-        time_zone: Option<&str>,
+        window_start: Option<Parsed<NaiveDateTime>>,
+        time_zone: Option<Parsed<Tz>>,
     ) -> ServiceResult<Migration> {
         let now = Utc::now();
         let m = self.load_migration(id).await?;
@@ -210,9 +211,16 @@ impl Services {
             ));
         }
         let mut errors = Vec::new();
-        let time_zone = time_zone.or(Some(m.time_zone.as_str()));
-        let (window, tz_name) =
-            self.check_window(now, window_start, time_zone, may_override, &mut errors)?;
+        let time_zone =
+            time_zone.or_else(|| Some(domain::time_zone("window.time_zone", &m.time_zone)));
+        let (window, tz) = self.check_window(
+            now,
+            window_start.as_ref(),
+            time_zone.as_ref(),
+            may_override,
+            &mut errors,
+        )?;
+        let tz_name = tz.name().to_owned();
         if !errors.is_empty() {
             return Err(ServiceError::Invalid(errors));
         }

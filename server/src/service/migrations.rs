@@ -4,7 +4,7 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use chrono::{DateTime, NaiveDateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
@@ -12,49 +12,12 @@ use serde::Serialize;
 use super::{ServiceError, ServiceResult, Services};
 use crate::connectors::imap::ConnectError;
 use crate::domain::{
-    Actor, DuplicatePolicy, EmailAddress, ErrorCode, FieldError, FolderMap, FolderProgress,
-    FolderStrategy, ImapEndpoint, Migration, MigrationOptions, MigrationStatus, Mode,
-    NewAuditEvent, Pass, PassKind, Scope, Security, ServerAccount, WindowError, WindowRules, Work,
+    Actor, EmailAddress, ErrorCode, FieldError, FolderProgress, ImapEndpoint, Migration,
+    MigrationOptions, MigrationRequest, MigrationStatus, NewAuditEvent, Parsed, Pass, PassKind,
+    Scope, Security, ServerAccount, ServerInput, WindowError, WindowRules, Work,
 };
 use crate::render::emails::{MigrationEmail, MigrationFacts, MigrationNews};
 use crate::store::{MigrationFilter, NewMigration, StatusChange, StoreError};
-
-/// One side of a request, as typed.
-#[derive(Debug, Clone, Default)]
-pub struct ServerInput {
-    pub host: String,
-    pub port: Option<u16>,
-    pub security: Option<String>,
-    pub username: String,
-    pub password: Option<SecretString>,
-    pub authuser: Option<String>,
-}
-
-/// A migration request, as typed (API body or console form).
-#[derive(Debug, Clone, Default)]
-pub struct MigrationRequest {
-    pub source: ServerInput,
-    /// Host, port and security default to the provider's IMAP server.
-    pub destination: ServerInput,
-    pub mode: Option<String>,
-    pub duplicates: Option<String>,
-    pub delete_source: bool,
-    pub count_first: bool,
-    pub import_since: Option<String>,
-    pub selected_folders: Vec<String>,
-    pub excluded_folders: Vec<String>,
-    /// `SOURCE=DESTINATION` lines: folders sent where the user says.
-    pub folder_map: Vec<String>,
-    pub sync_deletions: bool,
-    pub folder_strategy: Option<String>,
-    pub two_pass: Option<bool>,
-    pub mx_domain: Option<String>,
-    /// `YYYY-MM-DDTHH:MM` in `time_zone`; none means "as soon as possible", which
-    /// needs the override permission.
-    pub window_start: Option<String>,
-    pub time_zone: Option<String>,
-    pub requester_email: String,
-}
 
 /// Why a server could not be used, as a stable code and a sentence.
 #[derive(Debug, Clone, Serialize)]
@@ -112,55 +75,40 @@ impl Services {
     }
 
     /// The window a person asked for, as a local time in their time zone: its instant
-    /// and the zone's name, or the rule it breaks as a field error. No window is `None`,
+    /// and the zone, or the rule it breaks as a field error. No window is `None`,
     /// allowed only with `may_override` (start as soon as a slot is free).
     pub(super) fn check_window(
         &self,
         now: DateTime<Utc>,
-        start: Option<&str>,
-        time_zone: Option<&str>,
+        start: Option<&Parsed<NaiveDateTime>>,
+        time_zone: Option<&Parsed<Tz>>,
         may_override: bool,
         errors: &mut Vec<FieldError>,
-    ) -> anyhow::Result<(Option<DateTime<Utc>>, String)> {
-        let tz_name = time_zone
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .unwrap_or("UTC")
-            .to_owned();
-        let tz = Tz::from_str(&tz_name)
-            .map_err(|_| {
-                errors.push(FieldError::new(
-                    "window.time_zone",
-                    format!("{tz_name:?} is not a time zone name like Europe/Paris"),
-                ))
-            })
-            .ok();
+    ) -> anyhow::Result<(Option<DateTime<Utc>>, Tz)> {
+        let tz = match time_zone {
+            None => Some(chrono_tz::UTC),
+            Some(parsed) => take(parsed.clone(), errors),
+        };
         let rules = self.window_rules()?;
         let mut window_start = None;
-        match (start.filter(|s| !s.is_empty()), tz) {
-            (Some(raw), Some(tz)) => {
-                let local = NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M")
-                    .or_else(|_| NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S"));
-                match local {
-                    Err(_) => errors.push(FieldError::new(
+        match (start, tz) {
+            (Some(Err(e)), _) => errors.push(e.clone()),
+            (Some(Ok(local)), Some(tz)) => match rules.check(now, *local, tz) {
+                Ok(at) if at > now + chrono::Duration::days(MAX_WINDOW_DAYS) => {
+                    errors.push(FieldError::new(
                         "window.start",
-                        format!("{raw:?} is not a local time like 2026-12-01T21:00"),
-                    )),
-                    Ok(local) => match rules.check(now, local, tz) {
-                        Ok(at) if at > now + chrono::Duration::days(MAX_WINDOW_DAYS) => {
-                            errors.push(FieldError::new(
-                                "window.start",
-                                format!("a window starts within {MAX_WINDOW_DAYS} days; {raw:?} is further"),
-                            ));
-                        }
-                        Ok(at) => window_start = Some(at),
-                        Err(why) => errors.push(FieldError::new(
-                            "window.start",
-                            window_sentence(&rules, &why, now, tz),
-                        )),
-                    },
+                        format!(
+                            "a window starts within {MAX_WINDOW_DAYS} days; {} is further",
+                            local.format("%Y-%m-%dT%H:%M")
+                        ),
+                    ));
                 }
-            }
+                Ok(at) => window_start = Some(at),
+                Err(why) => errors.push(FieldError::new(
+                    "window.start",
+                    window_sentence(&rules, &why, now, tz),
+                )),
+            },
             (None, Some(tz)) if !may_override => errors.push(FieldError::new(
                 "window.start",
                 format!(
@@ -171,7 +119,7 @@ impl Services {
             )),
             _ => {}
         }
-        Ok((window_start, tz_name))
+        Ok((window_start, tz.unwrap_or(chrono_tz::UTC)))
     }
 
     /// Logs in to a server and lists its folders with message counts and sizes.
@@ -253,7 +201,7 @@ impl Services {
             Some((
                 &provider.imap_host,
                 provider.imap_port,
-                &provider.imap_security,
+                provider.imap_security,
             )),
         )
         .map_err(|e| errors.extend(e))
@@ -269,14 +217,21 @@ impl Services {
         let dest_pw = password("destination.password", &req.destination.password)
             .map_err(|e| errors.push(e))
             .ok();
-        let requester = EmailAddress::parse("requester_email", &req.requester_email)
-            .map_err(|e| errors.push(e))
-            .ok();
+        let requester = match req.requester_email.clone() {
+            Some(parsed) => take(parsed, &mut errors),
+            None => {
+                errors.push(FieldError::new(
+                    "requester_email",
+                    "the requester's email address is required",
+                ));
+                None
+            }
+        };
         let options = request_options(&req, &mut errors);
-        let (window_start, tz_name) = self.check_window(
+        let (window_start, tz) = self.check_window(
             now,
-            req.window_start.as_deref(),
-            req.time_zone.as_deref(),
+            req.window_start.as_ref(),
+            req.time_zone.as_ref(),
             may_override,
             &mut errors,
         )?;
@@ -315,7 +270,7 @@ impl Services {
             two_pass: req.two_pass.unwrap_or(true),
             mx_domain,
             window_start,
-            time_zone: tz_name.trim().to_owned(),
+            time_zone: tz.name().to_owned(),
             next_work: Some(Work::Validate),
             resume_work: Some(Work::Pass(PassKind::PreMx)),
             next_run_at: Some(now),
@@ -521,53 +476,33 @@ impl Services {
     }
 }
 
-/// The options of a request, each checked; errors name their field.
+/// The options of a request; what did not parse is added to `errors`.
 fn request_options(req: &MigrationRequest, errors: &mut Vec<FieldError>) -> MigrationOptions {
-    let mut options = MigrationOptions {
+    fn given<T: Clone>(value: &Option<Parsed<T>>, errors: &mut Vec<FieldError>) -> Option<T> {
+        value.clone().and_then(|v| take(v, errors))
+    }
+    let defaults = MigrationOptions::default();
+    MigrationOptions {
+        mode: given(&req.mode, errors).unwrap_or(defaults.mode),
+        duplicates: given(&req.duplicates, errors).unwrap_or(defaults.duplicates),
+        folder_strategy: given(&req.folder_strategy, errors).unwrap_or(defaults.folder_strategy),
+        import_since: given(&req.import_since, errors),
+        folder_map: req
+            .folder_map
+            .iter()
+            .filter_map(|m| take(m.clone(), errors))
+            .collect(),
         delete_source: req.delete_source,
         count_first: req.count_first,
         selected_folders: req.selected_folders.clone(),
         excluded_folders: req.excluded_folders.clone(),
         sync_deletions: req.sync_deletions,
-        ..Default::default()
-    };
-    for line in &req.folder_map {
-        match FolderMap::parse(line) {
-            Ok(m) => options.folder_map.push(m),
-            Err(message) => errors.push(FieldError::new("folder_map", message)),
-        }
     }
-    if let Some(mode) = &req.mode {
-        match mode.parse::<Mode>() {
-            Ok(m) => options.mode = m,
-            Err(e) => errors.push(e),
-        }
-    }
-    if let Some(d) = &req.duplicates {
-        match d.parse::<DuplicatePolicy>() {
-            Ok(d) => options.duplicates = d,
-            Err(e) => errors.push(e),
-        }
-    }
-    if let Some(s) = &req.folder_strategy {
-        match s.parse::<FolderStrategy>() {
-            Ok(s) => options.folder_strategy = s,
-            Err(mut e) => {
-                e.field = "folder_strategy";
-                errors.push(e);
-            }
-        }
-    }
-    if let Some(since) = req.import_since.as_deref().filter(|s| !s.is_empty()) {
-        match NaiveDate::parse_from_str(since, "%Y-%m-%d") {
-            Ok(d) => options.import_since = Some(d),
-            Err(_) => errors.push(FieldError::new(
-                "import_since",
-                format!("{since:?} is not a date like 2024-01-31"),
-            )),
-        }
-    }
-    options
+}
+
+/// The value, or `None` with its error added to `errors`.
+fn take<T>(parsed: Parsed<T>, errors: &mut Vec<FieldError>) -> Option<T> {
+    parsed.map_err(|e| errors.push(e)).ok()
 }
 
 /// The domain whose MX is watched: as given, or the destination username's, or the
@@ -624,22 +559,16 @@ pub(crate) fn endpoint(account: &ServerAccount, password: SecretString) -> ImapE
 fn server_account(
     side: &'static str,
     input: &ServerInput,
-    defaults: Option<(&str, u16, &str)>,
+    defaults: Option<(&str, u16, Security)>,
 ) -> Result<ServerAccount, Vec<FieldError>> {
-    let [host_field, port_field, security_field, username_field] = match side {
-        "source" => [
-            "source.host",
-            "source.port",
-            "source.security",
-            "source.username",
-        ],
+    let [host_field, port_field, username_field] = match side {
+        "source" => ["source.host", "source.port", "source.username"],
         "destination" => [
             "destination.host",
             "destination.port",
-            "destination.security",
             "destination.username",
         ],
-        _ => ["host", "port", "security", "username"],
+        _ => ["host", "port", "username"],
     };
     let mut errors = Vec::new();
     let host = match (input.host.trim(), defaults) {
@@ -656,27 +585,16 @@ fn server_account(
             String::new()
         }),
     };
-    let same_server = input.host.trim().is_empty();
-    let security_raw = input
-        .security
-        .clone()
-        .filter(|s| !s.trim().is_empty())
-        .or_else(|| {
-            defaults
-                .filter(|_| same_server)
-                .map(|(_, _, s)| s.to_owned())
-        })
-        .unwrap_or_else(|| "ssl".into());
-    let security = security_raw
-        .parse::<Security>()
-        .map_err(|mut e| {
-            e.field = security_field;
-            errors.push(e);
-        })
-        .unwrap_or(Security::Ssl);
+    // The provider's port and security go with the provider's host only.
+    let same_server = defaults.filter(|_| input.host.trim().is_empty());
+    let security = match (&input.security, same_server) {
+        (Some(parsed), _) => take(parsed.clone(), &mut errors).unwrap_or(Security::Ssl),
+        (None, Some((_, _, security))) => security,
+        (None, None) => Security::Ssl,
+    };
     let port = input
         .port
-        .or_else(|| defaults.filter(|_| same_server).map(|(_, p, _)| p))
+        .or(same_server.map(|(_, p, _)| p))
         .unwrap_or_else(|| security.default_port());
     if port == 0 {
         errors.push(FieldError::new(
@@ -747,67 +665,67 @@ fn upper_first(text: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The names of one side's fields in errors: host, username, password, authuser,
-/// security.
-const SOURCE_FIELDS: [&str; 5] = [
+/// The names of one side's free-text fields in errors: host, username, password,
+/// authuser.
+const SOURCE_FIELDS: [&str; 4] = [
     "source.host",
     "source.username",
     "source.password",
     "source.authuser",
-    "source.security",
 ];
-const DEST_FIELDS: [&str; 5] = [
+const DEST_FIELDS: [&str; 4] = [
     "destination.host",
     "destination.username",
     "destination.password",
     "destination.authuser",
-    "destination.security",
 ];
-const SERVER_FIELDS: [&str; 5] = ["host", "username", "password", "authuser", "security"];
+const SERVER_FIELDS: [&str; 4] = ["host", "username", "password", "authuser"];
 
-/// The text fields of one side, with the names its errors use.
+/// The free-text fields of one side, with the names its errors use (the others were
+/// parsed where they entered, and their errors quote a bounded part of them).
 fn server_texts<'a>(
-    names: [&'static str; 5],
+    names: [&'static str; 4],
     input: &'a ServerInput,
 ) -> Vec<(&'static str, Option<&'a str>)> {
-    let [host, username, password, authuser, security] = names;
+    let [host, username, password, authuser] = names;
     vec![
         (host, Some(input.host.as_str())),
         (username, Some(input.username.as_str())),
         (password, input.password.as_ref().map(|p| p.expose_secret())),
         (authuser, input.authuser.as_deref()),
-        (security, input.security.as_deref()),
     ]
 }
 
 fn request_texts(req: &MigrationRequest) -> Vec<(&'static str, Option<&str>)> {
     let mut texts = server_texts(SOURCE_FIELDS, &req.source);
     texts.extend(server_texts(DEST_FIELDS, &req.destination));
-    texts.extend([
-        ("mode", req.mode.as_deref()),
-        ("duplicates", req.duplicates.as_deref()),
-        ("import_since", req.import_since.as_deref()),
-        ("folder_strategy", req.folder_strategy.as_deref()),
-        ("mx_domain", req.mx_domain.as_deref()),
-        ("window.start", req.window_start.as_deref()),
-        ("window.time_zone", req.time_zone.as_deref()),
-        ("requester_email", Some(req.requester_email.as_str())),
-    ]);
+    texts.push(("mx_domain", req.mx_domain.as_deref()));
     texts
 }
 
-fn request_lists(req: &MigrationRequest) -> [(&'static str, &[String]); 3] {
+/// The lists of a request as texts (a folder mapping as `SOURCE=DESTINATION`).
+fn request_lists(req: &MigrationRequest) -> [(&'static str, Vec<String>); 3] {
     [
-        ("selected_folders", &req.selected_folders),
-        ("excluded_folders", &req.excluded_folders),
-        ("folder_map", &req.folder_map),
+        ("selected_folders", req.selected_folders.clone()),
+        ("excluded_folders", req.excluded_folders.clone()),
+        (
+            "folder_map",
+            req.folder_map
+                .iter()
+                .map(|m| {
+                    m.as_ref()
+                        .map(|m| format!("{}={}", m.source, m.dest))
+                        .unwrap_or_default()
+                })
+                .collect(),
+        ),
     ]
 }
 
 /// One error per field longer than the limits allow (a list's entries count as texts).
-fn oversized<'a>(
-    texts: Vec<(&'static str, Option<&'a str>)>,
-    lists: impl IntoIterator<Item = (&'static str, &'a [String])>,
+fn oversized(
+    texts: Vec<(&'static str, Option<&str>)>,
+    lists: impl IntoIterator<Item = (&'static str, Vec<String>)>,
     limits: &crate::config::LimitSettings,
 ) -> Vec<FieldError> {
     let max = limits.text_chars;

@@ -20,9 +20,7 @@ use crate::store::{Store, StoreError};
 pub use accounts::{LoginError, MIN_PASSWORD_LEN, NewStaff, SignedIn};
 pub(crate) use lifecycle::Step;
 pub(crate) use migrations::endpoint;
-pub use migrations::{
-    ConnectionProblem, FolderSummary, MigrationDetail, MigrationRequest, ServerInput,
-};
+pub use migrations::{ConnectionProblem, FolderSummary, MigrationDetail};
 pub use settings::{LiveSettings, RELOAD_EVERY, SettingView};
 
 /// What every action needs; cheap to clone. Its parts are private: the use cases are

@@ -2,6 +2,7 @@
 //! delete it. The shapes follow seed 003 where it fits; the rules live in
 //! `service::migrations`.
 
+use super::choice::Choice;
 use super::strict::StrictString;
 use chrono::{DateTime, Utc};
 use poem::Request;
@@ -11,8 +12,11 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use secrecy::SecretString;
 
 use super::api::{ApiError, TokenAuth, actor, services};
-use crate::domain::{ErrorCode, Migration, MigrationStatus, Pace, Scope, mask};
-use crate::service::{MigrationDetail, MigrationRequest, ServerInput, ServiceError};
+use crate::domain::{
+    self, DuplicatePolicy, EmailAddress, ErrorCode, FolderStrategy, Migration, MigrationRequest,
+    MigrationStatus, Mode, Pace, Scope, Security, ServerInput, mask,
+};
+use crate::service::{MigrationDetail, ServiceError};
 use crate::store::MigrationFilter;
 
 /// One server account in a request.
@@ -24,8 +28,8 @@ pub struct ServerBody {
     /// 993 for ssl, 143 otherwise, when omitted.
     #[oai(validator(minimum(value = "0"), maximum(value = "65535")))]
     pub port: Option<u16>,
-    /// ssl, starttls or none.
-    pub security: Option<String>,
+    /// 993 and ssl when both are omitted.
+    pub security: Option<Choice<Security>>,
     pub username: String,
     /// Write-only: never returned.
     pub password: Option<StrictString>,
@@ -33,15 +37,21 @@ pub struct ServerBody {
     pub authuser: Option<String>,
 }
 
-impl From<ServerBody> for ServerInput {
-    fn from(b: ServerBody) -> Self {
+impl ServerBody {
+    /// `side` names the fields in errors (`source`, `destination`, or none).
+    fn input(self, side: &str) -> ServerInput {
+        let security = match side {
+            "source" => "source.security",
+            "destination" => "destination.security",
+            _ => "security",
+        };
         ServerInput {
-            host: b.host,
-            port: b.port,
-            security: b.security,
-            username: b.username,
-            password: b.password.map(|p| SecretString::from(p.0)),
-            authuser: b.authuser,
+            host: self.host,
+            port: self.port,
+            security: self.security.map(|c| c.field(security)),
+            username: self.username,
+            password: self.password.map(|p| SecretString::from(p.0)),
+            authuser: self.authuser,
         }
     }
 }
@@ -58,10 +68,10 @@ pub struct WindowBody {
 pub struct MigrationRequestBody {
     pub source: ServerBody,
     pub destination: ServerBody,
-    /// full or folders_only.
-    pub mode: Option<String>,
-    /// skip (default), overwrite or create.
-    pub duplicates: Option<String>,
+    /// Default full.
+    pub mode: Option<Choice<Mode>>,
+    /// When the destination folder already has the message; default skip.
+    pub duplicates: Option<Choice<DuplicatePolicy>>,
     #[oai(default)]
     pub delete_source: bool,
     #[oai(default)]
@@ -81,8 +91,8 @@ pub struct MigrationRequestBody {
     /// source since (only copies this migration made). Default false.
     #[oai(default)]
     pub sync_deletions: bool,
-    /// all, standard or inbox_only.
-    pub folder_strategy: Option<String>,
+    /// Default all.
+    pub folder_strategy: Option<Choice<FolderStrategy>>,
     /// A pre-MX and a post-MX pass (default true).
     pub two_pass: Option<bool>,
     /// The domain whose MX to watch (default: the destination address's domain).
@@ -119,7 +129,7 @@ pub enum TestConnectionResponse {
 pub struct AccountBody {
     pub host: String,
     pub port: u16,
-    pub security: String,
+    pub security: Security,
     /// Masked: `j***e@example.com`.
     pub username: String,
     /// The admin login, masked like the username.
@@ -185,13 +195,13 @@ pub struct MigrationBody {
     pub destination: AccountBody,
     /// Masked.
     pub requester_email: String,
-    pub mode: String,
-    pub duplicates: String,
+    pub mode: Mode,
+    pub duplicates: DuplicatePolicy,
     pub delete_source: bool,
     pub count_first: bool,
     pub import_since: Option<String>,
     pub selected_folders: Vec<String>,
-    pub folder_strategy: String,
+    pub folder_strategy: FolderStrategy,
     pub two_pass: bool,
     pub mx_domain: String,
     /// The requested window's start (UTC), when one was requested.
@@ -245,18 +255,16 @@ pub enum Deleted {
     NoContent,
 }
 
-fn json_str<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
+/// A text field's value, when something was given.
+fn given(text: Option<String>) -> Option<String> {
+    text.filter(|t| !t.trim().is_empty())
 }
 
 fn account_body(a: &crate::domain::ServerAccount) -> AccountBody {
     AccountBody {
         host: a.host.clone(),
         port: a.port,
-        security: a.security.as_str().to_owned(),
+        security: a.security,
         username: mask(&a.username),
         authuser: a.authuser.as_deref().map(mask),
     }
@@ -290,13 +298,13 @@ fn migration_body(
         source: account_body(&m.source),
         destination: account_body(&m.dest),
         requester_email: mask(&m.requester_email),
-        mode: json_str(&m.options.mode),
-        duplicates: json_str(&m.options.duplicates),
+        mode: m.options.mode,
+        duplicates: m.options.duplicates,
         delete_source: m.options.delete_source,
         count_first: m.options.count_first,
         import_since: m.options.import_since.map(|d| d.to_string()),
         selected_folders: m.options.selected_folders.clone(),
-        folder_strategy: json_str(&m.options.folder_strategy),
+        folder_strategy: m.options.folder_strategy,
         two_pass: m.two_pass,
         mx_domain: m.mx_domain,
         window_start: m.window_start,
@@ -366,7 +374,7 @@ impl MigrationsApi {
         auth.require(Scope::MigrationsWrite)?;
         let services = services(req)?;
         match services
-            .test_connection(&actor(&auth), &body.0.into())
+            .test_connection(&actor(&auth), &body.0.input(""))
             .await?
         {
             Ok(folders) => Ok(TestConnectionResponse::Ok(Json(TestConnectionOk {
@@ -406,23 +414,25 @@ impl MigrationsApi {
             None => (None, None),
         };
         let request = MigrationRequest {
-            source: b.source.into(),
-            destination: b.destination.into(),
-            mode: b.mode,
-            duplicates: b.duplicates,
+            source: b.source.input("source"),
+            destination: b.destination.input("destination"),
+            mode: b.mode.map(|c| c.field("mode")),
+            duplicates: b.duplicates.map(|c| c.field("duplicates")),
             delete_source: b.delete_source,
             count_first: b.count_first,
-            import_since: b.import_since,
+            import_since: given(b.import_since).map(|d| domain::day("import_since", &d)),
             selected_folders: b.selected_folders,
             excluded_folders: b.excluded_folders,
-            folder_map: b.folder_map,
+            folder_map: (b.folder_map.iter())
+                .map(|m| domain::folder_map("folder_map", m))
+                .collect(),
             sync_deletions: b.sync_deletions,
-            folder_strategy: b.folder_strategy,
+            folder_strategy: b.folder_strategy.map(|c| c.field("folder_strategy")),
             two_pass: b.two_pass,
             mx_domain: b.mx_domain,
-            window_start,
-            time_zone,
-            requester_email: b.requester_email,
+            window_start: given(window_start).map(|s| domain::local_time("window.start", &s)),
+            time_zone: given(time_zone).map(|tz| domain::time_zone("window.time_zone", &tz)),
+            requester_email: Some(EmailAddress::parse("requester_email", &b.requester_email)),
         };
         let may_override = auth.0.scopes.contains(Scope::MigrationsOverride);
         let m = services
@@ -558,8 +568,8 @@ impl MigrationsApi {
                 &actor(&auth),
                 id.0,
                 may_override,
-                body.0.start.as_deref(),
-                body.0.time_zone.as_deref(),
+                given(body.0.start).map(|s| domain::local_time("window.start", &s)),
+                given(body.0.time_zone).map(|tz| domain::time_zone("window.time_zone", &tz)),
             )
             .await?;
         Ok(Json(detail_body(services.migration_detail(id.0).await?)))

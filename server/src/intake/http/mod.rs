@@ -4,8 +4,10 @@
 mod api;
 mod api_migrations;
 mod api_settings;
-mod console;
+#[macro_use]
 mod strict;
+mod choice;
+mod console;
 
 use poem::endpoint::make_sync;
 use poem::middleware::{CatchPanic, CookieJarManager, SetHeader};

@@ -14,10 +14,11 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::{Layout, Staff, display_time, internal_error, redirect_with_flash};
+use crate::domain::{self as domain, EmailAddress, MigrationRequest, ServerInput};
 use crate::domain::{ErrorCode, FolderProgress, Migration, MigrationStatus, Pace, Pass};
 use crate::intake::http::error_page;
 use crate::render::FieldErrors;
-use crate::service::{MigrationDetail, MigrationRequest, ServerInput, ServiceError};
+use crate::service::{MigrationDetail, ServiceError};
 use crate::store::MigrationFilter;
 
 const PER_PAGE: u64 = 50;
@@ -71,14 +72,21 @@ pub struct NewForm {
     csrf: String,
 }
 
-/// The window typed as a date and a time, as the service reads it (`YYYY-MM-DDTHH:MM`).
+/// A field's text, when something was typed in it.
+fn given(text: &str) -> Option<&str> {
+    Some(text).filter(|t| !t.trim().is_empty())
+}
+
+/// The window typed as a date and a time, as one text (`YYYY-MM-DDTHH:MM`).
 fn local_window(date: &str, time: &str) -> Option<String> {
     let time = if time.is_empty() { "00:00" } else { time };
     (!date.is_empty()).then(|| format!("{date}T{time}"))
 }
 
 impl NewForm {
+    /// `security_field` names the security field in errors.
     fn side(
+        security_field: &'static str,
         host: &str,
         port: &str,
         security: &str,
@@ -89,7 +97,9 @@ impl NewForm {
         ServerInput {
             host: host.trim().to_owned(),
             port: port.trim().parse().ok(),
-            security: Some(security.to_owned()).filter(|s| !s.is_empty()),
+            security: Some(security)
+                .filter(|s| !s.is_empty())
+                .map(|s| domain::choice(security_field, s)),
             username: user.trim().to_owned(),
             password: Some(SecretString::from(pw.to_owned())),
             authuser: Some(authuser.trim().to_owned()).filter(|s| !s.is_empty()),
@@ -100,6 +110,7 @@ impl NewForm {
         let window_start = local_window(&self.window_date, &self.window_time);
         MigrationRequest {
             source: Self::side(
+                "source.security",
                 &self.source_host,
                 &self.source_port,
                 &self.source_security,
@@ -108,6 +119,7 @@ impl NewForm {
                 &self.source_authuser,
             ),
             destination: Self::side(
+                "destination.security",
                 &self.dest_host,
                 &self.dest_port,
                 &self.dest_security,
@@ -115,11 +127,11 @@ impl NewForm {
                 &self.dest_password,
                 "",
             ),
-            mode: Some(self.mode.clone()).filter(|m| !m.is_empty()),
-            duplicates: Some(self.duplicates.clone()).filter(|d| !d.is_empty()),
+            mode: given(&self.mode).map(|m| domain::choice("mode", m)),
+            duplicates: given(&self.duplicates).map(|d| domain::choice("duplicates", d)),
             delete_source: self.delete_source.is_some(),
             count_first: self.count_first.is_some(),
-            import_since: Some(self.import_since.clone()).filter(|s| !s.is_empty()),
+            import_since: given(&self.import_since).map(|d| domain::day("import_since", d)),
             selected_folders: self
                 .selected_folders
                 .split([',', '\n'])
@@ -132,14 +144,17 @@ impl NewForm {
                 .lines()
                 .map(str::trim)
                 .filter(|l| !l.is_empty())
-                .map(str::to_owned)
+                .map(|m| domain::folder_map("folder_map", m))
                 .collect(),
             sync_deletions: self.sync_deletions.is_some(),
             two_pass: Some(self.two_pass.is_some()),
             mx_domain: Some(self.mx_domain.clone()).filter(|d| !d.trim().is_empty()),
-            window_start,
-            time_zone: Some(self.time_zone.clone()),
-            requester_email: self.requester_email.clone(),
+            window_start: window_start.map(|w| domain::local_time("window.start", &w)),
+            time_zone: given(&self.time_zone).map(|tz| domain::time_zone("window.time_zone", tz)),
+            requester_email: Some(EmailAddress::parse(
+                "requester_email",
+                &self.requester_email,
+            )),
             ..Default::default()
         }
     }
@@ -323,6 +338,7 @@ pub async fn test_connection(staff: Staff, Form(form): Form<TestForm>) -> Respon
         return resp;
     }
     let input = NewForm::side(
+        "security",
         &form.host,
         &form.port,
         &form.security,
@@ -729,8 +745,8 @@ pub async fn action(
                 &actor,
                 id,
                 form.start_now.is_some(),
-                start.as_deref(),
-                Some(form.time_zone.as_str()).filter(|t| !t.is_empty()),
+                start.map(|w| domain::local_time("window.start", &w)),
+                given(&form.time_zone).map(|tz| domain::time_zone("window.time_zone", tz)),
             )
             .await
             .map(|_| "Moved to the new window; the requester and staff get it by email.")
