@@ -2,6 +2,7 @@
 //! built and started; everything stopped together on shutdown.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -10,6 +11,7 @@ use secrecy::SecretString;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::{SharedClock, SystemClock};
 use crate::config::Settings;
 use crate::crypto::Cipher;
 use crate::domain::EmailAddress;
@@ -29,6 +31,11 @@ const SESSION_SWEEP: Duration = Duration::from_secs(3600);
 /// Opens the data directory and the database, and builds the services. Every command
 /// that touches Ferry's data starts here.
 pub async fn open(settings: Settings) -> anyhow::Result<Services> {
+    open_with_clock(settings, Arc::new(SystemClock)).await
+}
+
+/// [`open`] with the clock the services read (a test's clock that it moves forward).
+pub async fn open_with_clock(settings: Settings, clock: SharedClock) -> anyhow::Result<Services> {
     std::fs::create_dir_all(&settings.data_dir).with_context(|| {
         format!(
             "Failed to create the data directory {}",
@@ -43,13 +50,14 @@ pub async fn open(settings: Settings) -> anyhow::Result<Services> {
     let cipher = Cipher::load_or_create(&settings.data_dir.join(KEY_FILE))?;
     let store = Store::connect(&settings.database_url()).await?;
     let mailer = SmtpMailer::from_settings(&settings.smtp, &settings.timeouts)?;
-    let dispatcher = Dispatcher::new(store.clone(), mailer, &settings.smtp);
+    let dispatcher = Dispatcher::new(store.clone(), mailer, &settings.smtp, clock.clone());
     let services = Services::new(
         store,
         Renderer::new()?,
         dispatcher,
         cipher,
         LiveSettings::new(settings),
+        clock,
     );
     services.reload_settings().await?;
     Ok(services)
@@ -123,7 +131,15 @@ impl Running {
 }
 
 /// Starts everything `ferry serve` runs and returns once the port is bound.
-pub async fn start(mut settings: Settings) -> anyhow::Result<Running> {
+pub async fn start(settings: Settings) -> anyhow::Result<Running> {
+    start_with_clock(settings, Arc::new(SystemClock)).await
+}
+
+/// [`start`] with the clock the services read.
+pub async fn start_with_clock(
+    mut settings: Settings,
+    clock: SharedClock,
+) -> anyhow::Result<Running> {
     let bind = settings.bind;
     let acceptor = TcpListener::bind(bind)
         .into_acceptor()
@@ -136,7 +152,7 @@ pub async fn start(mut settings: Settings) -> anyhow::Result<Running> {
         .context("The listener has no socket address")?;
     // With port 0 the real port is known only now; links in emails need it.
     settings.bind = addr;
-    let services = open(settings).await?;
+    let services = open_with_clock(settings, clock).await?;
     let first_admin = services.ensure_first_admin().await?;
     let shutdown = CancellationToken::new();
 
@@ -168,7 +184,7 @@ async fn sweep_sessions(services: Services, shutdown: CancellationToken) {
     loop {
         match services
             .store()
-            .delete_expired_sessions(chrono::Utc::now())
+            .delete_expired_sessions(services.now())
             .await
         {
             Ok(n) if n > 0 => tracing::info!(n_sessions = n, "Expired sessions deleted"),
@@ -177,7 +193,7 @@ async fn sweep_sessions(services: Services, shutdown: CancellationToken) {
         }
         // Failed sign-ins whose window has passed count for nothing any more.
         let window = services.settings().console.login_window_seconds;
-        let before = chrono::Utc::now()
+        let before = services.now()
             - chrono::Duration::seconds(i64::try_from(window).unwrap_or(i64::MAX / 1000));
         if let Err(err) = services.store().prune_login_failures(before).await {
             tracing::warn!(error = %err, "Failed to forget old failed sign-ins");

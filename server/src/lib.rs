@@ -15,6 +15,7 @@
 //! - `render`: templates turned into pages and emails;
 //! - `domain`: the vocabulary all of them share, with no IO and no clock;
 //! - `crypto`: secrets at rest, hashes and tokens;
+//! - `clock`: the time, read through one value that tests can move forward;
 //! - `logging`, `metrics`: what the process tells its operator;
 //! - `seed`: demo data for a first look.
 
@@ -31,6 +32,7 @@ pub mod notify;
 pub mod render;
 pub mod domain;
 pub mod crypto;
+pub mod clock;
 pub mod logging;
 pub mod metrics;
 pub mod seed;

@@ -689,10 +689,17 @@ async fn a_worker_whose_lease_is_taken_over_stops_and_the_pass_resumes_once() {
         life.ferry.data_dir.path().join("ferry.db").display()
     );
     let store = ferry::store::Store::connect(&db).await.unwrap();
-    let m = store.get_migration(id).await.unwrap().unwrap();
+    let m = store
+        .get_migration(ferry::domain::MigrationId(id))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(m.status, ferry::domain::MigrationStatus::Processing);
     let holder = m.lease_owner.expect("a running pass holds its lease");
-    store.release_lease(id, &holder).await.unwrap();
+    store
+        .release_lease(ferry::domain::MigrationId(id), &holder)
+        .await
+        .unwrap();
     let now = Utc::now();
     let thief = store
         .claim_due_migration(
@@ -704,7 +711,7 @@ async fn a_worker_whose_lease_is_taken_over_stops_and_the_pass_resumes_once() {
         .await
         .unwrap()
         .expect("the pass is due to whoever holds no lease");
-    assert_eq!(thief.id, id);
+    assert_eq!(thief.id.0, id);
 
     // Ferry's worker stops at its next heartbeat or checkpoint, and appends nothing
     // more: the destination stays as it is while the other worker holds it.
@@ -731,7 +738,10 @@ async fn a_worker_whose_lease_is_taken_over_stops_and_the_pass_resumes_once() {
     assert!(stopped_at < 1500, "taken over mid-pass: {stopped_at}");
 
     // The other worker goes away without a word: Ferry takes the same pass up again.
-    store.release_lease(id, "another-worker:0").await.unwrap();
+    store
+        .release_lease(ferry::domain::MigrationId(id), "another-worker:0")
+        .await
+        .unwrap();
     let m = life
         .wait_status(id, "completed", Duration::from_secs(120))
         .await;

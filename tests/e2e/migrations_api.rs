@@ -197,7 +197,12 @@ async fn a_request_is_checked_field_by_field_stored_encrypted_and_can_be_cancell
     let id = created["id"].as_i64().unwrap();
 
     // Encrypted at rest: the stored value is not the password, and decrypts to it.
-    let (source_secret, dest_secret) = app.services.store().migration_secrets(id).await.unwrap();
+    let (source_secret, dest_secret) = app
+        .services
+        .store()
+        .migration_secrets(ferry::domain::MigrationId(id))
+        .await
+        .unwrap();
     let (source_secret, dest_secret) = (source_secret.unwrap(), dest_secret.unwrap());
     assert!(!source_secret.contains(SRC_PW) && !dest_secret.contains(DST_PW));
     // With the key in the data directory, as an operator restoring a backup would.
@@ -478,7 +483,7 @@ async fn a_scheduled_migration_moves_to_another_window_and_the_requester_is_told
             let row = app
                 .services
                 .store()
-                .get_migration(id)
+                .get_migration(ferry::domain::MigrationId(id))
                 .await
                 .unwrap()
                 .unwrap();
@@ -502,4 +507,63 @@ async fn a_scheduled_migration_moves_to_another_window_and_the_requester_is_told
         "{body}"
     );
     app.stop().await;
+}
+
+#[tokio::test]
+async fn stored_passwords_are_kept_for_their_retention_days_and_erased_after() {
+    let app = TestApp::spawn().await;
+    let (src, dst) = imap::seeded_pair(("jane@old.example", SRC_PW), ("jane@new.example", DST_PW))
+        .await
+        .unwrap();
+    let t = token(&app, &[Scope::MigrationsWrite, Scope::MigrationsRead]).await;
+    let request = json!({
+        "source": server(&src, SRC_PW),
+        "destination": {"host": "127.0.0.1", "port": dst.port, "security": "none", "username": "jane@new.example", "password": DST_PW},
+        "window": {"start": earliest(&app, chrono_tz::UTC), "time_zone": "UTC"},
+        "requester_email": "jane@new.example",
+    });
+    let (status, created) = call(&app, "POST", "/migrations", &t, Some(request)).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_i64().unwrap();
+    let path = format!("/migrations/{id}");
+    // Its credentials checked, it waits for its window; it is stopped there.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while call(&app, "GET", &path, &t, None).await.1["status"] != "scheduled" {
+        assert!(std::time::Instant::now() < deadline, "never scheduled");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (status, body) = call(&app, "POST", &format!("{path}:cancel"), &t, None).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("cancelled")),
+        "{body}"
+    );
+
+    let retention = app.services.settings().retention.credential_days;
+    assert_eq!(retention, 7, "the default this test counts on");
+    let secrets = || {
+        app.services
+            .store()
+            .migration_secrets(ferry::domain::MigrationId(id))
+    };
+    // Six days after the end: still there, for a retry.
+    app.clock.advance(chrono::Duration::days(6));
+    assert_eq!(app.services.purge_credentials().await.unwrap(), 0);
+    let (source, dest) = secrets().await.unwrap();
+    assert!(source.is_some() && dest.is_some());
+    let (_, m) = call(&app, "GET", &path, &t, None).await;
+    assert_eq!(m["credentials_purged_at"], Value::Null, "{m}");
+
+    // Past the retention: erased, and the migration says when.
+    app.clock.advance(chrono::Duration::days(2));
+    assert_eq!(app.services.purge_credentials().await.unwrap(), 1);
+    assert_eq!(secrets().await.unwrap(), (None, None));
+    let (_, m) = call(&app, "GET", &path, &t, None).await;
+    let purged_at: chrono::DateTime<Utc> = m["credentials_purged_at"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("a time: {m}"));
+    assert!(purged_at > Utc::now() + chrono::Duration::days(7), "{m}");
+    // Once only.
+    assert_eq!(app.services.purge_credentials().await.unwrap(), 0);
 }

@@ -208,7 +208,7 @@ async fn the_outbox_hands_each_attempt_to_one_claimant(store: &Store) {
         store.claim_due_outbox(now, lease, 10)
     );
     let (a, b) = (a.unwrap(), b.unwrap());
-    let mut ids: Vec<i64> = a.iter().chain(&b).map(|m| m.id).collect();
+    let mut ids: Vec<ferry::domain::OutboxId> = a.iter().chain(&b).map(|m| m.id).collect();
     ids.sort();
     ids.dedup();
     assert_eq!(a.len() + b.len(), 3, "each message claimed exactly once");
@@ -376,7 +376,7 @@ async fn due_migrations_are_leased_to_one_worker_each_within_capacity(store: &St
         got
     };
     let (a, b, c, d) = tokio::join!(claimer("a"), claimer("b"), claimer("c"), claimer("d"));
-    let mut all: Vec<i64> = [a, b, c, d].concat();
+    let mut all: Vec<ferry::domain::MigrationId> = [a, b, c, d].concat();
     all.sort();
     let claimed = all.len();
     all.dedup();

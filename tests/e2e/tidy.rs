@@ -239,6 +239,21 @@ fn domain_and_planner_read_no_clock() {
 }
 
 #[test]
+fn the_wall_clock_is_read_only_through_the_clock() {
+    for (file, text) in server_sources() {
+        if file == "clock.rs" {
+            continue;
+        }
+        for clock in ["Utc::now", "Local::now", "SystemTime::now"] {
+            assert!(
+                !code_lines(&text).any(|l| l.contains(clock)),
+                "server/src/{file} reads the wall clock ({clock}): ask the `Clock` (`services.now()`)"
+            );
+        }
+    }
+}
+
+#[test]
 fn lib_rs_names_every_module_and_the_map_has_each() {
     let lib = std::fs::read_to_string(workspace_root().join("server/src/lib.rs")).unwrap();
     let doc: String = lib

@@ -3,8 +3,10 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Arc;
 
 use anyhow::Context;
+use ferry::clock::OffsetClock;
 use ferry::config::Settings;
 use secrecy::SecretString;
 
@@ -57,6 +59,8 @@ pub struct TestApp {
     pub data_dir: tempfile::TempDir,
     pub database_url: String,
     pub services: ferry::service::Services,
+    /// The time Ferry reads: a test moves it forward to see days pass.
+    pub clock: Arc<OffsetClock>,
     running: Option<ferry::app::Running>,
     _pg: Option<PgDatabase>,
 }
@@ -92,16 +96,19 @@ impl TestApp {
         if let Some(tweak) = options.tweak {
             tweak(&mut settings);
         }
-        Self::start(settings, data_dir, pg).await
+        Self::start(settings, data_dir, pg, Arc::default()).await
     }
 
     async fn start(
         settings: Settings,
         data_dir: tempfile::TempDir,
         pg: Option<PgDatabase>,
+        clock: Arc<OffsetClock>,
     ) -> Self {
         let database_url = settings.database_url();
-        let running = ferry::app::start(settings).await.expect("Ferry starts");
+        let running = ferry::app::start_with_clock(settings, clock.clone())
+            .await
+            .expect("Ferry starts");
         let base = format!("http://{}", running.addr);
         let services = running.services.clone();
         Self {
@@ -110,6 +117,7 @@ impl TestApp {
             data_dir,
             database_url,
             services,
+            clock,
             running: Some(running),
             _pg: pg,
         }
@@ -127,6 +135,7 @@ impl TestApp {
             settings,
             tempfile::tempdir().expect("a temporary directory"),
             None,
+            self.clock.clone(),
         )
         .await
     }

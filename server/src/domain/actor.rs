@@ -6,9 +6,9 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
     /// A staff member signed in to the console (their account id and email).
-    User { id: i64, email: String },
+    User { id: super::UserId, email: String },
     /// An API token, by its name.
-    Token { id: i64, name: String },
+    Token { id: super::TokenId, name: String },
     /// An administrator at a shell running a `ferry` command.
     Cli,
     /// Ferry itself: the scheduler, the dispatcher, start-up.

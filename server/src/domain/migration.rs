@@ -8,7 +8,7 @@ use std::str::FromStr;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{DuplicatePolicy, FolderMap, FolderStrategy, Mode, Security};
+use super::{DuplicatePolicy, FolderMap, FolderStrategy, MigrationId, Mode, PassId, Security};
 
 /// Where a migration is in its life (the API's words).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -189,7 +189,7 @@ pub struct ServerAccount {
 /// A migration as stored.
 #[derive(Debug, Clone)]
 pub struct Migration {
-    pub id: i64,
+    pub id: MigrationId,
     pub status: MigrationStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -229,8 +229,8 @@ impl Migration {
 /// One pass of a migration and its report.
 #[derive(Debug, Clone)]
 pub struct Pass {
-    pub id: i64,
-    pub migration_id: i64,
+    pub id: PassId,
+    pub migration_id: MigrationId,
     pub number: u32,
     pub kind: String,
     /// running, succeeded, failed, cancelled.

@@ -4,6 +4,7 @@
 mod actor;
 mod email;
 mod error_code;
+mod ids;
 mod mail;
 mod message_key;
 mod migration;
@@ -18,6 +19,7 @@ mod window;
 pub use actor::Actor;
 pub use email::{EmailAddress, mask};
 pub use error_code::ErrorCode;
+pub use ids::{MigrationId, OutboxId, PassId, TokenId, UserId};
 pub use mail::{
     CopyRecord, DuplicatePolicy, FolderMap, FolderStrategy, ImapEndpoint, Mode, Security,
     SpecialUse,

@@ -3,12 +3,12 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{EmailAddress, Role, Scopes};
+use super::{EmailAddress, OutboxId, Role, Scopes, TokenId, UserId};
 
 /// A staff account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
-    pub id: i64,
+    pub id: UserId,
     pub email: EmailAddress,
     pub name: String,
     pub role: Role,
@@ -28,7 +28,7 @@ pub struct Session {
 /// An API token; the secret itself is never stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiToken {
-    pub id: i64,
+    pub id: TokenId,
     pub name: String,
     /// The first characters of the token, to tell tokens apart in a list.
     pub prefix: String,
@@ -132,7 +132,7 @@ pub struct NewEmail {
 /// A notification in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxMessage {
-    pub id: i64,
+    pub id: OutboxId,
     pub created_at: DateTime<Utc>,
     pub template: String,
     pub to: Vec<String>,

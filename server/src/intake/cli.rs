@@ -12,6 +12,7 @@ use chrono::NaiveDate;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use secrecy::SecretString;
 
+use crate::clock::SystemClock;
 use crate::connectors::imap::ConnectError;
 use crate::connectors::net::Reach;
 use crate::domain::{DuplicatePolicy, FolderStrategy, ImapEndpoint, Mode, Security};
@@ -211,6 +212,7 @@ pub fn job_from_args(args: &MigrateArgs) -> anyhow::Result<MailJob> {
         connections: args.connections,
         pass: 0,
         sync_deletions: args.sync_deletions,
+        clock: std::sync::Arc::new(SystemClock),
     })
 }
 

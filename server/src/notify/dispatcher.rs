@@ -3,8 +3,8 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use crate::clock::SharedClock;
 use anyhow::Context;
-use chrono::Utc;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
@@ -95,11 +95,18 @@ pub struct Dispatcher {
     wake: Arc<Notify>,
     poll: Duration,
     max_attempts: u32,
+    clock: SharedClock,
 }
 
 impl Dispatcher {
-    pub fn new(store: Store, mailer: Option<SmtpMailer>, settings: &SmtpSettings) -> Self {
+    pub fn new(
+        store: Store,
+        mailer: Option<SmtpMailer>,
+        settings: &SmtpSettings,
+        clock: SharedClock,
+    ) -> Self {
         Self {
+            clock,
             store,
             mailer: Arc::new(RwLock::new(mailer)),
             wake: Arc::new(Notify::new()),
@@ -158,15 +165,17 @@ impl Dispatcher {
 
     /// One round: claim due messages and try each once. Returns how many were claimed.
     pub async fn deliver_due(&self, mailer: &SmtpMailer) -> anyhow::Result<usize> {
-        let now = Utc::now();
+        let now = self.clock.now();
         let lease = chrono::Duration::from_std(LEASE)?;
         let claimed = self.store.claim_due_outbox(now, now + lease, BATCH).await?;
         let n = claimed.len();
         for message in claimed {
             match mailer.send(&message).await {
                 Ok(()) => {
-                    self.store.mark_outbox_sent(message.id, Utc::now()).await?;
-                    tracing::info!(outbox_id = message.id, template = %message.template, "Notification sent");
+                    self.store
+                        .mark_outbox_sent(message.id, self.clock.now())
+                        .await?;
+                    tracing::info!(outbox_id = %message.id, template = %message.template, "Notification sent");
                 }
                 Err(err) => {
                     let reason = format!("{err:#}");
@@ -175,9 +184,9 @@ impl Dispatcher {
                         let backoff = BASE_BACKOFF
                             .saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1)))
                             .min(MAX_BACKOFF);
-                        Utc::now() + chrono::Duration::from_std(backoff).unwrap_or_default()
+                        self.clock.now() + chrono::Duration::from_std(backoff).unwrap_or_default()
                     });
-                    tracing::warn!(outbox_id = message.id, attempts, error = %reason, "Notification not delivered");
+                    tracing::warn!(outbox_id = %message.id, attempts, error = %reason, "Notification not delivered");
                     self.store
                         .mark_outbox_attempt_failed(message.id, &reason, retry_at)
                         .await?;

@@ -2,6 +2,7 @@
 //! template that names a field its struct does not have fails to render (in the tests,
 //! which render every email from its `example()`), never sends an empty gap.
 
+use crate::domain::MigrationId;
 use serde::Serialize;
 
 /// An email's context, and which templates (`email/NAME.txt` and `email/NAME.html`)
@@ -42,7 +43,7 @@ impl Email for TestEmail {
 /// What every migration email may say about its migration (never a password).
 #[derive(Debug, Clone, Serialize)]
 pub struct MigrationFacts {
-    pub id: i64,
+    pub id: MigrationId,
     pub status: String,
     /// "user on host".
     pub source: String,
@@ -162,7 +163,7 @@ pub mod examples {
 
     pub fn facts() -> MigrationFacts {
         MigrationFacts {
-            id: 7,
+            id: MigrationId(7),
             status: "scheduled".into(),
             source: "ana@old.example on imap.old.example".into(),
             destination: "ana@new.example on imap.provider.example".into(),

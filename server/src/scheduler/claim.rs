@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -33,7 +32,7 @@ pub(super) async fn claim_loop(services: Services, owner: Arc<str>, shutdown: Ca
     loop {
         running.retain(|task| !task.is_finished());
         loop {
-            let now = Utc::now();
+            let now = services.now();
             let max = u64::from(services.settings().capacity.max_concurrent);
             let pass_allowed = match services.store().count_running_passes(now).await {
                 Ok(n) => n < max,
@@ -55,7 +54,7 @@ pub(super) async fn claim_loop(services: Services, owner: Arc<str>, shutdown: Ca
                     // known) pass; the engine adds the folder.
                     let span = tracing::info_span!(
                         "work",
-                        migration = m.id,
+                        migration = %m.id,
                         work = %m.next_work.map_or_else(String::new, |w| w.to_string()),
                         pass = tracing::field::Empty,
                     );
@@ -103,7 +102,7 @@ async fn run_one(
             (services.clone(), owner.clone(), stop.clone(), pulse.clone());
         // The claim's own lease ends here at the latest (it began a moment before).
         let mut held_until =
-            Utc::now() + chrono::Duration::seconds(i64::try_from(lease_seconds).unwrap_or(60));
+            services.now() + chrono::Duration::seconds(i64::try_from(lease_seconds).unwrap_or(60));
         tokio::spawn(
             async move {
             loop {
@@ -116,13 +115,13 @@ async fn run_one(
                     // the lease run out so the work is taken up again, fenced from
                     // whatever this stuck step might still write.
                     tracing::error!(
-                        migration = id,
+                        migration = %id,
                         "No sign of life from the work for longer than its deadlines; no longer renewing its lease"
                     );
                     stop.cancel();
                     return;
                 }
-                let until = Utc::now()
+                let until = services.now()
                     + chrono::Duration::seconds(
                         i64::try_from(services.settings().workers.lease_seconds).unwrap_or(60),
                     );
@@ -144,26 +143,26 @@ async fn run_one(
                         if let Ok(Some(m)) = services.store().get_migration(id).await
                             && m.lease_owner.is_some()
                         {
-                            tracing::warn!(migration = id, "Lease taken over; stopping");
+                            tracing::warn!(migration = %id, "Lease taken over; stopping");
                         }
                         stop.cancel();
                         return;
                     }
-                    Err(err) if Utc::now() >= held_until => {
+                    Err(err) if services.now() >= held_until => {
                         // Not renewed in time: another worker may claim it any moment.
-                        tracing::warn!(migration = id, error = %err, "Lease ran out unrenewed; stopping");
+                        tracing::warn!(migration = %id, error = %err, "Lease ran out unrenewed; stopping");
                         stop.cancel();
                         return;
                     }
                     Err(err) => {
-                        tracing::warn!(migration = id, error = %err, "Failed to renew a lease")
+                        tracing::warn!(migration = %id, error = %err, "Failed to renew a lease")
                     }
                 }
                 if let Ok(Ok(Some(now))) =
                     tokio::time::timeout(every, services.store().get_migration(id)).await
                     && now.status == MigrationStatus::Cancelled
                 {
-                    tracing::info!(migration = id, "Cancelled; stopping at once");
+                    tracing::info!(migration = %id, "Cancelled; stopping at once");
                     stop.cancel();
                     return;
                 }
@@ -178,16 +177,16 @@ async fn run_one(
     stop.cancel();
     heartbeat.await.ok();
     match outcome {
-        Ok(outcome) => tracing::info!(migration = id, ?outcome, "Work ended"),
+        Ok(outcome) => tracing::info!(migration = %id, ?outcome, "Work ended"),
         Err(err) => {
             // An error of Ferry's own (a database conflict, a damaged checkpoint): the
             // work has stopped, so its lease is cut to a short backoff and the work is
             // tried again then, not a whole lease later (nor at once, in a loop).
-            tracing::error!(migration = id, error = %format!("{err:#}"), retry_in_s = RETRY_AFTER_ERROR.as_secs(), "Work failed; it will be tried again");
-            let until = Utc::now()
+            tracing::error!(migration = %id, error = %format!("{err:#}"), retry_in_s = RETRY_AFTER_ERROR.as_secs(), "Work failed; it will be tried again");
+            let until = services.now()
                 + chrono::Duration::from_std(RETRY_AFTER_ERROR).unwrap_or(chrono::Duration::zero());
             if let Err(err) = services.store().renew_lease(id, &owner, until).await {
-                tracing::warn!(migration = id, error = %err, "Failed to shorten the lease");
+                tracing::warn!(migration = %id, error = %err, "Failed to shorten the lease");
             }
         }
     }

@@ -4,7 +4,6 @@
 
 use serde_json::json;
 
-use super::progress::DbCheckpoints;
 use super::runner::{Runner, WorkOutcome};
 use crate::connectors::net::Pulse;
 use crate::domain::{ErrorCode, Migration, Work};
@@ -32,11 +31,7 @@ impl Runner {
                 )
                 .await;
         };
-        let checkpoints = DbCheckpoints {
-            store: self.store().clone(),
-            migration_id: m.id,
-            holder: holder.to_owned(),
-        };
+        let checkpoints = self.checkpoints(&m, holder);
         let reach = self.reach().with_pulse(pulse);
         let Removed {
             removed,
@@ -66,7 +61,7 @@ impl Runner {
         )
         .await?;
         tracing::info!(
-            migration = m.id,
+            migration = %m.id,
             from_pass,
             removed,
             "Migrated messages removed"

@@ -28,7 +28,7 @@ impl Runner {
         stop: CancellationToken,
         pulse: &Pulse,
     ) -> anyhow::Result<WorkOutcome> {
-        let now = Utc::now();
+        let now = self.now();
         let Some((source, dest)) = self.endpoints(&m).await? else {
             return self
                 .fail(&m, m.status, Work::Pass(kind), ErrorCode::CredentialsPurged,
@@ -39,7 +39,7 @@ impl Runner {
         let pass = match self.store().open_pass(m.id).await? {
             Some(open) if open.kind == kind.as_str() && m.status == MigrationStatus::Processing => {
                 tracing::info!(
-                    migration = m.id,
+                    migration = %m.id,
                     pass = open.number,
                     "Resuming an interrupted pass"
                 );
@@ -92,12 +92,9 @@ impl Runner {
             pass: pass.number,
             sync_deletions: m.options.sync_deletions,
             reach: self.reach().with_pulse(pulse),
+            clock: self.clock().clone(),
         };
-        let checkpoints = DbCheckpoints {
-            store: self.store().clone(),
-            migration_id: m.id,
-            holder: holder.to_owned(),
-        };
+        let checkpoints = self.checkpoints(&m, holder);
         // A resumed pass counts on from what its earlier runs did.
         let base = checkpoints
             .load()
@@ -109,7 +106,7 @@ impl Runner {
                 (folder, counts)
             })
             .collect();
-        let progress = DbProgress::new(self.store().clone(), m.id, base);
+        let progress = DbProgress::new(self.store().clone(), m.id, self.clock().clone(), base);
         let flusher = tokio::spawn(Arc::clone(&progress).run_flusher());
         let result = tokio::select! {
             () = stop.cancelled() => None,
@@ -117,7 +114,7 @@ impl Runner {
         };
         progress.finish();
         flusher.await.ok();
-        let now = Utc::now();
+        let now = self.now();
         let Some(result) = result else {
             // Cancelled (the action already moved the status) or the lease was lost
             // (another worker goes on from the checkpoints).
@@ -212,7 +209,7 @@ impl Runner {
         mut report: Report,
     ) -> anyhow::Result<Report> {
         let state = checkpoints.load().await?;
-        let now = Utc::now();
+        let now = self.now();
         for folder in &mut report.folders {
             let Some(fs) = state.folders.get(&folder.source) else {
                 continue;
@@ -341,7 +338,7 @@ impl Runner {
         tx.commit().await?;
         self.dispatcher().wake();
         self.services().wake_workers();
-        tracing::info!(migration = m.id, pass = pass.number, copied = report.totals.copied, failed = report.totals.failed, next = %status, "Pass finished");
+        tracing::info!(migration = %m.id, pass = pass.number, copied = report.totals.copied, failed = report.totals.failed, next = %status, "Pass finished");
         Ok(WorkOutcome::Done)
     }
 }

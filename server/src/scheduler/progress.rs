@@ -3,11 +3,12 @@
 //! counted in memory and written once a second, so the console and the API follow a
 //! pass without slowing it.
 
+use crate::clock::SharedClock;
+use crate::domain::MigrationId;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
 use tokio::sync::Notify;
 
 use crate::planner::folders::FolderPlan;
@@ -25,16 +26,17 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// while `holder` holds the migration's lease.
 pub struct DbCheckpoints {
     pub store: Store,
-    pub migration_id: i64,
+    pub migration_id: MigrationId,
     /// The lease token of the claim the work runs under.
     pub holder: String,
+    pub clock: SharedClock,
 }
 
 /// Another worker holds the migration now: this one stops before it writes or copies
 /// anything more.
 #[derive(Debug, thiserror::Error)]
 #[error("the lease on migration {0} ran out and another worker may hold it")]
-pub struct LeaseLost(pub i64);
+pub struct LeaseLost(pub MigrationId);
 
 impl LeaseLost {
     /// Whether `err` is (or was caused by) a lost lease.
@@ -79,7 +81,7 @@ impl CheckpointStore for DbCheckpoints {
                 &json,
                 (changes.replace, &changes.entries),
                 &self.holder,
-                Utc::now(),
+                self.clock.now(),
             )
             .await?;
         anyhow::ensure!(held, LeaseLost(self.migration_id));
@@ -99,7 +101,8 @@ struct Counts {
 /// Progress counted in memory and written by [`DbProgress::run_flusher`].
 pub struct DbProgress {
     store: Store,
-    migration_id: i64,
+    migration_id: MigrationId,
+    clock: SharedClock,
     counts: Mutex<Counts>,
     stop: Notify,
 }
@@ -107,10 +110,16 @@ pub struct DbProgress {
 impl DbProgress {
     /// `base`: by source folder (the server's name), what earlier runs of this pass
     /// copied and skipped, so that a resumed pass's bars go on from there.
-    pub fn new(store: Store, migration_id: i64, base: HashMap<String, (u64, u64)>) -> Arc<Self> {
+    pub fn new(
+        store: Store,
+        migration_id: MigrationId,
+        clock: SharedClock,
+        base: HashMap<String, (u64, u64)>,
+    ) -> Arc<Self> {
         let progress = Arc::new(Self {
             store,
             migration_id,
+            clock,
             counts: Mutex::new(Counts::default()),
             stop: Notify::new(),
         });
@@ -130,7 +139,7 @@ impl DbProgress {
                 () = tokio::time::sleep(FLUSH_EVERY) => false,
             };
             if let Err(err) = self.flush().await {
-                tracing::warn!(migration = self.migration_id, error = %err, "Failed to write progress");
+                tracing::warn!(migration = %self.migration_id, error = %err, "Failed to write progress");
             }
             if stopped {
                 return;
@@ -153,7 +162,7 @@ impl DbProgress {
                 .collect();
             (counts.plan.take(), changed)
         };
-        let now = Utc::now();
+        let now = self.clock.now();
         if let Some(plan) = plan {
             self.store
                 .plan_folders(self.migration_id, &plan, now)

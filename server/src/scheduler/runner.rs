@@ -9,11 +9,12 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::progress::LeaseLost;
+use super::progress::{DbCheckpoints, LeaseLost};
+use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::connectors::imap::ConnectError;
 use crate::connectors::net::{Pulse, Reach};
@@ -77,6 +78,24 @@ impl Runner {
         self.services.settings()
     }
 
+    pub(super) fn now(&self) -> DateTime<Utc> {
+        self.services.now()
+    }
+
+    pub(super) fn clock(&self) -> &SharedClock {
+        self.services.clock()
+    }
+
+    /// The migration's checkpoints, written only while `holder` holds its lease.
+    pub(super) fn checkpoints(&self, m: &Migration, holder: &str) -> DbCheckpoints {
+        DbCheckpoints {
+            store: self.store().clone(),
+            migration_id: m.id,
+            holder: holder.to_owned(),
+            clock: self.clock().clone(),
+        }
+    }
+
     pub(super) fn reach(&self) -> Reach {
         self.services.reach()
     }
@@ -105,11 +124,11 @@ impl Runner {
             return Ok(WorkOutcome::Done);
         };
         let id = m.id;
-        tracing::info!(migration = id, %work, status = %m.status, "Starting work");
+        tracing::info!(migration = %id, %work, status = %m.status, "Starting work");
         if !work_fits(work, m.status) {
             // Work left behind by a status change (never expected): dropped, not
             // retried forever.
-            tracing::warn!(migration = id, %work, status = %m.status, "Work does not fit the status; dropped");
+            tracing::warn!(migration = %id, %work, status = %m.status, "Work does not fit the status; dropped");
             self.work_done(
                 &m,
                 "migration.work_dropped",
@@ -128,7 +147,7 @@ impl Runner {
         // Another worker holds the migration now and goes on from the checkpoints.
         let outcome = match outcome {
             Err(err) if LeaseLost::caused(&err) => {
-                tracing::warn!(migration = id, "Lease lost mid-work; stopping");
+                tracing::warn!(migration = %id, "Lease lost mid-work; stopping");
                 Ok(WorkOutcome::Stopped)
             }
             other => other,
@@ -139,7 +158,7 @@ impl Runner {
         if outcome.is_ok()
             && let Err(err) = self.store().release_lease(id, owner).await
         {
-            tracing::warn!(migration = id, error = %err, "Failed to release a lease; it runs out by itself");
+            tracing::warn!(migration = %id, error = %err, "Failed to release a lease; it runs out by itself");
         }
         outcome
     }
@@ -150,7 +169,7 @@ impl Runner {
         action: &'static str,
         detail: Value,
     ) -> anyhow::Result<()> {
-        let now = Utc::now();
+        let now = self.now();
         let tx = self.store().begin().await?;
         let step = Step {
             from: m.status,
@@ -189,7 +208,7 @@ impl Runner {
         stop: CancellationToken,
         pulse: &Pulse,
     ) -> anyhow::Result<WorkOutcome> {
-        let now = Utc::now();
+        let now = self.now();
         if m.status == MigrationStatus::Pending {
             let tx = self.store().begin().await?;
             let step = Step {
@@ -293,8 +312,8 @@ impl Runner {
         message: String,
         refused: Option<Refused>,
     ) -> anyhow::Result<WorkOutcome> {
-        let now = Utc::now();
-        tracing::warn!(migration = m.id, code = code.as_str(), error = %message, "Migration failed");
+        let now = self.now();
+        tracing::warn!(migration = %m.id, code = code.as_str(), error = %message, "Migration failed");
         // A retry validates first anyway; it resumes with what came after validation.
         let work = match work {
             Work::Validate => m.resume_work.unwrap_or(Work::Pass(PassKind::PreMx)),

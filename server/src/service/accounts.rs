@@ -2,14 +2,14 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::login_limit::{LoginPolicy, Verdict};
 use super::{ServiceError, ServiceResult, Services};
 use crate::crypto;
 use crate::domain::{
-    Actor, ApiToken, EmailAddress, FieldError, NewAuditEvent, Role, Scopes, Session, User,
+    Actor, ApiToken, EmailAddress, FieldError, NewAuditEvent, OutboxId, Role, Scopes, Session,
+    User, UserId,
 };
 use crate::render::emails::{AccountCreated, TestEmail};
 use crate::store::{NewUser, StoreError};
@@ -101,7 +101,7 @@ impl Services {
             return Err(ServiceError::Invalid(errors));
         };
         let password_hash = hash(new.password).await?;
-        let now = Utc::now();
+        let now = self.now();
         let created_by = match actor {
             Actor::User { email, .. } => email.clone(),
             _ => "An administrator".to_owned(),
@@ -151,7 +151,7 @@ impl Services {
         .await?;
         tx.commit().await?;
         self.dispatcher.wake();
-        tracing::info!(user_id = user.id, role = %user.role, "Staff account created");
+        tracing::info!(user_id = %user.id, role = %user.role, "Staff account created");
         Ok(user)
     }
 
@@ -209,7 +209,7 @@ impl Services {
     pub async fn set_user_disabled(
         &self,
         actor: &Actor,
-        user_id: i64,
+        user_id: UserId,
         disabled: bool,
         ip: Option<String>,
     ) -> ServiceResult<()> {
@@ -223,7 +223,7 @@ impl Services {
             .find_user(user_id)
             .await?
             .ok_or(ServiceError::NotFound("account"))?;
-        let now = Utc::now();
+        let now = self.now();
         let tx = self.store.begin().await?;
         tx.set_user_disabled(user_id, disabled).await?;
         tx.audit(
@@ -264,7 +264,7 @@ impl Services {
         }
         check_password("new", &new).map_err(|e| ServiceError::Invalid(vec![e]))?;
         let new_hash = hash(new).await?;
-        let now = Utc::now();
+        let now = self.now();
         let actor = Actor::User {
             id: user.id,
             email: user.email.to_string(),
@@ -301,7 +301,7 @@ impl Services {
             max_failures: console.login_max_failures,
             window: Duration::from_secs(console.login_window_seconds),
         };
-        let window_start = Utc::now()
+        let window_start = self.now()
             - chrono::Duration::from_std(policy.window).unwrap_or(chrono::Duration::zero());
         let counts = self
             .store
@@ -335,7 +335,7 @@ impl Services {
             Some(user) => user,
             None => {
                 self.store
-                    .record_login_failure(&keys, Utc::now(), window_start)
+                    .record_login_failure(&keys, self.now(), window_start)
                     .await
                     .map_err(anyhow::Error::from)?;
                 let tx = self.store.begin().await.map_err(anyhow::Error::from)?;
@@ -343,7 +343,7 @@ impl Services {
                     NewAuditEvent::new(&Actor::System, "auth.login_failed")
                         .detail(serde_json::json!({"email": normalized}))
                         .ip(ip),
-                    Utc::now(),
+                    self.now(),
                 )
                 .await
                 .map_err(anyhow::Error::from)?;
@@ -357,7 +357,7 @@ impl Services {
             .map_err(anyhow::Error::from)?;
         let cookie = crypto::random_token(TOKEN_BYTES)?;
         let csrf = crypto::random_token(TOKEN_BYTES)?;
-        let now = Utc::now();
+        let now = self.now();
         let expires = now + chrono::Duration::hours(self.settings().console.session_hours);
         let actor = Actor::User {
             id: user.id,
@@ -386,7 +386,7 @@ impl Services {
     pub async fn session(&self, cookie: &str) -> ServiceResult<Option<Session>> {
         Ok(self
             .store
-            .find_session(&crypto::token_digest(cookie), Utc::now())
+            .find_session(&crypto::token_digest(cookie), self.now())
             .await?)
     }
 
@@ -403,7 +403,7 @@ impl Services {
             NewAuditEvent::new(&actor, "auth.logout")
                 .subject("user", user.id)
                 .ip(ip),
-            Utc::now(),
+            self.now(),
         )
         .await?;
         tx.commit().await?;
@@ -433,7 +433,7 @@ impl Services {
         }
         let secret = format!("{API_TOKEN_PREFIX}{}", crypto::random_token(TOKEN_BYTES)?);
         let prefix: String = secret.chars().take(API_TOKEN_PREFIX.len() + 6).collect();
-        let now = Utc::now();
+        let now = self.now();
         let tx = self.store.begin().await?;
         let token = tx
             .insert_token(name, &crypto::token_digest(&secret), &prefix, &scopes, now)
@@ -457,7 +457,7 @@ impl Services {
         if token.revoked {
             return Ok(None);
         }
-        self.store.touch_token(token.id, Utc::now()).await?;
+        self.store.touch_token(token.id, self.now()).await?;
         Ok(Some(token))
     }
 
@@ -465,10 +465,10 @@ impl Services {
     pub async fn resend_notification(
         &self,
         actor: &Actor,
-        outbox_id: i64,
+        outbox_id: OutboxId,
         ip: Option<String>,
     ) -> ServiceResult<()> {
-        let now = Utc::now();
+        let now = self.now();
         let tx = self.store.begin().await?;
         tx.requeue_outbox(outbox_id, now).await?;
         tx.audit(
@@ -490,7 +490,7 @@ impl Services {
         to: &EmailAddress,
         ip: Option<String>,
     ) -> ServiceResult<()> {
-        let now = Utc::now();
+        let now = self.now();
         let email = self.renderer.email(
             vec![to.clone()],
             &TestEmail {

@@ -3,7 +3,7 @@
 //! change by compare-and-set with its audit event; the work itself is done by a
 //! worker, woken at once.
 
-use chrono::{NaiveDateTime, Utc};
+use chrono::NaiveDateTime;
 use chrono_tz::Tz;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
@@ -11,7 +11,8 @@ use serde_json::json;
 use super::lifecycle::{Step, audit_as};
 use super::{ServiceError, ServiceResult, Services};
 use crate::domain::{
-    self, Actor, DuplicatePolicy, ErrorCode, Migration, MigrationStatus, Parsed, PassKind, Work,
+    self, Actor, DuplicatePolicy, ErrorCode, Migration, MigrationId, MigrationStatus, Parsed,
+    PassKind, Work,
 };
 use crate::render::emails::MigrationNews;
 use crate::store::{StatusChange, StoreError};
@@ -39,7 +40,7 @@ impl Services {
         action: &'static str,
         detail: serde_json::Value,
     ) -> ServiceResult<Migration> {
-        let now = Utc::now();
+        let now = self.now();
         let tx = self.store.begin().await?;
         let step = Step {
             from: m.status,
@@ -69,8 +70,12 @@ impl Services {
     /// Starts a failed or cancelled migration again: credentials checked first, then
     /// the work it stopped at. Duplicates are skipped, so nothing already copied is
     /// copied twice.
-    pub async fn retry_migration(&self, actor: &Actor, id: i64) -> ServiceResult<Migration> {
-        let now = Utc::now();
+    pub async fn retry_migration(
+        &self,
+        actor: &Actor,
+        id: MigrationId,
+    ) -> ServiceResult<Migration> {
+        let now = self.now();
         let m = self.load_migration(id).await?;
         if !matches!(
             m.status,
@@ -117,8 +122,8 @@ impl Services {
 
     /// Runs another delta pass now: after the first pass, while waiting for the MX
     /// (the post-MX pass still follows) or after completion.
-    pub async fn sync_migration(&self, actor: &Actor, id: i64) -> ServiceResult<Migration> {
-        let now = Utc::now();
+    pub async fn sync_migration(&self, actor: &Actor, id: MigrationId) -> ServiceResult<Migration> {
+        let now = self.now();
         let m = self.load_migration(id).await?;
         let resume = match m.status {
             MigrationStatus::WaitingForMx => Some(Work::Pass(PassKind::PostMx)),
@@ -162,7 +167,11 @@ impl Services {
 
     /// The customer says the MX records point at the provider: the post-MX pass
     /// starts after the grace period without waiting for the DNS check.
-    pub async fn migration_mx_switched(&self, actor: &Actor, id: i64) -> ServiceResult<Migration> {
+    pub async fn migration_mx_switched(
+        &self,
+        actor: &Actor,
+        id: MigrationId,
+    ) -> ServiceResult<Migration> {
         let m = self.load_migration(id).await?;
         let syncing = m.status == MigrationStatus::Processing
             && m.resume_work == Some(Work::Pass(PassKind::PostMx));
@@ -194,12 +203,12 @@ impl Services {
     pub async fn reschedule_migration(
         &self,
         actor: &Actor,
-        id: i64,
+        id: MigrationId,
         may_override: bool,
         window_start: Option<Parsed<NaiveDateTime>>,
         time_zone: Option<Parsed<Tz>>,
     ) -> ServiceResult<Migration> {
-        let now = Utc::now();
+        let now = self.now();
         let m = self.load_migration(id).await?;
         if m.status != MigrationStatus::Scheduled {
             return Err(conflict(
@@ -266,10 +275,10 @@ impl Services {
     pub async fn delete_migrated(
         &self,
         actor: &Actor,
-        id: i64,
+        id: MigrationId,
         from_pass: Option<u32>,
     ) -> ServiceResult<Migration> {
-        let now = Utc::now();
+        let now = self.now();
         let m = self.load_migration(id).await?;
         if m.status.is_active() || m.next_work.is_some() {
             return Err(conflict(
@@ -321,11 +330,11 @@ impl Services {
     pub async fn update_credentials(
         &self,
         actor: &Actor,
-        id: i64,
+        id: MigrationId,
         source: Option<SecretString>,
         dest: Option<SecretString>,
     ) -> ServiceResult<Migration> {
-        let now = Utc::now();
+        let now = self.now();
         let m = self.load_migration(id).await?;
         let given = |p: Option<SecretString>| p.filter(|p| !p.expose_secret().is_empty());
         let (source, dest) = (given(source), given(dest));

@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 use super::{ServiceResult, Services};
 use crate::domain::{
-    Actor, EmailAddress, Migration, MigrationStatus, NewAuditEvent, mx_answer, mx_switched,
+    Actor, EmailAddress, Migration, MigrationId, MigrationStatus, NewAuditEvent, mx_answer,
+    mx_switched,
 };
 use crate::render::emails::{MigrationEmail, MigrationNews};
 use crate::store::{StatusChange, Tx};
@@ -33,11 +34,11 @@ impl Services {
             {
                 Ok(hosts) => hosts,
                 Err(err) => {
-                    tracing::warn!(migration = m.id, domain = %m.mx_domain, error = %err, "MX check failed");
+                    tracing::warn!(migration = %m.id, domain = %m.mx_domain, error = %err, "MX check failed");
                     continue;
                 }
             };
-            let now = Utc::now();
+            let now = self.now();
             let answer = mx_answer(&hosts);
             self.store.record_mx_check(m.id, &answer, now).await?;
             if mx_switched(&self.settings().provider.mx_patterns, &hosts) {
@@ -59,7 +60,7 @@ impl Services {
         m: &Migration,
         why: &str,
     ) -> ServiceResult<bool> {
-        let now = Utc::now();
+        let now = self.now();
         let grace = chrono::Duration::seconds(
             i64::try_from(self.settings().mx.grace_seconds).unwrap_or(i64::MAX),
         );
@@ -83,14 +84,14 @@ impl Services {
             return Ok(false);
         }
         tx.commit().await?;
-        tracing::info!(migration = m.id, why, "MX switched");
+        tracing::info!(migration = %m.id, why, "MX switched");
         self.wake_workers();
         Ok(true)
     }
 
     /// Erases the passwords of migrations finished longer ago than the retention.
     pub async fn purge_credentials(&self) -> ServiceResult<u64> {
-        let now = Utc::now();
+        let now = self.now();
         let before =
             now - chrono::Duration::days(i64::from(self.settings().retention.credential_days));
         let mut purged = 0;
@@ -173,7 +174,7 @@ impl Services {
 
 pub(super) async fn audit(
     tx: &Tx,
-    id: i64,
+    id: MigrationId,
     action: &'static str,
     detail: Value,
     now: DateTime<Utc>,
@@ -184,7 +185,7 @@ pub(super) async fn audit(
 pub(super) async fn audit_as(
     tx: &Tx,
     actor: &Actor,
-    id: i64,
+    id: MigrationId,
     action: &'static str,
     detail: Value,
     now: DateTime<Utc>,

@@ -13,8 +13,8 @@ use super::{ServiceError, ServiceResult, Services};
 use crate::connectors::imap::ConnectError;
 use crate::domain::{
     Actor, EmailAddress, ErrorCode, FieldError, FolderProgress, ImapEndpoint, Migration,
-    MigrationOptions, MigrationRequest, MigrationStatus, NewAuditEvent, Parsed, Pass, PassKind,
-    Scope, Security, ServerAccount, ServerInput, WindowError, WindowRules, Work,
+    MigrationId, MigrationOptions, MigrationRequest, MigrationStatus, NewAuditEvent, Parsed, Pass,
+    PassKind, Scope, Security, ServerAccount, ServerInput, WindowError, WindowRules, Work,
 };
 use crate::render::emails::{MigrationEmail, MigrationFacts, MigrationNews};
 use crate::store::{MigrationFilter, NewMigration, StatusChange, StoreError};
@@ -184,7 +184,7 @@ impl Services {
         may_override: bool,
         req: MigrationRequest,
     ) -> ServiceResult<Migration> {
-        let now = Utc::now();
+        let now = self.now();
         let settings = self.settings();
         let too_long = oversized(request_texts(&req), request_lists(&req), &settings.limits);
         if !too_long.is_empty() {
@@ -330,7 +330,7 @@ impl Services {
         )?;
         tx.enqueue_email(email, now).await?;
         tx.commit().await?;
-        tracing::info!(migration = migration.id, %actor, "Migration requested");
+        tracing::info!(migration = %migration.id, %actor, "Migration requested");
         self.dispatcher.wake();
         self.wake_workers();
         Ok(migration)
@@ -388,14 +388,14 @@ impl Services {
         Ok(self.store.list_migrations(filter).await?)
     }
 
-    pub(super) async fn load_migration(&self, id: i64) -> ServiceResult<Migration> {
+    pub(super) async fn load_migration(&self, id: MigrationId) -> ServiceResult<Migration> {
         self.store
             .get_migration(id)
             .await?
             .ok_or(ServiceError::NotFound("migration"))
     }
 
-    pub async fn migration_detail(&self, id: i64) -> ServiceResult<MigrationDetail> {
+    pub async fn migration_detail(&self, id: MigrationId) -> ServiceResult<MigrationDetail> {
         let migration = self.load_migration(id).await?;
         Ok(MigrationDetail {
             passes: self.store.migration_passes(id).await?,
@@ -408,10 +408,10 @@ impl Services {
     pub async fn cancel_migration(
         &self,
         actor: &Actor,
-        id: i64,
+        id: MigrationId,
         reason: Option<String>,
     ) -> ServiceResult<Migration> {
-        let now = Utc::now();
+        let now = self.now();
         let m = self.load_migration(id).await?;
         if !CANCELLABLE.contains(&m.status) {
             return Err(ServiceError::Conflict {
@@ -440,8 +440,8 @@ impl Services {
 
     /// Deletes a migration's record (its passes and checkpoints go with it); refused
     /// while a worker is copying it.
-    pub async fn delete_migration(&self, actor: &Actor, id: i64) -> ServiceResult<()> {
-        let now = Utc::now();
+    pub async fn delete_migration(&self, actor: &Actor, id: MigrationId) -> ServiceResult<()> {
+        let now = self.now();
         let m = self
             .store
             .get_migration(id)

@@ -12,6 +12,9 @@ mod settings;
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+
+use crate::clock::SharedClock;
 use crate::domain::{ErrorCode, FieldError};
 use crate::notify::Dispatcher;
 use crate::render::Renderer;
@@ -35,6 +38,8 @@ pub struct Services {
     cipher: Arc<crate::crypto::Cipher>,
     /// Read through [`Services::settings`]; admins change some of them in the console.
     live_settings: Arc<LiveSettings>,
+    /// The time, for every rule and record of the service and the workers.
+    clock: SharedClock,
     /// Wakes the workers when work may have become due (a request, an action).
     work_ready: Arc<tokio::sync::Notify>,
 }
@@ -46,6 +51,7 @@ impl Services {
         dispatcher: Dispatcher,
         cipher: crate::crypto::Cipher,
         live_settings: LiveSettings,
+        clock: SharedClock,
     ) -> Self {
         Self {
             store,
@@ -53,6 +59,7 @@ impl Services {
             dispatcher,
             cipher: Arc::new(cipher),
             live_settings: Arc::new(live_settings),
+            clock,
             work_ready: Arc::new(tokio::sync::Notify::new()),
         }
     }
@@ -73,6 +80,15 @@ impl Services {
 
     pub(crate) fn cipher(&self) -> &Arc<crate::crypto::Cipher> {
         &self.cipher
+    }
+
+    /// What time it is, by the clock the composition root chose.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
     }
 
     pub fn wake_workers(&self) {

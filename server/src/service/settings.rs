@@ -208,7 +208,7 @@ impl Services {
             return Err(ServiceError::Invalid(errors));
         }
 
-        let now = Utc::now();
+        let now = self.now();
         let by = match actor {
             Actor::User { email, .. } => email.clone(),
             other => other.to_string(),
@@ -269,7 +269,7 @@ impl Services {
         let Some(spec) = editable(key) else {
             return Err(ServiceError::NotFound("setting"));
         };
-        let now = Utc::now();
+        let now = self.now();
         let tx = self.store.begin().await?;
         if !tx.delete_setting(spec.key).await? {
             return Ok(());

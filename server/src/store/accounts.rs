@@ -9,7 +9,7 @@ use sea_orm::{
 
 use super::entities::{api_tokens, sessions, users};
 use super::{Store, StoreError, StoreResult, Tx, duplicate_or};
-use crate::domain::{ApiToken, EmailAddress, Role, Scopes, Session, User};
+use crate::domain::{ApiToken, EmailAddress, Role, Scopes, Session, TokenId, User, UserId};
 
 fn user_from(row: users::Model) -> StoreResult<User> {
     let email = EmailAddress::parse("email", &row.email)
@@ -19,7 +19,7 @@ fn user_from(row: users::Model) -> StoreResult<User> {
         .parse()
         .map_err(|e| StoreError::Corrupt(format!("user {}: {e}", row.id)))?;
     Ok(User {
-        id: row.id,
+        id: UserId(row.id),
         email,
         name: row.name,
         role,
@@ -33,7 +33,7 @@ fn token_from(row: api_tokens::Model) -> StoreResult<ApiToken> {
     let scopes = Scopes::parse_list(&row.scopes)
         .map_err(|e| StoreError::Corrupt(format!("token {}: {e}", row.id)))?;
     Ok(ApiToken {
-        id: row.id,
+        id: TokenId(row.id),
         name: row.name,
         prefix: row.prefix,
         scopes,
@@ -58,7 +58,7 @@ impl Store {
             .collect()
     }
 
-    pub async fn find_user(&self, id: i64) -> StoreResult<Option<User>> {
+    pub async fn find_user(&self, id: UserId) -> StoreResult<Option<User>> {
         users::Entity::find_by_id(id)
             .one(&self.db)
             .await?
@@ -82,7 +82,7 @@ impl Store {
         Ok(Some((user_from(row)?, hash)))
     }
 
-    pub async fn password_hash(&self, user_id: i64) -> StoreResult<String> {
+    pub async fn password_hash(&self, user_id: UserId) -> StoreResult<String> {
         users::Entity::find_by_id(user_id)
             .one(&self.db)
             .await?
@@ -103,7 +103,7 @@ impl Store {
         else {
             return Ok(None);
         };
-        let user = match self.find_user(row.user_id).await? {
+        let user = match self.find_user(UserId(row.user_id)).await? {
             Some(user) if !user.disabled => user,
             _ => return Ok(None),
         };
@@ -150,7 +150,7 @@ impl Store {
     }
 
     /// Notes when a token was last used; bookkeeping, so outside any transaction.
-    pub async fn touch_token(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
+    pub async fn touch_token(&self, id: TokenId, now: DateTime<Utc>) -> StoreResult<()> {
         api_tokens::Entity::update_many()
             .col_expr(api_tokens::Column::LastUsedAt, Expr::value(now))
             .filter(api_tokens::Column::Id.eq(id))
@@ -187,7 +187,7 @@ impl Tx {
         user_from(row)
     }
 
-    pub async fn set_user_disabled(&self, user_id: i64, disabled: bool) -> StoreResult<()> {
+    pub async fn set_user_disabled(&self, user_id: UserId, disabled: bool) -> StoreResult<()> {
         let res = users::Entity::update_many()
             .col_expr(users::Column::Disabled, Expr::value(disabled))
             .filter(users::Column::Id.eq(user_id))
@@ -205,7 +205,7 @@ impl Tx {
         Ok(())
     }
 
-    pub async fn set_password_hash(&self, user_id: i64, hash: String) -> StoreResult<()> {
+    pub async fn set_password_hash(&self, user_id: UserId, hash: String) -> StoreResult<()> {
         let res = users::Entity::update_many()
             .col_expr(users::Column::PasswordHash, Expr::value(hash))
             .filter(users::Column::Id.eq(user_id))
@@ -221,14 +221,14 @@ impl Tx {
     pub async fn insert_session(
         &self,
         digest: &str,
-        user_id: i64,
+        user_id: UserId,
         csrf_token: &str,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> StoreResult<()> {
         sessions::ActiveModel {
             id: Set(digest.to_owned()),
-            user_id: Set(user_id),
+            user_id: Set(user_id.0),
             csrf_token: Set(csrf_token.to_owned()),
             created_at: Set(now),
             expires_at: Set(expires_at),
@@ -244,7 +244,7 @@ impl Tx {
     }
 
     /// Ends every session of an account but `keep` (after a password change).
-    pub async fn delete_sessions_of(&self, user_id: i64, keep: Option<&str>) -> StoreResult<()> {
+    pub async fn delete_sessions_of(&self, user_id: UserId, keep: Option<&str>) -> StoreResult<()> {
         let mut query =
             sessions::Entity::delete_many().filter(sessions::Column::UserId.eq(user_id));
         if let Some(keep) = keep {
@@ -278,7 +278,7 @@ impl Tx {
         token_from(row)
     }
 
-    pub async fn revoke_token(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
+    pub async fn revoke_token(&self, id: TokenId, now: DateTime<Utc>) -> StoreResult<()> {
         let res = api_tokens::Entity::update_many()
             .col_expr(api_tokens::Column::RevokedAt, Expr::value(now))
             .filter(api_tokens::Column::Id.eq(id))

@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use super::entities::{migration_folders, migration_ledger, migration_passes, migrations};
 use super::{Store, StoreError, StoreResult, Tx};
 use crate::domain::{
-    CopyRecord, ErrorCode, FolderProgress, Migration, MigrationOptions, MigrationStatus, Pass,
-    PassKind, Security, ServerAccount, Work,
+    CopyRecord, ErrorCode, FolderProgress, Migration, MigrationId, MigrationOptions,
+    MigrationStatus, Pass, PassId, PassKind, Security, ServerAccount, Work,
 };
 
 /// Ledger rows per INSERT: 9 values each, well under SQLite's and PostgreSQL's limits
@@ -144,7 +144,7 @@ fn migration_from(row: migrations::Model) -> StoreResult<Migration> {
     let options: MigrationOptions = serde_json::from_str(&row.options)
         .map_err(|e| StoreError::Corrupt(format!("migration {}: options: {e}", row.id)))?;
     Ok(Migration {
-        id: row.id,
+        id: MigrationId(row.id),
         status,
         created_at: row.created_at,
         updated_at: row.updated_at,
@@ -252,8 +252,8 @@ async fn claim_in<C: ConnectionTrait>(
 
 fn pass_from(row: migration_passes::Model) -> Pass {
     Pass {
-        id: row.id,
-        migration_id: row.migration_id,
+        id: PassId(row.id),
+        migration_id: MigrationId(row.migration_id),
         number: u32::try_from(row.number).unwrap_or(0),
         kind: row.kind,
         status: row.status,
@@ -284,7 +284,7 @@ fn folder_from(row: migration_folders::Model) -> FolderProgress {
 }
 
 impl Store {
-    pub async fn get_migration(&self, id: i64) -> StoreResult<Option<Migration>> {
+    pub async fn get_migration(&self, id: MigrationId) -> StoreResult<Option<Migration>> {
         migrations::Entity::find_by_id(id)
             .one(&self.db)
             .await?
@@ -324,7 +324,7 @@ impl Store {
     /// The encrypted passwords (source, destination), when not purged.
     pub async fn migration_secrets(
         &self,
-        id: i64,
+        id: MigrationId,
     ) -> StoreResult<(Option<String>, Option<String>)> {
         let row = migrations::Entity::find_by_id(id)
             .one(&self.db)
@@ -333,7 +333,7 @@ impl Store {
         Ok((row.source_secret, row.dest_secret))
     }
 
-    pub async fn migration_passes(&self, id: i64) -> StoreResult<Vec<Pass>> {
+    pub async fn migration_passes(&self, id: MigrationId) -> StoreResult<Vec<Pass>> {
         Ok(migration_passes::Entity::find()
             .filter(migration_passes::Column::MigrationId.eq(id))
             .order_by_asc(migration_passes::Column::Number)
@@ -364,7 +364,7 @@ impl Store {
             claim_in(&self.db, owner, now, lease_until, pass_allowed).await?
         };
         match id {
-            Some(id) => self.get_migration(id).await,
+            Some(id) => self.get_migration(MigrationId(id)).await,
             None => Ok(None),
         }
     }
@@ -400,7 +400,7 @@ impl Store {
     /// Extends `owner`'s lease; false when it lost it.
     pub async fn renew_lease(
         &self,
-        id: i64,
+        id: MigrationId,
         owner: &str,
         until: DateTime<Utc>,
     ) -> StoreResult<bool> {
@@ -414,7 +414,7 @@ impl Store {
     }
 
     /// Frees `owner`'s lease (work stopped without a status change).
-    pub async fn release_lease(&self, id: i64, owner: &str) -> StoreResult<()> {
+    pub async fn release_lease(&self, id: MigrationId, owner: &str) -> StoreResult<()> {
         migrations::Entity::update_many()
             .col_expr(
                 migrations::Column::LeaseOwner,
@@ -446,7 +446,7 @@ impl Store {
     /// Records what an MX check saw.
     pub async fn record_mx_check(
         &self,
-        id: i64,
+        id: MigrationId,
         answer: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
@@ -460,7 +460,10 @@ impl Store {
     }
 
     /// Finished migrations whose passwords are still stored and finished before `before`.
-    pub async fn migrations_to_purge(&self, before: DateTime<Utc>) -> StoreResult<Vec<i64>> {
+    pub async fn migrations_to_purge(
+        &self,
+        before: DateTime<Utc>,
+    ) -> StoreResult<Vec<MigrationId>> {
         Ok(migrations::Entity::find()
             .filter(migrations::Column::Status.is_not_in(MigrationStatus::active()))
             .filter(migrations::Column::FinishedAt.lt(before))
@@ -468,12 +471,12 @@ impl Store {
             .all(&self.db)
             .await?
             .into_iter()
-            .map(|m| m.id)
+            .map(|m| MigrationId(m.id))
             .collect())
     }
 
     /// The pass a crash interrupted, if any: the last one, still running.
-    pub async fn open_pass(&self, id: i64) -> StoreResult<Option<Pass>> {
+    pub async fn open_pass(&self, id: MigrationId) -> StoreResult<Option<Pass>> {
         Ok(migration_passes::Entity::find()
             .filter(migration_passes::Column::MigrationId.eq(id))
             .order_by_desc(migration_passes::Column::Number)
@@ -484,7 +487,7 @@ impl Store {
     }
 
     /// Each folder's saved checkpoint (the engine's JSON), by source folder.
-    pub async fn folder_checkpoints(&self, id: i64) -> StoreResult<Vec<(String, String)>> {
+    pub async fn folder_checkpoints(&self, id: MigrationId) -> StoreResult<Vec<(String, String)>> {
         Ok(migration_folders::Entity::find()
             .filter(migration_folders::Column::MigrationId.eq(id))
             .all(&self.db)
@@ -497,7 +500,7 @@ impl Store {
     /// A migration's ledger: by source folder, each source UID's record.
     pub async fn ledger(
         &self,
-        id: i64,
+        id: MigrationId,
     ) -> StoreResult<BTreeMap<String, BTreeMap<u32, CopyRecord>>> {
         let mut out: BTreeMap<String, BTreeMap<u32, CopyRecord>> = BTreeMap::new();
         let rows = migration_ledger::Entity::find()
@@ -532,7 +535,7 @@ impl Store {
     /// is appended, append another batch.
     pub async fn save_folder_checkpoint(
         &self,
-        id: i64,
+        id: MigrationId,
         source_folder: &str,
         checkpoint: &str,
         ledger: (bool, &[(u32, CopyRecord)]),
@@ -555,7 +558,7 @@ impl Store {
         // An upsert: the pass's plan may not be written yet (it is, once a second).
         use migration_folders::Column as F;
         migration_folders::Entity::insert(migration_folders::ActiveModel {
-            migration_id: Set(id),
+            migration_id: Set(id.0),
             position: Set(-1),
             source_folder: Set(source_folder.to_owned()),
             source_path: Set(source_folder.to_owned()),
@@ -583,7 +586,7 @@ impl Store {
         }
         for chunk in entries.chunks(LEDGER_ROWS_PER_INSERT) {
             let rows = chunk.iter().map(|(uid, e)| migration_ledger::ActiveModel {
-                migration_id: Set(id),
+                migration_id: Set(id.0),
                 source_folder: Set(source_folder.to_owned()),
                 source_uid: Set(i64::from(*uid)),
                 key: Set(e.key.clone()),
@@ -616,7 +619,7 @@ impl Store {
     /// A pass's folders, in order, their counts back to zero (checkpoints kept).
     pub async fn plan_folders(
         &self,
-        id: i64,
+        id: MigrationId,
         folders: &[PlannedFolder],
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
@@ -629,7 +632,7 @@ impl Store {
         use migration_folders::Column as F;
         for (position, f) in folders.iter().enumerate() {
             migration_folders::Entity::insert(migration_folders::ActiveModel {
-                migration_id: Set(id),
+                migration_id: Set(id.0),
                 position: Set(i32::try_from(position).unwrap_or(i32::MAX)),
                 source_folder: Set(f.source_folder.clone()),
                 source_path: Set(f.source_path.clone()),
@@ -665,7 +668,7 @@ impl Store {
     /// A folder's counts so far in this pass.
     pub async fn folder_progress(
         &self,
-        id: i64,
+        id: MigrationId,
         source_path: &str,
         counts: &FolderCounts,
         now: DateTime<Utc>,
@@ -694,9 +697,9 @@ impl Store {
     /// The folders of several migrations in one query, by migration.
     pub async fn folders_of(
         &self,
-        ids: &[i64],
-    ) -> StoreResult<std::collections::HashMap<i64, Vec<FolderProgress>>> {
-        let mut by_id: std::collections::HashMap<i64, Vec<FolderProgress>> =
+        ids: &[MigrationId],
+    ) -> StoreResult<std::collections::HashMap<MigrationId, Vec<FolderProgress>>> {
+        let mut by_id: std::collections::HashMap<MigrationId, Vec<FolderProgress>> =
             std::collections::HashMap::new();
         for row in migration_folders::Entity::find()
             .filter(migration_folders::Column::MigrationId.is_in(ids.iter().copied()))
@@ -706,14 +709,14 @@ impl Store {
             .await?
         {
             by_id
-                .entry(row.migration_id)
+                .entry(MigrationId(row.migration_id))
                 .or_default()
                 .push(folder_from(row));
         }
         Ok(by_id)
     }
 
-    pub async fn migration_folders(&self, id: i64) -> StoreResult<Vec<FolderProgress>> {
+    pub async fn migration_folders(&self, id: MigrationId) -> StoreResult<Vec<FolderProgress>> {
         Ok(migration_folders::Entity::find()
             .filter(migration_folders::Column::MigrationId.eq(id))
             .filter(migration_folders::Column::Position.gte(0))
@@ -790,7 +793,7 @@ impl Tx {
     /// no longer in `from` (someone else moved it first).
     pub async fn change_migration_status(
         &self,
-        id: i64,
+        id: MigrationId,
         from: MigrationStatus,
         to: MigrationStatus,
         change: StatusChange,
@@ -870,7 +873,7 @@ impl Tx {
     /// Numbers and opens a new pass.
     pub async fn start_pass(
         &self,
-        migration_id: i64,
+        migration_id: MigrationId,
         kind: PassKind,
         now: DateTime<Utc>,
     ) -> StoreResult<Pass> {
@@ -881,7 +884,7 @@ impl Tx {
             .await?
             .map_or(0, |p| p.number);
         let row = migration_passes::ActiveModel {
-            migration_id: Set(migration_id),
+            migration_id: Set(migration_id.0),
             number: Set(last + 1),
             kind: Set(kind.as_str().to_owned()),
             status: Set("running".into()),
@@ -896,7 +899,7 @@ impl Tx {
     /// Closes a pass with its report.
     pub async fn finish_pass(
         &self,
-        pass_id: i64,
+        pass_id: PassId,
         end: &PassEnd,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
@@ -929,7 +932,7 @@ impl Tx {
     /// migration is no longer "purged".
     pub async fn set_migration_secrets(
         &self,
-        id: i64,
+        id: MigrationId,
         source: Option<String>,
         dest: Option<String>,
     ) -> StoreResult<()> {
@@ -958,7 +961,11 @@ impl Tx {
     }
 
     /// Erases a finished migration's stored passwords.
-    pub async fn purge_credentials(&self, id: i64, now: DateTime<Utc>) -> StoreResult<bool> {
+    pub async fn purge_credentials(
+        &self,
+        id: MigrationId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
         let res = migrations::Entity::update_many()
             .col_expr(
                 migrations::Column::SourceSecret,
@@ -977,7 +984,7 @@ impl Tx {
     }
 
     /// Deletes a migration that no worker holds; false when one does.
-    pub async fn delete_migration(&self, id: i64, now: DateTime<Utc>) -> StoreResult<bool> {
+    pub async fn delete_migration(&self, id: MigrationId, now: DateTime<Utc>) -> StoreResult<bool> {
         let res = migrations::Entity::delete_many()
             .filter(migrations::Column::Id.eq(id))
             .filter(

@@ -27,6 +27,31 @@ pub use migrations::{
 };
 pub use outbox::OutboxFilter;
 
+/// The domain's ids are the tables' integer keys: usable in a query as they are.
+macro_rules! id_columns {
+    ($($id:ty),+) => {$(
+        impl From<$id> for sea_orm::Value {
+            fn from(id: $id) -> Self {
+                id.0.into()
+            }
+        }
+
+        impl From<$id> for i64 {
+            fn from(id: $id) -> Self {
+                id.0
+            }
+        }
+    )+};
+}
+
+id_columns!(
+    crate::domain::MigrationId,
+    crate::domain::UserId,
+    crate::domain::TokenId,
+    crate::domain::OutboxId,
+    crate::domain::PassId
+);
+
 /// How long a statement waits for SQLite's write lock before it fails.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections in the pool: SQLite serialises writers anyway; PostgreSQL gets a few per

@@ -11,7 +11,7 @@ use sea_orm::{
 
 use super::entities::outbox;
 use super::{Store, StoreError, StoreResult, Tx};
-use crate::domain::{DeliveryStatus, NewEmail, OutboxMessage};
+use crate::domain::{DeliveryStatus, NewEmail, OutboxId, OutboxMessage};
 
 #[derive(Debug, Clone, Default)]
 pub struct OutboxFilter {
@@ -24,7 +24,7 @@ fn message_from(row: outbox::Model) -> StoreResult<OutboxMessage> {
         StoreError::Corrupt(format!("outbox {}: status {:?}", row.id, row.status))
     })?;
     Ok(OutboxMessage {
-        id: row.id,
+        id: OutboxId(row.id),
         created_at: row.created_at,
         template: row.template,
         to: row.recipients.lines().map(str::to_owned).collect(),
@@ -54,7 +54,7 @@ impl Store {
             .collect()
     }
 
-    pub async fn get_outbox(&self, id: i64) -> StoreResult<Option<OutboxMessage>> {
+    pub async fn get_outbox(&self, id: OutboxId) -> StoreResult<Option<OutboxMessage>> {
         outbox::Entity::find_by_id(id)
             .one(&self.db)
             .await?
@@ -103,7 +103,7 @@ impl Store {
         Ok(claimed)
     }
 
-    pub async fn mark_outbox_sent(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
+    pub async fn mark_outbox_sent(&self, id: OutboxId, now: DateTime<Utc>) -> StoreResult<()> {
         outbox::Entity::update_many()
             .col_expr(
                 outbox::Column::Status,
@@ -123,7 +123,7 @@ impl Store {
     /// Records a failed attempt: retried at `retry_at`, or given up when `None`.
     pub async fn mark_outbox_attempt_failed(
         &self,
-        id: i64,
+        id: OutboxId,
         error: &str,
         retry_at: Option<DateTime<Utc>>,
     ) -> StoreResult<()> {
@@ -173,7 +173,7 @@ impl Tx {
     }
 
     /// Puts a message back in the queue for delivery now, whatever its status.
-    pub async fn requeue_outbox(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()> {
+    pub async fn requeue_outbox(&self, id: OutboxId, now: DateTime<Utc>) -> StoreResult<()> {
         let res = outbox::Entity::update_many()
             .col_expr(
                 outbox::Column::Status,

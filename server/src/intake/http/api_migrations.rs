@@ -13,8 +13,8 @@ use secrecy::SecretString;
 
 use super::api::{ApiError, TokenAuth, actor, services};
 use crate::domain::{
-    self, DuplicatePolicy, EmailAddress, ErrorCode, FolderStrategy, Migration, MigrationRequest,
-    MigrationStatus, Mode, Pace, Scope, Security, ServerInput, mask,
+    self, DuplicatePolicy, EmailAddress, ErrorCode, FolderStrategy, Migration, MigrationId,
+    MigrationRequest, MigrationStatus, Mode, Pace, Scope, Security, ServerInput, mask,
 };
 use crate::service::{MigrationDetail, ServiceError};
 use crate::store::MigrationFilter;
@@ -188,7 +188,7 @@ pub struct ErrorInfo {
 #[derive(Debug, Object)]
 #[oai(nullable_all)]
 pub struct MigrationBody {
-    pub id: i64,
+    pub id: MigrationId,
     /// pending, validating, scheduled, processing, waiting_for_mx, completed, failed, cancelled.
     pub status: String,
     pub source: AccountBody,
@@ -270,10 +270,12 @@ fn account_body(a: &crate::domain::ServerAccount) -> AccountBody {
     }
 }
 
+/// `now`: for the running pass's pace.
 fn migration_body(
     m: Migration,
     passes: Vec<crate::domain::Pass>,
     folders: Vec<crate::domain::FolderProgress>,
+    now: DateTime<Utc>,
 ) -> MigrationBody {
     let poll_hint_seconds = match m.status {
         MigrationStatus::Pending | MigrationStatus::Validating => Some(5),
@@ -285,7 +287,7 @@ fn migration_body(
         .iter()
         .rev()
         .find(|p| p.status == "running")
-        .and_then(|p| Pace::of(&folders, p.started_at, Utc::now()))
+        .and_then(|p| Pace::of(&folders, p.started_at, now))
         .map(|p| PaceBody {
             messages_per_second: (p.messages_per_second * 10.0).round() / 10.0,
             bytes_per_second: p.bytes_per_second.round(),
@@ -353,8 +355,8 @@ fn migration_body(
     }
 }
 
-fn detail_body(d: MigrationDetail) -> MigrationBody {
-    migration_body(d.migration, d.passes, d.folders)
+fn detail_body(d: MigrationDetail, now: DateTime<Utc>) -> MigrationBody {
+    migration_body(d.migration, d.passes, d.folders, now)
 }
 
 pub struct MigrationsApi;
@@ -442,6 +444,7 @@ impl MigrationsApi {
             m,
             Vec::new(),
             Vec::new(),
+            services.now(),
         ))))
     }
 
@@ -486,7 +489,7 @@ impl MigrationsApi {
         Ok(Json(MigrationPage {
             data: list
                 .into_iter()
-                .map(|m| migration_body(m, Vec::new(), Vec::new()))
+                .map(|m| migration_body(m, Vec::new(), Vec::new(), services.now()))
                 .collect(),
             total,
             page,
@@ -500,11 +503,13 @@ impl MigrationsApi {
         &self,
         req: &Request,
         auth: TokenAuth,
-        id: Path<i64>,
+        id: Path<MigrationId>,
     ) -> Result<Json<MigrationBody>, ApiError> {
         auth.require(Scope::MigrationsRead)?;
+        let services = services(req)?;
         Ok(Json(detail_body(
-            services(req)?.migration_detail(id.0).await?,
+            services.migration_detail(id.0).await?,
+            services.now(),
         )))
     }
 
@@ -515,7 +520,7 @@ impl MigrationsApi {
         &self,
         req: &Request,
         auth: TokenAuth,
-        id: Path<i64>,
+        id: Path<MigrationId>,
     ) -> Result<Deleted, ApiError> {
         auth.require(Scope::MigrationsWrite)?;
         services(req)?.delete_migration(&actor(&auth), id.0).await?;
@@ -530,7 +535,7 @@ impl MigrationsApi {
         &self,
         req: &Request,
         auth: TokenAuth,
-        id: Path<i64>,
+        id: Path<MigrationId>,
         body: Json<CredentialsBody>,
     ) -> Result<Json<MigrationBody>, ApiError> {
         auth.require(Scope::MigrationsWrite)?;
@@ -544,7 +549,10 @@ impl MigrationsApi {
                 body.destination_password.map(|p| SecretString::from(p.0)),
             )
             .await?;
-        Ok(Json(detail_body(services.migration_detail(id.0).await?)))
+        Ok(Json(detail_body(
+            services.migration_detail(id.0).await?,
+            services.now(),
+        )))
     }
 
     /// Moves a scheduled migration to a new window, checked like a request's (422 names
@@ -557,7 +565,7 @@ impl MigrationsApi {
         &self,
         req: &Request,
         auth: TokenAuth,
-        id: Path<i64>,
+        id: Path<MigrationId>,
         body: Json<WindowBody>,
     ) -> Result<Json<MigrationBody>, ApiError> {
         auth.require(Scope::MigrationsWrite)?;
@@ -572,7 +580,10 @@ impl MigrationsApi {
                 given(body.0.time_zone).map(|tz| domain::time_zone("window.time_zone", &tz)),
             )
             .await?;
-        Ok(Json(detail_body(services.migration_detail(id.0).await?)))
+        Ok(Json(detail_body(
+            services.migration_detail(id.0).await?,
+            services.now(),
+        )))
     }
 
     /// An action on a migration, `POST /migrations/{id}:{action}`: `cancel` (stops
@@ -601,7 +612,9 @@ impl MigrationsApi {
         let (id, action) = target
             .0
             .split_once(':')
-            .and_then(|(id, action)| Some((id.parse::<i64>().ok()?, action.to_owned())))
+            .and_then(|(id, action)| {
+                Some((MigrationId(id.parse::<i64>().ok()?), action.to_owned()))
+            })
             .ok_or_else(|| ApiError::from(ServiceError::NotFound("migration action")))?;
         match action.as_str() {
             "cancel" => {
@@ -625,6 +638,9 @@ impl MigrationsApi {
             }
             _ => return Err(ApiError::from(ServiceError::NotFound("migration action"))),
         }
-        Ok(Json(detail_body(services.migration_detail(id).await?)))
+        Ok(Json(detail_body(
+            services.migration_detail(id).await?,
+            services.now(),
+        )))
     }
 }

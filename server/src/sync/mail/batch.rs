@@ -156,7 +156,7 @@ pub(super) async fn copy_batches<C: CheckpointStore>(
         fs.in_flight.clone_from(&unresolved);
         fs.in_flight
             .extend(batch.messages.iter().map(|m| (m.uid, m.key.clone())));
-        fs.in_flight_at = chrono::Utc::now().timestamp();
+        fs.in_flight_at = job.clock.now().timestamp();
         save(checkpoints, &plan.source, fs).await?;
 
         let (outcomes, broken, next) = if batch.stream {

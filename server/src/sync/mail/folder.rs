@@ -191,7 +191,7 @@ pub(super) async fn copy_folder<C: CheckpointStore>(
                 break;
             }
             let due = sent_at.saturating_add(IN_FLIGHT_GRACE.as_secs() as i64);
-            let wait = due.saturating_sub(chrono::Utc::now().timestamp());
+            let wait = due.saturating_sub(job.clock.now().timestamp());
             if wait > 0 {
                 let wait = Duration::from_secs(wait.unsigned_abs()).min(IN_FLIGHT_GRACE);
                 tracing::info!(folder = %plan.source_path, messages = pending.len(), wait_s = wait.as_secs(), "Waiting for the batch in flight at the crash to arrive");

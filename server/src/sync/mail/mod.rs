@@ -18,6 +18,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use super::checkpoint::{CheckpointStore, Entry, FolderState, save};
+use crate::clock::SharedClock;
 use crate::connectors::imap::{
     AppendItem, Bodies, ConnectError, FolderStatus, ImapConnection, MessageMeta, OpError,
     StreamError, stream_append,
@@ -107,6 +108,8 @@ pub struct MailJob {
     /// Remove at the destination the copies this migration made of source messages
     /// expunged since (never a message it did not copy).
     pub sync_deletions: bool,
+    /// The time a batch in flight is stamped with, kept in its checkpoint.
+    pub clock: SharedClock,
 }
 
 /// Which server of a migration something happened with.
@@ -517,6 +520,7 @@ mod tests {
             connections: 1,
             pass: 2,
             sync_deletions: false,
+            clock: std::sync::Arc::new(crate::clock::SystemClock),
         }
     }
 

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use poem::http::StatusCode;
 use poem::web::cookie::CookieJar;
 use poem::web::{Form, Json, Path, Query};
@@ -14,7 +14,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::{Layout, Staff, display_time, internal_error, redirect_with_flash};
-use crate::domain::{self as domain, EmailAddress, MigrationRequest, ServerInput};
+use crate::domain::{self as domain, EmailAddress, MigrationId, MigrationRequest, ServerInput};
 use crate::domain::{ErrorCode, FolderProgress, Migration, MigrationStatus, Pace, Pass};
 use crate::intake::http::error_page;
 use crate::render::FieldErrors;
@@ -196,7 +196,7 @@ fn earliest_text(staff: &Staff, tz: &str) -> Option<String> {
     let tz: chrono_tz::Tz = tz.parse().ok()?;
     let rules = staff.services.window_rules().ok()?;
     rules
-        .earliest(Utc::now(), tz)
+        .earliest(staff.services.now(), tz)
         .map(|t| t.format("%A %-d %B %Y, %H:%M (%Z)").to_string())
 }
 
@@ -381,7 +381,7 @@ pub struct ListQuery {
 
 #[derive(Serialize)]
 struct Row {
-    id: i64,
+    id: MigrationId,
     status: &'static str,
     source: String,
     destination: String,
@@ -445,7 +445,7 @@ pub async fn list(staff: Staff, Query(q): Query<ListQuery>) -> Response {
         }
         Err(err) => return internal_error(&staff.services, &err),
     };
-    let ids: Vec<i64> = list.iter().map(|m| m.id).collect();
+    let ids: Vec<MigrationId> = list.iter().map(|m| m.id).collect();
     let mut folders = match staff.services.store().folders_of(&ids).await {
         Ok(found) => found,
         Err(err) => return internal_error(&staff.services, &err),
@@ -548,9 +548,8 @@ struct Live {
     eta: Option<String>,
 }
 
-fn live(d: &MigrationDetail) -> Live {
+fn live(d: &MigrationDetail, now: DateTime<Utc>) -> Live {
     let m = &d.migration;
-    let now = Utc::now();
     let (rate, eta) = d
         .passes
         .iter()
@@ -561,7 +560,7 @@ fn live(d: &MigrationDetail) -> Live {
         .map_or((None, None), |(rate, eta)| (Some(rate), eta));
     Live {
         status: m.status.as_str(),
-        running: m.is_running(Utc::now()),
+        running: m.is_running(now),
         percent: percent(&d.folders),
         folders: d.folders.clone(),
         passes: d.passes.len(),
@@ -585,9 +584,9 @@ struct Actions {
     reschedule: bool,
 }
 
-fn actions(m: &Migration) -> Actions {
+fn actions(m: &Migration, now: DateTime<Utc>) -> Actions {
     use MigrationStatus as S;
-    let running = m.is_running(Utc::now());
+    let running = m.is_running(now);
     Actions {
         credentials: !running && !matches!(m.status, S::Processing | S::Validating),
         cancel: m.status.is_active(),
@@ -604,7 +603,7 @@ fn actions(m: &Migration) -> Actions {
 #[derive(Serialize)]
 struct DetailPage {
     layout: Layout,
-    id: i64,
+    id: MigrationId,
     source: String,
     destination: String,
     requester: String,
@@ -625,7 +624,7 @@ struct DetailPage {
 }
 
 #[handler]
-pub async fn show(staff: Staff, Path(id): Path<i64>) -> Response {
+pub async fn show(staff: Staff, Path(id): Path<MigrationId>) -> Response {
     let d = match staff.services.migration_detail(id).await {
         Ok(d) => d,
         Err(ServiceError::NotFound(_)) => {
@@ -649,7 +648,7 @@ pub async fn show(staff: Staff, Path(id): Path<i64>) -> Response {
         .await
         .unwrap_or_default();
     let m = &d.migration;
-    let actions = actions(m);
+    let actions = actions(m, staff.services.now());
     staff.render(
         "console/migration.html",
         &DetailPage {
@@ -673,7 +672,7 @@ pub async fn show(staff: Staff, Path(id): Path<i64>) -> Response {
             mx_domain: m.mx_domain.clone(),
             mx_switched: m.mx_switched_at.map(display_time),
             error_code: m.error_code,
-            live: live(&d),
+            live: live(&d, staff.services.now()),
             passes: pass_rows(&d.passes),
             actions,
             events: super::pages::audit_rows(events),
@@ -683,9 +682,9 @@ pub async fn show(staff: Staff, Path(id): Path<i64>) -> Response {
 
 /// The live part of the migration page, polled by its script.
 #[handler]
-pub async fn live_json(staff: Staff, Path(id): Path<i64>) -> Response {
+pub async fn live_json(staff: Staff, Path(id): Path<MigrationId>) -> Response {
     match staff.services.migration_detail(id).await {
-        Ok(d) => Json(live(&d)).into_response(),
+        Ok(d) => Json(live(&d, staff.services.now())).into_response(),
         Err(ServiceError::NotFound(_)) => StatusCode::NOT_FOUND.into_response(),
         Err(err) => internal_error(&staff.services, &err),
     }
@@ -713,7 +712,7 @@ pub struct ActionForm {
 pub async fn action(
     staff: Staff,
     jar: &CookieJar,
-    Path((id, action)): Path<(i64, String)>,
+    Path((id, action)): Path<(MigrationId, String)>,
     Form(form): Form<ActionForm>,
 ) -> Response {
     if let Some(resp) = staff.reject_bad_csrf(&form.csrf) {
@@ -808,7 +807,7 @@ pub async fn action(
 #[derive(Serialize)]
 struct Slot {
     hour: String,
-    migrations: Vec<(i64, String, &'static str)>,
+    migrations: Vec<(MigrationId, String, &'static str)>,
     /// Passes starting in this hour against `capacity.max_concurrent`.
     over: bool,
 }
@@ -832,7 +831,7 @@ struct SchedulePage {
 /// so staff see where a new request fits.
 #[handler]
 pub async fn schedule(staff: Staff) -> Response {
-    let now = Utc::now();
+    let now = staff.services.now();
     let s = &staff.services;
     let upcoming = match s
         .store()

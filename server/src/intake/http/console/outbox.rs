@@ -7,7 +7,7 @@ use poem::{Response, handler};
 use serde::{Deserialize, Serialize};
 
 use super::{CsrfForm, Layout, Staff, display_time, internal_error, redirect_with_flash};
-use crate::domain::{DeliveryStatus, OutboxMessage};
+use crate::domain::{DeliveryStatus, OutboxId, OutboxMessage};
 use crate::intake::http::error_page;
 use crate::service::ServiceError;
 use crate::store::OutboxFilter;
@@ -17,7 +17,7 @@ const OUTBOX_PAGE: u64 = 200;
 
 #[derive(Serialize)]
 struct Row {
-    id: i64,
+    id: OutboxId,
     created: String,
     to: String,
     subject: String,
@@ -95,7 +95,7 @@ struct ItemPage {
 }
 
 #[handler]
-pub async fn show(staff: Staff, Path(id): Path<i64>) -> Response {
+pub async fn show(staff: Staff, Path(id): Path<OutboxId>) -> Response {
     match staff.services.store().get_outbox(id).await {
         Ok(Some(message)) => staff.render(
             "console/outbox_item.html",
@@ -118,7 +118,7 @@ pub async fn show(staff: Staff, Path(id): Path<i64>) -> Response {
 pub async fn resend(
     staff: Staff,
     jar: &CookieJar,
-    Path(id): Path<i64>,
+    Path(id): Path<OutboxId>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
     if let Some(resp) = staff.reject_bad_csrf(&form.csrf) {

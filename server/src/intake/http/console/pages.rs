@@ -48,7 +48,7 @@ pub fn audit_rows(events: Vec<AuditEvent>) -> Vec<AuditRow> {
 /// A migration on the dashboard.
 #[derive(Serialize)]
 struct Brief {
-    id: i64,
+    id: crate::domain::MigrationId,
     status: &'static str,
     who: String,
     why: Option<String>,
@@ -121,7 +121,7 @@ pub async fn dashboard(staff: Staff) -> Response {
         .await
         .map(|(l, _)| l)
         .unwrap_or_default();
-    let now = chrono::Utc::now();
+    let now = staff.services.now();
     let end_of_day = (now.date_naive() + chrono::Days::new(1))
         .and_hms_opt(0, 0, 0)
         .map_or(now, |d| d.and_utc());

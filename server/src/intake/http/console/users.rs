@@ -7,7 +7,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::{CsrfForm, Layout, Staff, display_time, internal_error, redirect_with_flash};
-use crate::domain::Role;
+use crate::domain::{Role, UserId};
 use crate::render::FieldErrors;
 use crate::service::{NewStaff, ServiceError};
 
@@ -27,7 +27,7 @@ pub struct AddForm {
 
 #[derive(Serialize)]
 struct UserRow {
-    id: i64,
+    id: UserId,
     name: String,
     email: String,
     role: &'static str,
@@ -129,7 +129,7 @@ pub async fn add(staff: Staff, jar: &CookieJar, Form(form): Form<AddForm>) -> Re
 async fn set_disabled(
     staff: Staff,
     jar: &CookieJar,
-    id: i64,
+    id: UserId,
     csrf: &str,
     disabled: bool,
 ) -> Response {
@@ -163,7 +163,7 @@ async fn set_disabled(
 pub async fn disable(
     staff: Staff,
     jar: &CookieJar,
-    Path(id): Path<i64>,
+    Path(id): Path<UserId>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
     set_disabled(staff, jar, id, &form.csrf, true).await
@@ -173,7 +173,7 @@ pub async fn disable(
 pub async fn enable(
     staff: Staff,
     jar: &CookieJar,
-    Path(id): Path<i64>,
+    Path(id): Path<UserId>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
     set_disabled(staff, jar, id, &form.csrf, false).await
