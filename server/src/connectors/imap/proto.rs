@@ -1,6 +1,10 @@
 //! The pieces of the IMAP protocol Ferry writes itself, with no socket: UID sets
-//! (compact, and cut to a length servers accept) and the NAMESPACE answer, which
-//! async-imap's parser cannot read (see `ImapConnection::ask_namespace`).
+//! (compact, and cut to a length servers accept), quoted names, APPEND's literal
+//! prefix, flags as text, the server's own words from a refusal, and the NAMESPACE
+//! answer, which async-imap's parser cannot read (see `ImapConnection::ask_namespace`).
+
+use async_imap::types::Flag;
+use chrono::{DateTime, FixedOffset};
 
 use crate::planner::folders::Namespace;
 
@@ -132,9 +136,94 @@ fn quoted(s: &str) -> Option<(String, &str)> {
     None
 }
 
+pub fn flag_text(flag: &Flag<'_>) -> Option<String> {
+    Some(match flag {
+        Flag::Recent => return None,
+        Flag::Seen => "\\Seen".into(),
+        Flag::Answered => "\\Answered".into(),
+        Flag::Flagged => "\\Flagged".into(),
+        Flag::Deleted => "\\Deleted".into(),
+        Flag::Draft => "\\Draft".into(),
+        Flag::MayCreate => return None,
+        Flag::Custom(name) => name.to_string(),
+    })
+}
+
+/// The server's own sentence from async-imap's rendering of a NO/BAD
+/// (`code: …, info: Some("…")`).
+pub fn server_words(text: &str) -> String {
+    text.split_once("info: Some(\"")
+        .and_then(|(_, rest)| rest.rsplit_once("\")"))
+        .map(|(words, _)| words.replace("\\\"", "\""))
+        .unwrap_or_else(|| text.trim().to_owned())
+}
+
+/// Quotes a string for an IMAP command (names come from LIST or from our planner).
+pub fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// `(flags) "date" {n+}`: the part of APPEND before each literal.
+pub fn literal_spec(
+    flags: &[String],
+    internal_date: Option<DateTime<FixedOffset>>,
+    len: usize,
+    non_sync: bool,
+) -> String {
+    let flags: Vec<&str> = flags
+        .iter()
+        .map(String::as_str)
+        .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
+        .collect();
+    let date = internal_date
+        .map(|d| format!(" \"{}\"", d.format("%d-%b-%Y %H:%M:%S %z")))
+        .unwrap_or_default();
+    format!(
+        "({}){date} {{{len}{}}}",
+        flags.join(" "),
+        if non_sync { "+" } else { "" }
+    )
+}
+
+pub fn refusal(words: Option<&str>) -> String {
+    words.unwrap_or("APPEND refused").trim().to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_quoted_with_their_quotes_and_backslashes_escaped() {
+        assert_eq!(quote("INBOX"), "\"INBOX\"");
+        assert_eq!(quote(r#"Say "hi"\now"#), r#""Say \"hi\"\\now""#);
+    }
+
+    #[test]
+    fn an_append_literal_carries_flags_date_and_size_and_never_recent() {
+        let flags = vec![
+            "\\Seen".to_owned(),
+            "\\Recent".to_owned(),
+            "$Label1".to_owned(),
+        ];
+        let date = DateTime::parse_from_rfc3339("2024-03-05T09:07:01+01:00").ok();
+        assert_eq!(
+            literal_spec(&flags, date, 1234, true),
+            "(\\Seen $Label1) \"05-Mar-2024 09:07:01 +0100\" {1234+}"
+        );
+        assert_eq!(literal_spec(&[], None, 7, false), "() {7}");
+    }
+
+    #[test]
+    fn the_servers_own_words_are_taken_from_a_refusal() {
+        assert_eq!(
+            server_words(r#"code: None, info: Some("Mailbox doesn't \"exist\"")"#),
+            r#"Mailbox doesn't "exist""#
+        );
+        assert_eq!(server_words("  plain text  "), "plain text");
+        assert_eq!(refusal(None), "APPEND refused");
+        assert_eq!(refusal(Some(" [TOOBIG] too large ")), "[TOOBIG] too large");
+    }
 
     #[test]
     fn a_namespace_answer_with_non_ascii_bytes_is_refused_not_a_panic() {
