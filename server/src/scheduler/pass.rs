@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::progress::{DbCheckpoints, DbProgress, LeaseLost};
 use super::runner::{Runner, WorkOutcome, is_ours};
 use crate::connectors::net::Pulse;
-use crate::domain::{ErrorCode, Migration, MigrationStatus, Pass, PassKind, Work};
+use crate::domain::{ErrorCode, ImapEndpoint, Migration, MigrationStatus, Pass, PassKind, Work};
 use crate::planner::folders::Selection;
 use crate::render::emails::{MigrationNews, PassFacts};
 use crate::service::Step;
@@ -28,72 +28,17 @@ impl Runner {
         stop: CancellationToken,
         pulse: &Pulse,
     ) -> anyhow::Result<WorkOutcome> {
-        let now = self.now();
         let Some((source, dest)) = self.endpoints(&m).await? else {
             return self
                 .fail(&m, m.status, Work::Pass(kind), ErrorCode::CredentialsPurged,
                     "its stored passwords were erased after the retention period; request the migration again".into(), None)
                 .await;
         };
-        // A pass a crash interrupted goes on under its own number; otherwise a new one.
-        let pass = match self.store().open_pass(m.id).await? {
-            Some(open) if open.kind == kind.as_str() && m.status == MigrationStatus::Processing => {
-                tracing::info!(
-                    migration = %m.id,
-                    pass = open.number,
-                    "Resuming an interrupted pass"
-                );
-                open
-            }
-            open => {
-                let tx = self.store().begin().await?;
-                if let Some(stale) = open {
-                    tx.finish_pass(stale.id, &PassEnd::abandoned(), now).await?;
-                }
-                // Dropped with `tx` when the migration moved on meanwhile.
-                let pass = tx.start_pass(m.id, kind, now).await?;
-                let step = Step {
-                    from: m.status,
-                    to: MigrationStatus::Processing,
-                    change: StatusChange {
-                        started_at: Some(Some(m.started_at.unwrap_or(now))),
-                        ..Default::default()
-                    },
-                    action: "migration.pass_started",
-                    detail: json!({ "pass": pass.number, "kind": kind.as_str() }),
-                    email: Some(MigrationNews::PassStarted {
-                        pass: pass_facts(&pass),
-                    }),
-                };
-                if !self.write_step(&tx, &m, step, now).await? {
-                    return Ok(WorkOutcome::Stopped);
-                }
-                tx.commit().await?;
-                self.dispatcher().wake();
-                pass
-            }
+        let Some(pass) = self.begin_pass(&m, kind).await? else {
+            return Ok(WorkOutcome::Stopped);
         };
         tracing::Span::current().record("pass", pass.number);
-        let job = MailJob {
-            source,
-            dest,
-            mode: m.options.mode,
-            duplicates: m.options.duplicates,
-            delete_source: m.options.delete_source,
-            since: m.options.import_since,
-            selection: Selection {
-                strategy: m.options.folder_strategy,
-                include: m.options.selected_folders.clone(),
-                exclude: m.options.excluded_folders.clone(),
-                map: m.options.folder_map.clone(),
-            },
-            count_first: m.options.count_first,
-            connections: self.settings().workers.connections,
-            pass: pass.number,
-            sync_deletions: m.options.sync_deletions,
-            reach: self.reach().with_pulse(pulse),
-            clock: self.clock().clone(),
-        };
+        let job = self.mail_job(&m, source, dest, &pass, pulse);
         let checkpoints = self.checkpoints(&m, holder);
         // A resumed pass counts on from what its earlier runs did.
         let base = checkpoints
@@ -115,90 +60,178 @@ impl Runner {
         progress.finish();
         flusher.await.ok();
         let now = self.now();
-        let Some(result) = result else {
+        match result {
             // Cancelled (the action already moved the status) or the lease was lost
             // (another worker goes on from the checkpoints).
-            if let Some(current) = self.store().get_migration(m.id).await?
-                && current.status == MigrationStatus::Cancelled
-            {
-                let tx = self.store().begin().await?;
-                tx.finish_pass(pass.id, &PassEnd::ended("cancelled", None), now)
+            None => self.pass_stopped(&m, &pass, now).await,
+            Some(Err(err)) => self.pass_failed(&m, kind, &pass, err, now).await,
+            Some(Ok(report)) => {
+                let report = self
+                    .whole_pass_counts(&checkpoints, pass.number, report)
                     .await?;
-                tx.commit().await?;
+                if report.adds_up() {
+                    self.pass_succeeded(&m, kind, &pass, &report, now).await
+                } else {
+                    self.pass_incomplete(&m, kind, &pass, &report, now).await
+                }
             }
-            return Ok(WorkOutcome::Stopped);
+        }
+    }
+
+    /// The pass a crash interrupted, going on under its own number; otherwise a new one,
+    /// with its step and email. `None` when the migration moved on meanwhile.
+    async fn begin_pass(&self, m: &Migration, kind: PassKind) -> anyhow::Result<Option<Pass>> {
+        let now = self.now();
+        let open = self.store().open_pass(m.id).await?;
+        if let Some(open) = open
+            .as_ref()
+            .filter(|open| open.kind == kind.as_str() && m.status == MigrationStatus::Processing)
+        {
+            tracing::info!(migration = %m.id, pass = open.number, "Resuming an interrupted pass");
+            return Ok(Some(open.clone()));
+        }
+        let tx = self.store().begin().await?;
+        if let Some(stale) = open {
+            tx.finish_pass(stale.id, &PassEnd::abandoned(), now).await?;
+        }
+        // Dropped with `tx` when the migration moved on meanwhile.
+        let pass = tx.start_pass(m.id, kind, now).await?;
+        let step = Step {
+            from: m.status,
+            to: MigrationStatus::Processing,
+            change: StatusChange {
+                started_at: Some(Some(m.started_at.unwrap_or(now))),
+                ..Default::default()
+            },
+            action: "migration.pass_started",
+            detail: json!({ "pass": pass.number, "kind": kind.as_str() }),
+            email: Some(MigrationNews::PassStarted {
+                pass: pass_facts(&pass),
+            }),
         };
-        let report = match result {
-            Ok(report) => report,
-            Err(MigrateError::Connect(side, err)) => {
+        if !self.write_step(&tx, m, step, now).await? {
+            return Ok(None);
+        }
+        tx.commit().await?;
+        self.dispatcher().wake();
+        Ok(Some(pass))
+    }
+
+    /// The engine's job for this pass of `m`.
+    fn mail_job(
+        &self,
+        m: &Migration,
+        source: ImapEndpoint,
+        dest: ImapEndpoint,
+        pass: &Pass,
+        pulse: &Pulse,
+    ) -> MailJob {
+        MailJob {
+            source,
+            dest,
+            mode: m.options.mode,
+            duplicates: m.options.duplicates,
+            delete_source: m.options.delete_source,
+            since: m.options.import_since,
+            selection: Selection {
+                strategy: m.options.folder_strategy,
+                include: m.options.selected_folders.clone(),
+                exclude: m.options.excluded_folders.clone(),
+                map: m.options.folder_map.clone(),
+            },
+            count_first: m.options.count_first,
+            connections: self.settings().workers.connections,
+            pass: pass.number,
+            sync_deletions: m.options.sync_deletions,
+            reach: self.reach().with_pulse(pulse),
+            clock: self.clock().clone(),
+        }
+    }
+
+    /// The pass stopped before its end: closed as cancelled when the migration was, left
+    /// open for the worker that took the lease over otherwise.
+    async fn pass_stopped(
+        &self,
+        m: &Migration,
+        pass: &Pass,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<WorkOutcome> {
+        if let Some(current) = self.store().get_migration(m.id).await?
+            && current.status == MigrationStatus::Cancelled
+        {
+            let tx = self.store().begin().await?;
+            tx.finish_pass(pass.id, &PassEnd::ended("cancelled", None), now)
+                .await?;
+            tx.commit().await?;
+        }
+        Ok(WorkOutcome::Stopped)
+    }
+
+    /// The engine gave up: a server that cannot be reached or refuses the login fails
+    /// the migration with that side and class; Ferry's own trouble is returned, so the
+    /// lease runs out and the pass resumes from its checkpoints.
+    async fn pass_failed(
+        &self,
+        m: &Migration,
+        kind: PassKind,
+        pass: &Pass,
+        err: MigrateError,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<WorkOutcome> {
+        let processing = MigrationStatus::Processing;
+        match err {
+            MigrateError::Connect(side, err) => {
                 let (side, account) = match side {
                     mail::Side::Destination => ("destination", &m.dest),
                     mail::Side::Source => ("source", &m.source),
                 };
-                self.close_pass(&pass, PassEnd::ended("failed", None), now)
+                self.close_pass(pass, PassEnd::ended("failed", None), now)
                     .await?;
-                return self
-                    .connect_failed(
-                        &m,
-                        MigrationStatus::Processing,
-                        Work::Pass(kind),
-                        side,
-                        account,
-                        err,
-                    )
-                    .await;
+                self.connect_failed(m, processing, Work::Pass(kind), side, account, err)
+                    .await
             }
-            // Ferry's own trouble (its database) is not the migration's: the lease
-            // runs out and the pass resumes from its checkpoints. A lease another
-            // worker took over is not either: `run_work` stops quietly.
-            Err(MigrateError::Other(err)) if is_ours(&err) || LeaseLost::caused(&err) => {
-                return Err(err);
-            }
-            Err(err) => {
-                self.close_pass(&pass, PassEnd::ended("failed", None), now)
+            // A lease another worker took over is not the migration's trouble either:
+            // `run_work` stops quietly.
+            MigrateError::Other(err) if is_ours(&err) || LeaseLost::caused(&err) => Err(err),
+            err => {
+                self.close_pass(pass, PassEnd::ended("failed", None), now)
                     .await?;
-                return self
-                    .fail(
-                        &m,
-                        MigrationStatus::Processing,
-                        Work::Pass(kind),
-                        ErrorCode::CopyFailed,
-                        err.to_string(),
-                        None,
-                    )
-                    .await;
+                let code = ErrorCode::CopyFailed;
+                self.fail(m, processing, Work::Pass(kind), code, err.to_string(), None)
+                    .await
             }
-        };
-        let report = self
-            .whole_pass_counts(&checkpoints, pass.number, report)
-            .await?;
-        if !report.adds_up() {
-            // A pass that does not add up is never a success: failed, with the numbers,
-            // and Retry runs it again (what is missing is copied, nothing twice).
-            let json = serde_json::to_value(&report)?;
-            self.close_pass(
-                &pass,
-                PassEnd::from_report("incomplete", &report, json),
-                now,
-            )
-            .await?;
-            let message = format!(
-                "the copy does not add up, so it is not reported as done: {}. Retry copies what is missing.",
-                report.unaccounted_summary()
-            );
-            return self
-                .fail(
-                    &m,
-                    MigrationStatus::Processing,
-                    Work::Pass(kind),
-                    ErrorCode::Incomplete,
-                    message,
-                    None,
-                )
-                .await;
         }
-        self.pass_succeeded(&m, kind, &pass, &report, now).await
     }
+
+    /// A pass that does not add up is never a success: failed, with the numbers, and
+    /// Retry runs it again (what is missing is copied, nothing twice).
+    async fn pass_incomplete(
+        &self,
+        m: &Migration,
+        kind: PassKind,
+        pass: &Pass,
+        report: &Report,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<WorkOutcome> {
+        let json = serde_json::to_value(report)?;
+        self.close_pass(pass, PassEnd::from_report("incomplete", report, json), now)
+            .await?;
+        let message = format!(
+            "the copy does not add up, so it is not reported as done: {}. Retry copies what is missing.",
+            report.unaccounted_summary()
+        );
+        let processing = MigrationStatus::Processing;
+        self.fail(
+            m,
+            processing,
+            Work::Pass(kind),
+            ErrorCode::Incomplete,
+            message,
+            None,
+        )
+        .await
+    }
+
     /// A pass resumed after a crash reports what the whole pass did, not only its
     /// last run: copies and skips are counted from the ledger, which records the pass
     /// of each entry.
@@ -258,50 +291,21 @@ impl Runner {
         now: DateTime<Utc>,
     ) -> anyhow::Result<WorkOutcome> {
         let report_json = serde_json::to_value(report)?;
-        let grace = chrono::Duration::seconds(
-            i64::try_from(self.settings().mx.grace_seconds).unwrap_or(i64::MAX),
-        );
-        let post_mx_at = m.mx_switched_at.map(|at| at + grace);
-        let (facts, report_value) = (pass_facts(pass), report_json.clone());
-        // (status, next work, its time, email)
-        let (status, next_work, next_run_at, email) = match kind {
-            PassKind::PreMx if m.two_pass => (
-                MigrationStatus::WaitingForMx,
-                Some(Work::Pass(PassKind::PostMx)),
-                post_mx_at,
-                MigrationNews::mx_needed(
-                    facts,
-                    report_value,
-                    human_duration(self.settings().mx.grace_seconds),
-                ),
-            ),
-            PassKind::Sync if m.resume_work == Some(Work::Pass(PassKind::PostMx)) => (
-                MigrationStatus::WaitingForMx,
-                Some(Work::Pass(PassKind::PostMx)),
-                post_mx_at,
-                MigrationNews::PassFinished {
-                    pass: facts,
-                    report: report_value,
-                },
-            ),
-            PassKind::Sync => (
-                MigrationStatus::Completed,
-                None,
-                None,
-                MigrationNews::PassFinished {
-                    pass: facts,
-                    report: report_value,
-                },
-            ),
-            PassKind::PreMx | PassKind::PostMx => (
-                MigrationStatus::Completed,
-                None,
-                None,
-                MigrationNews::Completed {
-                    pass: facts,
-                    report: report_value,
-                },
-            ),
+        let grace = self.settings().mx.grace_seconds;
+        let (status, next_work, next_run_at) = after_pass(m, kind, grace);
+        let (pass_facts, report_value) = (pass_facts(pass), report_json.clone());
+        let email = match kind {
+            PassKind::PreMx if status == MigrationStatus::WaitingForMx => {
+                MigrationNews::mx_needed(pass_facts, report_value, human_duration(grace))
+            }
+            PassKind::Sync => MigrationNews::PassFinished {
+                pass: pass_facts,
+                report: report_value,
+            },
+            PassKind::PreMx | PassKind::PostMx => MigrationNews::Completed {
+                pass: pass_facts,
+                report: report_value,
+            },
         };
         let finished = status == MigrationStatus::Completed;
         let tx = self.store().begin().await?;
@@ -369,6 +373,32 @@ impl PassEnd {
             failed: report.totals.failed,
             bytes: report.totals.bytes,
         }
+    }
+}
+
+/// Where a migration goes when a pass of `kind` ends well: its status, its next work
+/// and when that is due. A pre-MX pass of a two-pass migration, or a synchronisation
+/// pass run while it waited for the MX, waits for the MX (the post-MX pass follows the
+/// switch by `grace_seconds`); anything else completes it.
+fn after_pass(
+    m: &Migration,
+    kind: PassKind,
+    grace_seconds: u64,
+) -> (MigrationStatus, Option<Work>, Option<DateTime<Utc>>) {
+    let waits_for_mx = match kind {
+        PassKind::PreMx => m.two_pass,
+        PassKind::Sync => m.resume_work == Some(Work::Pass(PassKind::PostMx)),
+        PassKind::PostMx => false,
+    };
+    if waits_for_mx {
+        let grace = chrono::Duration::seconds(i64::try_from(grace_seconds).unwrap_or(i64::MAX));
+        (
+            MigrationStatus::WaitingForMx,
+            Some(Work::Pass(PassKind::PostMx)),
+            m.mx_switched_at.map(|at| at + grace),
+        )
+    } else {
+        (MigrationStatus::Completed, None, None)
     }
 }
 

@@ -146,8 +146,8 @@ pub(super) async fn copy_batches<C: CheckpointStore>(
         job,
         plan,
         checkpoints,
-        progress,
         budget,
+        ..
     } = cx;
     let unresolved = fs.in_flight.clone();
     let batches = batches(copies, whole);
@@ -160,45 +160,8 @@ pub(super) async fn copy_batches<C: CheckpointStore>(
         save(checkpoints, &plan.source, fs).await?;
 
         let (outcomes, broken, next) = if batch.stream {
-            let m = batch.messages[0];
-            // A chunk being read and one being written.
-            let _held = budget.take(2 * crate::connectors::imap::STREAM_CHUNK).await;
-            let streamed = stream_append(
-                &mut sides.src,
-                &mut sides.dst,
-                m.uid,
-                u64::from(m.size),
-                &plan.dest,
-                &m.flags,
-                m.internal_date,
-            )
-            .await;
-            match streamed {
-                Ok(dest_uid) => (
-                    vec![Appended::Copied {
-                        dest_uid,
-                        bytes: u64::from(m.size),
-                    }],
-                    None,
-                    None,
-                ),
-                Err(StreamError::Refused(why)) => (vec![Appended::Refused(why)], None, None),
-                Err(StreamError::Gone) => (vec![Appended::Gone], None, None),
-                Err(StreamError::SizeMismatch(uid)) => {
-                    // The destination connection is inside a literal: drop it.
-                    whole.insert(uid);
-                    (
-                        Vec::new(),
-                        Some(OpError::Connection(format!(
-                            "message {uid}'s size was not its length; copying it whole"
-                        ))),
-                        None,
-                    )
-                }
-                Err(StreamError::Connection(why)) => {
-                    (Vec::new(), Some(OpError::Connection(why)), None)
-                }
-            }
+            let (outcomes, broken) = stream_one(sides, cx, whole, batch.messages[0]).await;
+            (outcomes, broken, None)
         } else {
             let (bodies, _held) = match prefetched.take() {
                 Some(fetched) => fetched,
@@ -226,45 +189,7 @@ pub(super) async fn copy_batches<C: CheckpointStore>(
             (outcomes, broken, next)
         };
 
-        let mut confirmed = Vec::new();
-        for (m, outcome) in batch.messages.iter().zip(outcomes) {
-            match outcome {
-                Appended::Copied { dest_uid, bytes } => {
-                    crash_point::after_append();
-                    fs.record(
-                        m.uid,
-                        Entry {
-                            key: m.key.clone(),
-                            dest_uid,
-                            skipped: false,
-                            source_deleted: false,
-                            pass: job.pass,
-                            removed: false,
-                        },
-                    );
-                    fs.failed.remove(&m.uid);
-                    report.failures.retain(|f| f.uid != m.uid);
-                    if dest_uid.is_some() {
-                        confirmed.push(m.uid);
-                    }
-                    report.copied += 1;
-                    report.bytes += bytes;
-                    progress.message(&plan.source_path, bytes, Outcome::Copied);
-                }
-                Appended::Refused(reason) => {
-                    tracing::warn!(folder = %plan.source_path, uid = m.uid, %reason, "Message refused by the destination");
-                    fs.failed.insert(m.uid, reason.clone());
-                    report.failures.retain(|f| f.uid != m.uid);
-                    report.failures.push(Failure { uid: m.uid, reason });
-                    progress.message(&plan.source_path, 0, Outcome::Failed);
-                }
-                Appended::Gone => {
-                    // Not recorded: if the source still has it, the end of the pass
-                    // finds it unaccounted for and says so.
-                    tracing::warn!(folder = %plan.source_path, uid = m.uid, "The source did not return the message; it is checked again at the end");
-                }
-            }
-        }
+        let confirmed = record_outcomes(cx, fs, report, &batch.messages, outcomes);
         if let Some(err) = broken {
             // The in-flight keys stay: whatever reached the destination is claimed next time.
             save(checkpoints, &plan.source, fs).await?;
@@ -284,6 +209,104 @@ pub(super) async fn copy_batches<C: CheckpointStore>(
     }
 
     Ok(())
+}
+
+/// Copies one large message by streaming it (a chunk read while one is written).
+async fn stream_one<C: CheckpointStore>(
+    sides: &mut Sides,
+    cx: Cx<'_, C>,
+    whole: &mut HashSet<u32>,
+    m: &MessageMeta,
+) -> (Vec<Appended>, Option<OpError>) {
+    let _held = cx
+        .budget
+        .take(2 * crate::connectors::imap::STREAM_CHUNK)
+        .await;
+    let streamed = stream_append(
+        &mut sides.src,
+        &mut sides.dst,
+        m.uid,
+        u64::from(m.size),
+        &cx.plan.dest,
+        &m.flags,
+        m.internal_date,
+    )
+    .await;
+    match streamed {
+        Ok(dest_uid) => (
+            vec![Appended::Copied {
+                dest_uid,
+                bytes: u64::from(m.size),
+            }],
+            None,
+        ),
+        Err(StreamError::Refused(why)) => (vec![Appended::Refused(why)], None),
+        Err(StreamError::Gone) => (vec![Appended::Gone], None),
+        Err(StreamError::SizeMismatch(uid)) => {
+            // The destination connection is inside a literal: drop it.
+            whole.insert(uid);
+            let why = format!("message {uid}'s size was not its length; copying it whole");
+            (Vec::new(), Some(OpError::Connection(why)))
+        }
+        Err(StreamError::Connection(why)) => (Vec::new(), Some(OpError::Connection(why))),
+    }
+}
+
+/// What became of each message of a batch, in the ledger, the report and the
+/// progress; returns the copies the destination confirmed with a UID.
+fn record_outcomes<C: CheckpointStore>(
+    cx: Cx<'_, C>,
+    fs: &mut FolderState,
+    report: &mut FolderReport,
+    messages: &[&MessageMeta],
+    outcomes: Vec<Appended>,
+) -> Vec<u32> {
+    let Cx {
+        job,
+        plan,
+        progress,
+        ..
+    } = cx;
+    let mut confirmed = Vec::new();
+    for (m, outcome) in messages.iter().zip(outcomes) {
+        match outcome {
+            Appended::Copied { dest_uid, bytes } => {
+                crash_point::after_append();
+                fs.record(
+                    m.uid,
+                    Entry {
+                        key: m.key.clone(),
+                        dest_uid,
+                        skipped: false,
+                        source_deleted: false,
+                        pass: job.pass,
+                        removed: false,
+                    },
+                );
+                fs.failed.remove(&m.uid);
+                report.failures.retain(|f| f.uid != m.uid);
+                if dest_uid.is_some() {
+                    confirmed.push(m.uid);
+                }
+                report.copied += 1;
+                report.bytes += bytes;
+                progress.message(&plan.source_path, bytes, Outcome::Copied);
+            }
+            Appended::Refused(reason) => {
+                tracing::warn!(folder = %plan.source_path, uid = m.uid, %reason, "Message refused by the destination");
+                fs.failed.insert(m.uid, reason.clone());
+                report.failures.retain(|f| f.uid != m.uid);
+                report.failures.push(Failure { uid: m.uid, reason });
+                progress.message(&plan.source_path, 0, Outcome::Failed);
+            }
+            Appended::Gone => {
+                // Not recorded: if the source still has it, the end of the pass
+                // finds it unaccounted for and says so.
+                tracing::warn!(folder = %plan.source_path, uid = m.uid, "The source did not return the message; it is checked again at the end");
+            }
+        }
+    }
+    confirmed
 }
 
 /// Waits until a folder's UIDNEXT and count stay the same for `SETTLE` (at most ten

@@ -101,13 +101,47 @@ pub(super) async fn copy_folder<C: CheckpointStore>(
     whole: &mut HashSet<u32>,
     before: FolderStatus,
 ) -> Result<(), FolderError> {
-    let Cx {
-        job,
-        plan,
-        checkpoints,
-        progress,
-        ..
-    } = cx;
+    let status = select_source(sides, cx.plan, fs).await?;
+    // Every source message the ledger does not hold is pending, whatever UIDNEXT or an
+    // earlier run said: failures, what was in flight, what is new. The listing is the
+    // count the pass is proven against at the end.
+    let listed = sides.src.list_uids(status.exists).await?;
+    // Copies made by earlier runs, whose flags may have changed at the source since.
+    let earlier: Vec<u32> = fs
+        .ledger()
+        .iter()
+        .filter(|(_, e)| !e.skipped && !e.removed)
+        .map(|(uid, _)| *uid)
+        .collect();
+    let pending = pending_messages(sides, cx.job, fs, report, &listed).await?;
+    cx.progress
+        .folder_started(&cx.plan.source_path, pending.len() as u64);
+    select_dest(sides, cx.plan, fs, !pending.is_empty()).await?;
+    copy_pending(sides, cx, fs, report, whole, pending).await?;
+    fs.last_uid = fs.last_uid.max(listed.last().copied().unwrap_or(0));
+
+    if cx.job.delete_source {
+        // Copies confirmed by an earlier run, and messages the destination already had.
+        let left: Vec<u32> = fs
+            .ledger()
+            .iter()
+            .filter(|(_, e)| e.dest_uid.is_some() && !e.source_deleted)
+            .map(|(uid, _)| *uid)
+            .collect();
+        delete_from_source(sides, fs, &left).await?;
+    }
+    // Flags changed at the source since the copies were made: brought over.
+    report.flags_updated += sync_flags(sides, fs, &earlier, &listed, before).await?;
+    prove(sides, cx, fs, report, &listed, before).await
+}
+
+/// Selects the source folder; a new UIDVALIDITY (or another destination) starts the
+/// folder's state over, its earlier copies still claimed by their keys.
+async fn select_source(
+    sides: &mut Sides,
+    plan: &FolderPlan,
+    fs: &mut FolderState,
+) -> Result<FolderStatus, FolderError> {
     let status = sides
         .src
         .select(&plan.source)
@@ -126,18 +160,18 @@ pub(super) async fn copy_folder<C: CheckpointStore>(
                 .insert(u32::MAX - u32::try_from(i).unwrap_or(u32::MAX), key);
         }
     }
+    Ok(status)
+}
 
-    // Every source message the ledger does not hold is pending, whatever UIDNEXT or an
-    // earlier run said: failures, what was in flight, what is new. The listing is the
-    // count the pass is proven against at the end.
-    let listed = sides.src.list_uids(status.exists).await?;
-    // Copies made by earlier runs, whose flags may have changed at the source since.
-    let earlier: Vec<u32> = fs
-        .ledger()
-        .iter()
-        .filter(|(_, e)| !e.skipped && !e.removed)
-        .map(|(uid, _)| *uid)
-        .collect();
+/// The listed messages the ledger does not hold, with their metadata; those older
+/// than `since` are recorded as skipped.
+async fn pending_messages(
+    sides: &mut Sides,
+    job: &MailJob,
+    fs: &mut FolderState,
+    report: &mut FolderReport,
+    listed: &[u32],
+) -> Result<Vec<MessageMeta>, FolderError> {
     let wanted: Vec<u32> = listed
         .iter()
         .copied()
@@ -162,8 +196,17 @@ pub(super) async fn copy_folder<C: CheckpointStore>(
         }
         pending = keep;
     }
-    progress.folder_started(&plan.source_path, pending.len() as u64);
+    Ok(pending)
+}
 
+/// Selects the destination folder (a new UIDVALIDITY forgets the copies' destination
+/// UIDs) and, when something is to be copied, indexes what it holds.
+async fn select_dest(
+    sides: &mut Sides,
+    plan: &FolderPlan,
+    fs: &mut FolderState,
+    index: bool,
+) -> Result<(), FolderError> {
     let dstatus = sides
         .dst
         .select(&plan.dest)
@@ -175,14 +218,31 @@ pub(super) async fn copy_folder<C: CheckpointStore>(
         fs.dest_unclaimed.clear();
         fs.update_all(|entry| entry.dest_uid.take().is_some());
     }
-    if !pending.is_empty() {
+    if index {
         index_dest(&mut sides.dst, fs, dstatus.uidnext).await?;
     }
+    Ok(())
+}
 
-    // The batch in flight when the last run ended may have reached the destination,
-    // or may still be on its way: the server can finish a command whose client has
-    // died, seconds later. What is not there yet waits until the rest is copied and
-    // IN_FLIGHT_GRACE has passed since it was sent, then is looked for once more.
+/// Copies what is pending. The batch in flight when the last run ended may have
+/// reached the destination, or may still be on its way: the server can finish a
+/// command whose client has died, seconds later. What is not there yet waits until the
+/// rest is copied and IN_FLIGHT_GRACE has passed since it was sent, then is looked for
+/// once more.
+async fn copy_pending<C: CheckpointStore>(
+    sides: &mut Sides,
+    cx: Cx<'_, C>,
+    fs: &mut FolderState,
+    report: &mut FolderReport,
+    whole: &mut HashSet<u32>,
+    mut pending: Vec<MessageMeta>,
+) -> Result<(), FolderError> {
+    let Cx {
+        job,
+        plan,
+        progress,
+        ..
+    } = cx;
     let sent_at = fs.in_flight_at;
     let mut in_flight: HashSet<String> = fs.in_flight.values().cloned().collect();
     for last_look in [false, true] {
@@ -224,28 +284,26 @@ pub(super) async fn copy_folder<C: CheckpointStore>(
         let next: Vec<MessageMeta> = later.into_iter().cloned().collect();
         pending = next;
     }
-    fs.last_uid = fs.last_uid.max(listed.last().copied().unwrap_or(0));
+    Ok(())
+}
 
-    if job.delete_source {
-        // Copies confirmed by an earlier run, and messages the destination already had.
-        let left: Vec<u32> = fs
-            .ledger()
-            .iter()
-            .filter(|(_, e)| e.dest_uid.is_some() && !e.source_deleted)
-            .map(|(uid, _)| *uid)
-            .collect();
-        delete_from_source(sides, fs, &left).await?;
-    }
-    // Flags changed at the source since the copies were made: brought over.
-    report.flags_updated += sync_flags(sides, fs, &earlier, &listed, before).await?;
-
-    // The proof: the source counted again, apart from the copy loop (the folder is
-    // still selected: SEARCH answers what it holds now).
+/// The proof: the source counted again, apart from the copy loop (the folder is still
+/// selected: SEARCH answers what it holds now), every message accounted for or named;
+/// then the folder's checkpoint.
+async fn prove<C: CheckpointStore>(
+    sides: &mut Sides,
+    cx: Cx<'_, C>,
+    fs: &mut FolderState,
+    report: &mut FolderReport,
+    listed: &[u32],
+    before: FolderStatus,
+) -> Result<(), FolderError> {
+    let plan = cx.plan;
     let now_listed = sides.src.search_uids().await?;
-    if job.sync_deletions {
+    if cx.job.sync_deletions {
         report.removed += sync_deletions(sides, fs, &now_listed).await?;
     }
-    let proof = reconcile(fs, &listed, &now_listed);
+    let proof = reconcile(fs, listed, &now_listed);
     report.source_messages = proof.source_messages;
     report.unaccounted = proof.unaccounted.len() as u64;
     report.unaccounted_uids = proof
@@ -268,7 +326,7 @@ pub(super) async fn copy_folder<C: CheckpointStore>(
         tracing::error!(folder = %plan.source_path, source_messages = report.source_messages, unaccounted = report.unaccounted, "The folder does not add up");
         fs.source_uidnext = 0;
     }
-    save(checkpoints, &plan.source, fs).await?;
+    save(cx.checkpoints, &plan.source, fs).await?;
     Ok(())
 }
 

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use super::checkpoint::{CheckpointStore, Entry, FolderState, save};
+use super::checkpoint::{CheckpointStore, Entry, FolderState, MigrationState, save};
 use crate::clock::SharedClock;
 use crate::connectors::imap::{
     AppendItem, Bodies, ConnectError, FolderStatus, ImapConnection, MessageMeta, OpError,
@@ -25,7 +25,9 @@ use crate::connectors::imap::{
 };
 use crate::connectors::net::Reach;
 use crate::domain::{DuplicatePolicy, ImapEndpoint, Mode};
-use crate::planner::folders::{FolderPlan, MappedBy, Selection, Skipped, map_folders};
+use crate::planner::folders::{
+    FolderMapping, FolderPlan, ListedFolder, MappedBy, Selection, Skipped, map_folders,
+};
 
 mod batch;
 mod changes;
@@ -204,6 +206,35 @@ pub async fn run<C: CheckpointStore>(
         ));
     }
     let state = checkpoints.load().await?;
+    let (mapping, dest_folders) = plan_folders(&mut sides, job).await?;
+    let mut report = Report {
+        source: job.source.to_string(),
+        dest: job.dest.to_string(),
+        skipped_folders: mapping.skipped.clone(),
+        ..Default::default()
+    };
+    make_tree(&mut sides, &mapping, &dest_folders, &mut report).await?;
+    if job.mode == Mode::FoldersOnly {
+        report.folders = mapping.folders.iter().map(folder_report).collect();
+        report.elapsed_ms = elapsed_ms(started);
+        return Ok(report);
+    }
+    let (queue, done) = survey(&mut sides, job, &mapping, &state, progress).await?;
+    let mut folders = copy_queue(job, checkpoints, progress, sides, queue, done).await?;
+    folders.sort_by_key(|(index, _)| *index);
+    for (_, folder_report) in folders {
+        report.totals.add(&folder_report);
+        report.folders.push(folder_report);
+    }
+    report.elapsed_ms = elapsed_ms(started);
+    Ok(report)
+}
+
+/// Both folder trees listed, and where each source folder lands.
+async fn plan_folders(
+    sides: &mut Sides,
+    job: &MailJob,
+) -> Result<(FolderMapping, Vec<ListedFolder>), MigrateError> {
     let (source_folders, dest_folders) = (
         sides.src.list_folders().await,
         sides.dst.list_folders().await,
@@ -219,14 +250,16 @@ pub async fn run<C: CheckpointStore>(
         &sides.dst.folder_namespace(&dest_folders),
         &job.selection,
     );
-    let mut report = Report {
-        source: job.source.to_string(),
-        dest: job.dest.to_string(),
-        skipped_folders: mapping.skipped.clone(),
-        ..Default::default()
-    };
+    Ok((mapping, dest_folders))
+}
 
-    // The tree first: parents before children, so the order of `mapping` (sorted) works.
+/// The tree first: parents before children, so the order of `mapping` (sorted) works.
+async fn make_tree(
+    sides: &mut Sides,
+    mapping: &FolderMapping,
+    dest_folders: &[ListedFolder],
+    report: &mut Report,
+) -> Result<(), MigrateError> {
     let dest_subscribed: HashSet<&str> = dest_folders
         .iter()
         .filter(|f| f.subscribed)
@@ -249,14 +282,21 @@ pub async fn run<C: CheckpointStore>(
             }
         }
     }
-    if job.mode == Mode::FoldersOnly {
-        report.folders = mapping.folders.iter().map(folder_report).collect();
-        report.elapsed_ms = elapsed_ms(started);
-        return Ok(report);
-    }
+    Ok(())
+}
 
-    // STATUS on every folder: the pre-count, and the folders with nothing to do (a
-    // second pass on an unchanged mailbox opens none).
+/// A folder to copy: its place in the report, its plan, its state and its STATUS.
+type Queued<'a> = (usize, &'a FolderPlan, FolderState, FolderStatus);
+
+/// STATUS on every folder: the pre-count, and the folders with nothing to do (a
+/// second pass on an unchanged mailbox opens none), reported at once.
+async fn survey<'a>(
+    sides: &mut Sides,
+    job: &MailJob,
+    mapping: &'a FolderMapping,
+    state: &MigrationState,
+    progress: &dyn Progress,
+) -> Result<(VecDeque<Queued<'a>>, Vec<(usize, FolderReport)>), MigrateError> {
     let mut counts = Vec::new();
     let mut queue = VecDeque::new();
     let mut reports: Vec<(usize, FolderReport)> = Vec::new();
@@ -286,11 +326,23 @@ pub async fn run<C: CheckpointStore>(
     for (_, r) in &reports {
         progress.folder_done(r);
     }
+    Ok((queue, reports))
+}
 
+/// The queued folders copied by `job.connections` workers at once, each with its own
+/// connection pair (the first reuses `sides`); returns every folder's report.
+async fn copy_queue<C: CheckpointStore>(
+    job: &MailJob,
+    checkpoints: &C,
+    progress: &dyn Progress,
+    sides: Sides,
+    queue: VecDeque<Queued<'_>>,
+    done: Vec<(usize, FolderReport)>,
+) -> Result<Vec<(usize, FolderReport)>, MigrateError> {
     let workers = job.connections.clamp(1, queue.len().max(1));
     let budget = Budget::new();
     let queue = Mutex::new(queue);
-    let results = Mutex::new(reports);
+    let results = Mutex::new(done);
     let first = Mutex::new(Some(sides));
     let worker = |_| async {
         let mut sides = lock(&first).take();
@@ -325,15 +377,7 @@ pub async fn run<C: CheckpointStore>(
         Ok::<_, MigrateError>(())
     };
     futures::future::try_join_all((0..workers).map(worker)).await?;
-
-    let mut folders = results.into_inner().unwrap_or_else(|e| e.into_inner());
-    folders.sort_by_key(|(index, _)| *index);
-    for (_, folder_report) in folders {
-        report.totals.add(&folder_report);
-        report.folders.push(folder_report);
-    }
-    report.elapsed_ms = elapsed_ms(started);
-    Ok(report)
+    Ok(results.into_inner().unwrap_or_else(|e| e.into_inner()))
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
