@@ -8,6 +8,7 @@ mod actions;
 mod lifecycle;
 mod login_limit;
 mod migrations;
+mod request;
 mod settings;
 
 use std::sync::Arc;

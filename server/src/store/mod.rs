@@ -10,6 +10,7 @@ mod entities;
 mod login_failures;
 mod migrations;
 mod outbox;
+mod passes;
 mod settings;
 
 use std::time::Duration;
@@ -22,10 +23,9 @@ use sea_orm::{
 
 pub use accounts::NewUser;
 pub use audit::{AuditFilter, MAX_AUDIT_PAGE};
-pub use migrations::{
-    FolderCounts, MigrationFilter, NewMigration, PassEnd, PlannedFolder, StatusChange, dest_key,
-};
+pub use migrations::{MigrationFilter, NewMigration, StatusChange, dest_key};
 pub use outbox::OutboxFilter;
+pub use passes::{FolderCounts, PassEnd, PlannedFolder};
 
 /// The domain's ids are the tables' integer keys: usable in a query as they are.
 macro_rules! id_columns {

@@ -1,24 +1,22 @@
-//! A migration's life in the console: the list, the new-migration form (with an
-//! Authenticate button per side), the migration page with live progress and its
-//! actions. Every rule is the service's; this module turns forms into service calls
+//! Migrations in the console: the list and the new-migration form (with an
+//! Authenticate button per side); one migration's page is `migration`, the schedule
+//! `schedule`. Every rule is the service's; this module turns forms into service calls
 //! and records into page contexts.
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
 use poem::http::StatusCode;
-use poem::web::cookie::CookieJar;
-use poem::web::{Form, Json, Path, Query};
+use poem::web::{Form, Json, Query};
 use poem::{IntoResponse, Request, Response, handler};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use super::{Layout, Staff, display_time, internal_error, redirect_with_flash};
+use super::{Layout, Staff, display_time, internal_error};
 use crate::domain::{self as domain, EmailAddress, MigrationId, MigrationRequest, ServerInput};
-use crate::domain::{ErrorCode, FolderProgress, Migration, MigrationStatus, Pace, Pass};
+use crate::domain::{ErrorCode, FolderProgress, MigrationStatus};
 use crate::intake::http::error_page;
 use crate::render::FieldErrors;
-use crate::service::{MigrationDetail, ServiceError};
+use crate::service::ServiceError;
 use crate::store::MigrationFilter;
 
 const PER_PAGE: u64 = 50;
@@ -73,12 +71,12 @@ pub struct NewForm {
 }
 
 /// A field's text, when something was typed in it.
-fn given(text: &str) -> Option<&str> {
+pub(super) fn given(text: &str) -> Option<&str> {
     Some(text).filter(|t| !t.trim().is_empty())
 }
 
 /// The window typed as a date and a time, as one text (`YYYY-MM-DDTHH:MM`).
-fn local_window(date: &str, time: &str) -> Option<String> {
+pub(super) fn local_window(date: &str, time: &str) -> Option<String> {
     let time = if time.is_empty() { "00:00" } else { time };
     (!date.is_empty()).then(|| format!("{date}T{time}"))
 }
@@ -192,7 +190,7 @@ const NEW_FORM_FIELDS: &[&str] = &[
     "window.time_zone",
 ];
 
-fn earliest_text(staff: &Staff, tz: &str) -> Option<String> {
+pub(super) fn earliest_text(staff: &Staff, tz: &str) -> Option<String> {
     let tz: chrono_tz::Tz = tz.parse().ok()?;
     let rules = staff.services.window_rules().ok()?;
     rules
@@ -220,28 +218,6 @@ fn render_new(staff: &Staff, form: &NewForm, errors: BTreeMap<String, String>) -
         resp.set_status(StatusCode::UNPROCESSABLE_ENTITY);
     }
     resp
-}
-
-/// The running pass's pace, as the page shows it: messages and megabytes a second, and
-/// the time left at that rate.
-fn pace_text(pace: Pace) -> (String, Option<String>) {
-    let per_second = pace.messages_per_second;
-    let rate = format!(
-        "{} messages/s · {:.1} MB/s",
-        if per_second >= 10.0 {
-            format!("{per_second:.0}")
-        } else {
-            format!("{per_second:.1}")
-        },
-        pace.bytes_per_second / 1e6
-    );
-    let eta = pace.seconds_left.map(|secs| match secs {
-        0 => "done at this pass's end".to_owned(),
-        1..60 => "under a minute".to_owned(),
-        60..3600 => format!("about {} min", secs.div_ceil(60)),
-        _ => format!("about {} h {} min", secs / 3600, (secs % 3600) / 60),
-    });
-    (rate, eta)
 }
 
 #[handler]
@@ -405,7 +381,7 @@ struct ListPage {
 
 /// How far the current pass is, over all folders (a pass that found nothing new and
 /// is done is at 100 %).
-fn percent(folders: &[FolderProgress]) -> Option<u64> {
+pub(super) fn percent(folders: &[FolderProgress]) -> Option<u64> {
     if folders.is_empty() {
         return None;
     }
@@ -477,445 +453,4 @@ pub async fn list(staff: Staff, Query(q): Query<ListQuery>) -> Response {
             total,
         },
     )
-}
-
-#[derive(Serialize)]
-struct PassRow {
-    number: u32,
-    label: &'static str,
-    status: String,
-    started: String,
-    finished: Option<String>,
-    copied: u64,
-    skipped: u64,
-    failed: u64,
-    bytes: u64,
-    failures: Vec<(String, u64, String)>,
-}
-
-fn pass_rows(passes: &[Pass]) -> Vec<PassRow> {
-    passes
-        .iter()
-        .map(|p| PassRow {
-            number: p.number,
-            label: crate::domain::PassKind::parse(&p.kind).map_or("pass", |k| k.label()),
-            status: p.status.clone(),
-            started: display_time(p.started_at),
-            finished: p.finished_at.map(display_time),
-            copied: p.copied,
-            skipped: p.skipped,
-            failed: p.failed,
-            bytes: p.bytes,
-            failures: p
-                .report
-                .as_ref()
-                .and_then(|r| r["folders"].as_array().cloned())
-                .unwrap_or_default()
-                .iter()
-                .flat_map(|f| {
-                    let folder = f["source_path"].as_str().unwrap_or_default().to_owned();
-                    f["failures"]
-                        .as_array()
-                        .cloned()
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(move |x| {
-                            (
-                                folder.clone(),
-                                x["uid"].as_u64().unwrap_or(0),
-                                x["reason"].as_str().unwrap_or_default().to_owned(),
-                            )
-                        })
-                })
-                .collect(),
-        })
-        .collect()
-}
-
-/// What the page shows and the live endpoint answers.
-#[derive(Serialize)]
-struct Live {
-    status: &'static str,
-    running: bool,
-    percent: Option<u64>,
-    folders: Vec<FolderProgress>,
-    passes: usize,
-    error: Option<String>,
-    next_run: Option<String>,
-    mx_answer: Option<String>,
-    /// While a pass runs: its pace and the time left at that pace.
-    rate: Option<String>,
-    eta: Option<String>,
-}
-
-fn live(d: &MigrationDetail, now: DateTime<Utc>) -> Live {
-    let m = &d.migration;
-    let (rate, eta) = d
-        .passes
-        .iter()
-        .rev()
-        .find(|p| p.status == "running")
-        .and_then(|p| Pace::of(&d.folders, p.started_at, now))
-        .map(pace_text)
-        .map_or((None, None), |(rate, eta)| (Some(rate), eta));
-    Live {
-        status: m.status.as_str(),
-        running: m.is_running(now),
-        percent: percent(&d.folders),
-        folders: d.folders.clone(),
-        passes: d.passes.len(),
-        error: m.error_message.clone(),
-        next_run: m.next_run_at.map(display_time),
-        mx_answer: m.mx_answer.clone(),
-        rate,
-        eta,
-    }
-}
-
-#[derive(Serialize)]
-struct Actions {
-    credentials: bool,
-    cancel: bool,
-    retry: bool,
-    sync: bool,
-    mx_switched: bool,
-    delete_migrated: bool,
-    delete: bool,
-    reschedule: bool,
-}
-
-fn actions(m: &Migration, now: DateTime<Utc>) -> Actions {
-    use MigrationStatus as S;
-    let running = m.is_running(now);
-    Actions {
-        credentials: !running && !matches!(m.status, S::Processing | S::Validating),
-        cancel: m.status.is_active(),
-        retry: matches!(m.status, S::Failed | S::Cancelled),
-        sync: matches!(m.status, S::WaitingForMx | S::Completed)
-            && m.next_work.is_none_or(|w| w.to_string() == "post_mx"),
-        mx_switched: m.status == S::WaitingForMx && m.mx_switched_at.is_none(),
-        delete_migrated: !m.status.is_active() && m.next_work.is_none(),
-        delete: !running && !matches!(m.status, S::Processing | S::Validating),
-        reschedule: m.status == S::Scheduled && !running,
-    }
-}
-
-#[derive(Serialize)]
-struct DetailPage {
-    layout: Layout,
-    id: MigrationId,
-    source: String,
-    destination: String,
-    requester: String,
-    window: Option<String>,
-    time_zone: String,
-    /// The earliest window allowed now, in the requester's time zone.
-    earliest: Option<String>,
-    /// The off-hours start, to prefill a new window's time.
-    default_time: String,
-    two_pass: bool,
-    mx_domain: String,
-    mx_switched: Option<String>,
-    error_code: Option<ErrorCode>,
-    live: Live,
-    passes: Vec<PassRow>,
-    actions: Actions,
-    events: Vec<super::pages::AuditRow>,
-}
-
-#[handler]
-pub async fn show(staff: Staff, Path(id): Path<MigrationId>) -> Response {
-    let d = match staff.services.migration_detail(id).await {
-        Ok(d) => d,
-        Err(ServiceError::NotFound(_)) => {
-            return super::error_page(
-                &staff.services,
-                StatusCode::NOT_FOUND,
-                "No such migration",
-                "It may have been deleted.",
-            );
-        }
-        Err(err) => return internal_error(&staff.services, &err),
-    };
-    let events = staff
-        .services
-        .store()
-        .list_audit(&crate::store::AuditFilter {
-            limit: 100,
-            subject: Some(("migration".into(), id.to_string())),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_default();
-    let m = &d.migration;
-    let actions = actions(m, staff.services.now());
-    staff.render(
-        "console/migration.html",
-        &DetailPage {
-            layout: staff.layout("/migrations"),
-            id,
-            source: format!(
-                "{} on {}:{}",
-                m.source.username, m.source.host, m.source.port
-            ),
-            destination: format!("{} on {}:{}", m.dest.username, m.dest.host, m.dest.port),
-            requester: m.requester_email.clone(),
-            window: m.window_start.map(display_time),
-            time_zone: m.time_zone.clone(),
-            // Shown beside Move window only.
-            earliest: actions
-                .reschedule
-                .then(|| earliest_text(&staff, &m.time_zone))
-                .flatten(),
-            default_time: staff.services.settings().schedule.off_hours_start.clone(),
-            two_pass: m.two_pass,
-            mx_domain: m.mx_domain.clone(),
-            mx_switched: m.mx_switched_at.map(display_time),
-            error_code: m.error_code,
-            live: live(&d, staff.services.now()),
-            passes: pass_rows(&d.passes),
-            actions,
-            events: super::pages::audit_rows(events),
-        },
-    )
-}
-
-/// The live part of the migration page, polled by its script.
-#[handler]
-pub async fn live_json(staff: Staff, Path(id): Path<MigrationId>) -> Response {
-    match staff.services.migration_detail(id).await {
-        Ok(d) => Json(live(&d, staff.services.now())).into_response(),
-        Err(ServiceError::NotFound(_)) => StatusCode::NOT_FOUND.into_response(),
-        Err(err) => internal_error(&staff.services, &err),
-    }
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct ActionForm {
-    csrf: String,
-    reason: String,
-    from_pass: String,
-    source_password: String,
-    destination_password: String,
-    #[serde(rename = "window.date")]
-    window_date: String,
-    #[serde(rename = "window.time")]
-    window_time: String,
-    #[serde(rename = "window.time_zone")]
-    time_zone: String,
-    start_now: Option<String>,
-}
-
-/// The buttons of the migration page.
-#[handler]
-pub async fn action(
-    staff: Staff,
-    jar: &CookieJar,
-    Path((id, action)): Path<(MigrationId, String)>,
-    Form(form): Form<ActionForm>,
-) -> Response {
-    if let Some(resp) = staff.reject_bad_csrf(&form.csrf) {
-        return resp;
-    }
-    let s = &staff.services;
-    let actor = staff.actor();
-    let back = format!("/migrations/{id}");
-    let done = match action.as_str() {
-        "cancel" => s
-            .cancel_migration(&actor, id, Some(form.reason).filter(|r| !r.is_empty()))
-            .await
-            .map(|_| "Stopped. A running pass stops within seconds; nothing copied is lost."),
-        "retry" => s.retry_migration(&actor, id).await.map(
-            |_| "Started again: credentials first, then where it stopped; duplicates are skipped.",
-        ),
-        "sync" => s
-            .sync_migration(&actor, id)
-            .await
-            .map(|_| "A synchronisation pass starts now."),
-        "mx-switched" => s
-            .migration_mx_switched(&actor, id)
-            .await
-            .map(|_| "Noted: the post-MX pass follows after the grace period."),
-        "reschedule" => {
-            let start = local_window(&form.window_date, &form.window_time)
-                .filter(|_| form.start_now.is_none());
-            s.reschedule_migration(
-                &actor,
-                id,
-                form.start_now.is_some(),
-                start.map(|w| domain::local_time("window.start", &w)),
-                given(&form.time_zone).map(|tz| domain::time_zone("window.time_zone", tz)),
-            )
-            .await
-            .map(|_| "Moved to the new window; the requester and staff get it by email.")
-        }
-        "delete-migrated" => s
-            .delete_migrated(&actor, id, form.from_pass.trim().parse().ok())
-            .await
-            .map(|_| "Removing this migration's copies from the destination."),
-        "credentials" => {
-            let given = |p: String| (!p.is_empty()).then(|| SecretString::from(p));
-            s.update_credentials(
-                &actor,
-                id,
-                given(form.source_password),
-                given(form.destination_password),
-            )
-            .await
-            .map(|_| "New passwords stored (encrypted). Retry to use them.")
-        }
-        "delete" => {
-            return match s.delete_migration(&actor, id).await {
-                Ok(()) => redirect_with_flash(
-                    jar,
-                    "/migrations",
-                    true,
-                    &format!("Migration #{id} deleted."),
-                ),
-                Err(err) => redirect_with_flash(jar, &back, false, &err.to_string()),
-            };
-        }
-        _ => {
-            return super::error_page(
-                s,
-                StatusCode::NOT_FOUND,
-                "No such action",
-                "Go back to the migration.",
-            );
-        }
-    };
-    match done {
-        Ok(message) => redirect_with_flash(jar, &back, true, message),
-        Err(ServiceError::Invalid(fields)) => redirect_with_flash(
-            jar,
-            &back,
-            false,
-            &fields
-                .iter()
-                .map(|f| f.message.clone())
-                .collect::<Vec<_>>()
-                .join("; "),
-        ),
-        Err(err @ (ServiceError::Conflict { .. } | ServiceError::NotFound(_))) => {
-            redirect_with_flash(jar, &back, false, &err.to_string())
-        }
-        Err(err) => internal_error(s, &err),
-    }
-}
-
-#[derive(Serialize)]
-struct Slot {
-    hour: String,
-    migrations: Vec<(MigrationId, String, &'static str)>,
-    /// Passes starting in this hour against `capacity.max_concurrent`.
-    over: bool,
-}
-
-#[derive(Serialize)]
-struct Day {
-    day: String,
-    slots: Vec<Slot>,
-}
-
-#[derive(Serialize)]
-struct SchedulePage {
-    layout: Layout,
-    days: Vec<Day>,
-    capacity: u32,
-    running: u64,
-    earliest: Option<String>,
-}
-
-/// Upcoming work by day and hour (UTC) for the next two weeks, with capacity use,
-/// so staff see where a new request fits.
-#[handler]
-pub async fn schedule(staff: Staff) -> Response {
-    let now = staff.services.now();
-    let s = &staff.services;
-    let upcoming = match s
-        .store()
-        .upcoming_work(
-            now - chrono::Duration::hours(1),
-            now + chrono::Duration::days(14),
-        )
-        .await
-    {
-        Ok(found) => found,
-        Err(err) => return internal_error(s, &err),
-    };
-    let running = s.store().count_running_passes(now).await.unwrap_or(0);
-    let capacity = s.settings().capacity.max_concurrent;
-    let mut days: Vec<Day> = Vec::new();
-    for m in upcoming {
-        let Some(at) = m.next_run_at else { continue };
-        let day = at.format("%A %-d %B").to_string();
-        let hour = at.format("%H:00").to_string();
-        if days.last().is_none_or(|d| d.day != day) {
-            days.push(Day {
-                day,
-                slots: Vec::new(),
-            });
-        }
-        let Some(d) = days.last_mut() else { continue };
-        if d.slots.last().is_none_or(|sl| sl.hour != hour) {
-            d.slots.push(Slot {
-                hour,
-                migrations: Vec::new(),
-                over: false,
-            });
-        }
-        if let Some(slot) = d.slots.last_mut() {
-            let work = m.next_work.map(|w| w.to_string()).unwrap_or_default();
-            slot.migrations.push((
-                m.id,
-                format!("{} ({work})", m.dest.username),
-                m.status.as_str(),
-            ));
-            slot.over = slot.migrations.len() > capacity as usize;
-        }
-    }
-    staff.render(
-        "console/schedule.html",
-        &SchedulePage {
-            layout: staff.layout("/schedule"),
-            days,
-            capacity,
-            running,
-            earliest: earliest_text(&staff, "UTC"),
-        },
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_pace_reads_as_people_say_it() {
-        let pace = |m, b, left| Pace {
-            messages_per_second: m,
-            bytes_per_second: b,
-            seconds_left: left,
-        };
-        assert_eq!(
-            pace_text(pace(10.0, 1e6, Some(500))),
-            (
-                "10 messages/s · 1.0 MB/s".into(),
-                Some("about 9 min".into())
-            )
-        );
-        assert_eq!(
-            pace_text(pace(2.54, 0.0, Some(30))),
-            (
-                "2.5 messages/s · 0.0 MB/s".into(),
-                Some("under a minute".into())
-            )
-        );
-        assert_eq!(
-            pace_text(pace(1.0, 0.0, Some(5400))).1.as_deref(),
-            Some("about 1 h 30 min")
-        );
-        assert_eq!(pace_text(pace(1.0, 0.0, None)).1, None);
-    }
 }

@@ -3,9 +3,11 @@
 
 mod account;
 mod auth;
+mod migration;
 mod migrations;
 mod outbox;
 mod pages;
+mod schedule;
 mod settings;
 mod users;
 
@@ -37,7 +39,7 @@ pub fn routes() -> Route {
         .at("/account", get(account::page))
         .at("/account/password", post(account::change_password))
         .at("/migrations", get(migrations::list))
-        .at("/schedule", get(migrations::schedule))
+        .at("/schedule", get(schedule::schedule))
         .at(
             "/migrations/new",
             get(migrations::new_form).post(migrations::create),
@@ -46,9 +48,9 @@ pub fn routes() -> Route {
             "/migrations/test-connection",
             post(migrations::test_connection),
         )
-        .at("/migrations/:id", get(migrations::show))
-        .at("/migrations/:id/live", get(migrations::live_json))
-        .at("/migrations/:id/:action", post(migrations::action))
+        .at("/migrations/:id", get(migration::show))
+        .at("/migrations/:id/live", get(migration::live_json))
+        .at("/migrations/:id/:action", post(migration::action))
         .at("/settings", get(settings::page).post(settings::save))
         .at("/settings/reset", post(settings::reset))
         .at("/settings/test-email", post(settings::test_email))
