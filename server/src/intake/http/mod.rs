@@ -2,6 +2,7 @@
 //! with its OpenAPI document, `/healthz` and `/metrics`.
 
 mod api;
+mod api_bodies;
 mod api_migrations;
 mod api_settings;
 #[macro_use]
