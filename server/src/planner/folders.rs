@@ -340,6 +340,79 @@ fn is_ancestor_or_self(prefix: &[String], path: &[String]) -> bool {
     prefix.len() <= path.len() && prefix.iter().zip(path).all(|(a, b)| a == b)
 }
 
+/// What the selection looks at in a source folder.
+struct Chosen<'a> {
+    raw: &'a str,
+    path: &'a str,
+    is_inbox: bool,
+    role: Option<SpecialUse>,
+    /// A folder mapping of the user's names it.
+    mapped: bool,
+}
+
+/// Why the selection leaves a folder out, or `None` when it takes it.
+fn why_skipped(selection: &Selection, f: &Chosen<'_>) -> Option<&'static str> {
+    if !selection.include.is_empty() && !matches_any(&selection.include, f.raw, f.path) {
+        return Some("not among the folders chosen");
+    }
+    if matches_any(&selection.exclude, f.raw, f.path) {
+        return Some("excluded");
+    }
+    let view = matches!(f.role, Some(SpecialUse::All | SpecialUse::Flagged));
+    let allowed = match selection.strategy {
+        FolderStrategy::All => true,
+        FolderStrategy::Standard => f.is_inbox || (f.role.is_some() && !view),
+        FolderStrategy::InboxOnly => f.is_inbox,
+    };
+    if !allowed {
+        return Some("outside the folder strategy");
+    }
+    if view && selection.include.is_empty() && !f.mapped {
+        return Some("a view of messages kept in other folders (name it to copy it)");
+    }
+    None
+}
+
+/// Where the user's mapping sends a folder: what lies below the mapped folder follows it.
+fn mapped_path(m: &FolderMap, raw: &str, path: &[String]) -> Vec<String> {
+    let depth = if m.source == raw {
+        path.len()
+    } else {
+        m.source.trim_end_matches('/').split('/').count()
+    };
+    m.dest
+        .split('/')
+        .map(str::to_owned)
+        .chain(path[depth.min(path.len())..].iter().cloned())
+        .collect()
+}
+
+/// Where a folder lands by role: the longest ancestor-or-self with a role decides (in
+/// the destination's folder of that role, or one of its canonical name); by its own
+/// name otherwise.
+fn by_role(
+    path: &[String],
+    source_roles: &[(Vec<String>, SpecialUse, MappedBy)],
+    dest_roles: &[(Vec<String>, SpecialUse, MappedBy)],
+) -> (Vec<String>, MappedBy) {
+    let anchor = source_roles
+        .iter()
+        .filter(|(p, _, _)| is_ancestor_or_self(p, path))
+        .max_by_key(|(p, _, _)| p.len());
+    match anchor {
+        Some((anchor_path, role, by)) => {
+            let base = dest_roles
+                .iter()
+                .find(|(_, r, _)| r == role)
+                .map(|(p, _, _)| p.clone())
+                .unwrap_or_else(|| vec![role.canonical_name().to_owned()]);
+            let below = path[anchor_path.len()..].iter().cloned();
+            (base.into_iter().chain(below).collect(), *by)
+        }
+        None => (path.to_vec(), MappedBy::Name),
+    }
+}
+
 /// Maps every source folder to its destination folder. `src_ns` and `dst_ns` are the
 /// servers' personal namespaces (asked with NAMESPACE where offered).
 pub fn map_folders(
@@ -363,83 +436,28 @@ pub fn map_folders(
             .iter()
             .find(|(p, _, _)| *p == path)
             .map(|(_, role, _)| *role);
-        let skip = |reason: &str| Skipped {
-            source: folder.raw.clone(),
-            reason: reason.to_owned(),
-        };
-
-        if !selection.include.is_empty()
-            && !matches_any(&selection.include, &folder.raw, &source_path)
-        {
-            mapping.skipped.push(skip("not among the folders chosen"));
-            continue;
-        }
-        if matches_any(&selection.exclude, &folder.raw, &source_path) {
-            mapping.skipped.push(skip("excluded"));
-            continue;
-        }
-        let allowed = match selection.strategy {
-            FolderStrategy::All => true,
-            FolderStrategy::Standard => {
-                is_inbox
-                    || matches!(own_role, Some(r) if !matches!(r, SpecialUse::All | SpecialUse::Flagged))
-            }
-            FolderStrategy::InboxOnly => is_inbox,
-        };
-        if !allowed {
-            mapping.skipped.push(skip("outside the folder strategy"));
-            continue;
-        }
         let user_map = selection
             .map
             .iter()
             .filter(|m| matches_folder(&m.source, &folder.raw, &source_path))
             .max_by_key(|m| m.source.len());
-        if matches!(own_role, Some(SpecialUse::All | SpecialUse::Flagged))
-            && selection.include.is_empty()
-            && user_map.is_none()
-        {
-            mapping.skipped.push(skip(
-                "a view of messages kept in other folders (name it to copy it)",
-            ));
+        let chosen = Chosen {
+            raw: &folder.raw,
+            path: &source_path,
+            is_inbox,
+            role: own_role,
+            mapped: user_map.is_some(),
+        };
+        if let Some(reason) = why_skipped(selection, &chosen) {
+            mapping.skipped.push(Skipped {
+                source: folder.raw.clone(),
+                reason: reason.to_owned(),
+            });
             continue;
         }
-
-        let (dest_path, mapped_by): (Vec<String>, MappedBy) = if let Some(m) = user_map {
-            // The mapped folder's own depth: what lies below it follows it.
-            let depth = if m.source == folder.raw {
-                path.len()
-            } else {
-                m.source.trim_end_matches('/').split('/').count()
-            };
-            let base = m.dest.split('/').map(str::to_owned);
-            (
-                base.chain(path[depth.min(path.len())..].iter().cloned())
-                    .collect(),
-                MappedBy::User,
-            )
-        } else {
-            // The longest ancestor-or-self with a role decides where the folder lands.
-            let anchor = source_roles
-                .iter()
-                .filter(|(p, _, _)| is_ancestor_or_self(p, &path))
-                .max_by_key(|(p, _, _)| p.len());
-            match anchor {
-                Some((anchor_path, role, by)) => {
-                    let base = dest_roles
-                        .iter()
-                        .find(|(_, r, _)| r == role)
-                        .map(|(p, _, _)| p.clone())
-                        .unwrap_or_else(|| vec![role.canonical_name().to_owned()]);
-                    (
-                        base.into_iter()
-                            .chain(path[anchor_path.len()..].iter().cloned())
-                            .collect(),
-                        *by,
-                    )
-                }
-                None => (path.clone(), MappedBy::Name),
-            }
+        let (dest_path, mapped_by) = match user_map {
+            Some(m) => (mapped_path(m, &folder.raw, &path), MappedBy::User),
+            None => by_role(&path, &source_roles, &dest_roles),
         };
         let dest_raw = dst_ns.encode(&dest_path);
         let exists = dest.iter().any(|d| d.raw == dest_raw) || dest_raw == "INBOX";

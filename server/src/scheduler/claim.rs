@@ -6,6 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -13,7 +15,7 @@ use tracing::Instrument;
 use super::RETRY_AFTER_ERROR;
 use super::runner::Runner;
 use crate::connectors::net::Pulse;
-use crate::domain::MigrationStatus;
+use crate::domain::{MigrationId, MigrationStatus};
 use crate::service::Services;
 
 /// Leases due work until shutdown; each claim runs in its own task.
@@ -97,80 +99,19 @@ async fn run_one(
     let timeouts = services.settings().timeouts.clone();
     let pulse = Pulse::new(Duration::from_secs(timeouts.connect_seconds * 2));
     let slack = Duration::from_secs(timeouts.connect_seconds.max(timeouts.io_seconds));
-    let heartbeat = {
-        let (services, owner, stop, pulse) =
-            (services.clone(), owner.clone(), stop.clone(), pulse.clone());
-        // The claim's own lease ends here at the latest (it began a moment before).
-        let mut held_until =
-            services.now() + chrono::Duration::seconds(i64::try_from(lease_seconds).unwrap_or(60));
-        tokio::spawn(
-            async move {
-            loop {
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    () = tokio::time::sleep(every) => {}
-                }
-                if pulse.stalled(slack) {
-                    // Stuck outside any wait (every wait has its own deadline): let
-                    // the lease run out so the work is taken up again, fenced from
-                    // whatever this stuck step might still write.
-                    tracing::error!(
-                        migration = %id,
-                        "No sign of life from the work for longer than its deadlines; no longer renewing its lease"
-                    );
-                    stop.cancel();
-                    return;
-                }
-                let until = services.now()
-                    + chrono::Duration::seconds(
-                        i64::try_from(services.settings().workers.lease_seconds).unwrap_or(60),
-                    );
-                // The renewal has a deadline too: a held row must not stop the
-                // heartbeat from seeing a stalled work at its next beat.
-                let renewed = match tokio::time::timeout(
-                    every,
-                    services.store().renew_lease(id, &owner, until),
-                )
-                .await
-                {
-                    Ok(result) => result.map_err(|e| e.to_string()),
-                    Err(_) => Err(format!("no answer from the database within {every:?}")),
-                };
-                match renewed {
-                    Ok(true) => held_until = until,
-                    Ok(false) => {
-                        // Released by the work's own last step, or taken over.
-                        if let Ok(Some(m)) = services.store().get_migration(id).await
-                            && m.lease_owner.is_some()
-                        {
-                            tracing::warn!(migration = %id, "Lease taken over; stopping");
-                        }
-                        stop.cancel();
-                        return;
-                    }
-                    Err(err) if services.now() >= held_until => {
-                        // Not renewed in time: another worker may claim it any moment.
-                        tracing::warn!(migration = %id, error = %err, "Lease ran out unrenewed; stopping");
-                        stop.cancel();
-                        return;
-                    }
-                    Err(err) => {
-                        tracing::warn!(migration = %id, error = %err, "Failed to renew a lease")
-                    }
-                }
-                if let Ok(Ok(Some(now))) =
-                    tokio::time::timeout(every, services.store().get_migration(id)).await
-                    && now.status == MigrationStatus::Cancelled
-                {
-                    tracing::info!(migration = %id, "Cancelled; stopping at once");
-                    stop.cancel();
-                    return;
-                }
-            }
-            }
-            .in_current_span(),
-        )
+    // The claim's own lease ends here at the latest (it began a moment before).
+    let held_until =
+        services.now() + chrono::Duration::seconds(i64::try_from(lease_seconds).unwrap_or(60));
+    let heartbeat = Heartbeat {
+        services: services.clone(),
+        id,
+        owner: owner.clone(),
+        stop: stop.clone(),
+        pulse: pulse.clone(),
+        every,
+        slack,
     };
+    let heartbeat = tokio::spawn(heartbeat.run(held_until).in_current_span());
     let outcome = Runner::new(services.clone())
         .run_work(m, &owner, stop.clone(), &pulse)
         .await;
@@ -191,4 +132,86 @@ async fn run_one(
         }
     }
     services.wake_workers();
+}
+
+/// What keeps a held migration's lease: every third of the lease it checks the work's
+/// pulse, renews the lease and looks whether the migration was cancelled; any of these
+/// failing stops the work.
+struct Heartbeat {
+    services: Services,
+    id: MigrationId,
+    owner: Arc<str>,
+    stop: CancellationToken,
+    pulse: Pulse,
+    every: Duration,
+    slack: Duration,
+}
+
+impl Heartbeat {
+    async fn run(self, mut held_until: DateTime<Utc>) {
+        loop {
+            tokio::select! {
+                () = self.stop.cancelled() => return,
+                () = tokio::time::sleep(self.every) => {}
+            }
+            if !self.beat(&mut held_until).await {
+                self.stop.cancel();
+                return;
+            }
+        }
+    }
+
+    /// One beat; false when the work must stop.
+    async fn beat(&self, held_until: &mut DateTime<Utc>) -> bool {
+        let (services, id, every) = (&self.services, self.id, self.every);
+        if self.pulse.stalled(self.slack) {
+            // Stuck outside any wait (every wait has its own deadline): let the lease
+            // run out so the work is taken up again, fenced from whatever this stuck
+            // step might still write.
+            tracing::error!(
+                migration = %id,
+                "No sign of life from the work for longer than its deadlines; no longer renewing its lease"
+            );
+            return false;
+        }
+        let until = services.now()
+            + chrono::Duration::seconds(
+                i64::try_from(services.settings().workers.lease_seconds).unwrap_or(60),
+            );
+        // The renewal has a deadline too: a held row must not stop the heartbeat from
+        // seeing a stalled work at its next beat.
+        let renewed =
+            match tokio::time::timeout(every, services.store().renew_lease(id, &self.owner, until))
+                .await
+            {
+                Ok(result) => result.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("no answer from the database within {every:?}")),
+            };
+        match renewed {
+            Ok(true) => *held_until = until,
+            Ok(false) => {
+                // Released by the work's own last step, or taken over.
+                if let Ok(Some(m)) = services.store().get_migration(id).await
+                    && m.lease_owner.is_some()
+                {
+                    tracing::warn!(migration = %id, "Lease taken over; stopping");
+                }
+                return false;
+            }
+            Err(err) if services.now() >= *held_until => {
+                // Not renewed in time: another worker may claim it any moment.
+                tracing::warn!(migration = %id, error = %err, "Lease ran out unrenewed; stopping");
+                return false;
+            }
+            Err(err) => tracing::warn!(migration = %id, error = %err, "Failed to renew a lease"),
+        }
+        if let Ok(Ok(Some(now))) =
+            tokio::time::timeout(every, services.store().get_migration(id)).await
+            && now.status == MigrationStatus::Cancelled
+        {
+            tracing::info!(migration = %id, "Cancelled; stopping at once");
+            return false;
+        }
+        true
+    }
 }

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::login_limit::{LoginPolicy, Verdict};
@@ -331,30 +332,43 @@ impl Services {
         };
         let matches = verify(hash, password).await?;
         let verified = user.filter(|u| matches && !u.disabled);
-        let user = match verified {
-            Some(user) => user,
-            None => {
-                self.store
-                    .record_login_failure(&keys, self.now(), window_start)
-                    .await
-                    .map_err(anyhow::Error::from)?;
-                let tx = self.store.begin().await.map_err(anyhow::Error::from)?;
-                tx.audit(
-                    NewAuditEvent::new(&Actor::System, "auth.login_failed")
-                        .detail(serde_json::json!({"email": normalized}))
-                        .ip(ip),
-                    self.now(),
-                )
-                .await
-                .map_err(anyhow::Error::from)?;
-                tx.commit().await.map_err(anyhow::Error::from)?;
-                return Err(LoginError::BadCredentials);
-            }
+        let Some(user) = verified else {
+            self.login_failed(&keys, &normalized, ip, window_start)
+                .await?;
+            return Err(LoginError::BadCredentials);
         };
         self.store
             .clear_login_failures(&keys)
             .await
             .map_err(anyhow::Error::from)?;
+        Ok(self.open_session(user, ip).await?)
+    }
+
+    /// A failed sign-in: counted against its keys (account, address) and audited.
+    async fn login_failed(
+        &self,
+        keys: &[String],
+        email: &str,
+        ip: Option<String>,
+        window_start: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        self.store
+            .record_login_failure(keys, self.now(), window_start)
+            .await?;
+        let tx = self.store.begin().await?;
+        tx.audit(
+            NewAuditEvent::new(&Actor::System, "auth.login_failed")
+                .detail(serde_json::json!({"email": email}))
+                .ip(ip),
+            self.now(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A new console session for `user`, audited; the cookie is returned once.
+    async fn open_session(&self, user: User, ip: Option<String>) -> anyhow::Result<SignedIn> {
         let cookie = crypto::random_token(TOKEN_BYTES)?;
         let csrf = crypto::random_token(TOKEN_BYTES)?;
         let now = self.now();
@@ -363,19 +377,17 @@ impl Services {
             id: user.id,
             email: user.email.to_string(),
         };
-        let tx = self.store.begin().await.map_err(anyhow::Error::from)?;
+        let tx = self.store.begin().await?;
         tx.insert_session(&crypto::token_digest(&cookie), user.id, &csrf, now, expires)
-            .await
-            .map_err(anyhow::Error::from)?;
+            .await?;
         tx.audit(
             NewAuditEvent::new(&actor, "auth.login")
                 .subject("user", user.id)
                 .ip(ip),
             now,
         )
-        .await
-        .map_err(anyhow::Error::from)?;
-        tx.commit().await.map_err(anyhow::Error::from)?;
+        .await?;
+        tx.commit().await?;
         Ok(SignedIn {
             cookie: SecretString::from(cookie),
             user,

@@ -79,6 +79,31 @@ fn mx_domain_of(
     }
 }
 
+/// One side's account and password, or `None` with every error of its fields added.
+fn checked_side(
+    side: &'static str,
+    input: &ServerInput,
+    defaults: Option<(&str, u16, Security)>,
+    errors: &mut Vec<FieldError>,
+) -> Option<(ServerAccount, SecretString)> {
+    let account = server_account(side, input, defaults)
+        .map_err(|e| errors.extend(e))
+        .ok();
+    let field = if side == "source" {
+        "source.password"
+    } else {
+        "destination.password"
+    };
+    let password = input
+        .password
+        .clone()
+        .filter(|p| !p.expose_secret().is_empty());
+    if password.is_none() {
+        errors.push(FieldError::new(field, "the password is required"));
+    }
+    account.zip(password)
+}
+
 /// One side's account from what was typed; `defaults` fill host, port and security.
 pub(super) fn server_account(
     side: &'static str,
@@ -346,7 +371,7 @@ impl Services {
     /// Each named host resolves, and only to addresses Ferry may reach.
     async fn check_hosts(
         &self,
-        accounts: [(&'static str, &Option<ServerAccount>); 2],
+        accounts: [(&'static str, Option<&ServerAccount>); 2],
         errors: &mut Vec<FieldError>,
     ) {
         for (field, account) in accounts {
@@ -376,31 +401,18 @@ impl Services {
         }
         let mut errors: Vec<FieldError> = Vec::new();
         let provider = &settings.provider;
-        let source = server_account("source", &req.source, None)
-            .map_err(|e| errors.extend(e))
-            .ok();
-        let dest = server_account(
+        let source = checked_side("source", &req.source, None, &mut errors);
+        let provider_server = (
+            provider.imap_host.as_str(),
+            provider.imap_port,
+            provider.imap_security,
+        );
+        let dest = checked_side(
             "destination",
             &req.destination,
-            Some((
-                &provider.imap_host,
-                provider.imap_port,
-                provider.imap_security,
-            )),
-        )
-        .map_err(|e| errors.extend(e))
-        .ok();
-        let password = |field: &'static str, p: &Option<SecretString>| {
-            p.clone()
-                .filter(|p| !p.expose_secret().is_empty())
-                .ok_or_else(|| FieldError::new(field, "the password is required"))
-        };
-        let source_pw = password("source.password", &req.source.password)
-            .map_err(|e| errors.push(e))
-            .ok();
-        let dest_pw = password("destination.password", &req.destination.password)
-            .map_err(|e| errors.push(e))
-            .ok();
+            Some(provider_server),
+            &mut errors,
+        );
         let requester = match req.requester_email.clone() {
             Some(parsed) => take(parsed, &mut errors),
             None => {
@@ -419,23 +431,19 @@ impl Services {
             may_override,
             &mut errors,
         )?;
-        let mx_domain = mx_domain_of(&req, dest.as_ref(), requester.as_ref(), &mut errors);
-        self.check_hosts(
-            [("source.host", &source), ("destination.host", &dest)],
-            &mut errors,
-        )
-        .await;
+        let dest_account = dest.as_ref().map(|(account, _)| account);
+        let mx_domain = mx_domain_of(&req, dest_account, requester.as_ref(), &mut errors);
+        let source_account = source.as_ref().map(|(account, _)| account);
+        let hosts = [
+            ("source.host", source_account),
+            ("destination.host", dest_account),
+        ];
+        self.check_hosts(hosts, &mut errors).await;
         if !errors.is_empty() {
             return Err(ServiceError::Invalid(errors));
         }
-        let (
-            Some(source),
-            Some(dest),
-            Some(source_pw),
-            Some(dest_pw),
-            Some(requester),
-            Some(mx_domain),
-        ) = (source, dest, source_pw, dest_pw, requester, mx_domain)
+        let (Some((source, source_pw)), Some((dest, dest_pw)), Some(requester), Some(mx_domain)) =
+            (source, dest, requester, mx_domain)
         else {
             return Err(ServiceError::Internal(anyhow::anyhow!(
                 "validation let a field through"
