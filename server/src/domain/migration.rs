@@ -224,6 +224,21 @@ impl Migration {
     pub fn is_running(&self, now: DateTime<Utc>) -> bool {
         self.lease_until.is_some_and(|until| until > now)
     }
+
+    /// The work a retry goes back to once the passwords are checked again: the pass it
+    /// was stopped in or waiting for, or the first one.
+    pub fn retry_work(&self) -> Work {
+        match self.resume_work.or(self.next_work) {
+            Some(Work::Pass(kind)) => Work::Pass(kind),
+            _ => Work::Pass(PassKind::PreMx),
+        }
+    }
+
+    /// Whether a retry returns to waiting for the MX change rather than copying: the
+    /// post-MX pass waits until the domain's MX points at the provider.
+    pub fn retry_waits_for_mx(&self) -> bool {
+        self.retry_work() == Work::Pass(PassKind::PostMx) && self.mx_switched_at.is_none()
+    }
 }
 
 /// One pass of a migration and its report.

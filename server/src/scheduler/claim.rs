@@ -91,6 +91,7 @@ async fn run_one(
     stop: CancellationToken,
 ) {
     let id = m.id;
+    services.register_running(id, stop.clone());
     let lease_seconds = services.settings().workers.lease_seconds;
     let every = Duration::from_secs((lease_seconds / 3).max(1));
     // Every wait for a server keeps the pulse going for its deadline; before the first
@@ -116,6 +117,7 @@ async fn run_one(
         .run_work(m, &owner, stop.clone(), &pulse)
         .await;
     stop.cancel();
+    services.unregister_running(id);
     heartbeat.await.ok();
     match outcome {
         Ok(outcome) => tracing::info!(migration = %id, ?outcome, "Work ended"),
@@ -134,6 +136,9 @@ async fn run_one(
     services.wake_workers();
 }
 
+/// How often a running work looks whether its migration was cancelled elsewhere.
+const STOP_CHECK: Duration = Duration::from_secs(1);
+
 /// What keeps a held migration's lease: every third of the lease it checks the work's
 /// pulse, renews the lease and looks whether the migration was cancelled; any of these
 /// failing stops the work.
@@ -148,17 +153,41 @@ struct Heartbeat {
 }
 
 impl Heartbeat {
+    /// Renews the lease every `every`, and in between looks every second whether the
+    /// migration was cancelled (by a person on another Ferry process: this one's
+    /// cancel reaches the work at once through `Services::stop_running`).
     async fn run(self, mut held_until: DateTime<Utc>) {
+        let tick = self.every.min(STOP_CHECK);
+        let mut renewed_at = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 () = self.stop.cancelled() => return,
-                () = tokio::time::sleep(self.every) => {}
+                () = tokio::time::sleep(tick) => {}
             }
-            if !self.beat(&mut held_until).await {
+            let go_on = if renewed_at.elapsed() >= self.every {
+                renewed_at = tokio::time::Instant::now();
+                self.beat(&mut held_until).await
+            } else {
+                !self.cancelled().await
+            };
+            if !go_on {
                 self.stop.cancel();
                 return;
             }
         }
+    }
+
+    /// Whether the migration was cancelled (an unanswered look counts as not).
+    async fn cancelled(&self) -> bool {
+        let look = self.services.store().get_migration(self.id);
+        let cancelled = matches!(
+            tokio::time::timeout(self.every, look).await,
+            Ok(Ok(Some(m))) if m.status == MigrationStatus::Cancelled
+        );
+        if cancelled {
+            tracing::info!(migration = %self.id, "Cancelled; stopping at once");
+        }
+        cancelled
     }
 
     /// One beat; false when the work must stop.
@@ -205,13 +234,6 @@ impl Heartbeat {
             }
             Err(err) => tracing::warn!(migration = %id, error = %err, "Failed to renew a lease"),
         }
-        if let Ok(Ok(Some(now))) =
-            tokio::time::timeout(every, services.store().get_migration(id)).await
-            && now.status == MigrationStatus::Cancelled
-        {
-            tracing::info!(migration = %id, "Cancelled; stopping at once");
-            return false;
-        }
-        true
+        !self.cancelled().await
     }
 }

@@ -63,7 +63,10 @@ impl Runner {
         match result {
             // Cancelled (the action already moved the status) or the lease was lost
             // (another worker goes on from the checkpoints).
-            None => self.pass_stopped(&m, &pass, now).await,
+            None => {
+                self.pass_stopped(&m, &pass, &checkpoints, progress.bytes(), now)
+                    .await
+            }
             Some(Err(err)) => self.pass_failed(&m, kind, &pass, err, now).await,
             Some(Ok(report)) => {
                 let report = self
@@ -148,20 +151,37 @@ impl Runner {
         }
     }
 
-    /// The pass stopped before its end: closed as cancelled when the migration was, left
-    /// open for the worker that took the lease over otherwise.
+    /// The pass stopped before its end: closed as cancelled, with what it did copy (its
+    /// entries in the ledger), when the migration was; left open for the worker that
+    /// took the lease over otherwise.
     async fn pass_stopped(
         &self,
         m: &Migration,
         pass: &Pass,
+        checkpoints: &DbCheckpoints,
+        bytes: u64,
         now: DateTime<Utc>,
     ) -> anyhow::Result<WorkOutcome> {
         if let Some(current) = self.store().get_migration(m.id).await?
             && current.status == MigrationStatus::Cancelled
         {
+            let (copied, skipped) = checkpoints
+                .load()
+                .await?
+                .folders
+                .values()
+                .map(|fs| fs.pass_counts(pass.number))
+                .fold((0, 0), |(c, s), (copied, skipped)| {
+                    (c + copied, s + skipped)
+                });
+            let end = PassEnd {
+                copied,
+                skipped,
+                bytes,
+                ..PassEnd::ended("cancelled", None)
+            };
             let tx = self.store().begin().await?;
-            tx.finish_pass(pass.id, &PassEnd::ended("cancelled", None), now)
-                .await?;
+            tx.finish_pass(pass.id, &end, now).await?;
             tx.commit().await?;
         }
         Ok(WorkOutcome::Stopped)

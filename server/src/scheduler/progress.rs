@@ -148,6 +148,11 @@ impl DbProgress {
     }
 
     /// Stops the flusher after one last write.
+    /// The bytes this run of the pass copied.
+    pub fn bytes(&self) -> u64 {
+        self.counts().folders.values().map(|c| c.bytes).sum()
+    }
+
     pub fn finish(&self) {
         self.stop.notify_one();
     }

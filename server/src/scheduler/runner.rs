@@ -254,25 +254,50 @@ impl Runner {
                 .await;
         }
         let next = m.resume_work.unwrap_or(Work::Pass(PassKind::PreMx));
-        let run_at = match (next, m.window_start) {
-            (Work::Pass(PassKind::PreMx), Some(w)) if w > now => w,
-            _ => now,
-        };
         let tx = self.store().begin().await?;
-        let step = Step {
-            from: MigrationStatus::Validating,
-            to: MigrationStatus::Scheduled,
-            change: StatusChange {
-                next_work: Some(Some(next)),
-                resume_work: Some(None),
-                next_run_at: Some(Some(run_at)),
-                error: Some(None),
-                release_lease: true,
-                ..Default::default()
-            },
-            action: "migration.scheduled",
-            detail: json!({ "work": next.to_string(), "run_at": run_at }),
-            email: Some(MigrationNews::Scheduled { rescheduled: false }),
+        let step = if m.retry_waits_for_mx() {
+            // Retried while it waited for the MX (or in a pass run meanwhile): back to
+            // waiting; the post-MX pass follows the switch, never the retry.
+            Step {
+                from: MigrationStatus::Validating,
+                to: MigrationStatus::WaitingForMx,
+                change: StatusChange {
+                    next_work: Some(Some(next)),
+                    resume_work: Some(None),
+                    next_run_at: Some(None),
+                    error: Some(None),
+                    release_lease: true,
+                    ..Default::default()
+                },
+                action: "migration.waiting_for_mx",
+                detail: json!({ "work": next.to_string() }),
+                email: None,
+            }
+        } else {
+            let run_at = match (next, m.window_start, m.mx_switched_at) {
+                (Work::Pass(PassKind::PreMx), Some(w), _) if w > now => w,
+                (Work::Pass(PassKind::PostMx), _, Some(switched)) => {
+                    let grace = self.settings().mx.grace_seconds;
+                    let grace = chrono::Duration::seconds(i64::try_from(grace).unwrap_or(0));
+                    (switched + grace).max(now)
+                }
+                _ => now,
+            };
+            Step {
+                from: MigrationStatus::Validating,
+                to: MigrationStatus::Scheduled,
+                change: StatusChange {
+                    next_work: Some(Some(next)),
+                    resume_work: Some(None),
+                    next_run_at: Some(Some(run_at)),
+                    error: Some(None),
+                    release_lease: true,
+                    ..Default::default()
+                },
+                action: "migration.scheduled",
+                detail: json!({ "work": next.to_string(), "run_at": run_at }),
+                email: Some(MigrationNews::Scheduled { rescheduled: false }),
+            }
         };
         if !self.write_step(&tx, &m, step, now).await? {
             return Ok(WorkOutcome::Stopped);

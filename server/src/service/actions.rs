@@ -97,10 +97,7 @@ impl Services {
         }
         let mut options = m.options.clone();
         options.duplicates = DuplicatePolicy::Skip;
-        let resume = match m.resume_work.or(m.next_work) {
-            Some(Work::Pass(kind)) => Work::Pass(kind),
-            _ => Work::Pass(PassKind::PreMx),
-        };
+        let resume = m.retry_work();
         self.act(
             actor,
             &m,

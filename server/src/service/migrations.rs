@@ -157,8 +157,29 @@ impl Services {
         })
     }
 
-    /// Stops a migration; a pass that is copying stops at its next checkpoint.
+    /// Stops a migration; a pass that is copying in this process stops at once, in
+    /// another one at its next look (every second). A worker's step taken at the same
+    /// moment does not refuse the stop: it is tried again on the new status.
     pub async fn cancel_migration(
+        &self,
+        actor: &Actor,
+        id: MigrationId,
+        reason: Option<String>,
+    ) -> ServiceResult<Migration> {
+        const ATTEMPTS: usize = 5;
+        let mut attempt = 1;
+        loop {
+            match self.cancel_once(actor, id, reason.clone()).await {
+                Err(ServiceError::Conflict {
+                    code: ErrorCode::StatusChanged,
+                    ..
+                }) if attempt < ATTEMPTS => attempt += 1,
+                done => return done.inspect(|_| self.stop_running(id)),
+            }
+        }
+    }
+
+    async fn cancel_once(
         &self,
         actor: &Actor,
         id: MigrationId,
@@ -181,6 +202,8 @@ impl Services {
             MigrationStatus::Cancelled,
             StatusChange {
                 next_work: Some(None),
+                // Where it was, for a retry to go back to.
+                resume_work: Some(m.resume_work.or(m.next_work)),
                 next_run_at: Some(None),
                 finished_at: Some(Some(now)),
                 ..Default::default()

@@ -11,12 +11,14 @@ mod migrations;
 mod request;
 mod settings;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
 
 use crate::clock::SharedClock;
-use crate::domain::{ErrorCode, FieldError};
+use crate::domain::{ErrorCode, FieldError, MigrationId};
 use crate::notify::Dispatcher;
 use crate::render::Renderer;
 use crate::store::{Store, StoreError};
@@ -41,6 +43,8 @@ pub struct Services {
     live_settings: Arc<LiveSettings>,
     /// The time, for every rule and record of the service and the workers.
     clock: SharedClock,
+    /// The work this process runs now, by migration: a stop cancels it at once.
+    running: Arc<std::sync::Mutex<HashMap<MigrationId, CancellationToken>>>,
     /// Wakes the workers when work may have become due (a request, an action).
     work_ready: Arc<tokio::sync::Notify>,
 }
@@ -61,6 +65,7 @@ impl Services {
             cipher: Arc::new(cipher),
             live_settings: Arc::new(live_settings),
             clock,
+            running: Arc::default(),
             work_ready: Arc::new(tokio::sync::Notify::new()),
         }
     }
@@ -90,6 +95,27 @@ impl Services {
 
     pub fn clock(&self) -> &SharedClock {
         &self.clock
+    }
+
+    /// Notes the work running for a migration in this process, so a stop reaches it at
+    /// once (a worker in another process sees the stop at its next heartbeat).
+    pub(crate) fn register_running(&self, id: MigrationId, stop: CancellationToken) {
+        self.running().insert(id, stop);
+    }
+
+    pub(crate) fn unregister_running(&self, id: MigrationId) {
+        self.running().remove(&id);
+    }
+
+    /// Stops the work running for a migration in this process, if any.
+    pub(crate) fn stop_running(&self, id: MigrationId) {
+        if let Some(stop) = self.running().get(&id) {
+            stop.cancel();
+        }
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<MigrationId, CancellationToken>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn wake_workers(&self) {

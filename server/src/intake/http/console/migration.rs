@@ -141,6 +141,17 @@ struct Actions {
     delete_migrated: bool,
     delete: bool,
     reschedule: bool,
+    /// What Retry will do, beside its button and in its answer.
+    retry_says: &'static str,
+}
+
+/// What Retry does for `m`, in the words its button and its answer use.
+fn retry_says(m: &Migration) -> &'static str {
+    if m.retry_waits_for_mx() {
+        "Checks the passwords, then waits for the MX change again; nothing more is copied until the MX points here."
+    } else {
+        "Checks the passwords, then goes on from where it stopped; nothing copied is copied twice."
+    }
 }
 
 fn actions(m: &Migration, now: DateTime<Utc>) -> Actions {
@@ -156,6 +167,7 @@ fn actions(m: &Migration, now: DateTime<Utc>) -> Actions {
         delete_migrated: !m.status.is_active() && m.next_work.is_none(),
         delete: !running && !matches!(m.status, S::Processing | S::Validating),
         reschedule: m.status == S::Scheduled && !running,
+        retry_says: retry_says(m),
     }
 }
 
@@ -284,10 +296,8 @@ pub async fn action(
         "cancel" => s
             .cancel_migration(&actor, id, Some(form.reason).filter(|r| !r.is_empty()))
             .await
-            .map(|_| "Stopped. A running pass stops within seconds; nothing copied is lost."),
-        "retry" => s.retry_migration(&actor, id).await.map(
-            |_| "Started again: credentials first, then where it stopped; duplicates are skipped.",
-        ),
+            .map(|_| "Stopped. A running pass stops within two seconds; nothing copied is lost."),
+        "retry" => s.retry_migration(&actor, id).await.map(|m| retry_says(&m)),
         "sync" => s
             .sync_migration(&actor, id)
             .await
