@@ -152,6 +152,15 @@ pub struct MxSettings {
     pub check_seconds: u64,
 }
 
+impl MxSettings {
+    /// `grace_seconds` as a duration to add to a time: bounded to ten years, so that no
+    /// value a file may hold overflows a date.
+    pub fn grace(&self) -> chrono::Duration {
+        const TEN_YEARS: u64 = 10 * 366 * 86_400;
+        chrono::Duration::seconds(i64::try_from(self.grace_seconds.min(TEN_YEARS)).unwrap_or(0))
+    }
+}
+
 /// The workers that run migrations in this process.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -582,6 +591,18 @@ fn parse_nameserver(s: &str) -> Option<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mx_grace_is_a_duration_that_no_setting_overflows() {
+        let mx = |grace_seconds| MxSettings {
+            grace_seconds,
+            ..MxSettings::default()
+        };
+        assert_eq!(mx(3600).grace(), chrono::Duration::hours(1));
+        let longest = mx(u64::MAX).grace();
+        let today = chrono::DateTime::<chrono::Utc>::from_timestamp(1_796_000_000, 0);
+        assert!(today.and_then(|t| t.checked_add_signed(longest)).is_some());
+    }
 
     #[test]
     fn plain_http_on_a_lan_address_gets_no_secure_cookie() {

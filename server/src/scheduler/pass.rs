@@ -311,12 +311,12 @@ impl Runner {
         now: DateTime<Utc>,
     ) -> anyhow::Result<WorkOutcome> {
         let report_json = serde_json::to_value(report)?;
-        let grace = self.settings().mx.grace_seconds;
-        let (status, next_work, next_run_at) = after_pass(m, kind, grace);
+        let mx = &self.settings().mx;
+        let (status, next_work, next_run_at) = after_pass(m, kind, mx.grace());
         let (pass_facts, report_value) = (pass_facts(pass), report_json.clone());
         let email = match kind {
             PassKind::PreMx if status == MigrationStatus::WaitingForMx => {
-                MigrationNews::mx_needed(pass_facts, report_value, human_duration(grace))
+                MigrationNews::mx_needed(pass_facts, report_value, human_duration(mx.grace_seconds))
             }
             PassKind::Sync => MigrationNews::PassFinished {
                 pass: pass_facts,
@@ -399,11 +399,11 @@ impl PassEnd {
 /// Where a migration goes when a pass of `kind` ends well: its status, its next work
 /// and when that is due. A pre-MX pass of a two-pass migration, or a synchronisation
 /// pass run while it waited for the MX, waits for the MX (the post-MX pass follows the
-/// switch by `grace_seconds`); anything else completes it.
+/// switch by `grace`); anything else completes it.
 fn after_pass(
     m: &Migration,
     kind: PassKind,
-    grace_seconds: u64,
+    grace: chrono::Duration,
 ) -> (MigrationStatus, Option<Work>, Option<DateTime<Utc>>) {
     let waits_for_mx = match kind {
         PassKind::PreMx => m.two_pass,
@@ -411,7 +411,6 @@ fn after_pass(
         PassKind::PostMx => false,
     };
     if waits_for_mx {
-        let grace = chrono::Duration::seconds(i64::try_from(grace_seconds).unwrap_or(i64::MAX));
         (
             MigrationStatus::WaitingForMx,
             Some(Work::Pass(PassKind::PostMx)),

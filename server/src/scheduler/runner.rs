@@ -277,9 +277,7 @@ impl Runner {
             let run_at = match (next, m.window_start, m.mx_switched_at) {
                 (Work::Pass(PassKind::PreMx), Some(w), _) if w > now => w,
                 (Work::Pass(PassKind::PostMx), _, Some(switched)) => {
-                    let grace = self.settings().mx.grace_seconds;
-                    let grace = chrono::Duration::seconds(i64::try_from(grace).unwrap_or(0));
-                    (switched + grace).max(now)
+                    (switched + self.settings().mx.grace()).max(now)
                 }
                 _ => now,
             };

@@ -61,9 +61,7 @@ impl Services {
         why: &str,
     ) -> ServiceResult<bool> {
         let now = self.now();
-        let grace = chrono::Duration::seconds(
-            i64::try_from(self.settings().mx.grace_seconds).unwrap_or(i64::MAX),
-        );
+        let grace = self.settings().mx.grace();
         let tx = self.store.begin().await?;
         // A sync pass may be running: it resumes the post-MX pass when it ends, from
         // the switch time recorded here.
