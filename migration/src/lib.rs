@@ -14,6 +14,7 @@ mod m20261121_000005_settings;
 mod m20261130_000006_ledger;
 mod m20261130_000007_one_active;
 mod m20261130_000008_login_failures;
+mod m20261130_000009_customer_news;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000006_ledger::Migration),
             Box::new(m20261130_000007_one_active::Migration),
             Box::new(m20261130_000008_login_failures::Migration),
+            Box::new(m20261130_000009_customer_news::Migration),
         ]
     }
 }

@@ -212,6 +212,11 @@ impl Default for RetentionSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProviderSettings {
+    /// How emails and the customer's page name the provider.
+    pub name: String,
+    /// How customers reach support (an address, a phone number), on their page and in
+    /// emails; empty: not shown.
+    pub support_contact: String,
     /// The destination IMAP server when a request does not name one.
     pub imap_host: String,
     pub imap_port: u16,
@@ -247,6 +252,8 @@ pub struct CapacitySettings {
 impl Default for ProviderSettings {
     fn default() -> Self {
         Self {
+            name: "Your mail provider".into(),
+            support_contact: String::new(),
             imap_host: "imap.provider.example".into(),
             imap_port: 993,
             imap_security: crate::domain::Security::Ssl,

@@ -76,6 +76,8 @@ try {
   await page.getByLabel("The customer accepts the terms of the migration").check();
   assert.equal(await start.isDisabled(), false, "Start is enabled");
   await page.getByLabel("Start as soon as a slot is free").check();
+  assert.equal(await page.locator('[id="window.date"]').isDisabled(), true, "the override disables the window's date");
+  assert.equal(await page.locator('[id="window.time"]').isDisabled(), true, "and its time");
   // One pass: the MX of a test domain never changes.
   await page.getByLabel("Two passes: before and after the MX change").uncheck();
   await page.getByLabel("Requester's email").fill("not an address");
@@ -86,6 +88,7 @@ try {
   const emailError = page.locator('[data-error-for="requester_email"]');
   await emailError.waitFor({ state: "visible" });
   assert.match(await emailError.innerText(), /email|address/i);
+  assert.equal(await page.evaluate(() => document.activeElement.id), "requester_email", "focus moves to the error");
   assert.equal(await page.getByLabel("Requester's email").getAttribute("aria-invalid"), "true");
   assert.equal(await page.locator('[id="source.password"]').inputValue(), env("SRC_PASSWORD"));
   assert.equal(await page.locator('[id="destination.username"]').inputValue(), env("DST_USER"));
@@ -173,10 +176,31 @@ try {
   await page.locator(".flash.ok").getByText("back to the value from ferry.toml").waitFor();
   assert.equal(await page.getByLabel("Passes at once").inputValue(), "4");
 
-  step("on a phone");
+  step("on a phone: no page scrolls sideways, the navigation behind Menu");
   await page.setViewportSize({ width: 390, height: 844 });
   await page.goto(migrationUrl);
   await shot("09-migration-phone");
+  const menu = page.getByRole("button", { name: "Menu" });
+  assert.equal(await page.locator("#main-nav").isVisible(), false, "the navigation is collapsed");
+  await menu.click();
+  assert.equal(await page.locator("#main-nav").isVisible(), true, "Menu opens it");
+  assert.equal(await menu.getAttribute("aria-expanded"), "true");
+  const phonePages = ["/", "/migrations", "/migrations/new", new URL(migrationUrl).pathname,
+    env("SCHEDULED_URL"), "/schedule", "/outbox", "/audit", "/users", "/settings", "/account",
+    env("CUSTOMER_PATH")];
+  for (const p of phonePages) {
+    await page.goto(`${base}${p}`);
+    const [scroll, width] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+    assert.ok(scroll <= width, `${p} is ${scroll} px wide at ${width} px`);
+    const badge = page.locator("#status");
+    if (await badge.count()) {
+      const box = await badge.boundingBox();
+      assert.ok(box && box.x + box.width <= width, `${p}: the status is on screen`);
+    }
+  }
+  await page.goto(`${base}${env("CUSTOMER_PATH")}`);
+  await page.getByRole("heading", { name: "Your mail migration" }).waitFor();
+  await shot("15-customer-page-phone");
 
   const html = await page.content();
   assert.ok(!html.includes(env("SRC_PASSWORD")) && !html.includes(env("DST_PASSWORD")), "no password in a page");

@@ -55,6 +55,11 @@ async fn staff_run_a_migration_in_the_browser() {
         .await
         .unwrap();
     let moved = first + chrono::Duration::days(1);
+    // The customer's page of the scheduled one, from the link in its "received" email.
+    let customer_path = app
+        .customer_path("bob@new.example")
+        .await
+        .expect("a customer link in the received email");
 
     let root = ferry_tests::workspace_root();
     let shots = root.join("tests/output/browser");
@@ -74,6 +79,7 @@ async fn staff_run_a_migration_in_the_browser() {
             .env("DST_USER", "jane@new.example")
             .env("DST_PASSWORD", DST_PW)
             .env("SCHEDULED_URL", format!("/migrations/{}", scheduled.id))
+            .env("CUSTOMER_PATH", &customer_path)
             .env("MOVE_DATE", moved.format("%Y-%m-%d").to_string())
             .env("MOVE_TIME", moved.format("%H:%M").to_string())
             .env("SCREENSHOTS", &shots);
@@ -114,6 +120,7 @@ async fn staff_run_a_migration_in_the_browser() {
         "06-migration-second-pass",
         "07-migrations",
         "14-migration-moved",
+        "15-customer-page-phone",
     ] {
         let png = std::fs::read(shots.join(format!("{page}.png"))).unwrap();
         assert!(png.starts_with(b"\x89PNG"), "{page} is a screenshot");

@@ -62,10 +62,41 @@ async fn staff_run_a_migration_from_the_console_pages() {
         .await
         .unwrap();
     app.sign_in(&app.client, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    // The provider's server on another port without TLS.
+    let provider: std::collections::HashMap<String, String> = [
+        ("provider.imap_port".to_owned(), "1143".to_owned()),
+        ("provider.imap_security".to_owned(), "starttls".to_owned()),
+    ]
+    .into();
+    app.services
+        .change_settings(&ferry::domain::Actor::Cli, &provider, None)
+        .await
+        .unwrap();
 
     let page = app.page(&app.client, "/migrations/new").await;
     assert!(page.contains("Earliest allowed window"), "{page}");
     assert!(page.contains(r#"<button type="submit" id="start" disabled>"#));
+    // The destination is the provider's server: its port and security pre-filled from
+    // the settings, which staff without the admin role cannot read.
+    assert!(
+        page.contains(
+            r#"id="destination.port" name="destination.port" type="number" value="1143""#
+        ),
+        "{page}"
+    );
+    let dest_security = page
+        .split(r#"id="destination.security""#)
+        .nth(1)
+        .and_then(|rest| rest.split("</select>").next())
+        .unwrap_or_default();
+    assert!(
+        dest_security.contains(r#"value="starttls" selected"#),
+        "{dest_security}"
+    );
+    assert!(
+        page.contains(r#"placeholder="imap.old-provider.example" autocomplete="off""#),
+        "attributes rendered as attributes: {page}"
+    );
     let csrf = csrf_from(&page).unwrap();
     let port = |p: u16| p.to_string();
     let (src_port, dst_port) = (port(src.port), port(dst.port));
@@ -265,27 +296,23 @@ async fn staff_run_a_migration_from_the_console_pages() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // The right password typed on the failed migration's page, then Retry.
+    // The right password typed on the failed migration's page, then Retry: one
+    // action stores it and retries with it.
     let failed_page = format!("/migrations/{failed_id}");
+    let page = app.page(&app.client, &failed_page).await;
+    assert!(page.contains("id=\"retry-button\""), "{page}");
     let resp = app
         .post_form(
             &app.client,
             &failed_page,
-            &format!("{failed_page}/credentials"),
-            &[("source_password", SRC_PW)],
+            &format!("{failed_page}/retry"),
+            &[("source_password", SRC_PW), ("destination_password", "")],
         )
         .await;
     assert_eq!(resp.status(), 303);
     let page = app.page(&app.client, &failed_page).await;
     assert!(page.contains("New passwords stored"), "{page}");
     assert!(!page.contains(SRC_PW));
-    app.post_form(
-        &app.client,
-        &failed_page,
-        &format!("{failed_page}/retry"),
-        &[],
-    )
-    .await;
     let failed_id: i64 = failed_id.parse().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     while live(&app, failed_id).await["status"] != "completed" {
@@ -316,4 +343,126 @@ async fn staff_run_a_migration_from_the_console_pages() {
     assert_eq!(resp.status(), 303);
     let resp = app.client.get(app.url(&location)).send().await.unwrap();
     assert_eq!(resp.status(), 404);
+}
+
+/// The link in the customer's emails: their migration's page, without an account, with
+/// the MX records to set and a button to say they are set; a stop is emailed to them
+/// with its reason; a wrong link is a plain "no such migration".
+#[tokio::test]
+async fn the_customer_follows_the_migration_on_its_page_and_says_the_mx_is_changed() {
+    let app = TestApp::spawn().await;
+    let (src, dst) = imap::seeded_pair(("ann@old.example", SRC_PW), ("ann@new.example", DST_PW))
+        .await
+        .unwrap();
+    app.sign_in(&app.client, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let page = app.page(&app.client, "/migrations/new").await;
+    let csrf = csrf_from(&page).unwrap();
+    let mut form = new_form(
+        (&src.port.to_string(), "ann@old.example", SRC_PW),
+        (&dst.port.to_string(), "ann@new.example"),
+        "ann@new.example",
+        &csrf,
+    );
+    // Two passes; the MX of new.example never points here in a test.
+    form.push(("two_pass", "on".into()));
+    form.push(("start_now", "on".into()));
+    // A date left in the (disabled) window fields does not refuse the override.
+    form.push(("window.date", "2020-01-01".into()));
+    form.push(("window.time", "03:00".into()));
+    let resp = app
+        .client
+        .post(app.url("/migrations/new"))
+        .header("accept", "application/json")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let id: i64 = created_id(&resp.json().await.unwrap()).parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while live(&app, id).await["status"] != "waiting_for_mx" {
+        assert!(Instant::now() < deadline, "the first pass did not finish");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The customer's email links to their page, never to the console.
+    let outbox = app.outbox().await;
+    let customer = outbox
+        .iter()
+        .find(|m| m.subject.contains("change the MX records") && m.to == ["ann@new.example"])
+        .unwrap_or_else(|| panic!("no MX email to the customer: {outbox:?}"));
+    assert!(!customer.body_text.contains(&format!("/migrations/{id}")));
+    assert!(
+        customer.body_text.contains("Your mail provider"),
+        "{}",
+        customer.body_text
+    );
+    let path = app
+        .customer_path("ann@new.example")
+        .await
+        .expect("a link to the customer's page");
+
+    // Anyone with the link, no session: the page, the records, the button.
+    let anonymous = TestApp::new_client();
+    let page = app.page(&anonymous, &path).await;
+    assert!(page.contains("Change your MX records now"), "{page}");
+    assert!(page.contains("mx1.provider.example"), "{page}");
+    assert!(page.contains("I have changed my MX records"), "{page}");
+    assert!(!page.contains(SRC_PW) && !page.contains(DST_PW));
+    let resp = anonymous
+        .post(app.url(&format!("{path}/mx-switched")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let back = resp.headers()["location"].to_str().unwrap().to_owned();
+    assert!(back.starts_with(&path), "{back}");
+    let page = app.page(&anonymous, &back).await;
+    assert!(page.contains("Thank you: noted"), "{page}");
+    assert!(!page.contains("I have changed my MX records"), "{page}");
+    let m = app
+        .services
+        .migration_detail(ferry::domain::MigrationId(id))
+        .await
+        .unwrap()
+        .migration;
+    assert!(m.mx_switched_at.is_some());
+    let events = app.audit("migration.mx_switched").await;
+    assert!(events.iter().any(|e| e.actor == "customer"), "{events:?}");
+
+    // A wrong or changed link finds nothing.
+    let wrong = anonymous
+        .get(app.url(&format!("{path}x")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 404);
+
+    // Stopped from the console with a reason: the customer is told, with the reason.
+    let page_path = format!("/migrations/{id}");
+    let resp = app
+        .post_form(
+            &app.client,
+            &page_path,
+            &format!("{page_path}/cancel"),
+            &[
+                ("reason", "you asked us to wait"),
+                ("notify_customer", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), 303);
+    let outbox = app.outbox().await;
+    let stopped = outbox
+        .iter()
+        .find(|m| m.subject == format!("Migration #{id} is stopped") && m.to == ["ann@new.example"])
+        .unwrap_or_else(|| panic!("no stop email: {outbox:?}"));
+    assert!(
+        stopped.body_text.contains("you asked us to wait"),
+        "{}",
+        stopped.body_text
+    );
+    let page = app.page(&anonymous, &path).await;
+    assert!(page.contains("Our staff have stopped it"), "{page}");
+    app.stop().await;
 }

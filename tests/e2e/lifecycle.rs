@@ -402,9 +402,32 @@ async fn a_migration_lives_from_request_to_completion_through_the_api() {
     let received = life
         .email(&format!("Migration request #{id} received"))
         .await;
+    // The customer's copy links to their own page, which opens without signing in.
+    assert_eq!(received.to(), vec![DST_USER.to_owned()]);
+    let track = received
+        .text()
+        .split_whitespace()
+        .find(|w| w.contains("/track/"))
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("no customer link: {}", received.text()));
     assert!(
-        received.to().contains(&DST_USER.to_owned()) && received.to().contains(&STAFF.to_owned())
+        !received.text().contains("/migrations/"),
+        "{}",
+        received.text()
     );
+    let page = reqwest::get(&track).await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(
+        page.headers()["referrer-policy"],
+        "same-origin",
+        "the token in the address never goes to another site"
+    );
+    let page = page.text().await.unwrap();
+    assert!(
+        page.contains("Your mail migration") && page.contains(&format!("#{id}")),
+        "{page}"
+    );
+    assert!(!page.contains("Sign in"), "{page}");
 
     // Credentials checked: scheduled for the window, nothing copied yet.
     let m = life
@@ -495,7 +518,10 @@ async fn a_migration_lives_from_request_to_completion_through_the_api() {
         "{text}"
     );
     assert!(text.contains("INBOX: 3 copied"), "{text}");
-    assert!(done.to().contains(&STAFF.to_owned()));
+    assert!(
+        text.contains("In all, over 2 passes: 79 messages copied"),
+        "the totals of the whole migration: {text}"
+    );
 
     // Another delta pass on demand: nothing new, nothing doubled.
     let (status, m) = life
@@ -557,6 +583,39 @@ async fn a_migration_lives_from_request_to_completion_through_the_api() {
         "the post-MX copies are gone"
     );
     assert_eq!(got["Archive/2023"].len(), 25);
+
+    // The whole life's emails, and no more: the customer's for each step they follow,
+    // staff's for the same and the staff-only sync pass (not sent to the customer by
+    // default), never the same news twice.
+    let subjects = [
+        format!("Migration request #{id} received"),
+        format!("Migration #{id} is scheduled"),
+        format!("Migration #{id}: the pre-MX pass has started"),
+        format!("Migration #{id}: change the MX records of new.example now"),
+        format!("Migration #{id}: the post-MX pass has started"),
+        format!("Migration #{id} is complete"),
+        format!("Migration #{id}: the synchronisation pass has started"),
+        format!("Migration #{id}: the synchronisation pass is done"),
+    ];
+    let mut expected: Vec<(String, String)> = Vec::new();
+    for (n, subject) in subjects.iter().enumerate() {
+        if n < 6 {
+            expected.push((DST_USER.to_owned(), subject.clone()));
+        }
+        expected.push((STAFF.to_owned(), subject.clone()));
+    }
+    expected.sort();
+    // Settled: the dispatcher has sent everything queued.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut got: Vec<(String, String)> = life
+        .smtp
+        .messages()
+        .iter()
+        .filter(|m| m.subject().contains(&format!("#{id}")))
+        .flat_map(|m| m.to().into_iter().map(move |to| (to, m.subject())))
+        .collect();
+    got.sort();
+    assert_eq!(got, expected);
 
     life.assert_no_password_anywhere();
     life.assert_log_tells_the_story_of(id, &["INBOX", "Archive/2023", "Sent"]);

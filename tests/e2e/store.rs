@@ -317,6 +317,13 @@ async fn tokens_keep_their_scopes(store: &Store) {
     assert!(store.find_token("digest-2").await.unwrap().is_none());
 }
 
+/// A customer token digest no other test migration has.
+fn unique_digest() -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("digest-{}-{n}", std::process::id())
+}
+
 fn new_migration(n: usize, work: Work, now: chrono::DateTime<Utc>) -> NewMigration {
     let account = |user: String| ServerAccount {
         host: "imap.example".into(),
@@ -341,6 +348,7 @@ fn new_migration(n: usize, work: Work, now: chrono::DateTime<Utc>) -> NewMigrati
         next_work: Some(work),
         resume_work: None,
         next_run_at: Some(now - Duration::seconds(1)),
+        customer_token: ("sealed".into(), unique_digest()),
     }
 }
 

@@ -219,6 +219,29 @@ impl TestApp {
         secret.expose_secret().to_owned()
     }
 
+    /// Every email in the outbox (at most 500), as queued.
+    pub async fn outbox(&self) -> Vec<ferry::domain::OutboxMessage> {
+        self.services
+            .store()
+            .list_outbox(&ferry::store::OutboxFilter {
+                limit: 500,
+                ..Default::default()
+            })
+            .await
+            .expect("the outbox")
+    }
+
+    /// The link to the customer's page (`/track/…`) in the latest email to `to`.
+    pub async fn customer_path(&self, to: &str) -> Option<String> {
+        self.outbox()
+            .await
+            .iter()
+            .filter(|m| m.to == [to])
+            .flat_map(|m| m.body_text.split_whitespace())
+            .find_map(|w| w.split_once("/track/"))
+            .map(|(_, token)| format!("/track/{}", token.trim_end_matches(['.', ','])))
+    }
+
     /// The audit events whose action starts with `prefix`, newest first (at most 50).
     pub async fn audit(&self, prefix: &str) -> Vec<ferry::domain::AuditEvent> {
         self.services

@@ -34,6 +34,8 @@ pub enum EditKind {
     OptionalEmail,
     /// Never shown; left empty to keep the value in force.
     Secret,
+    /// One line of text people read (a name, a contact), up to 200 characters.
+    Text,
 }
 
 /// One setting the console edits.
@@ -88,6 +90,20 @@ const RETENTION: &str = "Retention";
 
 /// In the order the settings page shows them.
 pub const EDITABLE: &[Editable] = &[
+    field(
+        "provider.name",
+        PROVIDER,
+        "Provider's name",
+        "How emails and the customer's page name you, e.g. Example Mail.",
+        EditKind::Text,
+    ),
+    field(
+        "provider.support_contact",
+        PROVIDER,
+        "Support contact",
+        "Shown to customers on their migration page and in emails: an address, a phone number, or both.",
+        EditKind::Text,
+    ),
     field(
         "provider.imap_host",
         PROVIDER,
@@ -274,6 +290,13 @@ impl Editable {
             EditKind::OptionalEmail => crate::domain::EmailAddress::parse(self.key, text)
                 .map(|e| e.as_str().to_owned())
                 .map_err(|_| "Give one email address, or leave it empty for nobody.".into()),
+            EditKind::Text if text.chars().count() > 200 => {
+                Err("Keep it to 200 characters.".into())
+            }
+            EditKind::Text if text.chars().any(char::is_control) => {
+                Err("Keep it on one line.".into())
+            }
+            EditKind::Text => Ok(text.to_owned()),
             EditKind::Secret => {
                 if text.is_empty()
                     || ["smtp://", "smtps://"]
@@ -334,6 +357,8 @@ impl Settings {
         let p = &self.provider;
         let s = &self.schedule;
         match key {
+            "provider.name" => p.name.clone(),
+            "provider.support_contact" => p.support_contact.clone(),
             "provider.imap_host" => p.imap_host.clone(),
             "provider.imap_port" => p.imap_port.to_string(),
             "provider.imap_security" => p.imap_security.as_str().to_owned(),
@@ -369,6 +394,8 @@ impl Settings {
         let num = || v.parse::<u64>().map_err(|e| e.to_string());
         let small = || num().and_then(|n| u32::try_from(n).map_err(|e| e.to_string()));
         match key {
+            "provider.name" => self.provider.name = v,
+            "provider.support_contact" => self.provider.support_contact = v,
             "provider.imap_host" => self.provider.imap_host = v,
             "provider.imap_port" => {
                 self.provider.imap_port = v.parse().map_err(|_| "Give a port.".to_owned())?;

@@ -13,6 +13,8 @@ pub enum Actor {
     Cli,
     /// Ferry itself: the scheduler, the dispatcher, start-up.
     System,
+    /// The customer, on their migration's page (reached with its link).
+    Customer,
 }
 
 impl fmt::Display for Actor {
@@ -22,6 +24,7 @@ impl fmt::Display for Actor {
             Actor::Token { name, .. } => write!(f, "token:{name}"),
             Actor::Cli => f.write_str("cli"),
             Actor::System => f.write_str("system"),
+            Actor::Customer => f.write_str("customer"),
         }
     }
 }

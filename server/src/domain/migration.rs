@@ -217,6 +217,14 @@ pub struct Migration {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub credentials_purged_at: Option<DateTime<Utc>>,
+    /// The customer page's token, encrypted; `None` for migrations from before it.
+    pub customer_token: Option<String>,
+    /// Whether the progress of the work in hand is emailed to the customer.
+    pub notify_customer: bool,
+    /// The key of the last email about it (`MigrationNews::key`), and of the last one
+    /// the customer got: the same news is not sent twice in a row.
+    pub last_news: Option<String>,
+    pub customer_told: Option<String>,
 }
 
 impl Migration {
@@ -311,6 +319,52 @@ impl Pace {
                 (expected.saturating_sub(done) as f64 / messages_per_second).ceil() as u64
             }),
         })
+    }
+}
+
+impl Migration {
+    /// A migration as unit tests start from: scheduled, nothing run yet.
+    #[cfg(test)]
+    pub fn example(now: DateTime<Utc>) -> Self {
+        let account = |user: &str| ServerAccount {
+            host: "imap.example".into(),
+            port: 993,
+            security: super::Security::Ssl,
+            username: user.into(),
+            authuser: None,
+        };
+        Migration {
+            id: super::MigrationId(7),
+            status: MigrationStatus::Scheduled,
+            created_at: now,
+            updated_at: now,
+            created_by: "cli".into(),
+            requester_email: "ana@new.example".into(),
+            source: account("ana@old.example"),
+            dest: account("ana@new.example"),
+            options: MigrationOptions::default(),
+            two_pass: true,
+            mx_domain: "new.example".into(),
+            window_start: None,
+            time_zone: "UTC".into(),
+            next_work: None,
+            resume_work: None,
+            next_run_at: None,
+            mx_switched_at: None,
+            mx_checked_at: None,
+            mx_answer: None,
+            lease_owner: None,
+            lease_until: None,
+            error_code: None,
+            error_message: None,
+            started_at: None,
+            finished_at: None,
+            credentials_purged_at: None,
+            customer_token: None,
+            notify_customer: true,
+            last_news: None,
+            customer_told: None,
+        }
     }
 }
 

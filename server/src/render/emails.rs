@@ -55,8 +55,26 @@ pub struct MigrationFacts {
     pub mx_domain: String,
     /// The provider's MX records ("10 mx1.provider.example").
     pub mx_hosts: Vec<String>,
-    /// The migration's page in the console.
+    /// Where this email's reader follows the migration: the customer's page for the
+    /// customer, the console for staff.
     pub url: String,
+    /// The provider's name and how customers reach support (empty: not shown).
+    pub provider_name: String,
+    pub support_contact: String,
+    /// This copy is staff's; `customer_copy` says whether the customer got one too.
+    pub for_staff: bool,
+    pub customer_copy: bool,
+}
+
+/// What a migration has copied over all its passes, for emails that would otherwise
+/// count only the last one.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overall {
+    pub passes: u32,
+    pub copied: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub bytes: u64,
 }
 
 /// A pass as the emails name it.
@@ -83,12 +101,14 @@ pub enum MigrationNews {
     PassFinished {
         pass: PassFacts,
         report: serde_json::Value,
+        overall: Overall,
     },
     /// The pre-MX pass is done: change the MX records.
     MxNeeded {
         need: &'static str,
         pass: PassFacts,
         report: serde_json::Value,
+        overall: Overall,
         /// How long after the switch the last pass starts, for people.
         grace: String,
     },
@@ -103,19 +123,79 @@ pub enum MigrationNews {
     Completed {
         pass: PassFacts,
         report: serde_json::Value,
+        overall: Overall,
     },
     Failed {
         error: String,
     },
+    /// Staff stopped it; the customer is told (with the reason) unless staff chose not.
+    Stopped {
+        stopped: bool,
+        reason: Option<String>,
+        notify: bool,
+    },
 }
 
 impl MigrationNews {
-    pub fn mx_needed(pass: PassFacts, report: serde_json::Value, grace: String) -> Self {
+    pub fn mx_needed(
+        pass: PassFacts,
+        report: serde_json::Value,
+        overall: Overall,
+        grace: String,
+    ) -> Self {
         Self::MxNeeded {
             need: "mx",
             pass,
             report,
+            overall,
             grace,
+        }
+    }
+
+    pub fn stopped(reason: Option<String>, notify: bool) -> Self {
+        Self::Stopped {
+            stopped: true,
+            reason,
+            notify,
+        }
+    }
+
+    /// The state this news tells, as a key: an email whose key is the last one sent
+    /// about the migration is not sent again ("scheduled" three times, "change your MX"
+    /// twice). `window` tells one schedule from another.
+    pub fn key(&self, window: Option<chrono::DateTime<chrono::Utc>>) -> String {
+        match self {
+            Self::Received {} => "received".into(),
+            Self::Scheduled { .. } => match window {
+                Some(at) => format!("scheduled:{}", at.timestamp()),
+                None => "scheduled:now".into(),
+            },
+            Self::PassStarted { pass } => format!("pass_started:{}", pass.number),
+            Self::PassFinished { pass, .. } => format!("pass_finished:{}", pass.number),
+            Self::MxNeeded { .. } => "mx_needed".into(),
+            Self::PasswordNeeded { side, .. } => format!("password_needed:{side}"),
+            Self::Completed { .. } => "completed".into(),
+            Self::Failed { .. } => "failed".into(),
+            Self::Stopped { .. } => "stopped".into(),
+        }
+    }
+
+    /// Whether the customer gets this news: what they must act on and how their
+    /// migration ends always; the progress of the work in hand (a pass starting or
+    /// finishing, a first schedule) only while `notify_customer` (a staff sync or retry
+    /// may leave the customer out); a stop as staff chose.
+    pub fn for_customer(&self, notify_customer: bool) -> bool {
+        match self {
+            Self::Received {}
+            | Self::Scheduled { rescheduled: true }
+            | Self::MxNeeded { .. }
+            | Self::PasswordNeeded { .. }
+            | Self::Completed { .. }
+            | Self::Failed { .. } => true,
+            Self::Scheduled { rescheduled: false }
+            | Self::PassStarted { .. }
+            | Self::PassFinished { .. } => notify_customer,
+            Self::Stopped { notify, .. } => *notify,
         }
     }
 
@@ -137,6 +217,7 @@ impl MigrationNews {
             Self::MxNeeded { .. } | Self::PasswordNeeded { .. } => "action_needed",
             Self::Completed { .. } => "migration_completed",
             Self::Failed { .. } => "migration_failed",
+            Self::Stopped { .. } => "migration_stopped",
         }
     }
 }
@@ -172,7 +253,11 @@ pub mod examples {
             two_pass: true,
             mx_domain: "new.example".into(),
             mx_hosts: vec!["10 mx1.provider.example".into()],
-            url: "https://ferry.example/migrations/7".into(),
+            url: "https://ferry.example/track/Zm9vYmFy".into(),
+            provider_name: "Example Mail".into(),
+            support_contact: "support@provider.example, +33 1 23 45 67 89".into(),
+            for_staff: false,
+            customer_copy: true,
         }
     }
 
@@ -192,6 +277,16 @@ pub mod examples {
         })
     }
 
+    fn overall() -> Overall {
+        Overall {
+            passes: 2,
+            copied: 41_003,
+            skipped: 12,
+            failed: 1,
+            bytes: 3_200_000_000,
+        }
+    }
+
     /// Every kind of migration news, in a stable order.
     pub fn news() -> Vec<MigrationNews> {
         vec![
@@ -202,8 +297,9 @@ pub mod examples {
             MigrationNews::PassFinished {
                 pass: pass(),
                 report: report(),
+                overall: overall(),
             },
-            MigrationNews::mx_needed(pass(), report(), "1 hour".into()),
+            MigrationNews::mx_needed(pass(), report(), overall(), "1 hour".into()),
             MigrationNews::password_needed(
                 "source",
                 "ana@old.example".into(),
@@ -212,10 +308,12 @@ pub mod examples {
             MigrationNews::Completed {
                 pass: pass(),
                 report: report(),
+                overall: overall(),
             },
             MigrationNews::Failed {
                 error: "the source server: no answer within 60 s".into(),
             },
+            MigrationNews::stopped(Some("the customer asked to wait".into()), true),
         ]
     }
 

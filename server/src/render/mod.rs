@@ -34,6 +34,19 @@ fn filesizeformat(bytes: f64) -> String {
 
 /// A console time ("2026-11-21 16:25", UTC) as a `<time>` element that the page's
 /// script shows in the viewer's time zone; without the script it reads as UTC.
+/// A count as people read it: 41003 is "41,003".
+fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn when(utc: Option<String>) -> minijinja::Value {
     match utc.filter(|t| !t.is_empty()) {
         Some(t) => {
@@ -111,6 +124,7 @@ impl Renderer {
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
         env.add_filter("filesizeformat", filesizeformat);
         env.add_filter("when", when);
+        env.add_filter("count", count);
         load_embedded(&mut env);
         Ok(Self { env })
     }
@@ -186,6 +200,19 @@ mod tests {
 
     fn to() -> Vec<EmailAddress> {
         vec![EmailAddress::parse("to", "ana@example.com").unwrap()]
+    }
+
+    #[test]
+    fn counts_read_in_thousands() {
+        for (n, text) in [
+            (0, "0"),
+            (999, "999"),
+            (1000, "1,000"),
+            (41_003, "41,003"),
+            (1_234_567, "1,234,567"),
+        ] {
+            assert_eq!(count(n), text);
+        }
     }
 
     #[test]

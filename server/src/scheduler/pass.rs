@@ -13,7 +13,7 @@ use super::runner::{Runner, WorkOutcome, is_ours};
 use crate::connectors::net::Pulse;
 use crate::domain::{ErrorCode, ImapEndpoint, Migration, MigrationStatus, Pass, PassKind, Work};
 use crate::planner::folders::Selection;
-use crate::render::emails::{MigrationNews, PassFacts};
+use crate::render::emails::{MigrationNews, Overall, PassFacts};
 use crate::service::Step;
 use crate::store::{FolderCounts, PassEnd, StatusChange};
 use crate::sync::checkpoint::CheckpointStore;
@@ -301,6 +301,33 @@ impl Runner {
         tx.commit().await?;
         Ok(())
     }
+    /// What `m` copied over all its passes: the earlier ones as recorded, and `pass`
+    /// as `report` says (its row is written in the same transaction as the email).
+    async fn overall(
+        &self,
+        m: &Migration,
+        pass: &Pass,
+        report: &Report,
+    ) -> anyhow::Result<Overall> {
+        let mut overall = Overall {
+            passes: 1,
+            copied: report.totals.copied,
+            skipped: report.totals.skipped,
+            failed: report.totals.failed,
+            bytes: report.totals.bytes,
+        };
+        for p in self.store().migration_passes(m.id).await? {
+            if p.id != pass.id {
+                overall.passes += 1;
+                overall.copied += p.copied;
+                overall.skipped += p.skipped;
+                overall.failed += p.failed;
+                overall.bytes += p.bytes;
+            }
+        }
+        Ok(overall)
+    }
+
     /// A pass ran to its end: the next step of the life, with its email.
     pub(super) async fn pass_succeeded(
         &self,
@@ -314,17 +341,23 @@ impl Runner {
         let mx = &self.settings().mx;
         let (status, next_work, next_run_at) = after_pass(m, kind, mx.grace());
         let (pass_facts, report_value) = (pass_facts(pass), report_json.clone());
+        let overall = self.overall(m, pass, report).await?;
         let email = match kind {
-            PassKind::PreMx if status == MigrationStatus::WaitingForMx => {
-                MigrationNews::mx_needed(pass_facts, report_value, human_duration(mx.grace_seconds))
-            }
+            PassKind::PreMx if status == MigrationStatus::WaitingForMx => MigrationNews::mx_needed(
+                pass_facts,
+                report_value,
+                overall,
+                human_duration(mx.grace_seconds),
+            ),
             PassKind::Sync => MigrationNews::PassFinished {
                 pass: pass_facts,
                 report: report_value,
+                overall,
             },
             PassKind::PreMx | PassKind::PostMx => MigrationNews::Completed {
                 pass: pass_facts,
                 report: report_value,
+                overall,
             },
         };
         let finished = status == MigrationStatus::Completed;

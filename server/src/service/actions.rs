@@ -28,28 +28,34 @@ fn moved_meanwhile() -> ServiceError {
     )
 }
 
+/// Only a failed or cancelled migration can be retried.
+fn ensure_retryable(m: &Migration) -> ServiceResult<()> {
+    if matches!(
+        m.status,
+        MigrationStatus::Failed | MigrationStatus::Cancelled
+    ) {
+        return Ok(());
+    }
+    Err(conflict(
+        ErrorCode::NotRetryable,
+        format!(
+            "The migration is {}; only a failed or cancelled one can be retried.",
+            m.status
+        ),
+    ))
+}
+
 impl Services {
-    /// Moves `m` to `to` with `change` (compare-and-set on its status), audited as
-    /// `action`; wakes the workers and answers the migration as it now is.
+    /// Writes `step` of `m` (compare-and-set on its status, its audit event, its email
+    /// when it has one); wakes the workers and answers the migration as it now is.
     pub(super) async fn act(
         &self,
         actor: &Actor,
         m: &Migration,
-        to: MigrationStatus,
-        change: StatusChange,
-        action: &'static str,
-        detail: serde_json::Value,
+        step: Step,
     ) -> ServiceResult<Migration> {
         let now = self.now();
         let tx = self.store.begin().await?;
-        let step = Step {
-            from: m.status,
-            to,
-            change,
-            action,
-            detail,
-            email: None,
-        };
         let written = self
             .write_step(&tx, actor, m, step, now)
             .await
@@ -70,25 +76,19 @@ impl Services {
     /// Starts a failed or cancelled migration again: credentials checked first, then
     /// the work it stopped at. Duplicates are skipped, so nothing already copied is
     /// copied twice.
+    ///
+    /// The customer is emailed the progress of the retried work (its schedule, its
+    /// passes) only with `notify`; how it ends (complete, failed, a password to fix,
+    /// the MX to change) they are always told, once.
     pub async fn retry_migration(
         &self,
         actor: &Actor,
         id: MigrationId,
+        notify: bool,
     ) -> ServiceResult<Migration> {
         let now = self.now();
         let m = self.load_migration(id).await?;
-        if !matches!(
-            m.status,
-            MigrationStatus::Failed | MigrationStatus::Cancelled
-        ) {
-            return Err(conflict(
-                ErrorCode::NotRetryable,
-                format!(
-                    "The migration is {}; only a failed or cancelled one can be retried.",
-                    m.status
-                ),
-            ));
-        }
+        ensure_retryable(&m)?;
         if m.credentials_purged_at.is_some() {
             return Err(conflict(
                 ErrorCode::CredentialsPurged,
@@ -98,28 +98,59 @@ impl Services {
         let mut options = m.options.clone();
         options.duplicates = DuplicatePolicy::Skip;
         let resume = m.retry_work();
-        self.act(
-            actor,
-            &m,
-            MigrationStatus::Pending,
-            StatusChange {
+        let step = Step {
+            from: m.status,
+            to: MigrationStatus::Pending,
+            change: StatusChange {
                 next_work: Some(Some(Work::Validate)),
                 resume_work: Some(Some(resume)),
                 next_run_at: Some(Some(now)),
                 finished_at: Some(None),
                 error: Some(None),
                 options: Some(options),
+                notify_customer: Some(notify),
                 ..Default::default()
             },
-            "migration.retried",
-            json!({ "from": m.status.as_str(), "resume": resume.to_string(), "duplicates": "skip" }),
-        )
-        .await
+            action: "migration.retried",
+            detail: json!({
+                "from": m.status.as_str(), "resume": resume.to_string(), "duplicates": "skip",
+                "notify_customer": notify,
+            }),
+            email: None,
+        };
+        self.act(actor, &m, step).await
+    }
+
+    /// Retry with the passwords typed beside it: the given ones are stored (encrypted)
+    /// first, so a password typed and then Retry is never dropped. None given is a
+    /// plain retry.
+    pub async fn store_and_retry(
+        &self,
+        actor: &Actor,
+        id: MigrationId,
+        source: Option<SecretString>,
+        dest: Option<SecretString>,
+        notify: bool,
+    ) -> ServiceResult<Migration> {
+        let typed =
+            |p: &Option<SecretString>| p.as_ref().is_some_and(|p| !p.expose_secret().is_empty());
+        if typed(&source) || typed(&dest) {
+            // Refused before anything is stored when it cannot be retried.
+            ensure_retryable(&self.load_migration(id).await?)?;
+            self.update_credentials(actor, id, source, dest).await?;
+        }
+        self.retry_migration(actor, id, notify).await
     }
 
     /// Runs another delta pass now: after the first pass, while waiting for the MX
     /// (the post-MX pass still follows) or after completion.
-    pub async fn sync_migration(&self, actor: &Actor, id: MigrationId) -> ServiceResult<Migration> {
+    /// Its passes are emailed to the customer only with `notify`.
+    pub async fn sync_migration(
+        &self,
+        actor: &Actor,
+        id: MigrationId,
+        notify: bool,
+    ) -> ServiceResult<Migration> {
         let now = self.now();
         let m = self.load_migration(id).await?;
         let resume = match m.status {
@@ -146,20 +177,21 @@ impl Services {
                 ),
             ));
         }
-        self.act(
-            actor,
-            &m,
-            m.status,
-            StatusChange {
+        let step = Step {
+            from: m.status,
+            to: m.status,
+            change: StatusChange {
                 next_work: Some(Some(Work::Pass(PassKind::Sync))),
                 resume_work: Some(resume),
                 next_run_at: Some(Some(now)),
+                notify_customer: Some(notify),
                 ..Default::default()
             },
-            "migration.sync_requested",
-            json!({}),
-        )
-        .await
+            action: "migration.sync_requested",
+            detail: json!({ "notify_customer": notify }),
+            email: None,
+        };
+        self.act(actor, &m, step).await
     }
 
     /// The customer says the MX records point at the provider: the post-MX pass
@@ -307,19 +339,19 @@ impl Services {
                 "Its stored passwords were erased after the retention period.".into(),
             ));
         }
-        self.act(
-            actor,
-            &m,
-            m.status,
-            StatusChange {
+        let step = Step {
+            from: m.status,
+            to: m.status,
+            change: StatusChange {
                 next_work: Some(Some(Work::DeleteMigrated { from_pass })),
                 next_run_at: Some(Some(now)),
                 ..Default::default()
             },
-            "migration.delete_migrated_requested",
-            json!({ "from_pass": from_pass }),
-        )
-        .await
+            action: "migration.delete_migrated_requested",
+            detail: json!({ "from_pass": from_pass }),
+            email: None,
+        };
+        self.act(actor, &m, step).await
     }
 
     /// Replaces a migration's stored passwords (one side or both), e.g. after the

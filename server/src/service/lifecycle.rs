@@ -12,7 +12,7 @@ use crate::domain::{
     Actor, EmailAddress, Migration, MigrationId, MigrationStatus, NewAuditEvent, mx_answer,
     mx_switched,
 };
-use crate::render::emails::{MigrationEmail, MigrationNews};
+use crate::render::emails::{MigrationEmail, MigrationFacts, MigrationNews};
 use crate::store::{StatusChange, Tx};
 
 /// Who the MX checks and the purge are in the audit trail.
@@ -107,7 +107,10 @@ impl Services {
         Ok(purged)
     }
 
-    /// Renders an email about `m` to the requester and staff and queues it in `tx`.
+    /// Renders the emails about `m` and queues them in `tx`: the customer's copy (with
+    /// the link to their page) when the news is for them and is not what they were
+    /// last told, and staff's copy (with the console link, saying whether the customer
+    /// got one). News that is the last one sent about `m` is not sent again.
     pub(crate) async fn enqueue(
         &self,
         tx: &Tx,
@@ -115,18 +118,44 @@ impl Services {
         news: &MigrationNews,
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        let requester = EmailAddress::parse("requester_email", &m.requester_email)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let facts = self.migration_facts(m);
-        let email = self.renderer.email(
-            self.recipients(&requester),
-            &MigrationEmail {
+        let key = news.key(m.window_start);
+        if m.last_news.as_deref() == Some(key.as_str()) {
+            tracing::debug!(migration = %m.id, news = %key, "Not sent twice");
+            return Ok(());
+        }
+        let to_customer = news.for_customer(m.notify_customer)
+            && m.customer_told.as_deref() != Some(key.as_str());
+        let about = || Some(("migration", m.id.to_string()));
+        let staff_facts = MigrationFacts {
+            customer_copy: to_customer,
+            ..self.migration_facts(m)
+        };
+        if to_customer {
+            let requester = EmailAddress::parse("requester_email", &m.requester_email)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let facts = MigrationFacts {
+                url: self
+                    .customer_url(m)
+                    .unwrap_or_else(|| staff_facts.url.clone()),
+                for_staff: false,
+                ..staff_facts.clone()
+            };
+            let email = MigrationEmail {
                 facts: &facts,
                 news,
-            },
-            Some(("migration", m.id.to_string())),
-        )?;
-        tx.enqueue_email(email, now).await?;
+            };
+            tx.enqueue_email(self.renderer.email(vec![requester], &email, about())?, now)
+                .await?;
+        }
+        if let Some(staff) = self.staff_address() {
+            let email = MigrationEmail {
+                facts: &staff_facts,
+                news,
+            };
+            tx.enqueue_email(self.renderer.email(vec![staff], &email, about())?, now)
+                .await?;
+        }
+        tx.record_news(m.id, &key, to_customer).await?;
         Ok(())
     }
 }

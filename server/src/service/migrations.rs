@@ -8,6 +8,7 @@ use chrono_tz::Tz;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
+use super::lifecycle::Step;
 use super::request::{SERVER_FIELDS, oversized, server_account, server_texts};
 use super::{ServiceError, ServiceResult, Services};
 use crate::connectors::imap::ConnectError;
@@ -15,7 +16,7 @@ use crate::domain::{
     Actor, EmailAddress, ErrorCode, FolderProgress, ImapEndpoint, Migration, MigrationId,
     MigrationStatus, NewAuditEvent, Pass, ServerAccount, ServerInput,
 };
-use crate::render::emails::MigrationFacts;
+use crate::render::emails::{MigrationFacts, MigrationNews};
 use crate::store::{MigrationFilter, StatusChange};
 
 /// Why a server could not be used, as a stable code and a sentence.
@@ -89,19 +90,13 @@ impl Services {
             .map_err(problem))
     }
 
-    /// The requester and, when set, the staff address.
-    pub(crate) fn recipients(&self, requester: &EmailAddress) -> Vec<EmailAddress> {
-        let mut to = vec![requester.clone()];
-        if let Some(staff) = self
-            .settings()
+    /// The staff address, when set.
+    pub(crate) fn staff_address(&self) -> Option<EmailAddress> {
+        self.settings()
             .smtp
             .staff_address
             .as_deref()
             .and_then(|s| EmailAddress::parse("smtp.staff_address", s).ok())
-        {
-            to.push(staff);
-        }
-        to
     }
 
     /// What every migration email may say (never a password).
@@ -123,7 +118,23 @@ impl Services {
             mx_domain: m.mx_domain.clone(),
             mx_hosts: settings.provider.mx_hosts.clone(),
             url: format!("{}/migrations/{}", settings.base_url(), m.id),
+            provider_name: settings.provider.name.clone(),
+            support_contact: settings.provider.support_contact.clone(),
+            for_staff: true,
+            customer_copy: false,
         }
+    }
+
+    /// The customer's page of `m`: a link with its token, for the customer's emails.
+    /// `None` for a migration from before customer pages (or a token that no longer
+    /// decrypts): its emails keep linking to the console.
+    pub(crate) fn customer_url(&self, m: &Migration) -> Option<String> {
+        let token = self.cipher.decrypt(m.customer_token.as_deref()?).ok()?;
+        Some(format!(
+            "{}/track/{}",
+            self.settings().base_url(),
+            token.expose_secret()
+        ))
     }
 
     /// One page of migrations (pages count from 0 here; the API's from 1). A page
@@ -157,6 +168,24 @@ impl Services {
         })
     }
 
+    /// The migration whose customer page link carries `token`, as its page shows it.
+    /// An unknown token is `NotFound`, like a migration that does not exist.
+    pub async fn customer_view(&self, token: &str) -> ServiceResult<MigrationDetail> {
+        let digest = crate::crypto::token_digest(token);
+        let m = self
+            .store
+            .migration_by_customer_token(&digest)
+            .await?
+            .ok_or(ServiceError::NotFound("migration"))?;
+        self.migration_detail(m.id).await
+    }
+
+    /// The customer says, on their page, that they have changed the MX records.
+    pub async fn customer_mx_switched(&self, token: &str) -> ServiceResult<Migration> {
+        let m = self.customer_view(token).await?.migration;
+        self.migration_mx_switched(&Actor::Customer, m.id).await
+    }
+
     /// Stops a migration; a pass that is copying in this process stops at once, in
     /// another one at its next look (every second). A worker's step taken at the same
     /// moment does not refuse the stop: it is tried again on the new status.
@@ -165,11 +194,12 @@ impl Services {
         actor: &Actor,
         id: MigrationId,
         reason: Option<String>,
+        notify: bool,
     ) -> ServiceResult<Migration> {
         const ATTEMPTS: usize = 5;
         let mut attempt = 1;
         loop {
-            match self.cancel_once(actor, id, reason.clone()).await {
+            match self.cancel_once(actor, id, reason.clone(), notify).await {
                 Err(ServiceError::Conflict {
                     code: ErrorCode::StatusChanged,
                     ..
@@ -184,6 +214,7 @@ impl Services {
         actor: &Actor,
         id: MigrationId,
         reason: Option<String>,
+        notify: bool,
     ) -> ServiceResult<Migration> {
         let now = self.now();
         let m = self.load_migration(id).await?;
@@ -196,11 +227,10 @@ impl Services {
                 ),
             });
         }
-        self.act(
-            actor,
-            &m,
-            MigrationStatus::Cancelled,
-            StatusChange {
+        let step = Step {
+            from: m.status,
+            to: MigrationStatus::Cancelled,
+            change: StatusChange {
                 next_work: Some(None),
                 // Where it was, for a retry to go back to.
                 resume_work: Some(m.resume_work.or(m.next_work)),
@@ -208,10 +238,13 @@ impl Services {
                 finished_at: Some(Some(now)),
                 ..Default::default()
             },
-            "migration.cancelled",
-            serde_json::json!({ "from": m.status.as_str(), "reason": reason }),
-        )
-        .await
+            action: "migration.cancelled",
+            detail: serde_json::json!({
+                "from": m.status.as_str(), "reason": reason, "notify_customer": notify,
+            }),
+            email: Some(MigrationNews::stopped(reason, notify)),
+        };
+        self.act(actor, &m, step).await
     }
 
     /// Deletes a migration's record (its passes and checkpoints go with it); refused

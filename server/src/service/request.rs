@@ -13,7 +13,7 @@ use crate::domain::{
     MigrationStatus, NewAuditEvent, Parsed, PassKind, Scope, Security, ServerAccount, ServerInput,
     WindowError, WindowRules, Work,
 };
-use crate::render::emails::{MigrationEmail, MigrationNews};
+use crate::render::emails::MigrationNews;
 use crate::store::{NewMigration, StoreError};
 
 /// How far ahead a window may be (a year 9999 window was once accepted).
@@ -466,8 +466,17 @@ impl Services {
             next_work: Some(Work::Validate),
             resume_work: Some(Work::Pass(PassKind::PreMx)),
             next_run_at: Some(now),
+            customer_token: self.new_customer_token()?,
         };
-        self.admit(actor, new, &requester, now).await
+        self.admit(actor, new, now).await
+    }
+
+    /// A new customer page token: encrypted (for the links in emails) and its digest
+    /// (to find the migration from a link).
+    fn new_customer_token(&self) -> ServiceResult<(String, String)> {
+        let token = crate::crypto::random_token(24)?;
+        let digest = crate::crypto::token_digest(&token);
+        Ok((self.cipher.encrypt(&SecretString::from(token))?, digest))
     }
 
     /// Stores a checked request within capacity and the one-active-migration rule, with
@@ -476,7 +485,6 @@ impl Services {
         &self,
         actor: &Actor,
         new: NewMigration,
-        requester: &EmailAddress,
         now: DateTime<Utc>,
     ) -> ServiceResult<Migration> {
         let window_override = new.window_start.is_none();
@@ -512,15 +520,8 @@ impl Services {
             "override": window_override,
         });
         tx.audit(event, now).await?;
-        let email = self.renderer.email(
-            self.recipients(requester),
-            &MigrationEmail {
-                facts: &self.migration_facts(&migration),
-                news: &MigrationNews::Received {},
-            },
-            Some(("migration", migration.id.to_string())),
-        )?;
-        tx.enqueue_email(email, now).await?;
+        self.enqueue(&tx, &migration, &MigrationNews::Received {}, now)
+            .await?;
         tx.commit().await?;
         tracing::info!(migration = %migration.id, %actor, "Migration requested");
         self.dispatcher.wake();

@@ -35,6 +35,8 @@ pub struct NewMigration {
     pub next_work: Option<Work>,
     pub resume_work: Option<Work>,
     pub next_run_at: Option<DateTime<Utc>>,
+    /// The customer page's token: encrypted, and its digest.
+    pub customer_token: (String, String),
 }
 
 /// Which migrations to list, newest first.
@@ -62,6 +64,8 @@ pub struct StatusChange {
     pub options: Option<MigrationOptions>,
     /// A new window (UTC) and the requester's time zone it was given in.
     pub window: Option<(Option<DateTime<Utc>>, String)>,
+    /// Whether the progress of the work in hand is emailed to the customer.
+    pub notify_customer: Option<bool>,
     /// Frees the worker's hold in the same write.
     pub release_lease: bool,
     /// Changes nothing when a worker holds the migration at this instant (it may be
@@ -149,6 +153,10 @@ fn migration_from(row: migrations::Model) -> StoreResult<Migration> {
         started_at: row.started_at,
         finished_at: row.finished_at,
         credentials_purged_at: row.credentials_purged_at,
+        customer_token: row.customer_token,
+        notify_customer: row.notify_customer,
+        last_news: row.last_news,
+        customer_told: row.customer_told,
     })
 }
 
@@ -204,6 +212,19 @@ impl Store {
     }
 
     /// A page of migrations and the number that match.
+    /// The migration whose customer page token has this digest.
+    pub async fn migration_by_customer_token(
+        &self,
+        digest: &str,
+    ) -> StoreResult<Option<Migration>> {
+        migrations::Entity::find()
+            .filter(migrations::Column::CustomerTokenDigest.eq(digest))
+            .one(&self.db)
+            .await?
+            .map(migration_from)
+            .transpose()
+    }
+
     pub async fn list_migrations(
         &self,
         filter: &MigrationFilter,
@@ -411,6 +432,9 @@ impl Tx {
             next_work: Set(new.next_work.map(|w| w.to_string())),
             resume_work: Set(new.resume_work.map(|w| w.to_string())),
             next_run_at: Set(new.next_run_at),
+            customer_token: Set(Some(new.customer_token.0)),
+            customer_token_digest: Set(Some(new.customer_token.1)),
+            notify_customer: Set(true),
             ..Default::default()
         }
         .insert(&self.inner)
@@ -490,6 +514,9 @@ impl Tx {
                 .col_expr(migrations::Column::WindowStart, Expr::value(window_start))
                 .col_expr(migrations::Column::TimeZone, Expr::value(time_zone));
         }
+        if let Some(notify) = change.notify_customer {
+            update = update.col_expr(migrations::Column::NotifyCustomer, Expr::value(notify));
+        }
         if let Some(at) = change.only_unleased_at {
             update = update.filter(
                 Condition::any()
@@ -515,6 +542,26 @@ impl Tx {
             .await
             .map_err(super::active_conflict_or)?;
         Ok(res.rows_affected == 1)
+    }
+
+    /// Records that an email with news `key` was queued about `id`, and whether the
+    /// customer got it.
+    pub async fn record_news(
+        &self,
+        id: MigrationId,
+        key: &str,
+        to_customer: bool,
+    ) -> StoreResult<()> {
+        let mut update = migrations::Entity::update_many()
+            .col_expr(migrations::Column::LastNews, Expr::value(key));
+        if to_customer {
+            update = update.col_expr(migrations::Column::CustomerTold, Expr::value(key));
+        }
+        update
+            .filter(migrations::Column::Id.eq(id))
+            .exec(&self.inner)
+            .await?;
+        Ok(())
     }
 
     /// Replaces the stored (encrypted) passwords given; with both stored again, the

@@ -81,6 +81,11 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// refusal becomes [`StoreError::ActiveMigrationExists`].
 fn active_conflict_or(err: DbErr) -> StoreError {
     match err.sql_err() {
+        // The other unique index of the table (a customer page token) is not the rule
+        // of one active migration per mailbox; both databases name it in the message.
+        Some(SqlErr::UniqueConstraintViolation(what)) if what.contains("customer_token") => {
+            StoreError::Db(err)
+        }
         Some(SqlErr::UniqueConstraintViolation(_)) => StoreError::ActiveMigrationExists,
         _ => StoreError::Db(err),
     }

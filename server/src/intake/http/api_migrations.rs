@@ -260,8 +260,11 @@ impl MigrationsApi {
     }
 
     /// An action on a migration, `POST /migrations/{id}:{action}`: `cancel` (stops
-    /// a pass at once; `?reason=` for the audit log), `retry` (a failed or cancelled
-    /// migration, duplicates skipped), `sync` (another delta pass now),
+    /// a pass at once; `?reason=` for the audit log and the customer's email), `retry`
+    /// (a failed or cancelled migration, duplicates skipped), `sync` (another delta
+    /// pass now). `?notify_customer=` says whether the customer is emailed about it:
+    /// by default yes for `cancel`, no for `retry` and `sync` (how a retried migration
+    /// ends, or a password or MX change it needs, the customer is always told);
     /// `mx-switched` (the post-MX pass starts after the grace period),
     /// `delete-migrated` (removes from the destination what this migration copied, from
     /// pass `?from_pass=N` on; all passes by default). Answers the migration; 409 when
@@ -276,6 +279,9 @@ impl MigrationsApi {
         target: Path<String>,
         /// Why, for the audit log (`cancel`).
         reason: Query<Option<String>>,
+        /// Whether the customer is emailed (`cancel`: the stop and its reason; `retry`,
+        /// `sync`: the passes that follow). Default: true for `cancel`, false otherwise.
+        notify_customer: Query<Option<bool>>,
         /// The first pass whose copies `delete-migrated` removes.
         #[oai(validator(minimum(value = "0"), maximum(value = "4294967295")))]
         from_pass: Query<Option<u32>>,
@@ -292,14 +298,21 @@ impl MigrationsApi {
         match action.as_str() {
             "cancel" => {
                 services
-                    .cancel_migration(&actor(&auth), id, reason.0)
+                    .cancel_migration(
+                        &actor(&auth),
+                        id,
+                        reason.0,
+                        notify_customer.0.unwrap_or(true),
+                    )
                     .await?;
             }
             "retry" => {
-                services.retry_migration(&actor(&auth), id).await?;
+                let notify = notify_customer.0.unwrap_or(false);
+                services.retry_migration(&actor(&auth), id, notify).await?;
             }
             "sync" => {
-                services.sync_migration(&actor(&auth), id).await?;
+                let notify = notify_customer.0.unwrap_or(false);
+                services.sync_migration(&actor(&auth), id, notify).await?;
             }
             "mx-switched" => {
                 services.migration_mx_switched(&actor(&auth), id).await?;

@@ -46,6 +46,16 @@ pub struct Model {
     pub started_at: Option<DateTimeUtc>,
     pub finished_at: Option<DateTimeUtc>,
     pub credentials_purged_at: Option<DateTimeUtc>,
+    /// The customer page's token, encrypted (crypto::Cipher), for the links in emails.
+    pub customer_token: Option<String>,
+    /// SHA-256 of the token (crypto::token_digest): how a link finds its migration.
+    pub customer_token_digest: Option<String>,
+    /// Whether the progress of the work in hand is emailed to the customer.
+    pub notify_customer: bool,
+    /// The key of the last email about the migration (`MigrationNews::key`).
+    pub last_news: Option<String>,
+    /// The key of the last email the customer got.
+    pub customer_told: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

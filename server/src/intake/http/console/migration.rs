@@ -30,7 +30,7 @@ fn pace_text(pace: Pace) -> (String, Option<String>) {
         pace.bytes_per_second / 1e6
     );
     let eta = pace.seconds_left.map(|secs| match secs {
-        0 => "done at this pass's end".to_owned(),
+        0 => "a few seconds".to_owned(),
         1..60 => "under a minute".to_owned(),
         60..3600 => format!("about {} min", secs.div_ceil(60)),
         _ => format!("about {} h {} min", secs / 3600, (secs % 3600) / 60),
@@ -96,6 +96,9 @@ fn pass_rows(passes: &[Pass]) -> Vec<PassRow> {
 struct Live {
     status: &'static str,
     running: bool,
+    /// Stopped by a person while a worker still holds it: shown as "stopping…" until
+    /// the worker lets go (within two seconds).
+    stopping: bool,
     percent: Option<u64>,
     folders: Vec<FolderProgress>,
     passes: usize,
@@ -117,17 +120,24 @@ fn live(d: &MigrationDetail, now: DateTime<Utc>) -> Live {
         .and_then(|p| Pace::of(&d.folders, p.started_at, now))
         .map(pace_text)
         .map_or((None, None), |(rate, eta)| (Some(rate), eta));
+    let running = m.is_running(now);
+    let stopping = running && m.status == MigrationStatus::Cancelled;
     Live {
         status: m.status.as_str(),
-        running: m.is_running(now),
+        running,
+        stopping,
         percent: percent(&d.folders),
         folders: d.folders.clone(),
         passes: d.passes.len(),
         error: m.error_message.clone(),
-        next_run: m.next_run_at.map(display_time),
+        // While it copies, the next step is this pass's end, not a time.
+        next_run: m
+            .next_run_at
+            .filter(|_| m.status != MigrationStatus::Processing)
+            .map(display_time),
         mx_answer: m.mx_answer.clone(),
-        rate,
-        eta,
+        rate: rate.filter(|_| !stopping),
+        eta: eta.filter(|_| !stopping),
     }
 }
 
@@ -151,6 +161,15 @@ fn retry_says(m: &Migration) -> &'static str {
         "Checks the passwords, then waits for the MX change again; nothing more is copied until the MX points here."
     } else {
         "Checks the passwords, then goes on from where it stopped; nothing copied is copied twice."
+    }
+}
+
+/// Retry's answer when new passwords were typed with it.
+fn retry_with_passwords_says(m: &Migration) -> &'static str {
+    if m.retry_waits_for_mx() {
+        "New passwords stored (encrypted). Checks them, then waits for the MX change again."
+    } else {
+        "New passwords stored (encrypted). Checks them, then goes on from where it stopped."
     }
 }
 
@@ -276,6 +295,8 @@ pub struct ActionForm {
     #[serde(rename = "window.time_zone")]
     time_zone: String,
     start_now: Option<String>,
+    /// "Email the customer about it": ticked by default for Stop, not for Retry/Sync.
+    notify_customer: Option<String>,
 }
 
 /// The buttons of the migration page.
@@ -294,12 +315,35 @@ pub async fn action(
     let back = format!("/migrations/{id}");
     let done = match action.as_str() {
         "cancel" => s
-            .cancel_migration(&actor, id, Some(form.reason).filter(|r| !r.is_empty()))
+            .cancel_migration(
+                &actor,
+                id,
+                Some(form.reason).filter(|r| !r.is_empty()),
+                form.notify_customer.is_some(),
+            )
             .await
             .map(|_| "Stopped. A running pass stops within two seconds; nothing copied is lost."),
-        "retry" => s.retry_migration(&actor, id).await.map(|m| retry_says(&m)),
+        "retry" => {
+            let typed = !(form.source_password.is_empty() && form.destination_password.is_empty());
+            let given = |p: String| (!p.is_empty()).then(|| SecretString::from(p));
+            s.store_and_retry(
+                &actor,
+                id,
+                given(form.source_password),
+                given(form.destination_password),
+                form.notify_customer.is_some(),
+            )
+            .await
+            .map(|m| {
+                if typed {
+                    retry_with_passwords_says(&m)
+                } else {
+                    retry_says(&m)
+                }
+            })
+        }
         "sync" => s
-            .sync_migration(&actor, id)
+            .sync_migration(&actor, id, form.notify_customer.is_some())
             .await
             .map(|_| "A synchronisation pass starts now."),
         "mx-switched" => s
@@ -332,7 +376,7 @@ pub async fn action(
                 given(form.destination_password),
             )
             .await
-            .map(|_| "New passwords stored (encrypted). Retry to use them.")
+            .map(|_| "New passwords stored (encrypted). Retry uses them.")
         }
         "delete" => {
             return match s.delete_migration(&actor, id).await {
@@ -376,6 +420,29 @@ pub async fn action(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stop_shows_as_stopping_until_the_worker_lets_go() {
+        let now = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
+        let mut m = Migration::example(now);
+        m.status = MigrationStatus::Cancelled;
+        m.lease_until = Some(now + chrono::Duration::seconds(5));
+        let detail = |m: &Migration| MigrationDetail {
+            migration: m.clone(),
+            passes: Vec::new(),
+            folders: Vec::new(),
+        };
+        let held = live(&detail(&m), now);
+        assert!(held.stopping && held.rate.is_none());
+        m.lease_until = None;
+        assert!(!live(&detail(&m), now).stopping, "the worker confirmed");
+        m.status = MigrationStatus::Processing;
+        m.lease_until = Some(now + chrono::Duration::seconds(5));
+        m.next_run_at = Some(now - chrono::Duration::seconds(60));
+        let copying = live(&detail(&m), now);
+        assert!(!copying.stopping);
+        assert_eq!(copying.next_run, None, "no past time while copying");
+    }
 
     #[test]
     fn the_pace_reads_as_people_say_it() {

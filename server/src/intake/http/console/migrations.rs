@@ -105,7 +105,10 @@ impl NewForm {
     }
 
     fn request(&self) -> MigrationRequest {
-        let window_start = local_window(&self.window_date, &self.window_time);
+        // The override starts it as soon as a slot is free: a date left in the
+        // (disabled) fields is not a window.
+        let window_start =
+            local_window(&self.window_date, &self.window_time).filter(|_| self.start_now.is_none());
         MigrationRequest {
             source: Self::side(
                 "source.security",
@@ -222,9 +225,13 @@ fn render_new(staff: &Staff, form: &NewForm, errors: BTreeMap<String, String>) -
 
 #[handler]
 pub async fn new_form(staff: Staff) -> Response {
+    // The destination is the provider's server: its port and security as configured.
+    let provider = &staff.services.settings().provider;
     let form = NewForm {
         mode: "full".into(),
         source_security: "ssl".into(),
+        dest_port: provider.imap_port.to_string(),
+        dest_security: provider.imap_security.as_str().into(),
         duplicates: "skip".into(),
         two_pass: Some("on".into()),
         time_zone: "UTC".into(),

@@ -9,6 +9,7 @@ mod outbox;
 mod pages;
 mod schedule;
 mod settings;
+mod track;
 mod users;
 
 use base64::Engine;
@@ -54,6 +55,8 @@ pub fn routes() -> Route {
         .at("/settings", get(settings::page).post(settings::save))
         .at("/settings/reset", post(settings::reset))
         .at("/settings/test-email", post(settings::test_email))
+        .at("/track/:token", get(track::show))
+        .at("/track/:token/mx-switched", post(track::mx_switched))
         .at("/outbox", get(outbox::list))
         .at("/outbox/:id", get(outbox::show))
         .at("/outbox/:id/resend", post(outbox::resend))
