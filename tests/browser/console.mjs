@@ -46,6 +46,7 @@ try {
   await nav.getByRole("link", { name: "New migration" }).click();
   await page.waitForURL(`${base}/migrations/new`);
   const start = page.locator("#start");
+  assert.equal(await page.locator('[id="window.time_zone"]').inputValue(), "Europe/Paris", "the viewer's time zone by default");
   assert.equal(await start.isDisabled(), true, "Start is disabled before authentication");
   const side = async (name, port, user, password) => {
     await page.locator(`[id="${name}.host"]`).fill("127.0.0.1");
@@ -115,8 +116,8 @@ try {
 
   step("synchronise: a second pass");
   await Promise.all([page.waitForURL(migrationUrl), page.getByRole("button", { name: "Synchronise now" }).click()]);
-  await page.locator(".flash.ok").getByText("A synchronisation pass starts now").waitFor();
-  await page.locator("#passes").getByText("synchronisation pass").waitFor({ timeout: 60_000 });
+  await page.locator(".flash.ok").getByText("A catch-up copy starts now").waitFor();
+  await page.locator("#passes").getByText("catch-up copy").waitFor({ timeout: 60_000 });
   await page.locator("#status").getByText("completed").waitFor({ timeout: 60_000 });
   assert.equal(await page.locator("#passes tbody tr").count(), 2, "two passes");
   await shot("06-migration-second-pass");
@@ -132,6 +133,7 @@ try {
   step("the schedule and the dashboard");
   await nav.getByRole("link", { name: "Schedule" }).click();
   await page.getByRole("heading", { name: "Schedule" }).waitFor();
+  await page.getByText("in your time zone (Europe/Paris)").waitFor();
   await shot("10-schedule");
   await nav.getByRole("link", { name: "Dashboard" }).click();
   await page.getByRole("heading", { name: "Running now" }).waitFor();

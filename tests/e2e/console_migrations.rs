@@ -242,11 +242,52 @@ async fn staff_run_a_migration_from_the_console_pages() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let page = app.page(&app.client, &location).await;
-    assert!(page.contains("synchronisation pass"), "{page}");
+    assert!(page.contains("catch-up copy"), "{page}");
     assert!(
-        page.contains("migration.sync_requested"),
-        "the audit trail: {page}"
+        page.contains("migration · sync requested") && page.contains("notify customer: false"),
+        "the audit trail, in words: {page}"
     );
+    assert!(
+        !page.contains(r#"{&quot;"#),
+        "no JSON in the audit trail: {page}"
+    );
+
+    // Delete migrated items: the page says what the migration copied in all and what
+    // was removed since (the pass rows keep their history).
+    let numeric: i64 = location.rsplit('/').next().unwrap().parse().unwrap();
+    let copied: u64 = app
+        .services
+        .migration_detail(ferry::domain::MigrationId(numeric))
+        .await
+        .unwrap()
+        .passes
+        .iter()
+        .map(|p| p.copied)
+        .sum();
+    assert!(
+        page.contains(&format!("{copied} messages copied over 2 passes")),
+        "{page}"
+    );
+    let resp = app
+        .post_form(
+            &app.client,
+            &location,
+            &format!("{location}/delete-migrated"),
+            &[("from_pass", "1")],
+        )
+        .await;
+    assert_eq!(resp.status(), 303);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = app.page(&app.client, &location).await;
+        if page.contains(&format!(
+            "Since removed from the destination (delete migrated items): {copied}."
+        )) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not removed: {page}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // A request for a later window shows on the schedule; one whose password is
     // refused shows first on the dashboard.

@@ -61,6 +61,60 @@ pub enum ErrorCode {
     Incomplete,
 }
 
+/// Why a migration stopped and what a person does next, in plain words (the server's
+/// own words stay in the migration's error message, for staff).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Failure {
+    pub what: &'static str,
+    pub next: &'static str,
+}
+
+impl Failure {
+    /// The plain words for a migration stopped with `code`.
+    pub fn of(code: Option<ErrorCode>) -> Self {
+        let (what, next) = match code {
+            Some(ErrorCode::Auth) => (
+                "A server refused the login.",
+                "Ask the customer for the current password, type it beside Retry and press Store and retry.",
+            ),
+            Some(ErrorCode::Dns) => (
+                "A server's name does not resolve.",
+                "Check the server's name with the customer; Retry once it resolves, or request the migration again with the right name.",
+            ),
+            Some(ErrorCode::PrivateTarget) => (
+                "A server is on a private network Ferry may not reach.",
+                "Request the migration again with the server's public name.",
+            ),
+            Some(ErrorCode::Tcp) => (
+                "A server did not accept the connection.",
+                "Check that the server is up and its port is right, then Retry.",
+            ),
+            Some(ErrorCode::Timeout) => (
+                "A server stopped answering.",
+                "Retry later; nothing copied is copied twice.",
+            ),
+            Some(ErrorCode::Tls) => (
+                "The secure connection to a server failed.",
+                "Check the security (SSL/TLS or STARTTLS) and the port, then Retry.",
+            ),
+            Some(ErrorCode::Protocol) => (
+                "A server answered something Ferry does not understand.",
+                "Retry; if it happens again, send the details to Ferry's maintainers.",
+            ),
+            Some(ErrorCode::CopyFailed) => (
+                "Some messages could not be copied.",
+                "See the reasons in the pass report, then Retry; what is copied is not copied again.",
+            ),
+            Some(ErrorCode::Incomplete) => (
+                "A pass could not account for every message.",
+                "Retry: it copies what is missing.",
+            ),
+            _ => ("It stopped on an error.", "See the details, then Retry."),
+        };
+        Self { what, next }
+    }
+}
+
 impl ErrorCode {
     pub const ALL: [ErrorCode; 35] = [
         Self::MissingToken,

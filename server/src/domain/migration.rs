@@ -54,6 +54,20 @@ impl MigrationStatus {
         }
     }
 
+    /// The status as staff read it in the console.
+    pub fn words(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Validating => "checking accounts",
+            Self::Scheduled => "scheduled",
+            Self::Processing => "copying",
+            Self::WaitingForMx => "waiting for the MX change",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Cancelled => "stopped",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|st| st.as_str() == s)
     }
@@ -108,9 +122,9 @@ impl PassKind {
     /// For people: "pre-MX pass".
     pub fn label(self) -> &'static str {
         match self {
-            Self::PreMx => "pre-MX pass",
-            Self::PostMx => "post-MX pass",
-            Self::Sync => "synchronisation pass",
+            Self::PreMx => "first copy",
+            Self::PostMx => "final copy",
+            Self::Sync => "catch-up copy",
         }
     }
 }

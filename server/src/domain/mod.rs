@@ -18,7 +18,7 @@ mod window;
 
 pub use actor::Actor;
 pub use email::{EmailAddress, mask};
-pub use error_code::ErrorCode;
+pub use error_code::{ErrorCode, Failure};
 pub use ids::{MigrationId, OutboxId, PassId, TokenId, UserId};
 pub use mail::{
     CopyRecord, DuplicatePolicy, FolderMap, FolderStrategy, ImapEndpoint, Mode, Security,

@@ -126,6 +126,8 @@ pub enum MigrationNews {
         overall: Overall,
     },
     Failed {
+        /// Why, in plain words; `error` is the server's own words, for staff only.
+        what: &'static str,
         error: String,
     },
     /// Staff stopped it; the customer is told (with the reason) unless staff chose not.
@@ -265,7 +267,7 @@ pub mod examples {
         PassFacts {
             number: 1,
             kind: "pre_mx".into(),
-            label: "pre-MX pass".into(),
+            label: "first copy".into(),
         }
     }
 
@@ -311,6 +313,7 @@ pub mod examples {
                 overall: overall(),
             },
             MigrationNews::Failed {
+                what: "A server stopped answering.",
                 error: "the source server: no answer within 60 s".into(),
             },
             MigrationNews::stopped(Some("the customer asked to wait".into()), true),

@@ -125,6 +125,9 @@ impl Renderer {
         env.add_filter("filesizeformat", filesizeformat);
         env.add_filter("when", when);
         env.add_filter("count", count);
+        env.add_filter("status_words", |s: String| {
+            crate::domain::MigrationStatus::parse(&s).map_or(s, |st| st.words().to_owned())
+        });
         load_embedded(&mut env);
         Ok(Self { env })
     }
@@ -195,7 +198,7 @@ impl Renderer {
 
 #[cfg(test)]
 mod tests {
-    use super::emails::{MigrationEmail, examples};
+    use super::emails::{MigrationEmail, MigrationFacts, examples};
     use super::*;
 
     fn to() -> Vec<EmailAddress> {
@@ -247,14 +250,20 @@ mod tests {
             r.email(to(), &examples::account_created(), None).unwrap(),
             r.email(to(), &examples::test_email(), None).unwrap(),
         ];
-        for news in examples::news() {
-            let context = MigrationEmail {
-                facts: &facts,
-                news: &news,
-            };
-            let email = r.email(to(), &context, None).unwrap();
-            assert!(email.subject.contains("#7"), "{}", email.subject);
-            rendered.push(email);
+        // Each news as the customer gets it, and as staff do (with the server's words
+        // and whether the customer got it).
+        let staff = MigrationFacts {
+            for_staff: true,
+            url: "https://ferry.example/migrations/7".into(),
+            ..facts.clone()
+        };
+        for facts in [&facts, &staff] {
+            for news in examples::news() {
+                let context = MigrationEmail { facts, news: &news };
+                let email = r.email(to(), &context, None).unwrap();
+                assert!(email.subject.contains("#7"), "{}", email.subject);
+                rendered.push(email);
+            }
         }
         let mut seen = std::collections::BTreeMap::<&str, usize>::new();
         for email in &rendered {

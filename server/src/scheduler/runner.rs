@@ -345,6 +345,7 @@ impl Runner {
         let email = match refused {
             Some(r) => MigrationNews::password_needed(r.side, r.account, r.error),
             None => MigrationNews::Failed {
+                what: crate::domain::Failure::of(Some(code)).what,
                 error: message.clone(),
             },
         };

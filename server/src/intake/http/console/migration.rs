@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::migrations::{earliest_text, given, local_window, percent};
 use super::{Layout, Staff, display_time, internal_error, redirect_with_flash};
 use crate::domain::{self as domain, MigrationId};
-use crate::domain::{ErrorCode, FolderProgress, Migration, MigrationStatus, Pace, Pass};
+use crate::domain::{ErrorCode, Failure, FolderProgress, Migration, MigrationStatus, Pace, Pass};
 use crate::service::{MigrationDetail, ServiceError};
 
 /// The running pass's pace, as the page shows it: messages and megabytes a second, and
@@ -95,6 +95,8 @@ fn pass_rows(passes: &[Pass]) -> Vec<PassRow> {
 #[derive(Serialize)]
 struct Live {
     status: &'static str,
+    /// The status as the page shows it.
+    status_text: &'static str,
     running: bool,
     /// Stopped by a person while a worker still holds it: shown as "stopping…" until
     /// the worker lets go (within two seconds).
@@ -110,24 +112,48 @@ struct Live {
     eta: Option<String>,
 }
 
+/// The folders as the running pass (started at `started`) sees them: a row it has not
+/// reached yet still holds the previous pass's figures, and counts as not started (the
+/// bar once began at the last pass's 100 % and dropped), its count kept as an estimate.
+fn this_pass(folders: &[FolderProgress], started: Option<DateTime<Utc>>) -> Vec<FolderProgress> {
+    folders
+        .iter()
+        .map(|f| match started {
+            // Its last count stays as the estimate of what is expected.
+            Some(at) if f.updated_at.is_none_or(|u| u < at) => FolderProgress {
+                status: "pending".into(),
+                copied: 0,
+                skipped: 0,
+                failed: 0,
+                bytes: 0,
+                ..f.clone()
+            },
+            _ => f.clone(),
+        })
+        .collect()
+}
+
 fn live(d: &MigrationDetail, now: DateTime<Utc>) -> Live {
     let m = &d.migration;
-    let (rate, eta) = d
-        .passes
-        .iter()
-        .rev()
-        .find(|p| p.status == "running")
-        .and_then(|p| Pace::of(&d.folders, p.started_at, now))
+    let running_pass = d.passes.iter().rev().find(|p| p.status == "running");
+    let folders = this_pass(&d.folders, running_pass.map(|p| p.started_at));
+    let (rate, eta) = running_pass
+        .and_then(|p| Pace::of(&folders, p.started_at, now))
         .map(pace_text)
         .map_or((None, None), |(rate, eta)| (Some(rate), eta));
     let running = m.is_running(now);
     let stopping = running && m.status == MigrationStatus::Cancelled;
     Live {
         status: m.status.as_str(),
+        status_text: if stopping {
+            "stopping…"
+        } else {
+            m.status.words()
+        },
         running,
         stopping,
-        percent: percent(&d.folders),
-        folders: d.folders.clone(),
+        percent: percent(&folders),
+        folders,
         passes: d.passes.len(),
         error: m.error_message.clone(),
         // While it copies, the next step is this pass's end, not a time.
@@ -190,6 +216,33 @@ fn actions(m: &Migration, now: DateTime<Utc>) -> Actions {
     }
 }
 
+/// The migration as a whole: what its passes copied in all, and what was removed
+/// from the destination since (delete migrated items).
+#[derive(Serialize, Default)]
+struct Summary {
+    passes: usize,
+    copied: u64,
+    skipped: u64,
+    failed: u64,
+    bytes: u64,
+    removed: u64,
+}
+
+fn summary(passes: &[Pass], events: &[crate::domain::AuditEvent]) -> Summary {
+    Summary {
+        passes: passes.len(),
+        copied: passes.iter().map(|p| p.copied).sum(),
+        skipped: passes.iter().map(|p| p.skipped).sum(),
+        failed: passes.iter().map(|p| p.failed).sum(),
+        bytes: passes.iter().map(|p| p.bytes).sum(),
+        removed: events
+            .iter()
+            .filter(|e| e.action == "migration.migrated_deleted")
+            .filter_map(|e| e.detail["removed"].as_u64())
+            .sum(),
+    }
+}
+
 #[derive(Serialize)]
 struct DetailPage {
     layout: Layout,
@@ -207,8 +260,11 @@ struct DetailPage {
     mx_domain: String,
     mx_switched: Option<String>,
     error_code: Option<ErrorCode>,
+    /// Why it stopped and what to do next, in plain words (the details are `live.error`).
+    failure: Option<Failure>,
     live: Live,
     passes: Vec<PassRow>,
+    summary: Summary,
     actions: Actions,
     events: Vec<super::pages::AuditRow>,
 }
@@ -262,8 +318,10 @@ pub async fn show(staff: Staff, Path(id): Path<MigrationId>) -> Response {
             mx_domain: m.mx_domain.clone(),
             mx_switched: m.mx_switched_at.map(display_time),
             error_code: m.error_code,
+            failure: m.error_message.is_some().then(|| Failure::of(m.error_code)),
             live: live(&d, staff.services.now()),
             passes: pass_rows(&d.passes),
+            summary: summary(&d.passes, &events),
             actions,
             events: super::pages::audit_rows(events),
         },
@@ -345,11 +403,11 @@ pub async fn action(
         "sync" => s
             .sync_migration(&actor, id, form.notify_customer.is_some())
             .await
-            .map(|_| "A synchronisation pass starts now."),
+            .map(|_| "A catch-up copy starts now."),
         "mx-switched" => s
             .migration_mx_switched(&actor, id)
             .await
-            .map(|_| "Noted: the post-MX pass follows after the grace period."),
+            .map(|_| "Noted: the final copy follows after the grace period."),
         "reschedule" => {
             let start = local_window(&form.window_date, &form.window_time)
                 .filter(|_| form.start_now.is_none());
@@ -420,6 +478,28 @@ pub async fn action(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_pass_starts_its_bar_at_zero_not_at_the_last_pass_figure() {
+        let started = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap();
+        let row = |updated: i64| FolderProgress {
+            status: "done".into(),
+            expected: 10,
+            copied: 10,
+            updated_at: Some(started + chrono::Duration::seconds(updated)),
+            ..Default::default()
+        };
+        let folders = [row(-60), row(5)];
+        let now = this_pass(&folders, Some(started));
+        assert_eq!(
+            (now[0].status.as_str(), now[0].copied),
+            ("pending", 0),
+            "last pass's row"
+        );
+        assert_eq!(now[1].copied, 10, "this pass's row");
+        assert_eq!(percent(&now), Some(50));
+        assert_eq!(this_pass(&folders, None)[0].copied, 10, "no pass running");
+    }
 
     #[test]
     fn a_stop_shows_as_stopping_until_the_worker_lets_go() {

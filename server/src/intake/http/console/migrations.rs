@@ -196,8 +196,10 @@ const NEW_FORM_FIELDS: &[&str] = &[
 pub(super) fn earliest_text(staff: &Staff, tz: &str) -> Option<String> {
     let tz: chrono_tz::Tz = tz.parse().ok()?;
     let rules = staff.services.window_rules().ok()?;
+    // A quarter of an hour ahead, so that the time shown is still allowed when the
+    // form is sent a few minutes later (a hint once said 04:45 when 05:00 was needed).
     rules
-        .earliest(staff.services.now(), tz)
+        .earliest(staff.services.now() + chrono::Duration::minutes(15), tz)
         .map(|t| t.format("%A %-d %B %Y, %H:%M (%Z)").to_string())
 }
 
@@ -234,7 +236,8 @@ pub async fn new_form(staff: Staff) -> Response {
         dest_security: provider.imap_security.as_str().into(),
         duplicates: "skip".into(),
         two_pass: Some("on".into()),
-        time_zone: "UTC".into(),
+        // The viewer's own, until they type the requester's.
+        time_zone: staff.tz.name().into(),
         ..Default::default()
     };
     render_new(&staff, &form, BTreeMap::new())

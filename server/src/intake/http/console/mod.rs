@@ -27,6 +27,8 @@ use crate::service::Services;
 pub const SESSION_COOKIE: &str = "ferry_session";
 pub const LOGIN_CSRF_COOKIE: &str = "ferry_login_csrf";
 const FLASH_COOKIE: &str = "ferry_flash";
+/// Set by every page's script: the viewer's IANA time zone.
+const TZ_COOKIE: &str = "ferry_tz";
 
 pub fn routes() -> Route {
     Route::new()
@@ -69,6 +71,8 @@ pub struct Staff {
     pub cookie: String,
     pub services: Services,
     pub ip: Option<String>,
+    /// The viewer's time zone, as their browser said (UTC until it has).
+    pub tz: chrono_tz::Tz,
     flash: Option<Flash>,
 }
 
@@ -94,6 +98,10 @@ impl<'a> FromRequest<'a> for Staff {
                 )));
             }
         };
+        let tz = jar
+            .get(TZ_COOKIE)
+            .and_then(|c| c.value_str().parse::<chrono_tz::Tz>().ok())
+            .unwrap_or(chrono_tz::UTC);
         let flash = jar
             .get(FLASH_COOKIE)
             .and_then(|c| Flash::decode(c.value_str()));
@@ -105,6 +113,7 @@ impl<'a> FromRequest<'a> for Staff {
             cookie,
             services,
             ip: client_ip(req),
+            tz,
             flash,
         })
     }

@@ -25,6 +25,30 @@ pub struct AuditRow {
     ip: Option<String>,
 }
 
+/// An audit event's details as people read them: "from: waiting for mx · reason:
+/// customer asked", not JSON.
+fn detail_text(detail: &serde_json::Map<String, serde_json::Value>) -> String {
+    fn value(v: &serde_json::Value) -> String {
+        match v {
+            serde_json::Value::Null => "none".into(),
+            serde_json::Value::String(s) => match chrono::DateTime::parse_from_rfc3339(s) {
+                Ok(at) => format!("{} UTC", display_time(at.to_utc())),
+                Err(_) => s.replace('_', " "),
+            },
+            serde_json::Value::Array(items) => {
+                items.iter().map(value).collect::<Vec<_>>().join(", ")
+            }
+            serde_json::Value::Object(o) => format!("({})", detail_text(o)),
+            other => other.to_string(),
+        }
+    }
+    detail
+        .iter()
+        .map(|(k, v)| format!("{}: {}", k.replace('_', " "), value(v)))
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
 pub fn audit_rows(events: Vec<AuditEvent>) -> Vec<AuditRow> {
     events
         .into_iter()
@@ -39,7 +63,7 @@ pub fn audit_rows(events: Vec<AuditEvent>) -> Vec<AuditRow> {
                 .detail
                 .as_object()
                 .filter(|o| !o.is_empty())
-                .map(|o| serde_json::Value::Object(o.clone()).to_string()),
+                .map(detail_text),
             ip: e.ip,
         })
         .collect()
@@ -60,15 +84,23 @@ fn brief(m: &crate::domain::Migration) -> Brief {
         id: m.id,
         status: m.status.as_str(),
         who: format!("{} → {}", m.source.username, m.dest.username),
-        why: m.error_message.clone().or_else(|| {
-            (m.status == crate::domain::MigrationStatus::WaitingForMx).then(|| {
-                format!(
-                    "waiting for the MX of {} ({})",
-                    m.mx_domain,
-                    m.mx_answer.as_deref().unwrap_or("not checked yet")
-                )
-            })
-        }),
+        why: match m.status {
+            crate::domain::MigrationStatus::Failed => {
+                let failure = crate::domain::Failure::of(m.error_code);
+                Some(format!(
+                    "{} Next: {} ({})",
+                    failure.what,
+                    failure.next,
+                    m.error_message.as_deref().unwrap_or("no details")
+                ))
+            }
+            crate::domain::MigrationStatus::WaitingForMx => Some(format!(
+                "Waiting for the MX of {} (now {}). Next: the customer changes it, or press MX switched on the migration's page.",
+                m.mx_domain,
+                m.mx_answer.as_deref().unwrap_or("not checked yet")
+            )),
+            _ => m.error_message.clone(),
+        },
         at: m.next_run_at.map(display_time),
     }
 }
@@ -189,5 +221,22 @@ pub async fn audit(staff: Staff, Query(query): Query<AuditQuery>) -> Response {
             )
         }
         Err(err) => internal_error(&staff.services, &err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_details_read_as_words() {
+        let detail = serde_json::json!({
+            "from": "waiting_for_mx", "reason": null, "sides": ["source", "destination"], "pass": 2,
+            "run_at": "2026-11-30T18:49:37.958628790Z",
+        });
+        assert_eq!(
+            detail_text(detail.as_object().unwrap()),
+            "from: waiting for mx · pass: 2 · reason: none · run at: 2026-11-30 18:49 UTC · sides: source, destination"
+        );
     }
 }

@@ -29,9 +29,11 @@ struct SchedulePage {
     capacity: u32,
     running: u64,
     earliest: Option<String>,
+    /// The viewer's, which the days and hours are in.
+    time_zone: &'static str,
 }
 
-/// Upcoming work by day and hour (UTC) for the next two weeks, with capacity use,
+/// Upcoming work by day and hour (in the viewer's time zone) for the next two weeks, with capacity use,
 /// so staff see where a new request fits.
 #[handler]
 pub async fn schedule(staff: Staff) -> Response {
@@ -52,7 +54,9 @@ pub async fn schedule(staff: Staff) -> Response {
     let capacity = s.settings().capacity.max_concurrent;
     let mut days: Vec<Day> = Vec::new();
     for m in upcoming {
-        let Some(at) = m.next_run_at else { continue };
+        let Some(at) = m.next_run_at.map(|at| at.with_timezone(&staff.tz)) else {
+            continue;
+        };
         let day = at.format("%A %-d %B").to_string();
         let hour = at.format("%H:00").to_string();
         if days.last().is_none_or(|d| d.day != day) {
@@ -86,7 +90,8 @@ pub async fn schedule(staff: Staff) -> Response {
             days,
             capacity,
             running,
-            earliest: earliest_text(&staff, "UTC"),
+            earliest: earliest_text(&staff, staff.tz.name()),
+            time_zone: staff.tz.name(),
         },
     )
 }
