@@ -15,6 +15,7 @@ mod m20261130_000006_ledger;
 mod m20261130_000007_one_active;
 mod m20261130_000008_login_failures;
 mod m20261130_000009_customer_news;
+mod m20261130_000010_desk;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000007_one_active::Migration),
             Box::new(m20261130_000008_login_failures::Migration),
             Box::new(m20261130_000009_customer_news::Migration),
+            Box::new(m20261130_000010_desk::Migration),
         ]
     }
 }

@@ -4,10 +4,9 @@
 
 use std::process::Command;
 
-use ferry::domain::{Actor, EmailAddress, MigrationRequest, Security, ServerInput};
-use ferry_tests::app::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp};
+use ferry::domain::{Actor, EmailAddress, MigrationRequest};
+use ferry_tests::app::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp, plain_side};
 use ferry_tests::imap;
-use secrecy::SecretString;
 
 const SRC_PW: &str = "browser-old-pw-6620";
 const DST_PW: &str = "browser-new-pw-1408";
@@ -30,22 +29,14 @@ async fn staff_run_a_migration_in_the_browser() {
         .earliest(chrono::Utc::now(), paris)
         .unwrap()
         .naive_local();
-    let side = |port: u16, user: &str, password: &str| ServerInput {
-        host: "127.0.0.1".into(),
-        port: Some(port),
-        security: Some(Ok(Security::None)),
-        username: user.into(),
-        password: Some(SecretString::from(password.to_owned())),
-        authuser: None,
-    };
     let scheduled = app
         .services
         .request_migration(
             &Actor::Cli,
             false,
             MigrationRequest {
-                source: side(src.port, "jane@old.example", SRC_PW),
-                destination: side(dst.port, "bob@new.example", DST_PW),
+                source: plain_side(src.port, "jane@old.example", SRC_PW),
+                destination: plain_side(dst.port, "bob@new.example", DST_PW),
                 window_start: Some(Ok(first)),
                 time_zone: Some(Ok(chrono_tz::Europe::Paris)),
                 requester_email: Some(EmailAddress::parse("requester_email", "bob@new.example")),

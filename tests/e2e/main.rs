@@ -5,6 +5,7 @@ mod api;
 mod browser;
 mod cli;
 mod console;
+mod console_desk;
 mod console_migrations;
 mod cyrus;
 mod engine;

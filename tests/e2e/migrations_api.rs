@@ -214,15 +214,7 @@ async fn a_request_is_checked_field_by_field_stored_encrypted_and_can_be_cancell
     );
 
     // The requester is told, without a password.
-    let outbox = app
-        .services
-        .store()
-        .list_outbox(&ferry::store::OutboxFilter {
-            status: None,
-            limit: 50,
-        })
-        .await
-        .unwrap();
+    let outbox = app.outbox().await;
     let received = outbox
         .iter()
         .find(|m| m.template == "migration_received")

@@ -349,6 +349,7 @@ fn new_migration(n: usize, work: Work, now: chrono::DateTime<Utc>) -> NewMigrati
         resume_work: None,
         next_run_at: Some(now - Duration::seconds(1)),
         customer_token: ("sealed".into(), unique_digest()),
+        customer_ref: None,
     }
 }
 

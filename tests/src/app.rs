@@ -316,3 +316,15 @@ pub fn ferry_binary() -> PathBuf {
     }
     path
 }
+
+/// One side of a migration request for a test server on 127.0.0.1 without TLS.
+pub fn plain_side(port: u16, user: &str, password: &str) -> ferry::domain::ServerInput {
+    ferry::domain::ServerInput {
+        host: "127.0.0.1".into(),
+        port: Some(port),
+        security: Some(Ok(ferry::domain::Security::None)),
+        username: user.into(),
+        password: Some(secrecy::SecretString::from(password.to_owned())),
+        authuser: None,
+    }
+}

@@ -239,6 +239,10 @@ pub struct Migration {
     /// the customer got: the same news is not sent twice in a row.
     pub last_news: Option<String>,
     pub customer_told: Option<String>,
+    /// The customer's own reference (an order or ticket number).
+    pub customer_ref: Option<String>,
+    /// The staff member who owns it.
+    pub owner: Option<super::UserId>,
 }
 
 impl Migration {
@@ -378,6 +382,8 @@ impl Migration {
             notify_customer: true,
             last_news: None,
             customer_told: None,
+            customer_ref: None,
+            owner: None,
         }
     }
 }

@@ -54,6 +54,8 @@ pub struct MigrationRequest {
     /// UTC when not given.
     pub time_zone: Option<Parsed<Tz>>,
     pub requester_email: Option<Parsed<EmailAddress>>,
+    /// The customer's own reference (an order or ticket number), up to 100 characters.
+    pub customer_ref: Option<String>,
 }
 
 /// One of a fixed set of words (`Mode`, `Security`, …), its error under `field`.

@@ -4,6 +4,7 @@
 //! transaction, and then wakes the dispatcher.
 
 mod accounts;
+mod desk;
 mod actions;
 mod lifecycle;
 mod login_limit;

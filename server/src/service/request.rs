@@ -424,6 +424,7 @@ impl Services {
             }
         };
         let options = request_options(&req, &mut errors);
+        let customer_ref = customer_ref(req.customer_ref.as_deref(), &mut errors);
         let (window_start, tz) = self.check_window(
             now,
             req.window_start.as_ref(),
@@ -467,6 +468,7 @@ impl Services {
             resume_work: Some(Work::Pass(PassKind::PreMx)),
             next_run_at: Some(now),
             customer_token: self.new_customer_token()?,
+            customer_ref,
         };
         self.admit(actor, new, now).await
     }
@@ -528,4 +530,18 @@ impl Services {
         self.wake_workers();
         Ok(migration)
     }
+}
+
+/// The customer's reference as given: trimmed, empty as none, at most 100 characters on
+/// one line.
+pub(super) fn customer_ref(text: Option<&str>, errors: &mut Vec<FieldError>) -> Option<String> {
+    let text = text.map(str::trim).filter(|t| !t.is_empty())?;
+    if text.chars().count() > 100 || text.chars().any(char::is_control) {
+        errors.push(FieldError::new(
+            "customer_ref",
+            "a customer reference is one line of at most 100 characters",
+        ));
+        return None;
+    }
+    Some(text.to_owned())
 }

@@ -37,14 +37,21 @@ pub struct NewMigration {
     pub next_run_at: Option<DateTime<Utc>>,
     /// The customer page's token: encrypted, and its digest.
     pub customer_token: (String, String),
+    pub customer_ref: Option<String>,
 }
 
 /// Which migrations to list, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct MigrationFilter {
     pub status: Option<MigrationStatus>,
-    /// Part of the source or destination username or the requester's email.
+    /// Part of the source or destination username, the requester's email or the
+    /// customer's reference.
     pub search: Option<String>,
+    /// `Some(None)`: nobody owns it; `Some(Some(id))`: this staff member does.
+    pub owner: Option<Option<crate::domain::UserId>>,
+    /// Requested in `[from, to)`.
+    pub created_from: Option<DateTime<Utc>>,
+    pub created_to: Option<DateTime<Utc>>,
     pub page: u64,
     pub per_page: u64,
 }
@@ -157,6 +164,8 @@ fn migration_from(row: migrations::Model) -> StoreResult<Migration> {
         notify_customer: row.notify_customer,
         last_news: row.last_news,
         customer_told: row.customer_told,
+        customer_ref: row.customer_ref,
+        owner: row.owner_id.map(crate::domain::UserId),
     })
 }
 
@@ -239,8 +248,20 @@ impl Store {
                 Condition::any()
                     .add(migrations::Column::SourceUsername.contains(search))
                     .add(migrations::Column::DestUsername.contains(search))
-                    .add(migrations::Column::RequesterEmail.contains(search)),
+                    .add(migrations::Column::RequesterEmail.contains(search))
+                    .add(migrations::Column::CustomerRef.contains(search)),
             );
+        }
+        match filter.owner {
+            Some(Some(owner)) => query = query.filter(migrations::Column::OwnerId.eq(owner)),
+            Some(None) => query = query.filter(migrations::Column::OwnerId.is_null()),
+            None => {}
+        }
+        if let Some(from) = filter.created_from {
+            query = query.filter(migrations::Column::CreatedAt.gte(from));
+        }
+        if let Some(to) = filter.created_to {
+            query = query.filter(migrations::Column::CreatedAt.lt(to));
         }
         let per_page = filter.per_page.clamp(1, 100);
         let paginator = query.paginate(&self.db, per_page);
@@ -435,6 +456,7 @@ impl Tx {
             customer_token: Set(Some(new.customer_token.0)),
             customer_token_digest: Set(Some(new.customer_token.1)),
             notify_customer: Set(true),
+            customer_ref: Set(new.customer_ref),
             ..Default::default()
         }
         .insert(&self.inner)
@@ -542,6 +564,22 @@ impl Tx {
             .await
             .map_err(super::active_conflict_or)?;
         Ok(res.rows_affected == 1)
+    }
+
+    /// Sets who owns a migration and the customer's reference.
+    pub async fn assign_migration(
+        &self,
+        id: MigrationId,
+        owner: Option<crate::domain::UserId>,
+        customer_ref: Option<String>,
+    ) -> StoreResult<()> {
+        migrations::Entity::update_many()
+            .col_expr(migrations::Column::OwnerId, Expr::value(owner.map(|o| o.0)))
+            .col_expr(migrations::Column::CustomerRef, Expr::value(customer_ref))
+            .filter(migrations::Column::Id.eq(id))
+            .exec(&self.inner)
+            .await?;
+        Ok(())
     }
 
     /// Records that an email with news `key` was queued about `id`, and whether the

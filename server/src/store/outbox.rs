@@ -16,6 +16,10 @@ use crate::domain::{DeliveryStatus, NewEmail, OutboxId, OutboxMessage};
 #[derive(Debug, Clone, Default)]
 pub struct OutboxFilter {
     pub status: Option<DeliveryStatus>,
+    /// Only the emails about this migration.
+    pub migration: Option<crate::domain::MigrationId>,
+    /// Only the emails to an address containing this.
+    pub recipient: Option<String>,
     pub limit: u64,
 }
 
@@ -44,6 +48,19 @@ impl Store {
         let mut query = outbox::Entity::find().order_by_desc(outbox::Column::Id);
         if let Some(status) = filter.status {
             query = query.filter(outbox::Column::Status.eq(status.as_str()));
+        }
+        if let Some(id) = filter.migration {
+            query = query
+                .filter(outbox::Column::SubjectType.eq("migration"))
+                .filter(outbox::Column::SubjectId.eq(id.to_string()));
+        }
+        if let Some(to) = filter
+            .recipient
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            query = query.filter(outbox::Column::Recipients.contains(to));
         }
         query
             .limit(filter.limit.clamp(1, 500))

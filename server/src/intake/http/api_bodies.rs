@@ -95,6 +95,8 @@ pub struct MigrationRequestBody {
     /// Omit to start as soon as capacity allows (needs `migrations:override`).
     pub window: Option<WindowBody>,
     pub requester_email: String,
+    /// The customer's own reference (an order or ticket number), up to 100 characters.
+    pub customer_ref: Option<String>,
 }
 
 #[derive(Debug, Object)]
@@ -183,6 +185,8 @@ pub struct MigrationBody {
     pub destination: AccountBody,
     /// Masked.
     pub requester_email: String,
+    /// The customer's own reference, when one was given.
+    pub customer_ref: Option<String>,
     pub mode: Mode,
     pub duplicates: DuplicatePolicy,
     pub delete_source: bool,
@@ -276,6 +280,7 @@ pub(super) fn migration_body(
         source: account_body(&m.source),
         destination: account_body(&m.dest),
         requester_email: mask(&m.requester_email),
+        customer_ref: m.customer_ref.clone(),
         mode: m.options.mode,
         duplicates: m.options.duplicates,
         delete_source: m.options.delete_source,

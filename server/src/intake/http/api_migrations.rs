@@ -108,6 +108,7 @@ impl MigrationsApi {
             window_start: given(window_start).map(|s| domain::local_time("window.start", &s)),
             time_zone: given(time_zone).map(|tz| domain::time_zone("window.time_zone", &tz)),
             requester_email: Some(EmailAddress::parse("requester_email", &b.requester_email)),
+            customer_ref: b.customer_ref,
         };
         let may_override = auth.0.scopes.contains(Scope::MigrationsOverride);
         let m = services
@@ -157,6 +158,7 @@ impl MigrationsApi {
                 search: search.0,
                 page: page - 1,
                 per_page,
+                ..Default::default()
             })
             .await?;
         Ok(Json(MigrationPage {

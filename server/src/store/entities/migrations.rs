@@ -56,6 +56,10 @@ pub struct Model {
     pub last_news: Option<String>,
     /// The key of the last email the customer got.
     pub customer_told: Option<String>,
+    /// The customer's own reference (an order or ticket number).
+    pub customer_ref: Option<String>,
+    /// The staff member who owns it (`users.id`).
+    pub owner_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::migrations::{earliest_text, given, local_window, percent};
 use super::{Layout, Staff, display_time, internal_error, redirect_with_flash};
-use crate::domain::{self as domain, MigrationId};
+use crate::domain::{self as domain, MigrationId, UserId};
 use crate::domain::{ErrorCode, Failure, FolderProgress, Migration, MigrationStatus, Pace, Pass};
 use crate::service::{MigrationDetail, ServiceError};
 
@@ -265,6 +265,12 @@ struct DetailPage {
     live: Live,
     passes: Vec<PassRow>,
     summary: Summary,
+    /// The desk's: the owner (an active staff member's id), the staff to choose from,
+    /// the customer's reference and the internal notes (newest first).
+    owner: Option<UserId>,
+    staff: Vec<(UserId, String)>,
+    customer_ref: Option<String>,
+    notes: Vec<super::pages::AuditRow>,
     actions: Actions,
     events: Vec<super::pages::AuditRow>,
 }
@@ -295,6 +301,16 @@ pub async fn show(staff: Staff, Path(id): Path<MigrationId>) -> Response {
         .unwrap_or_default();
     let m = &d.migration;
     let actions = actions(m, staff.services.now());
+    let staff_list = (staff
+        .services
+        .store()
+        .list_users()
+        .await
+        .unwrap_or_default())
+    .into_iter()
+    .filter(|u| !u.disabled)
+    .map(|u| (u.id, u.name))
+    .collect();
     staff.render(
         "console/migration.html",
         &DetailPage {
@@ -322,6 +338,16 @@ pub async fn show(staff: Staff, Path(id): Path<MigrationId>) -> Response {
             live: live(&d, staff.services.now()),
             passes: pass_rows(&d.passes),
             summary: summary(&d.passes, &events),
+            owner: m.owner,
+            staff: staff_list,
+            customer_ref: m.customer_ref.clone(),
+            notes: super::pages::audit_rows(
+                events
+                    .iter()
+                    .filter(|e| e.action == "migration.note_added")
+                    .cloned()
+                    .collect(),
+            ),
             actions,
             events: super::pages::audit_rows(events),
         },
@@ -353,6 +379,10 @@ pub struct ActionForm {
     #[serde(rename = "window.time_zone")]
     time_zone: String,
     start_now: Option<String>,
+    /// Assign: a staff member's id, or empty for nobody; the customer's reference.
+    owner: String,
+    customer_ref: String,
+    note: String,
     /// "Email the customer about it": ticked by default for Stop, not for Retry/Sync.
     notify_customer: Option<String>,
 }
@@ -421,6 +451,19 @@ pub async fn action(
             .await
             .map(|_| "Moved to the new window; the requester and staff get it by email.")
         }
+        "assign" => s
+            .assign_migration(
+                &actor,
+                id,
+                form.owner.trim().parse().ok().map(UserId),
+                Some(form.customer_ref.as_str()),
+            )
+            .await
+            .map(|_| "Saved."),
+        "note" => s
+            .add_migration_note(&actor, id, &form.note)
+            .await
+            .map(|()| "Note added."),
         "delete-migrated" => s
             .delete_migrated(&actor, id, form.from_pass.trim().parse().ok())
             .await

@@ -6,20 +6,16 @@
 use std::collections::BTreeMap;
 
 use poem::http::StatusCode;
-use poem::web::{Form, Json, Query};
+use poem::web::{Form, Json};
 use poem::{IntoResponse, Request, Response, handler};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use super::{Layout, Staff, display_time, internal_error};
-use crate::domain::{self as domain, EmailAddress, MigrationId, MigrationRequest, ServerInput};
-use crate::domain::{ErrorCode, FolderProgress, MigrationStatus};
-use crate::intake::http::error_page;
+use super::{Layout, Staff, internal_error};
+use crate::domain::{self as domain, EmailAddress, MigrationRequest, ServerInput};
+use crate::domain::{ErrorCode, FolderProgress};
 use crate::render::FieldErrors;
 use crate::service::ServiceError;
-use crate::store::MigrationFilter;
-
-const PER_PAGE: u64 = 50;
 
 /// The new-migration form, field names as the service names its errors.
 #[derive(Debug, Default, Clone, Deserialize, Serialize)]
@@ -63,6 +59,7 @@ pub struct NewForm {
     time_zone: String,
     start_now: Option<String>,
     requester_email: String,
+    customer_ref: String,
     two_pass: Option<String>,
     mx_domain: String,
     terms: Option<String>,
@@ -156,6 +153,7 @@ impl NewForm {
                 "requester_email",
                 &self.requester_email,
             )),
+            customer_ref: Some(self.customer_ref.clone()),
             ..Default::default()
         }
     }
@@ -187,6 +185,7 @@ const NEW_FORM_FIELDS: &[&str] = &[
     "import_since",
     "mx_domain",
     "requester_email",
+    "customer_ref",
     "selected_folders",
     "window.date",
     "window.time",
@@ -357,38 +356,6 @@ pub async fn test_connection(staff: Staff, Form(form): Form<TestForm>) -> Respon
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct ListQuery {
-    status: String,
-    q: String,
-    page: u64,
-}
-
-#[derive(Serialize)]
-struct Row {
-    id: MigrationId,
-    status: &'static str,
-    source: String,
-    destination: String,
-    requester: String,
-    created: String,
-    next_run: Option<String>,
-    percent: Option<u64>,
-}
-
-#[derive(Serialize)]
-struct ListPage {
-    layout: Layout,
-    rows: Vec<Row>,
-    statuses: Vec<&'static str>,
-    status: String,
-    q: String,
-    page: u64,
-    pages: u64,
-    total: u64,
-}
-
 /// How far the current pass is, over all folders (a pass that found nothing new and
 /// is done is at 100 %).
 pub(super) fn percent(folders: &[FolderProgress]) -> Option<u64> {
@@ -404,63 +371,4 @@ pub(super) fn percent(folders: &[FolderProgress]) -> Option<u64> {
         .map(|f| f.copied + f.skipped + f.failed)
         .sum();
     Some((done * 100).checked_div(expected).unwrap_or(0).min(99))
-}
-
-#[handler]
-pub async fn list(staff: Staff, Query(q): Query<ListQuery>) -> Response {
-    let filter = MigrationFilter {
-        status: MigrationStatus::parse(&q.status),
-        search: Some(q.q.clone()).filter(|s| !s.trim().is_empty()),
-        page: q.page,
-        per_page: PER_PAGE,
-    };
-    let (list, total) = match staff.services.list_migrations(&filter).await {
-        Ok(found) => found,
-        Err(ServiceError::Invalid(errors)) => {
-            let message = errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ");
-            return error_page(
-                &staff.services,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "No such page",
-                &message,
-            );
-        }
-        Err(err) => return internal_error(&staff.services, &err),
-    };
-    let ids: Vec<MigrationId> = list.iter().map(|m| m.id).collect();
-    let mut folders = match staff.services.store().folders_of(&ids).await {
-        Ok(found) => found,
-        Err(err) => return internal_error(&staff.services, &err),
-    };
-    let mut rows = Vec::new();
-    for m in list {
-        let folders = folders.remove(&m.id).unwrap_or_default();
-        rows.push(Row {
-            id: m.id,
-            status: m.status.as_str(),
-            source: format!("{} on {}", m.source.username, m.source.host),
-            destination: format!("{} on {}", m.dest.username, m.dest.host),
-            requester: m.requester_email.clone(),
-            created: display_time(m.created_at),
-            next_run: m.next_run_at.map(display_time),
-            percent: percent(&folders),
-        });
-    }
-    staff.render(
-        "console/migrations.html",
-        &ListPage {
-            layout: staff.layout("/migrations"),
-            rows,
-            statuses: MigrationStatus::ALL.iter().map(|s| s.as_str()).collect(),
-            status: q.status,
-            q: q.q,
-            page: q.page,
-            pages: total.div_ceil(PER_PAGE),
-            total,
-        },
-    )
 }

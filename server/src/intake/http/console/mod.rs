@@ -4,6 +4,7 @@
 mod account;
 mod auth;
 mod migration;
+mod migration_list;
 mod migrations;
 mod outbox;
 mod pages;
@@ -41,7 +42,9 @@ pub fn routes() -> Route {
         .at("/users/:id/enable", post(users::enable))
         .at("/account", get(account::page))
         .at("/account/password", post(account::change_password))
-        .at("/migrations", get(migrations::list))
+        .at("/migrations", get(migration_list::list))
+        .at("/migrations.csv", get(migration_list::export))
+        .at("/migrations/bulk", post(migration_list::bulk))
         .at("/schedule", get(schedule::schedule))
         .at(
             "/migrations/new",

@@ -53,6 +53,10 @@ fn row(m: OutboxMessage) -> Row {
 #[derive(Deserialize)]
 pub struct ListQuery {
     status: Option<String>,
+    /// A migration's id: only its emails.
+    migration: Option<i64>,
+    /// Part of a recipient's address.
+    to: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -60,6 +64,8 @@ struct ListPage {
     layout: Layout,
     messages: Vec<Row>,
     status: String,
+    migration: Option<i64>,
+    to: String,
     smtp_configured: bool,
 }
 
@@ -71,6 +77,8 @@ pub async fn list(staff: Staff, Query(query): Query<ListQuery>) -> Response {
         .store()
         .list_outbox(&OutboxFilter {
             status,
+            migration: query.migration.map(crate::domain::MigrationId),
+            recipient: query.to.clone(),
             limit: OUTBOX_PAGE,
         })
         .await
@@ -81,6 +89,8 @@ pub async fn list(staff: Staff, Query(query): Query<ListQuery>) -> Response {
                 layout: staff.layout("/outbox"),
                 messages: messages.into_iter().map(row).collect(),
                 status: status.map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                migration: query.migration,
+                to: query.to.clone().unwrap_or_default(),
                 smtp_configured: staff.services.dispatcher().is_configured(),
             },
         ),

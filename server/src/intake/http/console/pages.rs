@@ -22,6 +22,8 @@ pub struct AuditRow {
     subject_type: Option<String>,
     subject_id: Option<String>,
     detail: Option<String>,
+    /// A note's text, for the notes of a migration.
+    note: Option<String>,
     ip: Option<String>,
 }
 
@@ -64,6 +66,7 @@ pub fn audit_rows(events: Vec<AuditEvent>) -> Vec<AuditRow> {
                 .as_object()
                 .filter(|o| !o.is_empty())
                 .map(detail_text),
+            note: e.detail["note"].as_str().map(str::to_owned),
             ip: e.ip,
         })
         .collect()
@@ -187,6 +190,8 @@ pub async fn dashboard(staff: Staff) -> Response {
 pub struct AuditQuery {
     before: Option<i64>,
     action: Option<String>,
+    /// `TYPE:ID`, e.g. `migration:12`: what the events are about.
+    subject: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -194,6 +199,7 @@ struct AuditPage {
     layout: Layout,
     events: Vec<AuditRow>,
     action: String,
+    subject: String,
     next_before: Option<i64>,
 }
 
@@ -202,7 +208,11 @@ pub async fn audit(staff: Staff, Query(query): Query<AuditQuery>) -> Response {
     let filter = AuditFilter {
         before_id: query.before,
         action_prefix: query.action.clone(),
-        subject: None,
+        subject: query
+            .subject
+            .as_deref()
+            .and_then(|s| s.split_once(':'))
+            .map(|(kind, id)| (kind.to_owned(), id.to_owned())),
         limit: AUDIT_PAGE,
     };
     match staff.services.store().list_audit(&filter).await {
@@ -216,6 +226,7 @@ pub async fn audit(staff: Staff, Query(query): Query<AuditQuery>) -> Response {
                     layout: staff.layout("/audit"),
                     events: audit_rows(events),
                     action: query.action.unwrap_or_default(),
+                    subject: query.subject.unwrap_or_default(),
                     next_before,
                 },
             )
