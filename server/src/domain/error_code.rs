@@ -59,6 +59,9 @@ pub enum ErrorCode {
     // A pass that did not end well.
     CopyFailed,
     Incomplete,
+    /// Written by the schema migration that made one active migration per mailbox a
+    /// database rule, on the duplicates it stopped: rows carry it, so it must read back.
+    DuplicateActiveMigration,
 }
 
 /// Why a migration stopped and what a person does next, in plain words (the server's
@@ -105,6 +108,10 @@ impl Failure {
                 "Some messages could not be copied.",
                 "See the reasons in the pass report, then Retry; what is copied is not copied again.",
             ),
+            Some(ErrorCode::DuplicateActiveMigration) => (
+                "Another migration of the same mailbox was already in progress.",
+                "Let that one finish, then Retry this one or delete its record.",
+            ),
             Some(ErrorCode::Incomplete) => (
                 "A pass could not account for every message.",
                 "Retry: it copies what is missing.",
@@ -116,7 +123,7 @@ impl Failure {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 35] = [
+    pub const ALL: [ErrorCode; 36] = [
         Self::MissingToken,
         Self::InvalidToken,
         Self::InsufficientScope,
@@ -152,6 +159,7 @@ impl ErrorCode {
         Self::Protocol,
         Self::CopyFailed,
         Self::Incomplete,
+        Self::DuplicateActiveMigration,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -191,6 +199,7 @@ impl ErrorCode {
             Self::Protocol => "protocol",
             Self::CopyFailed => "copy_failed",
             Self::Incomplete => "incomplete",
+            Self::DuplicateActiveMigration => "duplicate_active_migration",
         }
     }
 
@@ -256,5 +265,10 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), ErrorCode::ALL.len(), "no code twice");
+        // The word the one-active schema migration writes into stopped duplicates.
+        assert_eq!(
+            "duplicate_active_migration".parse(),
+            Ok(ErrorCode::DuplicateActiveMigration)
+        );
     }
 }
