@@ -239,3 +239,74 @@ async fn the_desk_works_the_list_with_owners_references_notes_filters_bulk_actio
     assert!(!audit.contains(&format!("migration #{second}")), "{audit}");
     app.stop().await;
 }
+
+/// A completed migration's synchronisation pass never copies beside another migration
+/// of the same mailbox.
+#[tokio::test]
+async fn a_sync_of_a_completed_migration_and_a_new_request_for_its_mailbox_exclude_each_other() {
+    let app = TestApp::spawn().await;
+    let (src, dst) = imap::seeded_pair(("lee@old.example", SRC_PW), ("lee@new.example", DST_PW))
+        .await
+        .unwrap();
+    let request = |window: Option<chrono::NaiveDateTime>| MigrationRequest {
+        source: plain_side(src.port, "lee@old.example", SRC_PW),
+        destination: plain_side(dst.port, "lee@new.example", DST_PW),
+        window_start: window.map(Ok),
+        two_pass: Some(false),
+        requester_email: Some(EmailAddress::parse("requester_email", "lee@new.example")),
+        ..Default::default()
+    };
+    let done = app
+        .services
+        .request_migration(&Actor::Cli, true, request(None))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let m = app
+            .services
+            .migration_detail(done.id)
+            .await
+            .unwrap()
+            .migration;
+        if m.status.as_str() == "completed" && m.next_work.is_none() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not completed: {m:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A new request for the mailbox, for a later window: now the sync is refused.
+    let earliest = app
+        .services
+        .window_rules()
+        .unwrap()
+        .earliest(app.services.now(), chrono_tz::UTC)
+        .unwrap()
+        .naive_local();
+    let later = app
+        .services
+        .request_migration(&Actor::Cli, false, request(Some(earliest)))
+        .await
+        .unwrap();
+    let refused = app
+        .services
+        .sync_migration(&Actor::Cli, done.id, false)
+        .await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains(&format!("Migration #{}", later.id))),
+        "{refused:?}"
+    );
+    // Once that one is stopped, the sync goes ahead (a request while a sync waits or
+    // runs is refused the same way: tests/e2e/store.rs checks `mailbox_busy`).
+    app.services
+        .cancel_migration(&Actor::Cli, later.id, None, false)
+        .await
+        .unwrap();
+    app.services
+        .sync_migration(&Actor::Cli, done.id, false)
+        .await
+        .unwrap();
+    app.stop().await;
+}

@@ -634,4 +634,25 @@ async fn the_database_keeps_one_active_migration_per_mailbox_for_exactly_the_act
         matches!(retried, Err(StoreError::ActiveMigrationExists)),
         "{retried:?}"
     );
+    drop(tx);
+
+    // Outside the index: a completed migration with a synchronisation pass waiting (or
+    // running) keeps its mailbox busy; without work it does not.
+    let tx = store.begin().await.unwrap();
+    let mut syncing = new_migration(400, Work::Pass(PassKind::Sync), now);
+    syncing.status = MigrationStatus::Completed;
+    let syncing = tx.insert_migration(syncing, now).await.unwrap();
+    let key = ferry::store::dest_key(&syncing.dest);
+    assert_eq!(tx.mailbox_busy(&key, None).await.unwrap(), Some(syncing.id));
+    assert_eq!(tx.mailbox_busy(&key, Some(syncing.id)).await.unwrap(), None);
+    let mut idle = new_migration(401, Work::Validate, now);
+    idle.status = MigrationStatus::Completed;
+    idle.next_work = None;
+    let idle = tx.insert_migration(idle, now).await.unwrap();
+    assert_eq!(
+        tx.mailbox_busy(&ferry::store::dest_key(&idle.dest), None)
+            .await
+            .unwrap(),
+        None
+    );
 }

@@ -15,7 +15,7 @@ use crate::domain::{
     PassKind, Work,
 };
 use crate::render::emails::MigrationNews;
-use crate::store::{StatusChange, StoreError};
+use crate::store::{StatusChange, StoreError, dest_key};
 
 fn conflict(code: ErrorCode, message: String) -> ServiceError {
     ServiceError::Conflict { code, message }
@@ -26,6 +26,29 @@ fn moved_meanwhile() -> ServiceError {
         ErrorCode::StatusChanged,
         "The migration changed status meanwhile; look again and retry.".into(),
     )
+}
+
+/// The step that asks `m` for a synchronisation pass now, then `resume`.
+fn sync_step(
+    m: &Migration,
+    resume: Option<Work>,
+    notify: bool,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Step {
+    Step {
+        from: m.status,
+        to: m.status,
+        change: StatusChange {
+            next_work: Some(Some(Work::Pass(PassKind::Sync))),
+            resume_work: Some(resume),
+            next_run_at: Some(Some(now)),
+            notify_customer: Some(notify),
+            ..Default::default()
+        },
+        action: "migration.sync_requested",
+        detail: json!({ "notify_customer": notify }),
+        email: None,
+    }
 }
 
 /// Only a failed or cancelled migration can be retried.
@@ -177,21 +200,29 @@ impl Services {
                 ),
             ));
         }
-        let step = Step {
-            from: m.status,
-            to: m.status,
-            change: StatusChange {
-                next_work: Some(Some(Work::Pass(PassKind::Sync))),
-                resume_work: Some(resume),
-                next_run_at: Some(Some(now)),
-                notify_customer: Some(notify),
-                ..Default::default()
-            },
-            action: "migration.sync_requested",
-            detail: json!({ "notify_customer": notify }),
-            email: None,
-        };
-        self.act(actor, &m, step).await
+        if m.status == MigrationStatus::Completed {
+            // A completed migration is outside the one-active-per-mailbox index: its
+            // pass must not copy beside another migration of the mailbox.
+            let tx = self.store.begin().await?;
+            tx.lock_admission_and_count_active().await?;
+            if let Some(other) = tx.mailbox_busy(&dest_key(&m.dest), Some(m.id)).await? {
+                return Err(conflict(
+                    ErrorCode::ActiveMigrationExists,
+                    format!(
+                        "Migration #{other} of the same mailbox is in progress; synchronise once it has finished."
+                    ),
+                ));
+            }
+            let step = sync_step(&m, None, notify, now);
+            if !self.write_step(&tx, actor, &m, step, now).await? {
+                return Err(moved_meanwhile());
+            }
+            tx.commit().await?;
+            self.wake_workers();
+            return self.load_migration(id).await;
+        }
+        self.act(actor, &m, sync_step(&m, resume, notify, now))
+            .await
     }
 
     /// The customer says the MX records point at the provider: the post-MX pass

@@ -503,6 +503,20 @@ impl Services {
                 ),
             });
         }
+        // A completed migration of the mailbox running a synchronisation pass is
+        // outside the one-active index: it is asked under the same lock.
+        if tx
+            .mailbox_busy(&crate::store::dest_key(&new.dest), None)
+            .await?
+            .is_some()
+        {
+            return Err(ServiceError::Conflict {
+                code: ErrorCode::ActiveMigrationExists,
+                message: format!(
+                    "{dest_name} already has a migration in progress; cancel it or wait for it to finish."
+                ),
+            });
+        }
         let migration = match tx.insert_migration(new, now).await {
             Err(StoreError::ActiveMigrationExists) => {
                 return Err(ServiceError::Conflict {

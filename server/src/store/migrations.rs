@@ -482,6 +482,28 @@ impl Tx {
         Ok(n)
     }
 
+    /// Another migration of the destination mailbox `key` (`dest_key`) that is active
+    /// or has work waiting (a synchronisation pass of a completed one), besides
+    /// `except`. Asked under the admission lock, so that a request and a sync of a
+    /// completed migration never both copy into one mailbox.
+    pub async fn mailbox_busy(
+        &self,
+        key: &str,
+        except: Option<MigrationId>,
+    ) -> StoreResult<Option<MigrationId>> {
+        let mut query = migrations::Entity::find()
+            .filter(migrations::Column::DestKey.eq(key))
+            .filter(
+                Condition::any()
+                    .add(migrations::Column::Status.is_in(MigrationStatus::active()))
+                    .add(migrations::Column::NextWork.is_not_null()),
+            );
+        if let Some(id) = except {
+            query = query.filter(migrations::Column::Id.ne(id));
+        }
+        Ok(query.one(&self.inner).await?.map(|row| MigrationId(row.id)))
+    }
+
     /// Moves a migration from `from` to `to` with the changes given; false when it was
     /// no longer in `from` (someone else moved it first).
     pub async fn change_migration_status(
