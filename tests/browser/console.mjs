@@ -150,6 +150,16 @@ try {
   await page.locator(".flash.ok").getByText("Moved to the new window").waitFor();
   await shot("14-migration-moved");
 
+  step("a failed migration: the password typed beside Retry makes it Store and retry");
+  await page.goto(`${base}${env("FAILED_URL")}`);
+  await page.locator("#retry-button").waitFor({ timeout: 30_000 });
+  assert.equal((await page.locator("#retry-button").innerText()).trim(), "Retry");
+  await page.getByLabel("New source password").fill(env("SRC_PASSWORD"));
+  assert.equal((await page.locator("#retry-button").innerText()).trim(), "Store and retry");
+  await page.getByText("A server refused the login.").waitFor();
+  await Promise.all([page.waitForURL(`${base}${env("FAILED_URL")}`), page.locator("#retry-button").click()]);
+  await page.locator(".flash.ok").getByText("New passwords stored (encrypted)").waitFor();
+
   step("settings: an error beside its field, then a change in force, then a reset");
   await nav.getByRole("link", { name: "Settings" }).click();
   await page.getByRole("heading", { name: "Test the email settings" }).waitFor();
@@ -189,7 +199,7 @@ try {
   assert.equal(await menu.getAttribute("aria-expanded"), "true");
   const phonePages = ["/", "/migrations", "/migrations/new", new URL(migrationUrl).pathname,
     env("SCHEDULED_URL"), "/schedule", "/outbox", "/audit", "/users", "/settings", "/account",
-    env("CUSTOMER_PATH")];
+    env("CUSTOMER_PATH"), env("FAILED_URL")];
   for (const p of phonePages) {
     await page.goto(`${base}${p}`);
     const [scroll, width] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);

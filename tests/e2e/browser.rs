@@ -46,6 +46,24 @@ async fn staff_run_a_migration_in_the_browser() {
         .await
         .unwrap();
     let moved = first + chrono::Duration::days(1);
+    // A third whose source password is wrong: it fails at its check, for Retry's form.
+    dst.add_user("ann@new.example", DST_PW).unwrap();
+    let failed = app
+        .services
+        .request_migration(
+            &Actor::Cli,
+            false,
+            MigrationRequest {
+                source: plain_side(src.port, "jane@old.example", "not-the-password"),
+                destination: plain_side(dst.port, "ann@new.example", DST_PW),
+                window_start: Some(Ok(first)),
+                time_zone: Some(Ok(paris)),
+                requester_email: Some(EmailAddress::parse("requester_email", "ann@new.example")),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     // The customer's page of the scheduled one, from the link in its "received" email.
     let customer_path = app
         .customer_path("bob@new.example")
@@ -71,6 +89,7 @@ async fn staff_run_a_migration_in_the_browser() {
             .env("DST_PASSWORD", DST_PW)
             .env("SCHEDULED_URL", format!("/migrations/{}", scheduled.id))
             .env("CUSTOMER_PATH", &customer_path)
+            .env("FAILED_URL", format!("/migrations/{}", failed.id))
             .env("MOVE_DATE", moved.format("%Y-%m-%d").to_string())
             .env("MOVE_TIME", moved.format("%H:%M").to_string())
             .env("SCREENSHOTS", &shots);

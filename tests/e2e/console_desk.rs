@@ -229,6 +229,18 @@ async fn the_desk_works_the_list_with_owners_references_notes_filters_bulk_actio
         !emails.contains(&format!("#{first} ")),
         "only its own: {emails}"
     );
+    let item = emails
+        .split(r#"href="/outbox/"#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("an email of the migration");
+    let item = app.page(&app.client, &format!("/outbox/{item}")).await;
+    assert!(
+        item.contains(&format!(
+            r#"<a href="/migrations/{second}">migration #{second}</a>"#
+        )),
+        "back to its migration: {item}"
+    );
     let audit = app
         .page(&app.client, &format!("/audit?subject=migration:{first}"))
         .await;

@@ -144,6 +144,8 @@ pub struct OutboxMessage {
     pub next_attempt_at: DateTime<Utc>,
     pub last_error: Option<String>,
     pub sent_at: Option<DateTime<Utc>>,
+    /// The migration it is about, when it is about one.
+    pub migration: Option<super::MigrationId>,
 }
 
 /// A setting an admin changed in the console; it overrides the file's value of `key`.

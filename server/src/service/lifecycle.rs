@@ -119,12 +119,13 @@ impl Services {
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
         let key = news.key(m.window_start);
-        if m.last_news.as_deref() == Some(key.as_str()) {
+        let (last_news, customer_told) = tx.news_of(m.id).await?;
+        if last_news.as_deref() == Some(key.as_str()) {
             tracing::debug!(migration = %m.id, news = %key, "Not sent twice");
             return Ok(());
         }
-        let to_customer = news.for_customer(m.notify_customer)
-            && m.customer_told.as_deref() != Some(key.as_str());
+        let to_customer =
+            news.for_customer(m.notify_customer) && customer_told.as_deref() != Some(key.as_str());
         let about = || Some(("migration", m.id.to_string()));
         let staff_facts = MigrationFacts {
             customer_copy: to_customer,

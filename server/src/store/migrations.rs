@@ -604,6 +604,16 @@ impl Tx {
         Ok(())
     }
 
+    /// The keys of the last news sent about `id` and of the last the customer got, as
+    /// stored now (the caller's copy of the migration may be older than its last email).
+    pub async fn news_of(&self, id: MigrationId) -> StoreResult<(Option<String>, Option<String>)> {
+        Ok(migrations::Entity::find_by_id(id)
+            .one(&self.inner)
+            .await?
+            .map(|row| (row.last_news, row.customer_told))
+            .unwrap_or_default())
+    }
+
     /// Records that an email with news `key` was queued about `id`, and whether the
     /// customer got it.
     pub async fn record_news(

@@ -40,6 +40,10 @@ fn message_from(row: outbox::Model) -> StoreResult<OutboxMessage> {
         next_attempt_at: row.next_attempt_at,
         last_error: row.last_error,
         sent_at: row.sent_at,
+        migration: (row.subject_type.as_deref() == Some("migration"))
+            .then(|| row.subject_id.as_deref().and_then(|id| id.parse().ok()))
+            .flatten()
+            .map(crate::domain::MigrationId),
     })
 }
 

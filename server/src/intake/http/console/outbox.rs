@@ -28,6 +28,7 @@ struct Row {
     last_error: Option<String>,
     sent: Option<String>,
     body_text: String,
+    migration: Option<crate::domain::MigrationId>,
 }
 
 fn row(m: OutboxMessage) -> Row {
@@ -46,6 +47,7 @@ fn row(m: OutboxMessage) -> Row {
         template: m.template,
         last_error: m.last_error,
         sent: m.sent_at.map(display_time),
+        migration: m.migration,
         body_text: m.body_text,
     }
 }
