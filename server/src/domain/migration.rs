@@ -235,10 +235,6 @@ pub struct Migration {
     pub customer_token: Option<String>,
     /// Whether the progress of the work in hand is emailed to the customer.
     pub notify_customer: bool,
-    /// The key of the last email about it (`MigrationNews::key`), and of the last one
-    /// the customer got: the same news is not sent twice in a row.
-    pub last_news: Option<String>,
-    pub customer_told: Option<String>,
     /// The customer's own reference (an order or ticket number).
     pub customer_ref: Option<String>,
     /// The staff member who owns it.
@@ -380,8 +376,6 @@ impl Migration {
             credentials_purged_at: None,
             customer_token: None,
             notify_customer: true,
-            last_news: None,
-            customer_told: None,
             customer_ref: None,
             owner: None,
         }

@@ -162,8 +162,6 @@ fn migration_from(row: migrations::Model) -> StoreResult<Migration> {
         credentials_purged_at: row.credentials_purged_at,
         customer_token: row.customer_token,
         notify_customer: row.notify_customer,
-        last_news: row.last_news,
-        customer_told: row.customer_told,
         customer_ref: row.customer_ref,
         owner: row.owner_id.map(crate::domain::UserId),
     })

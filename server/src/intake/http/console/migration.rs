@@ -190,6 +190,11 @@ fn retry_says(m: &Migration) -> &'static str {
     }
 }
 
+/// A password field as typed: empty is none.
+fn typed_password(p: String) -> Option<SecretString> {
+    (!p.is_empty()).then(|| SecretString::from(p))
+}
+
 /// Retry's answer when new passwords were typed with it.
 fn retry_with_passwords_says(m: &Migration) -> &'static str {
     if m.retry_waits_for_mx() {
@@ -413,12 +418,11 @@ pub async fn action(
             .map(|_| "Stopped. A running pass stops within two seconds; nothing copied is lost."),
         "retry" => {
             let typed = !(form.source_password.is_empty() && form.destination_password.is_empty());
-            let given = |p: String| (!p.is_empty()).then(|| SecretString::from(p));
             s.store_and_retry(
                 &actor,
                 id,
-                given(form.source_password),
-                given(form.destination_password),
+                typed_password(form.source_password),
+                typed_password(form.destination_password),
                 form.notify_customer.is_some(),
             )
             .await
@@ -468,17 +472,15 @@ pub async fn action(
             .delete_migrated(&actor, id, form.from_pass.trim().parse().ok())
             .await
             .map(|_| "Removing this migration's copies from the destination."),
-        "credentials" => {
-            let given = |p: String| (!p.is_empty()).then(|| SecretString::from(p));
-            s.update_credentials(
+        "credentials" => s
+            .update_credentials(
                 &actor,
                 id,
-                given(form.source_password),
-                given(form.destination_password),
+                typed_password(form.source_password),
+                typed_password(form.destination_password),
             )
             .await
-            .map(|_| "New passwords stored (encrypted). Retry uses them.")
-        }
+            .map(|_| "New passwords stored (encrypted). Retry uses them."),
         "delete" => {
             return match s.delete_migration(&actor, id).await {
                 Ok(()) => redirect_with_flash(
