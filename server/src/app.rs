@@ -104,17 +104,32 @@ pub struct Running {
     /// Ferry generated it (one set in the settings is never repeated).
     pub first_admin: Option<(EmailAddress, Option<SecretString>)>,
     shutdown: CancellationToken,
-    tasks: Vec<JoinHandle<()>>,
+    /// Each background task with the name a stop that waits too long reports.
+    tasks: Vec<(&'static str, JoinHandle<()>)>,
     server: JoinHandle<std::io::Result<()>>,
 }
+
+/// How long a stop waits for each background task once the HTTP server has stopped.
+/// The workers stop at their next await (within about two seconds); one that does not
+/// is a defect, reported by name instead of a stop that never returns.
+const TASK_STOP_WAIT: Duration = Duration::from_secs(30);
 
 impl Running {
     /// Stops serving, lets in-flight requests finish, and stops the background tasks.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.cancel();
         self.server.await.context("The HTTP server panicked")??;
-        for task in self.tasks {
-            task.await.context("A background task panicked")?;
+        for (name, task) in self.tasks {
+            let abort = task.abort_handle();
+            match tokio::time::timeout(TASK_STOP_WAIT, task).await {
+                Ok(ended) => ended.with_context(|| format!("The {name} task panicked"))?,
+                Err(_) => {
+                    abort.abort();
+                    anyhow::bail!(
+                        "The {name} task did not stop within {TASK_STOP_WAIT:?} of shutdown"
+                    );
+                }
+            }
         }
         Ok(())
     }
@@ -157,8 +172,14 @@ pub async fn start_with_clock(
     let shutdown = CancellationToken::new();
 
     let mut tasks = vec![
-        tokio::spawn(services.dispatcher().clone().run(shutdown.clone())),
-        tokio::spawn(sweep_sessions(services.clone(), shutdown.clone())),
+        (
+            "outbox",
+            tokio::spawn(services.dispatcher().clone().run(shutdown.clone())),
+        ),
+        (
+            "session sweep",
+            tokio::spawn(sweep_sessions(services.clone(), shutdown.clone())),
+        ),
     ];
     tasks.extend(crate::scheduler::start(services.clone(), shutdown.clone()).await?);
 

@@ -7,12 +7,15 @@ use ferry::domain::Scope;
 use ferry_tests::app::{Backend, Options, TestApp};
 use ferry_tests::dovecot::{Dovecot, Layout};
 use ferry_tests::hostile::{Listener, RebindingDns, SilentImap};
+use ferry_tests::within;
 use futures::future::join_all;
 use serde_json::{Value, json};
 
 const SRC_PW: &str = "old-provider-pw-4821";
 const DST_PW: &str = "new-provider-pw-9377";
 const REQUESTS: usize = 50;
+/// Each half of a load test takes seconds; this much means it stalled.
+const LIMIT: std::time::Duration = std::time::Duration::from_secs(180);
 
 /// A request the rules accept (earliest window, real servers that validation logs in to),
 /// into `dest_user` on `dst`.
@@ -179,14 +182,34 @@ async fn capacity_under_load(backend: Backend) {
 
 #[tokio::test]
 async fn fifty_concurrent_requests_for_one_mailbox_make_one_migration_on_sqlite_and_postgres() {
-    one_mailbox_once(Backend::Sqlite).await;
-    one_mailbox_once(Backend::Postgres).await;
+    within(
+        LIMIT,
+        "one mailbox on SQLite",
+        one_mailbox_once(Backend::Sqlite),
+    )
+    .await;
+    within(
+        LIMIT,
+        "one mailbox on PostgreSQL",
+        one_mailbox_once(Backend::Postgres),
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn capacity_holds_under_fifty_concurrent_requests_on_sqlite_and_postgres() {
-    capacity_under_load(Backend::Sqlite).await;
-    capacity_under_load(Backend::Postgres).await;
+    within(
+        LIMIT,
+        "capacity on SQLite",
+        capacity_under_load(Backend::Sqlite),
+    )
+    .await;
+    within(
+        LIMIT,
+        "capacity on PostgreSQL",
+        capacity_under_load(Backend::Postgres),
+    )
+    .await;
 }
 
 #[tokio::test]

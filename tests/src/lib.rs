@@ -43,4 +43,44 @@ pub fn workspace_root() -> std::path::PathBuf {
 /// Installs rustls' ring provider once per test process.
 pub fn init_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    init_log();
+}
+
+/// With `FERRY_TEST_LOG=FILE`, the in-process Ferry instances log (at `info`, or as
+/// `RUST_LOG` says) into FILE: what a failing or stalled test's Ferry was doing.
+fn init_log() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    let Some(path) = std::env::var_os("FERRY_TEST_LOG") else {
+        return;
+    };
+    ONCE.call_once(|| {
+        let Ok(file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+        else {
+            return;
+        };
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(false)
+            .with_thread_names(true)
+            .with_writer(std::sync::Mutex::new(file))
+            .try_init();
+    });
+}
+
+/// Awaits `work`, failing the test with `what` if it takes longer than `limit`: a test
+/// that waits on many tasks at once must fail where it stalls, not hang the suite.
+pub async fn within<F: std::future::Future>(
+    limit: std::time::Duration,
+    what: &str,
+    work: F,
+) -> F::Output {
+    match tokio::time::timeout(limit, work).await {
+        Ok(output) => output,
+        Err(_) => panic!("{what} did not finish within {limit:?}"),
+    }
 }

@@ -36,7 +36,8 @@ pub use records::{
     StoredSetting, User,
 };
 pub use request::{
-    MigrationRequest, Parsed, ServerInput, choice, day, folder_map, local_time, quoted, time_zone,
+    ListedRequest, MigrationRequest, Parsed, ServerInput, choice, day, folder_map, local_time,
+    quoted, time_zone,
 };
 pub use role::Role;
 pub use scope::{Scope, Scopes};

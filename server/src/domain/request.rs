@@ -58,6 +58,17 @@ pub struct MigrationRequest {
     pub customer_ref: Option<String>,
 }
 
+/// A request read from one row of a list of mailboxes, with the problems of the row's
+/// shape that the request itself cannot carry (cells beyond the header, a server type
+/// Ferry does not move).
+#[derive(Debug, Clone)]
+pub struct ListedRequest {
+    /// The row's number in its file.
+    pub row: usize,
+    pub request: MigrationRequest,
+    pub problems: Vec<FieldError>,
+}
+
 /// One of a fixed set of words (`Mode`, `Security`, …), its error under `field`.
 pub fn choice<T: FromStr<Err = FieldError>>(field: &'static str, text: &str) -> Parsed<T> {
     text.parse::<T>().map_err(|e| FieldError { field, ..e })

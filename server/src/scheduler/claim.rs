@@ -28,11 +28,11 @@ pub(super) async fn claim_loop(services: Services, owner: Arc<str>, shutdown: Ca
     let lease = chrono::Duration::seconds(
         i64::try_from(services.settings().workers.lease_seconds).unwrap_or(60),
     );
-    let mut running: Vec<JoinHandle<()>> = Vec::new();
+    let mut running: Vec<(MigrationId, JoinHandle<()>)> = Vec::new();
     let mut claims = 0u64;
     tracing::info!(%owner, "Workers started");
     loop {
-        running.retain(|task| !task.is_finished());
+        running.retain(|(_, task)| !task.is_finished());
         loop {
             let now = services.now();
             let max = u64::from(services.settings().capacity.max_concurrent);
@@ -60,9 +60,9 @@ pub(super) async fn claim_loop(services: Services, owner: Arc<str>, shutdown: Ca
                         work = %m.next_work.map_or_else(String::new, |w| w.to_string()),
                         pass = tracing::field::Empty,
                     );
-                    running.push(tokio::spawn(
-                        run_one(services, m, token, stop).instrument(span),
-                    ));
+                    let id = m.id;
+                    let task = tokio::spawn(run_one(services, m, token, stop).instrument(span));
+                    running.push((id, task));
                 }
                 Ok(None) => break,
                 Err(err) => {
@@ -77,11 +77,23 @@ pub(super) async fn claim_loop(services: Services, owner: Arc<str>, shutdown: Ca
         }
     }
     // Running work stops at its next await; its lease is released so that the next
-    // start resumes it at once from its checkpoints.
-    for task in running {
-        task.await.ok();
+    // start resumes it at once from its checkpoints. Work that does not stop in time
+    // is abandoned and named: its lease runs out and the next start resumes it.
+    let aborts: Vec<_> = running
+        .iter()
+        .map(|(id, task)| (*id, task.abort_handle()))
+        .collect();
+    let all = futures::future::join_all(running.into_iter().map(|(_, task)| task));
+    if tokio::time::timeout(STOP_WAIT, all).await.is_err() {
+        for (id, abort) in aborts.iter().filter(|(_, a)| !a.is_finished()) {
+            tracing::error!(migration = %id, "Work did not stop within {STOP_WAIT:?} of shutdown; abandoned to its lease");
+            abort.abort();
+        }
     }
 }
+
+/// How long a shutdown waits for running work (which stops within about two seconds).
+const STOP_WAIT: Duration = Duration::from_secs(20);
 
 /// Runs one migration's work with a heartbeat beside it.
 async fn run_one(

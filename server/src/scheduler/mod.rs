@@ -31,11 +31,11 @@ const PURGE_CRON: &str = "0 17 * * * *";
 /// After a work fails with an error of Ferry's own, it is tried again this much later.
 pub(crate) const RETRY_AFTER_ERROR: Duration = Duration::from_secs(5);
 
-/// Starts the cron jobs and the claimer; both stop when `shutdown` fires.
+/// Starts the cron jobs and the claimer, each named; both stop when `shutdown` fires.
 pub async fn start(
     services: Services,
     shutdown: CancellationToken,
-) -> anyhow::Result<Vec<JoinHandle<()>>> {
+) -> anyhow::Result<Vec<(&'static str, JoinHandle<()>)>> {
     let owner = format!("{}-{}", hostname(), uuid::Uuid::now_v7());
     let cron = JobScheduler::new().await?;
     let s = services.settings();
@@ -100,7 +100,7 @@ pub async fn start(
         }
     });
     let claimer = tokio::spawn(claim::claim_loop(services, Arc::from(owner), shutdown));
-    Ok(vec![cron_task, claimer])
+    Ok(vec![("cron", cron_task), ("workers", claimer)])
 }
 
 /// A job that runs `work` every `period` and logs its failure as `failed`.

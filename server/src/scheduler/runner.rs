@@ -253,9 +253,21 @@ impl Runner {
                 )
                 .await;
         }
-        let next = m.resume_work.unwrap_or(Work::Pass(PassKind::PreMx));
+        let step = self.validated(&m, now);
         let tx = self.store().begin().await?;
-        let step = if m.retry_waits_for_mx() {
+        if !self.write_step(&tx, &m, step, now).await? {
+            return Ok(WorkOutcome::Stopped);
+        }
+        tx.commit().await?;
+        self.dispatcher().wake();
+        self.services.wake_workers();
+        Ok(WorkOutcome::Done)
+    }
+    /// The step once both logins worked: scheduled for its window (or the MX grace),
+    /// or back to waiting for the MX when it was retried while it waited.
+    fn validated(&self, m: &Migration, now: chrono::DateTime<Utc>) -> Step {
+        let next = m.resume_work.unwrap_or(Work::Pass(PassKind::PreMx));
+        if m.retry_waits_for_mx() {
             // Retried while it waited for the MX (or in a pass run meanwhile): back to
             // waiting; the post-MX pass follows the switch, never the retry.
             Step {
@@ -296,14 +308,7 @@ impl Runner {
                 detail: json!({ "work": next.to_string(), "run_at": run_at }),
                 email: Some(MigrationNews::Scheduled { rescheduled: false }),
             }
-        };
-        if !self.write_step(&tx, &m, step, now).await? {
-            return Ok(WorkOutcome::Stopped);
         }
-        tx.commit().await?;
-        self.dispatcher().wake();
-        self.services.wake_workers();
-        Ok(WorkOutcome::Done)
     }
     /// A login or connection that failed: a refused password needs the customer
     /// (action needed), anything else is a failure with its reason.

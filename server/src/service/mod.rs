@@ -7,6 +7,7 @@ mod accounts;
 mod desk;
 mod actions;
 mod lifecycle;
+mod lists;
 mod login_limit;
 mod migrations;
 mod request;
@@ -26,6 +27,7 @@ use crate::store::{Store, StoreError};
 
 pub use accounts::{LoginError, MIN_PASSWORD_LEN, NewStaff, SignedIn};
 pub(crate) use lifecycle::Step;
+pub use lists::RowReport;
 pub(crate) use migrations::endpoint;
 pub use migrations::{ConnectionProblem, FolderSummary, MigrationDetail};
 pub use settings::{LiveSettings, RELOAD_EVERY, SettingView};

@@ -365,34 +365,59 @@ impl Services {
         Ok((window_start, tz.unwrap_or(chrono_tz::UTC)))
     }
 
-    /// Records a migration request: validated field by field, the window checked
-    /// against the notice rule, capacity and the destination mailbox checked, the
-    /// passwords encrypted; the requester (and staff) get a "request received" email.
-    /// Each named host resolves, and only to addresses Ferry may reach.
+    /// Each named host resolves, and only to addresses Ferry may reach; `hosts` keeps
+    /// each name's answer, so a list of many rows asks once per server.
     async fn check_hosts(
         &self,
         accounts: [(&'static str, Option<&ServerAccount>); 2],
+        hosts: &mut HostChecks,
         errors: &mut Vec<FieldError>,
     ) {
         for (field, account) in accounts {
-            if let Some(a) = account
-                && let Err(err) =
-                    crate::connectors::net::resolve(&a.host, a.port, &self.reach()).await
-            {
-                errors.push(FieldError::new(
-                    field,
-                    format!("{}.", upper_first(&err.to_string())),
-                ));
+            let Some(a) = account else { continue };
+            let key = (a.host.to_ascii_lowercase(), a.port);
+            let answer = match hosts.0.get(&key) {
+                Some(answer) => answer.clone(),
+                None => {
+                    let answer = crate::connectors::net::resolve(&a.host, a.port, &self.reach())
+                        .await
+                        .map(|_| ())
+                        .map_err(|err| format!("{}.", upper_first(&err.to_string())));
+                    hosts.0.insert(key, answer.clone());
+                    answer
+                }
+            };
+            if let Err(message) = answer {
+                errors.push(FieldError::new(field, message));
             }
         }
     }
 
+    /// Records a migration request: validated field by field, the window checked
+    /// against the notice rule, capacity and the destination mailbox checked, the
+    /// passwords encrypted; the requester (and staff) get a "request received" email.
     pub async fn request_migration(
         &self,
         actor: &Actor,
         may_override: bool,
         req: MigrationRequest,
     ) -> ServiceResult<Migration> {
+        let new = self
+            .check_request(actor, may_override, req, &mut HostChecks::default())
+            .await?;
+        self.admit(actor, new, self.now()).await
+    }
+
+    /// A request checked by every rule that does not need the database: each field, the
+    /// window against the notice rule, the hosts resolved; ready to admit, its passwords
+    /// encrypted. Every problem is answered at once.
+    pub(super) async fn check_request(
+        &self,
+        actor: &Actor,
+        may_override: bool,
+        req: MigrationRequest,
+        hosts: &mut HostChecks,
+    ) -> ServiceResult<NewMigration> {
         let now = self.now();
         let settings = self.settings();
         let too_long = oversized(request_texts(&req), request_lists(&req), &settings.limits);
@@ -435,11 +460,11 @@ impl Services {
         let dest_account = dest.as_ref().map(|(account, _)| account);
         let mx_domain = mx_domain_of(&req, dest_account, requester.as_ref(), &mut errors);
         let source_account = source.as_ref().map(|(account, _)| account);
-        let hosts = [
+        let accounts = [
             ("source.host", source_account),
             ("destination.host", dest_account),
         ];
-        self.check_hosts(hosts, &mut errors).await;
+        self.check_hosts(accounts, hosts, &mut errors).await;
         if !errors.is_empty() {
             return Err(ServiceError::Invalid(errors));
         }
@@ -470,7 +495,7 @@ impl Services {
             customer_token: self.new_customer_token()?,
             customer_ref,
         };
-        self.admit(actor, new, now).await
+        Ok(new)
     }
 
     /// A new customer page token: encrypted (for the links in emails) and its digest
@@ -483,7 +508,7 @@ impl Services {
 
     /// Stores a checked request within capacity and the one-active-migration rule, with
     /// its audit event and its "received" email, in one transaction.
-    async fn admit(
+    pub(super) async fn admit(
         &self,
         actor: &Actor,
         new: NewMigration,
@@ -548,6 +573,10 @@ impl Services {
 
 /// The customer's reference as given: trimmed, empty as none, at most 100 characters on
 /// one line.
+/// What each server name resolved to, within one request or one list of them.
+#[derive(Debug, Default)]
+pub(super) struct HostChecks(std::collections::HashMap<(String, u16), Result<(), String>>);
+
 pub(super) fn customer_ref(text: Option<&str>, errors: &mut Vec<FieldError>) -> Option<String> {
     let text = text.map(str::trim).filter(|t| !t.is_empty())?;
     if text.chars().count() > 100 || text.chars().any(char::is_control) {

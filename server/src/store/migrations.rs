@@ -1,13 +1,14 @@
-//! Migrations: requested, listed, claimed and leased, moved from status to status,
-//! purged and deleted (their passes and folders are in `passes`). A status change is a compare-and-set
-//! on the status it expects, so a worker and a person acting at the same moment never
-//! overwrite each other: the second one learns that the migration moved on.
+//! Migrations: requested, listed, moved from status to status, purged and deleted
+//! (their claims and leases are in `leases`, their passes and folders in `passes`).
+//! A status change is a compare-and-set on the status it expects, so a worker and a
+//! person acting at the same moment never overwrite each other: the second one learns
+//! that the migration moved on.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, LockBehavior, LockType};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
 use super::entities::migrations;
@@ -79,9 +80,6 @@ pub struct StatusChange {
     /// starting the work the change would move).
     pub only_unleased_at: Option<DateTime<Utc>>,
 }
-
-/// The work that copies mail and so counts against `capacity.max_concurrent`.
-const PASS_WORK: [&str; 3] = ["pre_mx", "post_mx", "sync"];
 
 /// The key that allows one active migration per destination mailbox.
 pub fn dest_key(dest: &ServerAccount) -> String {
@@ -167,48 +165,6 @@ fn migration_from(row: migrations::Model) -> StoreResult<Migration> {
     })
 }
 
-/// No live lease on the row at `now`.
-fn lease_free(now: DateTime<Utc>) -> Condition {
-    Condition::any()
-        .add(migrations::Column::LeaseUntil.is_null())
-        .add(migrations::Column::LeaseUntil.lt(now))
-}
-
-/// Picks due rows (locked and skipped by other claimers on PostgreSQL) and takes the
-/// first whose lease is still free by compare-and-set (the only guard on SQLite).
-async fn claim_in<C: ConnectionTrait>(
-    conn: &C,
-    owner: &str,
-    now: DateTime<Utc>,
-    lease_until: DateTime<Utc>,
-    pass_allowed: bool,
-) -> StoreResult<Option<i64>> {
-    let mut query = migrations::Entity::find()
-        .filter(migrations::Column::NextWork.is_not_null())
-        .filter(migrations::Column::NextRunAt.lte(now))
-        .filter(lease_free(now))
-        .order_by_asc(migrations::Column::NextRunAt)
-        .limit(8)
-        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-    if !pass_allowed {
-        query = query.filter(migrations::Column::NextWork.is_not_in(PASS_WORK));
-    }
-    for row in query.all(conn).await? {
-        let res = migrations::Entity::update_many()
-            .col_expr(migrations::Column::LeaseOwner, Expr::value(owner))
-            .col_expr(migrations::Column::LeaseUntil, Expr::value(lease_until))
-            .filter(migrations::Column::Id.eq(row.id))
-            .filter(migrations::Column::NextWork.eq(row.next_work.clone()))
-            .filter(lease_free(now))
-            .exec(conn)
-            .await?;
-        if res.rows_affected == 1 {
-            return Ok(Some(row.id));
-        }
-    }
-    Ok(None)
-}
-
 impl Store {
     pub async fn get_migration(&self, id: MigrationId) -> StoreResult<Option<Migration>> {
         migrations::Entity::find_by_id(id)
@@ -284,29 +240,26 @@ impl Store {
         Ok((row.source_secret, row.dest_secret))
     }
 
-    /// Leases the most overdue migration with work to do to `owner` until
-    /// `lease_until`; work that copies mail only when `pass_allowed` (capacity).
-    pub async fn claim_due_migration(
+    /// Of the destination mailboxes `keys` (`dest_key`), those a migration is moving
+    /// now or has work waiting for (the rule `Tx::mailbox_busy` keeps), asked in chunks.
+    pub async fn busy_mailboxes(
         &self,
-        owner: &str,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        pass_allowed: bool,
-    ) -> StoreResult<Option<Migration>> {
-        let id = if self.db.get_database_backend() == DbBackend::Postgres {
-            let tx = self.db.begin().await?;
-            let id = claim_in(&tx, owner, now, lease_until, pass_allowed).await?;
-            tx.commit().await?;
-            id
-        } else {
-            // SQLite has no row locks; a transaction that reads then writes could fail
-            // to upgrade its lock, so the compare-and-set stands alone.
-            claim_in(&self.db, owner, now, lease_until, pass_allowed).await?
-        };
-        match id {
-            Some(id) => self.get_migration(MigrationId(id)).await,
-            None => Ok(None),
+        keys: &[String],
+    ) -> StoreResult<std::collections::HashSet<String>> {
+        let mut busy = std::collections::HashSet::new();
+        for chunk in keys.chunks(500) {
+            let rows = migrations::Entity::find()
+                .filter(migrations::Column::DestKey.is_in(chunk.iter().cloned()))
+                .filter(
+                    Condition::any()
+                        .add(migrations::Column::Status.is_in(MigrationStatus::active()))
+                        .add(migrations::Column::NextWork.is_not_null()),
+                )
+                .all(&self.db)
+                .await?;
+            busy.extend(rows.into_iter().map(|row| row.dest_key));
         }
+        Ok(busy)
     }
 
     /// Migrations with work due between `from` and `until`, soonest first.
@@ -326,49 +279,6 @@ impl Store {
             .into_iter()
             .map(migration_from)
             .collect()
-    }
-
-    /// Migrations a live worker is copying now.
-    pub async fn count_running_passes(&self, now: DateTime<Utc>) -> StoreResult<u64> {
-        Ok(migrations::Entity::find()
-            .filter(migrations::Column::LeaseUntil.gt(now))
-            .filter(migrations::Column::NextWork.is_in(PASS_WORK))
-            .count(&self.db)
-            .await?)
-    }
-
-    /// Extends `owner`'s lease; false when it lost it.
-    pub async fn renew_lease(
-        &self,
-        id: MigrationId,
-        owner: &str,
-        until: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        let res = migrations::Entity::update_many()
-            .col_expr(migrations::Column::LeaseUntil, Expr::value(until))
-            .filter(migrations::Column::Id.eq(id))
-            .filter(migrations::Column::LeaseOwner.eq(owner))
-            .exec(&self.db)
-            .await?;
-        Ok(res.rows_affected == 1)
-    }
-
-    /// Frees `owner`'s lease (work stopped without a status change).
-    pub async fn release_lease(&self, id: MigrationId, owner: &str) -> StoreResult<()> {
-        migrations::Entity::update_many()
-            .col_expr(
-                migrations::Column::LeaseOwner,
-                Expr::value(Option::<String>::None),
-            )
-            .col_expr(
-                migrations::Column::LeaseUntil,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
-            .filter(migrations::Column::Id.eq(id))
-            .filter(migrations::Column::LeaseOwner.eq(owner))
-            .exec(&self.db)
-            .await?;
-        Ok(())
     }
 
     /// Migrations waiting for their domain's MX that nobody has marked switched.
@@ -560,22 +470,10 @@ impl Tx {
             update = update.col_expr(migrations::Column::NotifyCustomer, Expr::value(notify));
         }
         if let Some(at) = change.only_unleased_at {
-            update = update.filter(
-                Condition::any()
-                    .add(migrations::Column::LeaseUntil.is_null())
-                    .add(migrations::Column::LeaseUntil.lt(at)),
-            );
+            update = update.filter(super::leases::lease_free(at));
         }
         if change.release_lease {
-            update = update
-                .col_expr(
-                    migrations::Column::LeaseOwner,
-                    Expr::value(Option::<String>::None),
-                )
-                .col_expr(
-                    migrations::Column::LeaseUntil,
-                    Expr::value(Option::<DateTime<Utc>>::None),
-                );
+            update = super::leases::without_lease(update);
         }
         let res = update
             .filter(migrations::Column::Id.eq(id))

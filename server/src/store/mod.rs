@@ -7,6 +7,7 @@
 mod accounts;
 mod audit;
 mod entities;
+mod leases;
 mod login_failures;
 mod migrations;
 mod outbox;

@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use super::migrations::{earliest_text, given, local_window, percent};
 use super::{Layout, Staff, display_time, internal_error, redirect_with_flash};
-use crate::domain::{self as domain, MigrationId, UserId};
+use crate::domain::{self as domain, Actor, MigrationId, UserId};
 use crate::domain::{ErrorCode, Failure, FolderProgress, Migration, MigrationStatus, Pace, Pass};
-use crate::service::{MigrationDetail, ServiceError};
+use crate::service::{MigrationDetail, ServiceError, Services};
 
 /// The running pass's pace, as the page shows it: messages and megabytes a second, and
 /// the time left at that rate.
@@ -406,100 +406,24 @@ pub async fn action(
     let s = &staff.services;
     let actor = staff.actor();
     let back = format!("/migrations/{id}");
-    let done = match action.as_str() {
-        "cancel" => s
-            .cancel_migration(
-                &actor,
-                id,
-                Some(form.reason).filter(|r| !r.is_empty()),
-                form.notify_customer.is_some(),
-            )
-            .await
-            .map(|_| "Stopped. A running pass stops within two seconds; nothing copied is lost."),
-        "retry" => {
-            let typed = !(form.source_password.is_empty() && form.destination_password.is_empty());
-            s.store_and_retry(
-                &actor,
-                id,
-                typed_password(form.source_password),
-                typed_password(form.destination_password),
-                form.notify_customer.is_some(),
-            )
-            .await
-            .map(|m| {
-                if typed {
-                    retry_with_passwords_says(&m)
-                } else {
-                    retry_says(&m)
-                }
-            })
-        }
-        "sync" => s
-            .sync_migration(&actor, id, form.notify_customer.is_some())
-            .await
-            .map(|_| "A catch-up copy starts now."),
-        "mx-switched" => s
-            .migration_mx_switched(&actor, id)
-            .await
-            .map(|_| "Noted: the final copy follows after the grace period."),
-        "reschedule" => {
-            let start = local_window(&form.window_date, &form.window_time)
-                .filter(|_| form.start_now.is_none());
-            s.reschedule_migration(
-                &actor,
-                id,
-                form.start_now.is_some(),
-                start.map(|w| domain::local_time("window.start", &w)),
-                given(&form.time_zone).map(|tz| domain::time_zone("window.time_zone", tz)),
-            )
-            .await
-            .map(|_| "Moved to the new window; the requester and staff get it by email.")
-        }
-        "assign" => s
-            .assign_migration(
-                &actor,
-                id,
-                form.owner.trim().parse().ok().map(UserId),
-                Some(form.customer_ref.as_str()),
-            )
-            .await
-            .map(|_| "Saved."),
-        "note" => s
-            .add_migration_note(&actor, id, &form.note)
-            .await
-            .map(|()| "Note added."),
-        "delete-migrated" => s
-            .delete_migrated(&actor, id, form.from_pass.trim().parse().ok())
-            .await
-            .map(|_| "Removing this migration's copies from the destination."),
-        "credentials" => s
-            .update_credentials(
-                &actor,
-                id,
-                typed_password(form.source_password),
-                typed_password(form.destination_password),
-            )
-            .await
-            .map(|_| "New passwords stored (encrypted). Retry uses them."),
-        "delete" => {
-            return match s.delete_migration(&actor, id).await {
-                Ok(()) => redirect_with_flash(
-                    jar,
-                    "/migrations",
-                    true,
-                    &format!("Migration #{id} deleted."),
-                ),
-                Err(err) => redirect_with_flash(jar, &back, false, &err.to_string()),
-            };
-        }
-        _ => {
-            return super::error_page(
-                s,
-                StatusCode::NOT_FOUND,
-                "No such action",
-                "Go back to the migration.",
-            );
-        }
+    if action == "delete" {
+        return match s.delete_migration(&actor, id).await {
+            Ok(()) => redirect_with_flash(
+                jar,
+                "/migrations",
+                true,
+                &format!("Migration #{id} deleted."),
+            ),
+            Err(err) => redirect_with_flash(jar, &back, false, &err.to_string()),
+        };
+    }
+    let Some(done) = perform(s, &actor, id, &action, form).await else {
+        return super::error_page(
+            s,
+            StatusCode::NOT_FOUND,
+            "No such action",
+            "Go back to the migration.",
+        );
     };
     match done {
         Ok(message) => redirect_with_flash(jar, &back, true, message),
@@ -518,6 +442,94 @@ pub async fn action(
         }
         Err(err) => internal_error(s, &err),
     }
+}
+
+/// Does what one of the page's buttons asks and says so in the flash; `None` for a
+/// name the page has no button for.
+async fn perform(
+    s: &Services,
+    actor: &Actor,
+    id: MigrationId,
+    button: &str,
+    form: ActionForm,
+) -> Option<Result<&'static str, ServiceError>> {
+    Some(match button {
+        "cancel" => s
+            .cancel_migration(
+                actor,
+                id,
+                Some(form.reason).filter(|r| !r.is_empty()),
+                form.notify_customer.is_some(),
+            )
+            .await
+            .map(|_| "Stopped. A running pass stops within two seconds; nothing copied is lost."),
+        "retry" => {
+            let typed = !(form.source_password.is_empty() && form.destination_password.is_empty());
+            s.store_and_retry(
+                actor,
+                id,
+                typed_password(form.source_password),
+                typed_password(form.destination_password),
+                form.notify_customer.is_some(),
+            )
+            .await
+            .map(|m| {
+                if typed {
+                    retry_with_passwords_says(&m)
+                } else {
+                    retry_says(&m)
+                }
+            })
+        }
+        "sync" => s
+            .sync_migration(actor, id, form.notify_customer.is_some())
+            .await
+            .map(|_| "A catch-up copy starts now."),
+        "mx-switched" => s
+            .migration_mx_switched(actor, id)
+            .await
+            .map(|_| "Noted: the final copy follows after the grace period."),
+        "reschedule" => {
+            let start = local_window(&form.window_date, &form.window_time)
+                .filter(|_| form.start_now.is_none());
+            s.reschedule_migration(
+                actor,
+                id,
+                form.start_now.is_some(),
+                start.map(|w| domain::local_time("window.start", &w)),
+                given(&form.time_zone).map(|tz| domain::time_zone("window.time_zone", tz)),
+            )
+            .await
+            .map(|_| "Moved to the new window; the requester and staff get it by email.")
+        }
+        "assign" => s
+            .assign_migration(
+                actor,
+                id,
+                form.owner.trim().parse().ok().map(UserId),
+                Some(form.customer_ref.as_str()),
+            )
+            .await
+            .map(|_| "Saved."),
+        "note" => s
+            .add_migration_note(actor, id, &form.note)
+            .await
+            .map(|()| "Note added."),
+        "delete-migrated" => s
+            .delete_migrated(actor, id, form.from_pass.trim().parse().ok())
+            .await
+            .map(|_| "Removing this migration's copies from the destination."),
+        "credentials" => s
+            .update_credentials(
+                actor,
+                id,
+                typed_password(form.source_password),
+                typed_password(form.destination_password),
+            )
+            .await
+            .map(|_| "New passwords stored (encrypted). Retry uses them."),
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,133 @@
+//! A list of mailboxes (a file attached to a ticket, uploaded, or posted as rows):
+//! every row checked by the rules a single request meets, plus two of its own (a
+//! mailbox twice in the list, a mailbox already being moved), into a row report; then
+//! the ready rows admitted one by one. A row with a problem is never started.
+
+use std::collections::HashMap;
+
+use super::request::HostChecks;
+use super::{ServiceError, ServiceResult, Services};
+use crate::domain::{Actor, FieldError, ListedRequest, Migration};
+use crate::store::NewMigration;
+
+/// One row's verdict: ready when it has no problem.
+#[derive(Debug, Clone)]
+pub struct RowReport {
+    pub row: usize,
+    pub problems: Vec<FieldError>,
+    /// The migration made from it, once made.
+    pub migration: Option<Migration>,
+}
+
+impl RowReport {
+    pub fn ready(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+impl Services {
+    /// Checks every row and answers each one's problems; creates nothing.
+    pub async fn preview_list(
+        &self,
+        actor: &Actor,
+        rows: Vec<ListedRequest>,
+    ) -> ServiceResult<Vec<RowReport>> {
+        Ok(self
+            .check_list(actor, rows)
+            .await?
+            .into_iter()
+            .map(|(report, _)| report)
+            .collect())
+    }
+
+    /// Checks every row, then admits the ready ones (each with its own "received"
+    /// email, as a single request); a row the admission refuses (capacity, a mailbox
+    /// taken meanwhile) gets that as its problem.
+    pub async fn request_list(
+        &self,
+        actor: &Actor,
+        rows: Vec<ListedRequest>,
+    ) -> ServiceResult<Vec<RowReport>> {
+        let mut reports = Vec::new();
+        for (mut report, new) in self.check_list(actor, rows).await? {
+            if let Some(new) = new {
+                match self.admit(actor, new, self.now()).await {
+                    Ok(m) => report.migration = Some(m),
+                    Err(
+                        err @ (ServiceError::Conflict { .. } | ServiceError::Unavailable { .. }),
+                    ) => report
+                        .problems
+                        .push(FieldError::new("destination.username", err.to_string())),
+                    Err(err) => return Err(err),
+                }
+            }
+            reports.push(report);
+        }
+        Ok(reports)
+    }
+
+    async fn check_list(
+        &self,
+        actor: &Actor,
+        rows: Vec<ListedRequest>,
+    ) -> ServiceResult<Vec<(RowReport, Option<NewMigration>)>> {
+        let mut hosts = HostChecks::default();
+        let mut checked = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut problems = row.problems;
+            let new = match self
+                .check_request(actor, false, row.request, &mut hosts)
+                .await
+            {
+                Ok(new) => Some(new),
+                Err(ServiceError::Invalid(errors)) => {
+                    problems.extend(errors);
+                    None
+                }
+                Err(err) => return Err(err),
+            };
+            checked.push((row.row, problems, new));
+        }
+        let keys: Vec<String> = checked
+            .iter()
+            .filter_map(|(_, _, new)| new.as_ref())
+            .map(|new| crate::store::dest_key(&new.dest))
+            .collect();
+        let busy = self.store.busy_mailboxes(&keys).await?;
+        let mut first_row: HashMap<String, usize> = HashMap::new();
+        let mut out = Vec::with_capacity(checked.len());
+        for (row, mut problems, new) in checked {
+            if let Some(new) = &new {
+                let key = crate::store::dest_key(&new.dest);
+                if let Some(first) = first_row.get(&key) {
+                    problems.push(FieldError::new(
+                        "destination.username",
+                        format!(
+                            "row {first} already moves mail into {}; keep one row per mailbox",
+                            new.dest.username
+                        ),
+                    ));
+                } else {
+                    first_row.insert(key.clone(), row);
+                }
+                if busy.contains(&key) {
+                    problems.push(FieldError::new(
+                        "destination.username",
+                        format!(
+                            "{} already has a migration in progress; remove this row, or cancel that migration first",
+                            new.dest.username
+                        ),
+                    ));
+                }
+            }
+            let new = new.filter(|_| problems.is_empty());
+            let report = RowReport {
+                row,
+                problems,
+                migration: None,
+            };
+            out.push((report, new));
+        }
+        Ok(out)
+    }
+}
