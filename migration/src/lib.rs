@@ -16,6 +16,7 @@ mod m20261130_000007_one_active;
 mod m20261130_000008_login_failures;
 mod m20261130_000009_customer_news;
 mod m20261130_000010_desk;
+mod m20261130_000011_uploads;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000008_login_failures::Migration),
             Box::new(m20261130_000009_customer_news::Migration),
             Box::new(m20261130_000010_desk::Migration),
+            Box::new(m20261130_000011_uploads::Migration),
         ]
     }
 }

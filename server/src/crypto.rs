@@ -70,15 +70,36 @@ impl Cipher {
     }
 
     pub fn encrypt(&self, secret: &SecretString) -> anyhow::Result<String> {
+        let blob = self.encrypt_bytes(secret.expose_secret().as_bytes())?;
+        Ok(format!("{CIPHERTEXT_PREFIX}{}", STANDARD.encode(blob)))
+    }
+
+    /// Bytes (a file that may hold passwords) sealed: the nonce, then the ciphertext.
+    pub fn encrypt_bytes(&self, plain: &[u8]) -> anyhow::Result<Vec<u8>> {
         let mut nonce = [0u8; NONCE_LEN];
         getrandom::fill(&mut nonce).map_err(|e| anyhow!("No randomness for a nonce: {e}"))?;
         let ciphertext = self
             .aead
-            .encrypt(&XNonce::from(nonce), secret.expose_secret().as_bytes())
+            .encrypt(&XNonce::from(nonce), plain)
             .map_err(|_| anyhow!("Encryption failed"))?;
         let mut blob = nonce.to_vec();
         blob.extend_from_slice(&ciphertext);
-        Ok(format!("{CIPHERTEXT_PREFIX}{}", STANDARD.encode(blob)))
+        Ok(blob)
+    }
+
+    /// What [`Cipher::encrypt_bytes`] sealed.
+    pub fn decrypt_bytes(&self, blob: &[u8]) -> anyhow::Result<Vec<u8>> {
+        anyhow::ensure!(
+            blob.len() > NONCE_LEN,
+            "Stored bytes are not in Ferry's format"
+        );
+        let (nonce, ciphertext) = blob.split_at(NONCE_LEN);
+        let nonce: [u8; NONCE_LEN] = nonce
+            .try_into()
+            .map_err(|_| anyhow!("Stored bytes have a bad nonce"))?;
+        self.aead
+            .decrypt(&XNonce::from(nonce), ciphertext)
+            .map_err(|_| anyhow!("Stored bytes do not decrypt with this data directory's key"))
     }
 
     pub fn decrypt(&self, stored: &str) -> anyhow::Result<SecretString> {
@@ -87,16 +108,9 @@ impl Cipher {
             .and_then(|b64| STANDARD.decode(b64).ok())
             .filter(|blob| blob.len() > NONCE_LEN)
             .ok_or_else(|| anyhow!("A stored secret is not in Ferry's format"))?;
-        let (nonce, ciphertext) = blob.split_at(NONCE_LEN);
-        let nonce: [u8; NONCE_LEN] = nonce
-            .try_into()
-            .map_err(|_| anyhow!("A stored secret has a bad nonce"))?;
-        let plain = self
-            .aead
-            .decrypt(&XNonce::from(nonce), ciphertext)
-            .map_err(|_| {
-                anyhow!("A stored secret does not decrypt with this data directory's key")
-            })?;
+        let plain = self.decrypt_bytes(&blob).map_err(|_| {
+            anyhow!("A stored secret does not decrypt with this data directory's key")
+        })?;
         let text = String::from_utf8(plain).map_err(|_| anyhow!("A stored secret is not text"))?;
         Ok(SecretString::from(text))
     }
@@ -150,6 +164,11 @@ pub fn random_password() -> anyhow::Result<SecretString> {
         .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
         .collect();
     Ok(SecretString::from(text))
+}
+
+/// The SHA-256 of a file, in hex: what identifies it once its bytes are erased.
+pub fn digest_bytes(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// How a random token is stored: a lookup key that reveals nothing of the token.

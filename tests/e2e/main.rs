@@ -6,6 +6,7 @@ mod browser;
 mod cli;
 mod console;
 mod console_desk;
+mod console_import;
 mod console_migrations;
 mod cyrus;
 mod engine;

@@ -52,3 +52,7 @@ id!(
     /// An email in the outbox.
     OutboxId
 );
+id!(
+    /// A file handed to Ferry (a list of mailboxes).
+    UploadId
+);

@@ -19,7 +19,7 @@ mod window;
 pub use actor::Actor;
 pub use email::{EmailAddress, mask};
 pub use error_code::{ErrorCode, Failure};
-pub use ids::{MigrationId, OutboxId, PassId, TokenId, UserId};
+pub use ids::{MigrationId, OutboxId, PassId, TokenId, UploadId, UserId};
 pub use mail::{
     CopyRecord, DuplicatePolicy, FolderMap, FolderStrategy, ImapEndpoint, Mode, Security,
     SpecialUse,
@@ -33,7 +33,7 @@ pub use mx::{mx_answer, mx_switched};
 pub use names::{domain_name, host_name};
 pub use records::{
     ApiToken, AuditEvent, DeliveryStatus, NewAuditEvent, NewEmail, OutboxMessage, Session,
-    StoredSetting, User,
+    StoredSetting, Upload, User,
 };
 pub use request::{
     ListedRequest, MigrationRequest, Parsed, ServerInput, choice, day, folder_map, local_time,

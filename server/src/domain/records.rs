@@ -157,3 +157,22 @@ pub struct StoredSetting {
     pub updated_at: DateTime<Utc>,
     pub updated_by: String,
 }
+
+/// A file handed to Ferry, without its bytes (they are sealed in the store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    pub id: crate::domain::UploadId,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub file_name: String,
+    pub size: u64,
+    pub sha256: String,
+    /// Who the migrations made from a list are for, and the zone of windows it writes
+    /// without one.
+    pub requester_email: Option<String>,
+    pub time_zone: Option<String>,
+    /// When migrations were made from it (its bytes are erased then).
+    pub used_at: Option<DateTime<Utc>>,
+    /// When its bytes were erased.
+    pub purged_at: Option<DateTime<Utc>>,
+}

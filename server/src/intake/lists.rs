@@ -30,9 +30,12 @@ pub enum Column {
     SourceAdmin,
     DestinationAdmin,
     Window,
+    /// `ssl`, `starttls` or `none`; when left out, the port decides.
+    SourceSecurity,
+    DestinationSecurity,
 }
 
-const COLUMNS: usize = 11;
+const COLUMNS: usize = 13;
 
 impl Column {
     /// The provider's template, in its order.
@@ -103,6 +106,8 @@ impl Column {
                 Column::DestinationAdmin
             }
             "window" | "window start" | "start" => Column::Window,
+            "source security" => Column::SourceSecurity,
+            "destination security" => Column::DestinationSecurity,
             _ => return None,
         })
     }
@@ -121,6 +126,8 @@ impl Column {
             Column::SourceAdmin => "source.authuser",
             Column::DestinationAdmin => "destination.authuser",
             Column::Window => "window.start",
+            Column::SourceSecurity => "source.security",
+            Column::DestinationSecurity => "destination.security",
         }
     }
 
@@ -187,7 +194,12 @@ impl ListRow {
     /// masked.
     pub fn shown(&self) -> Vec<(Column, String)> {
         let mut shown = Vec::new();
-        for column in Column::PROVIDER.iter().chain([Column::Window].iter()) {
+        let more = [
+            Column::Window,
+            Column::SourceSecurity,
+            Column::DestinationSecurity,
+        ];
+        for column in Column::PROVIDER.iter().chain(more.iter()) {
             let value = self.cell(*column);
             if value.is_empty() {
                 continue;
@@ -226,22 +238,8 @@ impl ListRow {
                 ));
             }
         }
-        let source = self.side(
-            Column::SourceHost,
-            Column::SourceEmail,
-            Column::SourcePassword,
-            Column::SourceAdmin,
-            "source.host",
-            &mut problems,
-        );
-        let destination = self.side(
-            Column::DestinationHost,
-            Column::DestinationEmail,
-            Column::DestinationPassword,
-            Column::DestinationAdmin,
-            "destination.host",
-            &mut problems,
-        );
+        let source = self.side(SOURCE, &mut problems);
+        let destination = self.side(DESTINATION, &mut problems);
         let (window_start, zone) = window(self.cell(Column::Window));
         let time_zone = zone
             .or(defaults.time_zone.clone())
@@ -260,16 +258,9 @@ impl ListRow {
         (request, problems)
     }
 
-    fn side(
-        &self,
-        host: Column,
-        email: Column,
-        password: Column,
-        admin: Column,
-        host_field: &'static str,
-        problems: &mut Vec<FieldError>,
-    ) -> ServerInput {
-        let written = self.cell(host);
+    fn side(&self, side: SideColumns, problems: &mut Vec<FieldError>) -> ServerInput {
+        let host_field = side.host.field();
+        let written = self.cell(side.host);
         let (host, port) = host_and_port(written);
         let port = match port.map(str::parse::<u16>) {
             None => None,
@@ -285,23 +276,50 @@ impl ListRow {
                 None
             }
         };
-        // The port says how the connection is secured: 143 is IMAP with STARTTLS,
-        // anything else implicit TLS (993), as mail clients assume.
-        let security = match port {
-            Some(143) => Some(Ok(Security::Starttls)),
-            _ => None,
+        // Unless a column says, the port says how the connection is secured: 143 is
+        // IMAP with STARTTLS, anything else implicit TLS (993), as mail clients assume.
+        let security = match (self.cell(side.security), port) {
+            ("", Some(143)) => Some(Ok(Security::Starttls)),
+            ("", _) => None,
+            (written, _) => Some(domain::choice(side.security.field(), written)),
         };
-        let password = self.cell(password);
+        let password = self.cell(side.password);
         ServerInput {
             host: host.to_owned(),
             port,
             security,
-            username: self.cell(email).to_owned(),
+            username: self.cell(side.email).to_owned(),
             password: (!password.is_empty()).then(|| SecretString::from(password.to_owned())),
-            authuser: Some(self.cell(admin).to_owned()).filter(|a| !a.is_empty()),
+            authuser: Some(self.cell(side.admin).to_owned()).filter(|a| !a.is_empty()),
         }
     }
 }
+
+/// The columns of one side.
+#[derive(Clone, Copy)]
+struct SideColumns {
+    host: Column,
+    email: Column,
+    password: Column,
+    admin: Column,
+    security: Column,
+}
+
+const SOURCE: SideColumns = SideColumns {
+    host: Column::SourceHost,
+    email: Column::SourceEmail,
+    password: Column::SourcePassword,
+    admin: Column::SourceAdmin,
+    security: Column::SourceSecurity,
+};
+
+const DESTINATION: SideColumns = SideColumns {
+    host: Column::DestinationHost,
+    email: Column::DestinationEmail,
+    password: Column::DestinationPassword,
+    admin: Column::DestinationAdmin,
+    security: Column::DestinationSecurity,
+};
 
 /// `imap.example.com`, `imap.example.com:993` or `imaps://imap.example.com:993/`: the
 /// host and, when written, the port's text.

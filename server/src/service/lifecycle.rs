@@ -87,7 +87,8 @@ impl Services {
         Ok(true)
     }
 
-    /// Erases the passwords of migrations finished longer ago than the retention.
+    /// Erases the passwords of migrations finished longer ago than the retention, and
+    /// the bytes of uploaded lists older than it.
     pub async fn purge_credentials(&self) -> ServiceResult<u64> {
         let now = self.now();
         let before =
@@ -103,6 +104,11 @@ impl Services {
         }
         if purged > 0 {
             tracing::info!(n_migrations = purged, "Stored passwords erased");
+        }
+        // Uploaded lists hold passwords too: bytes never used go with the same rule.
+        let uploads = self.store.purge_uploads(before, now).await?;
+        if uploads > 0 {
+            tracing::info!(n_uploads = uploads, "Uploaded lists erased");
         }
         Ok(purged)
     }

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use super::request::HostChecks;
 use super::{ServiceError, ServiceResult, Services};
-use crate::domain::{Actor, FieldError, ListedRequest, Migration};
-use crate::store::NewMigration;
+use crate::domain::{Actor, FieldError, ListedRequest, Migration, NewAuditEvent, Upload, UploadId};
+use crate::store::{NewMigration, NewUpload};
 
 /// One row's verdict: ready when it has no problem.
 #[derive(Debug, Clone)]
@@ -129,5 +129,89 @@ impl Services {
             out.push((report, new));
         }
         Ok(out)
+    }
+}
+
+/// The largest list file Ferry keeps (10,000 rows of the long template fit in 3 MB).
+pub const MAX_LIST_BYTES: usize = 10 * 1024 * 1024;
+
+impl Services {
+    /// Keeps an uploaded list, its bytes encrypted, for its preview and then for
+    /// making its migrations; audited without its content.
+    pub async fn keep_list(
+        &self,
+        actor: &Actor,
+        file_name: &str,
+        bytes: &[u8],
+        requester_email: Option<String>,
+        time_zone: Option<String>,
+    ) -> ServiceResult<Upload> {
+        if bytes.is_empty() {
+            return Err(ServiceError::field(
+                "file",
+                "choose a CSV or spreadsheet file",
+            ));
+        }
+        if bytes.len() > MAX_LIST_BYTES {
+            return Err(ServiceError::field(
+                "file",
+                format!(
+                    "the file has {} bytes, more than the {MAX_LIST_BYTES} a list may have; split it into several files",
+                    bytes.len()
+                ),
+            ));
+        }
+        let now = self.now();
+        let name: String = file_name
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(200)
+            .collect();
+        let new = NewUpload {
+            created_by: actor.to_string(),
+            file_name: if name.is_empty() { "list".into() } else { name },
+            size: bytes.len() as u64,
+            sha256: crate::crypto::digest_bytes(bytes),
+            sealed: self.cipher.encrypt_bytes(bytes)?,
+            requester_email,
+            time_zone,
+        };
+        let tx = self.store.begin().await?;
+        let upload = tx.insert_upload(new, now).await?;
+        let mut event = NewAuditEvent::new(actor, "list.uploaded");
+        event.subject = Some(("upload", upload.id.to_string()));
+        event.detail = serde_json::json!({ "file": upload.file_name, "bytes": upload.size });
+        tx.audit(event, now).await?;
+        tx.commit().await?;
+        Ok(upload)
+    }
+
+    /// An uploaded list and its bytes, `None` once they were erased (used, or past
+    /// the retention).
+    pub async fn list_file(&self, id: UploadId) -> ServiceResult<(Upload, Option<Vec<u8>>)> {
+        let (upload, sealed) = self
+            .store
+            .get_upload(id)
+            .await?
+            .ok_or(ServiceError::NotFound("upload"))?;
+        let bytes = match sealed {
+            Some(sealed) => Some(self.cipher.decrypt_bytes(&sealed)?),
+            None => None,
+        };
+        Ok((upload, bytes))
+    }
+
+    /// Makes the migrations of a kept list's ready rows, then erases its bytes (the
+    /// migrations hold their own encrypted passwords). A second click finds each
+    /// mailbox taken by the first and makes nothing twice.
+    pub async fn request_kept_list(
+        &self,
+        actor: &Actor,
+        id: UploadId,
+        rows: Vec<ListedRequest>,
+    ) -> ServiceResult<Vec<RowReport>> {
+        let reports = self.request_list(actor, rows).await?;
+        self.store.use_upload(id, self.now()).await?;
+        Ok(reports)
     }
 }

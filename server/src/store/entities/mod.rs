@@ -10,4 +10,5 @@ pub mod migrations;
 pub mod outbox;
 pub mod sessions;
 pub mod settings;
+pub mod uploads;
 pub mod users;

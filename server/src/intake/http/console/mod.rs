@@ -3,6 +3,7 @@
 
 mod account;
 mod auth;
+mod import;
 mod migration;
 mod migration_list;
 mod migrations;
@@ -45,6 +46,24 @@ pub fn routes() -> Route {
         .at("/migrations", get(migration_list::list))
         .at("/migrations.csv", get(migration_list::export))
         .at("/migrations/bulk", post(migration_list::bulk))
+        .at(
+            "/migrations/import",
+            get(import::start).post(import::receive),
+        )
+        .at("/migrations/import/:id", get(import::preview))
+        .at("/migrations/import/:id/create", post(import::create))
+        .at(
+            "/templates/migration-request.csv",
+            get(import::template_csv),
+        )
+        .at(
+            "/templates/migration-request-short.csv",
+            get(import::template_short_csv),
+        )
+        .at(
+            "/templates/migration-request.xlsx",
+            get(import::template_xlsx),
+        )
         .at("/schedule", get(schedule::schedule))
         .at(
             "/migrations/new",

@@ -1,0 +1,289 @@
+//! A list of mailboxes imported in the console, against real Dovecot: the provider's
+//! template as a Windows-1252 CSV with semicolons, its preview with each problem in its
+//! cell, the ready rows' migrations made once (and validated with the passwords the
+//! file held), an XLSX whose mailbox is already being moved, and the public templates.
+
+use std::time::{Duration, Instant};
+
+use ferry::domain::{MigrationStatus, UploadId};
+use ferry::intake::lists;
+use ferry_tests::app::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp, csrf_from};
+use ferry_tests::dovecot::{Dovecot, Layout};
+
+/// With an `ä`: the CSV is Windows-1252, so only a right decoding logs in.
+const SRC_PW: &str = "alt-pässwort-7341";
+const DST_PW: &str = "new-pw-2290";
+
+fn header() -> &'static str {
+    "\"Source Type(IMAP/Exchange/POP)\";Source Server url;Source Login/Mail;Source Password;Destination Type;\"Destination Url(can be leaved empty if hosted by OVH)\";Destination Mail;Destination Password;Source admin mail (delegation);Destination Admin Mail (delegation);window;Source security;Destination security"
+}
+
+fn every() -> ferry::store::MigrationFilter {
+    ferry::store::MigrationFilter {
+        per_page: 100,
+        ..Default::default()
+    }
+}
+
+async fn upload(app: &TestApp, file_name: &str, bytes: Vec<u8>, mime: &str) -> reqwest::Response {
+    let page = app
+        .client
+        .get(app.url("/migrations/import"))
+        .send()
+        .await
+        .unwrap();
+    let csrf = csrf_from(&page.text().await.unwrap()).expect("a CSRF token");
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", csrf)
+        .text("requester_email", "it@customer.example")
+        .text("time_zone", "Europe/Paris")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes)
+                .file_name(file_name.to_owned())
+                .mime_str(mime)
+                .unwrap(),
+        );
+    app.client
+        .post(app.url("/migrations/import"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The preview's address, from the upload's redirect.
+fn preview_path(resp: &reqwest::Response) -> String {
+    assert_eq!(resp.status(), 303, "an upload redirects to its preview");
+    resp.headers()["location"].to_str().unwrap().to_owned()
+}
+
+async fn get_text(app: &TestApp, path: &str) -> String {
+    let resp = app.client.get(app.url(path)).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "{path}");
+    resp.text().await.unwrap()
+}
+
+async fn create(app: &TestApp, preview: &str) -> reqwest::Response {
+    let csrf = csrf_from(&get_text(app, preview).await).unwrap();
+    app.client
+        .post(app.url(&format!("{preview}/create")))
+        .form(&[("csrf", csrf)])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_list_is_previewed_cell_by_cell_and_its_ready_rows_become_migrations_once() {
+    let app = TestApp::spawn().await;
+    let src = Dovecot::start(Layout::Slash).unwrap();
+    let dst = Dovecot::start(Layout::Slash).unwrap();
+    for user in ["ana", "bo", "cy"] {
+        src.add_user(&format!("{user}@old.example"), SRC_PW)
+            .unwrap();
+        dst.add_user(&format!("{user}@new.example"), DST_PW)
+            .unwrap();
+    }
+    app.sign_in(&app.client, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let window = app
+        .services
+        .window_rules()
+        .unwrap()
+        .earliest(app.services.now(), chrono_tz::Europe::Paris)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M")
+        .to_string();
+    let (s, d) = (
+        format!("127.0.0.1:{}", src.port),
+        format!("127.0.0.1:{}", dst.port),
+    );
+    let row = |kind: &str, user: &str, dest: &str| {
+        format!(
+            "{kind};{s};{user}@old.example;{SRC_PW};IMAP;{d};{dest};{DST_PW};;;{window} Europe/Paris;none;none"
+        )
+    };
+    let text = [
+        header().to_owned(),
+        row("IMAP", "ana", "ana@new.example"),
+        row("IMAP", "bo", "bo@new.example"),
+        row("Exchange", "cy", ""),
+        row("IMAP", "cy", "ana@new.example"),
+    ]
+    .join("\r\n");
+    // Windows-1252, as Excel saves "CSV (semicolon)" on a French Windows.
+    let ansi: Vec<u8> = text
+        .chars()
+        .map(|c| u8::try_from(u32::from(c)).expect("a Latin-1 character"))
+        .collect();
+    let preview = preview_path(&upload(&app, "mailboxes.csv", ansi, "text/csv").await);
+
+    let page = get_text(&app, &preview).await;
+    assert!(
+        !page.contains(SRC_PW) && !page.contains(DST_PW),
+        "no password on the page"
+    );
+    assert!(page.contains("2 ready"), "{page}");
+    assert!(page.contains("2 with problems"), "{page}");
+    assert!(
+        page.contains("Exchange&#x2f;POP):</strong>") && page.contains("write IMAP"),
+        "the server type's problem names its column: {page}"
+    );
+    assert!(
+        page.contains("Destination Mail:</strong>")
+            && page.contains("row 2 already moves mail into ana@new.example"),
+        "the duplicate names the first row: {page}"
+    );
+    assert!(
+        app.services
+            .store()
+            .list_migrations(&every())
+            .await
+            .unwrap()
+            .1
+            == 0,
+        "a preview makes nothing"
+    );
+
+    let made = create(&app, &preview).await;
+    assert_eq!(made.status(), 200);
+    let page = made.text().await.unwrap();
+    assert!(page.contains("Made 2 migration(s)"), "{page}");
+    let (all, total) = app
+        .services
+        .store()
+        .list_migrations(&ferry::store::MigrationFilter {
+            per_page: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(total, 2);
+    let mut dests: Vec<&str> = all.iter().map(|m| m.dest.username.as_str()).collect();
+    dests.sort_unstable();
+    assert_eq!(dests, ["ana@new.example", "bo@new.example"]);
+    assert!(
+        all.iter()
+            .all(|m| m.requester_email == "it@customer.example")
+    );
+    for m in &all {
+        assert!(page.contains(&format!("/migrations/{}\"", m.id)), "{page}");
+    }
+    // Validation logs in with the file's passwords: the ä arrived as an ä.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for m in &all {
+        loop {
+            let now = app
+                .services
+                .store()
+                .get_migration(m.id)
+                .await
+                .unwrap()
+                .unwrap();
+            if now.status == MigrationStatus::Scheduled {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline && now.status != MigrationStatus::Failed,
+                "#{} is {:?}: {:?}",
+                m.id,
+                now.status,
+                now.error_message
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // The list is erased once used; a second click makes nothing.
+    let id: i64 = preview.rsplit('/').next().unwrap().parse().unwrap();
+    let (_, bytes) = app.services.list_file(UploadId(id)).await.unwrap();
+    assert!(bytes.is_none(), "the used list's bytes are erased");
+    let again = create(&app, &preview).await;
+    assert_eq!(again.status(), 303);
+    let total = app
+        .services
+        .store()
+        .list_migrations(&every())
+        .await
+        .unwrap()
+        .1;
+    assert_eq!(total, 2, "nothing made twice");
+
+    // An XLSX with the short template's names: its mailbox is being moved already.
+    let xlsx = {
+        use rust_xlsxwriter::Workbook;
+        let mut book = Workbook::new();
+        let sheet = book.add_worksheet();
+        let rows = [
+            [
+                "source email",
+                "source password",
+                "source IMAP server",
+                "destination mailbox",
+                "destination password",
+                "destination server",
+                "window",
+                "source security",
+            ],
+            [
+                "bo@old.example",
+                SRC_PW,
+                &s,
+                "bo@new.example",
+                DST_PW,
+                &d,
+                &format!("{window} Europe/Paris"),
+                "none",
+            ],
+        ];
+        for (r, cells) in rows.iter().enumerate() {
+            for (c, cell) in cells.iter().enumerate() {
+                sheet.write_string(r as u32, c as u16, *cell).unwrap();
+            }
+        }
+        book.save_to_buffer().unwrap()
+    };
+    let resp = upload(
+        &app,
+        "more.xlsx",
+        xlsx,
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    )
+    .await;
+    let page = get_text(&app, &preview_path(&resp)).await;
+    assert!(page.contains("0 ready"), "{page}");
+    assert!(
+        page.contains("bo@new.example already has a migration in progress"),
+        "{page}"
+    );
+
+    // A file that is no list says so on the form, and nothing is kept.
+    let resp = upload(&app, "notes.csv", b"name;age\nJo;3\n".to_vec(), "text/csv").await;
+    let page = get_text(&app, &preview_path(&resp)).await;
+    assert!(page.contains("names no column Ferry knows"), "{page}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_templates_are_public_and_read_back_as_lists() {
+    let app = TestApp::spawn().await;
+    let client = TestApp::new_client();
+    for (path, name) in [
+        ("/templates/migration-request.csv", "t.csv"),
+        ("/templates/migration-request-short.csv", "t.csv"),
+        ("/templates/migration-request.xlsx", "t.xlsx"),
+    ] {
+        let resp = client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{path} needs no sign-in");
+        assert!(
+            resp.headers()["content-disposition"]
+                .to_str()
+                .unwrap()
+                .starts_with("attachment"),
+            "{path}"
+        );
+        let bytes = resp.bytes().await.unwrap();
+        let list = lists::read(name, &bytes).unwrap();
+        assert_eq!(list.rows.len(), 1, "{path}: the example row");
+    }
+    app.stop().await;
+}
