@@ -226,6 +226,12 @@ pub struct ProviderSettings {
     pub mx_hosts: Vec<String>,
     /// MX host names that mean "switched" (`*.provider.example`).
     pub mx_patterns: Vec<String>,
+    /// A master user of the provider's IMAP server (Dovecot's `auth_master_user`), who
+    /// logs in to any of its mailboxes: a request into the provider's server that gives
+    /// no destination password (the short template has none) uses it. Empty: none.
+    pub master_user: String,
+    #[serde(serialize_with = "serialize_secret_opt")]
+    pub master_password: Option<SecretString>,
 }
 
 /// The notice rule and the off-hours a requested window must respect.
@@ -262,6 +268,8 @@ impl Default for ProviderSettings {
                 "20 mx2.provider.example".into(),
             ],
             mx_patterns: vec!["*.provider.example".into()],
+            master_user: String::new(),
+            master_password: None,
         }
     }
 }

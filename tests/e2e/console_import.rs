@@ -287,3 +287,86 @@ async fn the_templates_are_public_and_read_back_as_lists() {
     }
     app.stop().await;
 }
+
+/// The provider's master user, as `ferry.toml` or `FERRY_PROVIDER__MASTER_…` set it.
+fn with_master(settings: &mut ferry::config::Settings) {
+    settings.provider.master_user = "ferry-master".into();
+    settings.provider.master_password = Some(secrecy::SecretString::from("master-pw-6620"));
+}
+
+#[tokio::test]
+async fn the_short_template_moves_each_mailbox_to_its_own_address_through_the_master_user() {
+    let app = TestApp::spawn_with(ferry_tests::app::Options {
+        tweak: Some(with_master),
+        ..Default::default()
+    })
+    .await;
+    let src = Dovecot::start(Layout::Slash).unwrap();
+    let dst = Dovecot::start(Layout::Slash).unwrap();
+    src.add_user("dee@customer.example", SRC_PW).unwrap();
+    // The customer never knew this password: the master user logs in for them.
+    dst.add_user("dee@customer.example", "unknown-to-the-customer")
+        .unwrap();
+    dst.add_master_user("ferry-master", "master-pw-6620")
+        .unwrap();
+    let provider: std::collections::HashMap<String, String> = [
+        ("provider.imap_host".to_owned(), "127.0.0.1".to_owned()),
+        ("provider.imap_port".to_owned(), dst.port.to_string()),
+        ("provider.imap_security".to_owned(), "none".to_owned()),
+    ]
+    .into();
+    app.services
+        .change_settings(&ferry::domain::Actor::Cli, &provider, None)
+        .await
+        .unwrap();
+    app.sign_in(&app.client, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let window = app
+        .services
+        .window_rules()
+        .unwrap()
+        .earliest(app.services.now(), chrono_tz::Europe::Paris)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M")
+        .to_string();
+    let text = format!(
+        "source email,source password,source IMAP server,window,source security\n\
+         dee@customer.example,{SRC_PW},127.0.0.1:{},{window},none\n",
+        src.port
+    );
+    let preview = preview_path(&upload(&app, "short.csv", text.into_bytes(), "text/csv").await);
+    let page = get_text(&app, &preview).await;
+    assert!(page.contains("1 ready"), "{page}");
+    assert!(!page.contains("master-pw-6620"), "{page}");
+    let made = create(&app, &preview).await.text().await.unwrap();
+    assert!(made.contains("Made 1 migration(s)"), "{made}");
+    let (all, _) = app
+        .services
+        .store()
+        .list_migrations(&every())
+        .await
+        .unwrap();
+    let m = &all[0];
+    assert_eq!(m.dest.username, "dee@customer.example");
+    assert_eq!(m.dest.authuser.as_deref(), Some("ferry-master"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = app
+            .services
+            .store()
+            .get_migration(m.id)
+            .await
+            .unwrap()
+            .unwrap();
+        if now.status == MigrationStatus::Scheduled {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline && now.status != MigrationStatus::Failed,
+            "{:?}: {:?}",
+            now.status,
+            now.error_message
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.stop().await;
+}

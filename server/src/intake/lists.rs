@@ -59,12 +59,12 @@ impl Column {
         Column::DestinationEmail,
         Column::Window,
     ];
-    /// Every column a list must have.
-    const REQUIRED: [Column; 4] = [
+    /// Every column a list must have (without a destination mailbox, the mailbox
+    /// keeps its address).
+    const REQUIRED: [Column; 3] = [
         Column::SourceEmail,
         Column::SourcePassword,
         Column::SourceHost,
-        Column::DestinationEmail,
     ];
 
     /// The column a header names: case, punctuation and the templates' parenthesised
@@ -288,7 +288,10 @@ impl ListRow {
             host: host.to_owned(),
             port,
             security,
-            username: self.cell(side.email).to_owned(),
+            username: match (self.cell(side.email), side.fallback_email) {
+                ("", Some(fallback)) => self.cell(fallback).to_owned(),
+                (email, _) => email.to_owned(),
+            },
             password: (!password.is_empty()).then(|| SecretString::from(password.to_owned())),
             authuser: Some(self.cell(side.admin).to_owned()).filter(|a| !a.is_empty()),
         }
@@ -303,6 +306,8 @@ struct SideColumns {
     password: Column,
     admin: Column,
     security: Column,
+    /// Whose address an empty login takes: the destination mailbox keeps the source's.
+    fallback_email: Option<Column>,
 }
 
 const SOURCE: SideColumns = SideColumns {
@@ -311,6 +316,7 @@ const SOURCE: SideColumns = SideColumns {
     password: Column::SourcePassword,
     admin: Column::SourceAdmin,
     security: Column::SourceSecurity,
+    fallback_email: None,
 };
 
 const DESTINATION: SideColumns = SideColumns {
@@ -319,6 +325,7 @@ const DESTINATION: SideColumns = SideColumns {
     password: Column::DestinationPassword,
     admin: Column::DestinationAdmin,
     security: Column::DestinationSecurity,
+    fallback_email: Some(Column::SourceEmail),
 };
 
 /// `imap.example.com`, `imap.example.com:993` or `imaps://imap.example.com:993/`: the

@@ -79,6 +79,34 @@ fn mx_domain_of(
     }
 }
 
+/// The destination as given, or, when it is the provider's own server with no
+/// password and no admin given and the provider has a master user, logged in to by
+/// that master user on the mailbox's behalf.
+fn with_master_user<'a>(
+    input: &'a ServerInput,
+    provider: &crate::config::ProviderSettings,
+) -> std::borrow::Cow<'a, ServerInput> {
+    let no_password = input
+        .password
+        .as_ref()
+        .is_none_or(|p| p.expose_secret().is_empty());
+    match &provider.master_password {
+        Some(master)
+            if no_password
+                && input.host.trim().is_empty()
+                && input.authuser.is_none()
+                && !provider.master_user.trim().is_empty() =>
+        {
+            std::borrow::Cow::Owned(ServerInput {
+                password: Some(master.clone()),
+                authuser: Some(provider.master_user.trim().to_owned()),
+                ..input.clone()
+            })
+        }
+        _ => std::borrow::Cow::Borrowed(input),
+    }
+}
+
 /// One side's account and password, or `None` with every error of its fields added.
 fn checked_side(
     side: &'static str,
@@ -434,7 +462,7 @@ impl Services {
         );
         let dest = checked_side(
             "destination",
-            &req.destination,
+            &with_master_user(&req.destination, provider),
             Some(provider_server),
             &mut errors,
         );
