@@ -26,6 +26,18 @@ fn every() -> ferry::store::MigrationFilter {
 }
 
 async fn upload(app: &TestApp, file_name: &str, bytes: Vec<u8>, mime: &str) -> reqwest::Response {
+    upload_with_rows(app, file_name, bytes, mime, "").await
+}
+
+/// The form as a browser sends it: a file part (empty when none was chosen) and the
+/// typed rows.
+async fn upload_with_rows(
+    app: &TestApp,
+    file_name: &str,
+    bytes: Vec<u8>,
+    mime: &str,
+    rows: &str,
+) -> reqwest::Response {
     let page = app
         .client
         .get(app.url("/migrations/import"))
@@ -35,6 +47,7 @@ async fn upload(app: &TestApp, file_name: &str, bytes: Vec<u8>, mime: &str) -> r
     let csrf = csrf_from(&page.text().await.unwrap()).expect("a CSRF token");
     let form = reqwest::multipart::Form::new()
         .text("csrf", csrf)
+        .text("rows", rows.to_owned())
         .text("requester_email", "it@customer.example")
         .text("time_zone", "Europe/Paris")
         .part(
@@ -333,7 +346,9 @@ async fn the_short_template_moves_each_mailbox_to_its_own_address_through_the_ma
          dee@customer.example,{SRC_PW},127.0.0.1:{},{window},none\n",
         src.port
     );
-    let preview = preview_path(&upload(&app, "short.csv", text.into_bytes(), "text/csv").await);
+    // Typed into the form, no file chosen.
+    let sent = upload_with_rows(&app, "", Vec::new(), "application/octet-stream", &text).await;
+    let preview = preview_path(&sent);
     let page = get_text(&app, &preview).await;
     assert!(page.contains("1 ready"), "{page}");
     assert!(!page.contains("master-pw-6620"), "{page}");

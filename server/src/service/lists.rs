@@ -149,7 +149,7 @@ impl Services {
         if bytes.is_empty() {
             return Err(ServiceError::field(
                 "file",
-                "choose a CSV or spreadsheet file",
+                "choose a CSV or spreadsheet file, or type the rows",
             ));
         }
         if bytes.len() > MAX_LIST_BYTES {

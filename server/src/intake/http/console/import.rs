@@ -190,6 +190,8 @@ struct Uploaded {
     requester_email: String,
     time_zone: String,
     file: Option<(String, Vec<u8>)>,
+    /// Rows typed or pasted instead of a file (CSV text, a header first).
+    rows: String,
 }
 
 async fn fields(mut multipart: Multipart) -> Result<Uploaded, String> {
@@ -219,6 +221,7 @@ async fn fields(mut multipart: Multipart) -> Result<Uploaded, String> {
             "csrf" => form.csrf = text,
             "requester_email" => form.requester_email = text.trim().to_owned(),
             "time_zone" => form.time_zone = text.trim().to_owned(),
+            "rows" => form.rows = text,
             _ => {}
         }
     }
@@ -244,7 +247,11 @@ pub async fn receive(staff: Staff, jar: &CookieJar, multipart: Multipart) -> Res
             },
         )
     };
-    let (file_name, bytes) = form.file.clone().unwrap_or_default();
+    // A browser sends an empty file part when none was chosen: typed rows stand in.
+    let (file_name, bytes) = match form.file.clone() {
+        Some((name, bytes)) if !bytes.is_empty() => (name, bytes),
+        _ => ("typed rows.csv".to_owned(), form.rows.clone().into_bytes()),
+    };
     let kept = staff
         .services
         .keep_list(
