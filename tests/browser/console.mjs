@@ -160,6 +160,30 @@ try {
   await Promise.all([page.waitForURL(`${base}${env("FAILED_URL")}`), page.locator("#retry-button").click()]);
   await page.locator(".flash.ok").getByText("New passwords stored (encrypted)").waitFor();
 
+  step("import a list: rows typed, each problem in its cell, the ready row made");
+  await page.goto(`${base}/migrations/import`);
+  assert.equal(await page.locator(".flash").count(), 0, "Retry's message was shown once, not again here");
+  const when = `${env("MOVE_DATE")}T${env("MOVE_TIME")} Europe/Paris`;
+  const sides = `127.0.0.1:${env("SRC_PORT")};${env("SRC_USER")};${env("SRC_PASSWORD")};127.0.0.1:${env("DST_PORT")}`;
+  await page.getByLabel("Or type the rows").fill([
+    "source server;source email;source password;destination server;destination mailbox;destination password;window;source security;destination security",
+    `${sides};lee@new.example;${env("DST_PASSWORD")};${when};none;none`,
+    `${sides};bob@new.example;${env("DST_PASSWORD")};${when};none;none`,
+  ].join("\n"));
+  await page.getByLabel("Requester's email").fill("it@customer.example");
+  await Promise.all([
+    page.waitForURL(/\/migrations\/import\/\d+$/),
+    page.getByRole("button", { name: "Preview" }).click(),
+  ]);
+  const importUrl = new URL(page.url()).pathname;
+  await page.locator(".badge.ok", { hasText: "1 ready" }).waitFor();
+  await page.getByText("bob@new.example already has a migration in progress").waitFor();
+  assert.ok(!(await page.content()).includes(env("SRC_PASSWORD")), "no password in the preview");
+  await shot("16-import-preview");
+  await page.getByRole("button", { name: "Make the 1 ready migration(s)" }).click();
+  await page.getByText("Made 1 migration(s)").waitFor();
+  await page.getByRole("link", { name: /^migration #\d+$/ }).waitFor();
+
   step("settings: an error beside its field, then a change in force, then a reset");
   await nav.getByRole("link", { name: "Settings" }).click();
   await page.getByRole("heading", { name: "Test the email settings" }).waitFor();
@@ -199,7 +223,7 @@ try {
   assert.equal(await menu.getAttribute("aria-expanded"), "true");
   const phonePages = ["/", "/migrations", "/migrations/new", new URL(migrationUrl).pathname,
     env("SCHEDULED_URL"), "/schedule", "/outbox", "/audit", "/users", "/settings", "/account",
-    env("CUSTOMER_PATH"), env("FAILED_URL")];
+    env("CUSTOMER_PATH"), env("FAILED_URL"), "/migrations/import", importUrl];
   for (const p of phonePages) {
     await page.goto(`${base}${p}`);
     const [scroll, width] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);

@@ -48,6 +48,8 @@ async fn staff_run_a_migration_in_the_browser() {
     let moved = first + chrono::Duration::days(1);
     // A third whose source password is wrong: it fails at its check, for Retry's form.
     dst.add_user("ann@new.example", DST_PW).unwrap();
+    // A mailbox for the list the browser imports.
+    dst.add_user("lee@new.example", DST_PW).unwrap();
     let failed = app
         .services
         .request_migration(

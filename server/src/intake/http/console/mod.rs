@@ -128,7 +128,12 @@ impl<'a> FromRequest<'a> for Staff {
             .get(FLASH_COOKIE)
             .and_then(|c| Flash::decode(c.value_str()));
         if flash.is_some() {
-            jar.remove(FLASH_COOKIE);
+            // Removed at the path it was set on: a removal without one applies to the
+            // page's folder only, and the message came back on the next pages.
+            let mut gone = Cookie::new_with_str(FLASH_COOKIE, "");
+            gone.set_path("/");
+            gone.make_removal();
+            jar.add(gone);
         }
         Ok(Staff {
             session,
