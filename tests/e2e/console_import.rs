@@ -220,6 +220,25 @@ async fn a_list_is_previewed_cell_by_cell_and_its_ready_rows_become_migrations_o
         .unwrap()
         .1;
     assert_eq!(total, 2, "nothing made twice");
+    let used = app.audit("list.used").await;
+    assert_eq!(used.len(), 1, "{used:?}");
+    assert_eq!(used[0].subject_id.as_deref(), Some(id.to_string().as_str()));
+    assert_eq!(
+        used[0].detail["rows_not_started"], 2,
+        "{:?}",
+        used[0].detail
+    );
+    assert_eq!(
+        used[0].detail["migrations"].as_array().map(Vec::len),
+        Some(2)
+    );
+    let uploaded = app.audit("list.uploaded").await;
+    assert!(
+        uploaded
+            .iter()
+            .all(|e| !e.detail.to_string().contains(SRC_PW)),
+        "the audit holds the file's name, never its content"
+    );
 
     // An XLSX with the short template's names: its mailbox is being moved already.
     let xlsx = {

@@ -65,7 +65,59 @@ on_both_databases!(
     due_migrations_are_leased_to_one_worker_each_within_capacity,
     checkpoints_are_written_only_by_the_lease_holder,
     the_database_keeps_one_active_migration_per_mailbox_for_exactly_the_active_statuses,
+    an_upload_keeps_its_bytes_until_used_once_or_purged,
 );
+
+async fn an_upload_keeps_its_bytes_until_used_once_or_purged(store: &Store) {
+    let now = Utc::now();
+    // Every byte value, as a sealed file is binary.
+    let sealed: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    let new = |name: &str| ferry::store::NewUpload {
+        created_by: "cli".into(),
+        file_name: name.into(),
+        size: 70_000,
+        sha256: "ab".repeat(32),
+        sealed: sealed.clone(),
+        requester_email: Some("it@customer.example".into()),
+        time_zone: None,
+    };
+    let tx = store.begin().await.unwrap();
+    let first = tx.insert_upload(new("a.csv"), now).await.unwrap();
+    let old = tx
+        .insert_upload(new("b.xlsx"), now - Duration::days(40))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let (read, bytes) = store.get_upload(first.id).await.unwrap().unwrap();
+    assert_eq!(read, first);
+    assert_eq!(
+        bytes.as_deref(),
+        Some(sealed.as_slice()),
+        "bytes back exactly"
+    );
+    assert!(store.use_upload(first.id, now).await.unwrap());
+    assert!(!store.use_upload(first.id, now).await.unwrap(), "used once");
+    let (read, bytes) = store.get_upload(first.id).await.unwrap().unwrap();
+    assert!(bytes.is_none() && read.used_at.is_some() && read.purged_at.is_some());
+    assert_eq!(read.file_name, "a.csv", "the metadata stays");
+    // The purge takes only what is older than the retention and still has bytes.
+    assert_eq!(
+        store
+            .purge_uploads(now - Duration::days(30), now)
+            .await
+            .unwrap(),
+        1
+    );
+    let (read, bytes) = store.get_upload(old.id).await.unwrap().unwrap();
+    assert!(bytes.is_none() && read.used_at.is_none() && read.purged_at.is_some());
+    assert_eq!(
+        store
+            .purge_uploads(now - Duration::days(30), now)
+            .await
+            .unwrap(),
+        0
+    );
+}
 
 fn email(s: &str) -> EmailAddress {
     EmailAddress::parse("email", s).unwrap()

@@ -211,7 +211,21 @@ impl Services {
         rows: Vec<ListedRequest>,
     ) -> ServiceResult<Vec<RowReport>> {
         let reports = self.request_list(actor, rows).await?;
-        self.store.use_upload(id, self.now()).await?;
+        let now = self.now();
+        self.store.use_upload(id, now).await?;
+        let made: Vec<String> = reports
+            .iter()
+            .filter_map(|r| r.migration.as_ref().map(|m| m.id.to_string()))
+            .collect();
+        let tx = self.store.begin().await?;
+        let mut event = NewAuditEvent::new(actor, "list.used");
+        event.subject = Some(("upload", id.to_string()));
+        event.detail = serde_json::json!({
+            "migrations": made,
+            "rows_not_started": reports.len() - made.len(),
+        });
+        tx.audit(event, now).await?;
+        tx.commit().await?;
         Ok(reports)
     }
 }
