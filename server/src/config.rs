@@ -99,6 +99,9 @@ pub struct LimitSettings {
     pub text_chars: usize,
     /// Entries of one list field (folders to include, exclude or map).
     pub list_items: usize,
+    /// Bytes of an uploaded file (a list of mailboxes): the body of an upload may be
+    /// this much, plus 64 KiB for the form's other fields.
+    pub upload_bytes: usize,
 }
 
 impl Default for LimitSettings {
@@ -107,6 +110,7 @@ impl Default for LimitSettings {
             body_bytes: 1024 * 1024,
             text_chars: 1000,
             list_items: 1000,
+            upload_bytes: 20 * 1024 * 1024,
         }
     }
 }

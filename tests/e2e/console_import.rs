@@ -288,6 +288,24 @@ async fn a_list_is_previewed_cell_by_cell_and_its_ready_rows_become_migrations_o
         "{page}"
     );
 
+    // A list larger than a form's body limit (1 MiB) is an upload, not a form: 3,000
+    // rows with a column Ferry does not know, of 400 characters each.
+    let mut big =
+        String::from("source email;source password;source IMAP server;destination mailbox;notes\n");
+    let notes = "n".repeat(400);
+    for i in 0..3000 {
+        big.push_str(&format!(
+            "u{i}@old.example;pw;{s};u{i}@new.example;{notes}\n"
+        ));
+    }
+    assert!(big.len() > 1024 * 1024);
+    let resp = upload(&app, "big.csv", big.into_bytes(), "text/csv").await;
+    let page = get_text(&app, &preview_path(&resp)).await;
+    assert!(
+        page.contains("3,000 with problems"),
+        "each row lacks its destination password"
+    );
+
     // A file that is no list says so on the form, and nothing is kept.
     let resp = upload(&app, "notes.csv", b"name;age\nJo;3\n".to_vec(), "text/csv").await;
     let page = get_text(&app, &preview_path(&resp)).await;

@@ -132,9 +132,6 @@ impl Services {
     }
 }
 
-/// The largest list file Ferry keeps (10,000 rows of the long template fit in 3 MB).
-pub const MAX_LIST_BYTES: usize = 10 * 1024 * 1024;
-
 impl Services {
     /// Keeps an uploaded list, its bytes encrypted, for its preview and then for
     /// making its migrations; audited without its content.
@@ -152,11 +149,12 @@ impl Services {
                 "choose a CSV or spreadsheet file, or type the rows",
             ));
         }
-        if bytes.len() > MAX_LIST_BYTES {
+        let max = self.settings().limits.upload_bytes;
+        if bytes.len() > max {
             return Err(ServiceError::field(
                 "file",
                 format!(
-                    "the file has {} bytes, more than the {MAX_LIST_BYTES} a list may have; split it into several files",
+                    "the file has {} bytes, more than the {max} a file may have (limits.upload_bytes); split it into several files",
                     bytes.len()
                 ),
             ));
@@ -178,9 +176,9 @@ impl Services {
         };
         let tx = self.store.begin().await?;
         let upload = tx.insert_upload(new, now).await?;
-        let mut event = NewAuditEvent::new(actor, "list.uploaded");
-        event.subject = Some(("upload", upload.id.to_string()));
-        event.detail = serde_json::json!({ "file": upload.file_name, "bytes": upload.size });
+        let event = NewAuditEvent::new(actor, "list.uploaded")
+            .subject("upload", upload.id)
+            .detail(serde_json::json!({ "file": upload.file_name, "bytes": upload.size }));
         tx.audit(event, now).await?;
         tx.commit().await?;
         Ok(upload)
@@ -218,12 +216,12 @@ impl Services {
             .filter_map(|r| r.migration.as_ref().map(|m| m.id.to_string()))
             .collect();
         let tx = self.store.begin().await?;
-        let mut event = NewAuditEvent::new(actor, "list.used");
-        event.subject = Some(("upload", id.to_string()));
-        event.detail = serde_json::json!({
-            "migrations": made,
-            "rows_not_started": reports.len() - made.len(),
-        });
+        let event = NewAuditEvent::new(actor, "list.used")
+            .subject("upload", id)
+            .detail(serde_json::json!({
+                "migrations": made,
+                "rows_not_started": reports.len() - made.len(),
+            }));
         tx.audit(event, now).await?;
         tx.commit().await?;
         Ok(reports)

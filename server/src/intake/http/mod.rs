@@ -109,13 +109,23 @@ async fn request_span<E: Endpoint>(next: E, req: Request) -> poem::Result<Respon
     Ok(resp)
 }
 
-/// Refuses a body larger than `limits.body_bytes` with 413 before anything reads it:
-/// by its Content-Length when it has one, else by reading at most the limit.
+/// The routes that take a file: their bodies may be `limits.upload_bytes` (and the
+/// form around it).
+const UPLOAD_PATHS: [&str; 1] = ["/migrations/import"];
+
+/// Refuses a body larger than `limits.body_bytes` (or, for an upload,
+/// `limits.upload_bytes`) with 413 before anything reads it: by its Content-Length
+/// when it has one, else by reading at most the limit.
 async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
-    let limit = req
+    let limits = req
         .data::<Services>()
-        .map(|s| s.settings().limits.body_bytes)
-        .unwrap_or_else(|| crate::config::LimitSettings::default().body_bytes);
+        .map(|s| s.settings().limits.clone())
+        .unwrap_or_default();
+    let limit = if UPLOAD_PATHS.contains(&req.uri().path()) {
+        limits.upload_bytes.saturating_add(64 * 1024)
+    } else {
+        limits.body_bytes
+    };
     let declared = req
         .headers()
         .get(poem::http::header::CONTENT_LENGTH)
