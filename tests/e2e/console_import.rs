@@ -314,6 +314,28 @@ async fn a_list_is_previewed_cell_by_cell_and_its_ready_rows_become_migrations_o
 }
 
 #[tokio::test]
+async fn a_file_over_the_upload_limit_gets_a_page_that_says_so() {
+    let app = TestApp::spawn_with(ferry_tests::app::Options {
+        tweak: Some(|s| s.limits.upload_bytes = 100_000),
+        ..Default::default()
+    })
+    .await;
+    app.sign_in(&app.client, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let resp = upload(&app, "huge.csv", vec![b'x'; 200_000], "text/csv").await;
+    assert_eq!(resp.status(), 413);
+    let page = resp.text().await.unwrap();
+    assert!(
+        page.contains("A file may have 100000 bytes at most"),
+        "{page}"
+    );
+    // Just under: read, and refused for what it is, not for its size.
+    let resp = upload(&app, "big.csv", vec![b'x'; 99_000], "text/csv").await;
+    let page = get_text(&app, &preview_path(&resp)).await;
+    assert!(page.contains("names no column Ferry knows"), "{page}");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn the_templates_are_public_and_read_back_as_lists() {
     let app = TestApp::spawn().await;
     let client = TestApp::new_client();

@@ -121,10 +121,25 @@ async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Resp
         .data::<Services>()
         .map(|s| s.settings().limits.clone())
         .unwrap_or_default();
-    let limit = if UPLOAD_PATHS.contains(&req.uri().path()) {
+    let upload = UPLOAD_PATHS.contains(&req.uri().path());
+    let limit = if upload {
         limits.upload_bytes.saturating_add(64 * 1024)
     } else {
         limits.body_bytes
+    };
+    // A person uploading in the console gets a page, a program the API's body.
+    let services = upload.then(|| req.data::<Services>().cloned()).flatten();
+    let too_large = |limit: usize| match &services {
+        Some(services) => error_page(
+            services,
+            poem::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "File too large",
+            &format!(
+                "A file may have {} bytes at most; split the list into several files.",
+                limits.upload_bytes
+            ),
+        ),
+        _ => too_large(limit),
     };
     let declared = req
         .headers()
