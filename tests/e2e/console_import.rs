@@ -18,6 +18,42 @@ fn header() -> &'static str {
     "\"Source Type(IMAP/Exchange/POP)\";Source Server url;Source Login/Mail;Source Password;Destination Type;\"Destination Url(can be leaved empty if hosted by OVH)\";Destination Mail;Destination Password;Source admin mail (delegation);Destination Admin Mail (delegation);window;Source security;Destination security"
 }
 
+/// The earliest window the rules allow now, in Paris, as a list writes it.
+fn earliest_window(app: &TestApp) -> String {
+    app.services
+        .window_rules()
+        .unwrap()
+        .earliest(app.services.now(), chrono_tz::Europe::Paris)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M")
+        .to_string()
+}
+
+/// Waits until validation has logged in to both sides and scheduled `id`; fails at
+/// once if it failed instead.
+async fn wait_scheduled(app: &TestApp, id: ferry::domain::MigrationId) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = app
+            .services
+            .store()
+            .get_migration(id)
+            .await
+            .unwrap()
+            .unwrap();
+        if now.status == MigrationStatus::Scheduled {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline && now.status != MigrationStatus::Failed,
+            "#{id} is {:?}: {:?}",
+            now.status,
+            now.error_message
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn every() -> ferry::store::MigrationFilter {
     ferry::store::MigrationFilter {
         per_page: 100,
@@ -99,14 +135,7 @@ async fn a_list_is_previewed_cell_by_cell_and_its_ready_rows_become_migrations_o
             .unwrap();
     }
     app.sign_in(&app.client, ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    let window = app
-        .services
-        .window_rules()
-        .unwrap()
-        .earliest(app.services.now(), chrono_tz::Europe::Paris)
-        .unwrap()
-        .format("%Y-%m-%dT%H:%M")
-        .to_string();
+    let window = earliest_window(&app);
     let (s, d) = (
         format!("127.0.0.1:{}", src.port),
         format!("127.0.0.1:{}", dst.port),
@@ -183,28 +212,8 @@ async fn a_list_is_previewed_cell_by_cell_and_its_ready_rows_become_migrations_o
         assert!(page.contains(&format!("/migrations/{}\"", m.id)), "{page}");
     }
     // Validation logs in with the file's passwords: the ä arrived as an ä.
-    let deadline = Instant::now() + Duration::from_secs(30);
     for m in &all {
-        loop {
-            let now = app
-                .services
-                .store()
-                .get_migration(m.id)
-                .await
-                .unwrap()
-                .unwrap();
-            if now.status == MigrationStatus::Scheduled {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline && now.status != MigrationStatus::Failed,
-                "#{} is {:?}: {:?}",
-                m.id,
-                now.status,
-                now.error_message
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_scheduled(&app, m.id).await;
     }
     // The list is erased once used; a second click makes nothing.
     let id: i64 = preview.rsplit('/').next().unwrap().parse().unwrap();
@@ -392,14 +401,7 @@ async fn the_short_template_moves_each_mailbox_to_its_own_address_through_the_ma
         .await
         .unwrap();
     app.sign_in(&app.client, ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    let window = app
-        .services
-        .window_rules()
-        .unwrap()
-        .earliest(app.services.now(), chrono_tz::Europe::Paris)
-        .unwrap()
-        .format("%Y-%m-%dT%H:%M")
-        .to_string();
+    let window = earliest_window(&app);
     let text = format!(
         "source email,source password,source IMAP server,window,source security\n\
          dee@customer.example,{SRC_PW},127.0.0.1:{},{window},none\n",
@@ -422,25 +424,6 @@ async fn the_short_template_moves_each_mailbox_to_its_own_address_through_the_ma
     let m = &all[0];
     assert_eq!(m.dest.username, "dee@customer.example");
     assert_eq!(m.dest.authuser.as_deref(), Some("ferry-master"));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let now = app
-            .services
-            .store()
-            .get_migration(m.id)
-            .await
-            .unwrap()
-            .unwrap();
-        if now.status == MigrationStatus::Scheduled {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline && now.status != MigrationStatus::Failed,
-            "{:?}: {:?}",
-            now.status,
-            now.error_message
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_scheduled(&app, m.id).await;
     app.stop().await;
 }

@@ -11,7 +11,9 @@ use std::io::Cursor;
 use calamine::{Data, Reader};
 use secrecy::SecretString;
 
-use crate::domain::{self, EmailAddress, FieldError, MigrationRequest, Security, ServerInput};
+use crate::domain::{
+    self, EmailAddress, FieldError, ListedRequest, MigrationRequest, Security, ServerInput,
+};
 
 /// The most rows one list may hold.
 pub const MAX_ROWS: usize = 10_000;
@@ -165,6 +167,23 @@ pub struct MailboxList {
     /// The header of each column found, as the file wrote it (for the preview).
     pub headers: Vec<(Column, String)>,
     pub rows: Vec<ListRow>,
+}
+
+impl MailboxList {
+    /// Each row's request with its number and the problems of its shape.
+    pub fn requests(&self, defaults: &RowDefaults) -> Vec<ListedRequest> {
+        self.rows
+            .iter()
+            .map(|row| {
+                let (request, problems) = row.request(defaults);
+                ListedRequest {
+                    row: row.number,
+                    request,
+                    problems,
+                }
+            })
+            .collect()
+    }
 }
 
 /// One row: its cells by column, and what was wrong with its shape.

@@ -88,17 +88,16 @@ impl Services {
             };
             checked.push((row.row, problems, new));
         }
-        let keys: Vec<String> = checked
+        let keys: Vec<Option<String>> = checked
             .iter()
-            .filter_map(|(_, _, new)| new.as_ref())
-            .map(|new| crate::store::dest_key(&new.dest))
+            .map(|(_, _, new)| new.as_ref().map(|new| crate::store::dest_key(&new.dest)))
             .collect();
-        let busy = self.store.busy_mailboxes(&keys).await?;
+        let asked: Vec<String> = keys.iter().flatten().cloned().collect();
+        let busy = self.store.busy_mailboxes(&asked).await?;
         let mut first_row: HashMap<String, usize> = HashMap::new();
         let mut out = Vec::with_capacity(checked.len());
-        for (row, mut problems, new) in checked {
-            if let Some(new) = &new {
-                let key = crate::store::dest_key(&new.dest);
+        for ((row, mut problems, new), key) in checked.into_iter().zip(keys) {
+            if let (Some(new), Some(key)) = (&new, key) {
                 if let Some(first) = first_row.get(&key) {
                     problems.push(FieldError::new(
                         "destination.username",

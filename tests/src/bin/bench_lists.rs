@@ -6,7 +6,6 @@
 use std::process::Command;
 use std::time::Instant;
 
-use ferry::domain::ListedRequest;
 use ferry::intake::lists::{self, RowDefaults};
 use ferry_tests::app::TestApp;
 
@@ -67,18 +66,7 @@ async fn main() {
         requester_email: Some("it@customer.example".into()),
         time_zone: None,
     };
-    let rows: Vec<ListedRequest> = list
-        .rows
-        .iter()
-        .map(|row| {
-            let (request, problems) = row.request(&defaults);
-            ListedRequest {
-                row: row.number,
-                request,
-                problems,
-            }
-        })
-        .collect();
+    let rows = list.requests(&defaults);
     let start = Instant::now();
     let reports = app
         .services

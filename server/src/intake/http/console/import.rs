@@ -112,18 +112,7 @@ fn listed(upload: &Upload, bytes: &[u8]) -> Result<(MailboxList, Vec<ListedReque
         requester_email: upload.requester_email.clone(),
         time_zone: upload.time_zone.clone(),
     };
-    let requests = list
-        .rows
-        .iter()
-        .map(|row| {
-            let (request, problems) = row.request(&defaults);
-            ListedRequest {
-                row: row.number,
-                request,
-                problems,
-            }
-        })
-        .collect();
+    let requests = list.requests(&defaults);
     Ok((list, requests))
 }
 
@@ -229,13 +218,21 @@ async fn fields(mut multipart: Multipart) -> Result<Uploaded, String> {
 
 #[handler]
 pub async fn receive(staff: Staff, jar: &CookieJar, multipart: Multipart) -> Response {
-    let form = match fields(multipart).await {
+    let mut form = match fields(multipart).await {
         Ok(form) => form,
         Err(message) => return redirect_with_flash(jar, "/migrations/import", false, &message),
     };
     if let Some(resp) = staff.reject_bad_csrf(&form.csrf) {
         return resp;
     }
+    // A browser sends an empty file part when none was chosen: typed rows stand in.
+    let (file_name, bytes) = match form.file.take() {
+        Some((name, bytes)) if !bytes.is_empty() => (name, bytes),
+        _ => (
+            "typed rows.csv".to_owned(),
+            std::mem::take(&mut form.rows).into_bytes(),
+        ),
+    };
     let page_again = |message: String| {
         staff.render(
             "console/import.html",
@@ -246,11 +243,6 @@ pub async fn receive(staff: Staff, jar: &CookieJar, multipart: Multipart) -> Res
                 ..ImportPage::new(&staff)
             },
         )
-    };
-    // A browser sends an empty file part when none was chosen: typed rows stand in.
-    let (file_name, bytes) = match form.file.clone() {
-        Some((name, bytes)) if !bytes.is_empty() => (name, bytes),
-        _ => ("typed rows.csv".to_owned(), form.rows.clone().into_bytes()),
     };
     let kept = staff
         .services
