@@ -17,6 +17,7 @@ mod m20261130_000008_login_failures;
 mod m20261130_000009_customer_news;
 mod m20261130_000010_desk;
 mod m20261130_000011_uploads;
+mod m20261201_000012_tickets;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000009_customer_news::Migration),
             Box::new(m20261130_000010_desk::Migration),
             Box::new(m20261130_000011_uploads::Migration),
+            Box::new(m20261201_000012_tickets::Migration),
         ]
     }
 }

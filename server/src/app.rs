@@ -180,6 +180,13 @@ pub async fn start_with_clock(
             "session sweep",
             tokio::spawn(sweep_sessions(services.clone(), shutdown.clone())),
         ),
+        (
+            "support mailbox",
+            tokio::spawn(crate::intake::support::run(
+                services.clone(),
+                shutdown.clone(),
+            )),
+        ),
     ];
     tasks.extend(crate::scheduler::start(services.clone(), shutdown.clone()).await?);
 

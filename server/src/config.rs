@@ -47,6 +47,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "timeouts",
     "limits",
     "metrics",
+    "support",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -76,6 +77,7 @@ pub struct Settings {
     pub timeouts: TimeoutSettings,
     pub limits: LimitSettings,
     pub metrics: MetricsSettings,
+    pub support: SupportSettings,
 }
 
 /// Who may read `/metrics`.
@@ -209,6 +211,51 @@ impl Default for WorkerSettings {
 impl Default for RetentionSettings {
     fn default() -> Self {
         Self { credential_days: 7 }
+    }
+}
+
+/// The support mailbox: customers' emails to it become tickets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SupportSettings {
+    /// Read the support mailbox (off by default).
+    pub enabled: bool,
+    pub host: String,
+    pub port: u16,
+    /// `ssl`, `starttls` or `none`.
+    pub security: crate::domain::Security,
+    pub username: String,
+    #[serde(serialize_with = "serialize_secret_opt")]
+    pub password: Option<SecretString>,
+    /// The folder customers' emails arrive in.
+    pub folder: String,
+    /// Where a read email goes once its ticket holds it (created when missing).
+    pub processed_folder: String,
+    /// Seconds between two looks when the server cannot IDLE (and the longest wait
+    /// before a reconnection is tried).
+    pub poll_seconds: u64,
+    /// Answer a new ticket with its number (and the report of the request it carried).
+    pub acknowledge: bool,
+    /// Acknowledgements one sender may get in an hour: a robot that answers every
+    /// answer stops getting them.
+    pub acknowledgements_per_hour: u32,
+}
+
+impl Default for SupportSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            host: String::new(),
+            port: 993,
+            security: crate::domain::Security::Ssl,
+            username: String::new(),
+            password: None,
+            folder: "INBOX".into(),
+            processed_folder: "Ferry/Processed".into(),
+            poll_seconds: 60,
+            acknowledge: true,
+            acknowledgements_per_hour: 3,
+        }
     }
 }
 
@@ -385,6 +432,7 @@ impl Default for Settings {
             timeouts: TimeoutSettings::default(),
             limits: LimitSettings::default(),
             metrics: MetricsSettings::default(),
+            support: SupportSettings::default(),
         }
     }
 }

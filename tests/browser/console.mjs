@@ -184,6 +184,29 @@ try {
   await page.getByText("Made 1 migration(s)").waitFor();
   await page.getByRole("link", { name: /^migration #\d+$/ }).waitFor();
 
+  step("a ticket: the list, its page with the preview, a reply, create the migrations");
+  await nav.getByRole("link", { name: "Tickets" }).click();
+  await page.getByRole("heading", { name: "Tickets" }).waitFor();
+  await page.getByRole("link", { name: "Two mailboxes to move" }).click();
+  await page.waitForURL(`${base}${env("TICKET_URL")}`);
+  await page.locator(".badge.ok", { hasText: "1 ready" }).waitFor();
+  await page.locator(".problems").getByText("the password is required").waitFor();
+  assert.ok(!(await page.content()).includes(env("SRC_PASSWORD")), "no password in the ticket's preview");
+  await shot("17-ticket");
+  await page.getByLabel("Your answer to kim@customer.example").fill("Thank you Kim, we start with your mailbox. Zoe's row needs its password.");
+  await Promise.all([page.waitForURL(`${base}${env("TICKET_URL")}`), page.getByRole("button", { name: "Send" }).click()]);
+  await page.locator(".flash.ok").getByText("Your answer is on its way.").waitFor();
+  await page.locator(".email.outgoing", { hasText: "Zoe's row needs its password" }).waitFor();
+  await Promise.all([
+    page.waitForURL(`${base}${env("TICKET_URL")}`),
+    page.getByRole("button", { name: "Create the 1 migration(s)" }).click(),
+  ]);
+  await page.locator(".flash.ok").getByText("Made 1 migration(s); 1 row(s) not started.").waitFor();
+  await page.getByRole("link", { name: /^#\d+$/ }).first().waitFor();
+  await page.getByText("The migrations of this file were made").waitFor();
+  await shot("18-ticket-migrations-made");
+  const ticketUrl = env("TICKET_URL");
+
   step("settings: an error beside its field, then a change in force, then a reset");
   await nav.getByRole("link", { name: "Settings" }).click();
   await page.getByRole("heading", { name: "Test the email settings" }).waitFor();
@@ -223,7 +246,7 @@ try {
   assert.equal(await menu.getAttribute("aria-expanded"), "true");
   const phonePages = ["/", "/migrations", "/migrations/new", new URL(migrationUrl).pathname,
     env("SCHEDULED_URL"), "/schedule", "/outbox", "/audit", "/users", "/settings", "/account",
-    env("CUSTOMER_PATH"), env("FAILED_URL"), "/migrations/import", importUrl];
+    env("CUSTOMER_PATH"), env("FAILED_URL"), "/migrations/import", importUrl, "/tickets", ticketUrl];
   for (const p of phonePages) {
     await page.goto(`${base}${p}`);
     const [scroll, width] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);

@@ -66,6 +66,34 @@ async fn staff_run_a_migration_in_the_browser() {
         )
         .await
         .unwrap();
+    // A ticket: a customer's email with a list of two mailboxes, one ready, one
+    // without its password.
+    dst.add_user("kim@new.example", DST_PW).unwrap();
+    let window = format!("{} Europe/Paris", first.format("%Y-%m-%dT%H:%M"));
+    let list = format!(
+        "source email;source password;source IMAP server;destination mailbox;destination password;destination server;window;source security;destination security\r\n\
+         jane@old.example;{SRC_PW};127.0.0.1:{};kim@new.example;{DST_PW};127.0.0.1:{};{window};none;none\r\n\
+         jane@old.example;;127.0.0.1:{};zoe@new.example;{DST_PW};127.0.0.1:{};{window};none;none\r\n",
+        src.port, dst.port, src.port, dst.port
+    );
+    let email = ferry_tests::mime::Email::new(
+        "Kim <kim@customer.example>",
+        "Two mailboxes to move",
+        "list-1@customer.example",
+        "Hello,\n\nhere is our list. Zoe's password follows.\n\nKim",
+    )
+    .file("mailboxes.csv", "text/csv", list.into_bytes());
+    let ticket = app
+        .services
+        .receive_email(ferry::intake::support::read_email(
+            email.bytes(),
+            None,
+            1 << 20,
+        ))
+        .await
+        .unwrap()
+        .ticket;
+
     // The customer's page of the scheduled one, from the link in its "received" email.
     let customer_path = app
         .customer_path("bob@new.example")
@@ -94,6 +122,7 @@ async fn staff_run_a_migration_in_the_browser() {
             .env("FAILED_URL", format!("/migrations/{}", failed.id))
             .env("MOVE_DATE", moved.format("%Y-%m-%d").to_string())
             .env("MOVE_TIME", moved.format("%H:%M").to_string())
+            .env("TICKET_URL", format!("/tickets/{ticket}"))
             .env("SCREENSHOTS", &shots);
         cmd
     })

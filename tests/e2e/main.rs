@@ -16,4 +16,5 @@ mod lifecycle;
 mod migrate;
 mod migrations_api;
 mod store;
+mod tickets;
 mod tidy;

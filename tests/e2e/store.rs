@@ -247,6 +247,8 @@ async fn the_outbox_hands_each_attempt_to_one_claimant(store: &Store) {
                 body_text: "text".into(),
                 body_html: "<p>html</p>".into(),
                 about: None,
+                thread: Default::default(),
+                message_id: None,
             },
             now,
         )
@@ -402,6 +404,7 @@ fn new_migration(n: usize, work: Work, now: chrono::DateTime<Utc>) -> NewMigrati
         next_run_at: Some(now - Duration::seconds(1)),
         customer_token: ("sealed".into(), unique_digest()),
         customer_ref: None,
+        ticket: None,
     }
 }
 

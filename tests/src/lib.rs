@@ -24,6 +24,7 @@ pub mod dovecot;
 pub mod hostile;
 pub mod imap;
 pub mod killloop;
+pub mod mime;
 pub mod net;
 pub mod postgres;
 pub mod serve;

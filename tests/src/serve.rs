@@ -103,6 +103,13 @@ impl FerryProcess {
 
     /// Starts (again) after a kill or a stop.
     pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.spawn()?;
+        self.wait_healthy()
+    }
+
+    /// Starts without waiting for it to answer: for a process that may end by itself
+    /// (a crash point) before it would.
+    pub fn spawn(&mut self) -> anyhow::Result<()> {
         let log = File::options()
             .create(true)
             .append(true)
@@ -116,6 +123,10 @@ impl FerryProcess {
             .spawn()
             .context("ferry serve starts")?;
         self.child = Some(child);
+        Ok(())
+    }
+
+    fn wait_healthy(&mut self) -> anyhow::Result<()> {
         wait_for_port(self.port, Duration::from_secs(30))?;
         // The port is bound before the schema is applied: wait for an answer.
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -145,6 +156,22 @@ impl FerryProcess {
         let mut answer = String::new();
         let _ = conn.read_to_string(&mut answer);
         answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200")
+    }
+
+    /// Waits up to `timeout` for the process to end by itself (a crash point's
+    /// abort); true when it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            match self.child.as_mut().map(Child::try_wait) {
+                None | Some(Ok(Some(_))) | Some(Err(_)) => {
+                    self.child = None;
+                    return true;
+                }
+                Some(Ok(None)) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+        false
     }
 
     /// SIGKILL: no shutdown, no last write.

@@ -34,6 +34,12 @@ pub enum EditKind {
     OptionalEmail,
     /// Never shown; left empty to keep the value in force.
     Secret,
+    /// `on` or `off`.
+    Switch,
+    /// A host name, or empty for none.
+    OptionalHost,
+    /// A folder's name on an IMAP server, such as `INBOX` or `Ferry/Processed`.
+    Folder,
     /// One line of text people read (a name, a contact), up to 200 characters.
     Text,
 }
@@ -87,6 +93,7 @@ const PROVIDER: &str = "Provider";
 const SCHEDULING: &str = "Scheduling";
 const EMAIL: &str = "Email";
 const RETENTION: &str = "Retention";
+const SUPPORT: &str = "Support mailbox";
 
 /// In the order the settings page shows them.
 pub const EDITABLE: &[Editable] = &[
@@ -214,6 +221,85 @@ pub const EDITABLE: &[Editable] = &[
         "Gets a copy of every notification about a customer; empty for nobody.",
         EditKind::OptionalEmail,
     ),
+    field(
+        "support.enabled",
+        SUPPORT,
+        "Read the support mailbox",
+        "on: emails to the support address become tickets. Fill in the server below first.",
+        EditKind::Switch,
+    ),
+    field(
+        "support.host",
+        SUPPORT,
+        "IMAP server",
+        "The support mailbox's server, such as imap.provider.example.",
+        EditKind::OptionalHost,
+    ),
+    field(
+        "support.port",
+        SUPPORT,
+        "Port",
+        "993 for ssl, 143 for starttls.",
+        EditKind::Port,
+    ),
+    field(
+        "support.security",
+        SUPPORT,
+        "Security",
+        "ssl, starttls or none (none only on a trusted network).",
+        EditKind::Security,
+    ),
+    field(
+        "support.username",
+        SUPPORT,
+        "User",
+        "The support mailbox's login, such as support@provider.example.",
+        EditKind::Text,
+    ),
+    field(
+        "support.password",
+        SUPPORT,
+        "Password",
+        "Never shown; leave empty to keep the one in force.",
+        EditKind::Secret,
+    ),
+    field(
+        "support.folder",
+        SUPPORT,
+        "Folder to read",
+        "Where customers' emails arrive, usually INBOX.",
+        EditKind::Folder,
+    ),
+    field(
+        "support.processed_folder",
+        SUPPORT,
+        "Folder for processed emails",
+        "Where an email goes once its ticket holds it; created when missing.",
+        EditKind::Folder,
+    ),
+    number(
+        "support.poll_seconds",
+        SUPPORT,
+        "Look for new emails every (seconds)",
+        "When the server cannot tell Ferry of new mail at once (IDLE).",
+        5,
+        86_400,
+    ),
+    field(
+        "support.acknowledge",
+        SUPPORT,
+        "Acknowledge new tickets",
+        "on: the sender of a new ticket gets its number and the check of the list they sent. Never sent to automatic mail.",
+        EditKind::Switch,
+    ),
+    number(
+        "support.acknowledgements_per_hour",
+        SUPPORT,
+        "Acknowledgements per sender and hour",
+        "Stops a loop with a robot that answers every email.",
+        1,
+        1000,
+    ),
     number(
         "retention.credential_days",
         RETENTION,
@@ -250,19 +336,21 @@ fn is_host(s: &str) -> bool {
         })
 }
 
+fn normalise_host(text: &str) -> Result<String, String> {
+    let host = text.trim_end_matches('.').to_ascii_lowercase();
+    if is_host(&host) {
+        Ok(host)
+    } else {
+        Err("Give a host name such as imap.provider.example.".into())
+    }
+}
+
 impl Editable {
     /// The text typed in the form, normalised, or what is wrong with it.
     pub fn normalise(&self, text: &str) -> Result<String, String> {
         let text = text.trim();
         match self.kind {
-            EditKind::Host => {
-                let host = text.trim_end_matches('.').to_ascii_lowercase();
-                if is_host(&host) {
-                    Ok(host)
-                } else {
-                    Err("Give a host name such as imap.provider.example.".into())
-                }
-            }
+            EditKind::Host => normalise_host(text),
             EditKind::Port => match text.parse::<u16>() {
                 Ok(p) if p > 0 => Ok(p.to_string()),
                 _ => Err("Give a port between 1 and 65535.".into()),
@@ -297,6 +385,30 @@ impl Editable {
                 Err("Keep it on one line.".into())
             }
             EditKind::Text => Ok(text.to_owned()),
+            EditKind::Switch => match text.to_ascii_lowercase().as_str() {
+                "on" | "true" | "yes" | "1" => Ok("on".into()),
+                "off" | "false" | "no" | "0" => Ok("off".into()),
+                _ => Err("Choose on or off.".into()),
+            },
+            EditKind::OptionalHost if text.is_empty() => Ok(String::new()),
+            EditKind::OptionalHost => normalise_host(text),
+            EditKind::Folder
+                if text.is_empty()
+                    || text.chars().count() > 200
+                    || text
+                        .chars()
+                        .any(|c| c.is_control() || c == '"' || c == '*' || c == '%') =>
+            {
+                Err("Give a folder's name, such as INBOX or Ferry/Processed.".into())
+            }
+            EditKind::Folder => Ok(text.to_owned()),
+            EditKind::Secret if self.key != "smtp.url" => {
+                if text.chars().any(char::is_control) {
+                    Err("Keep it on one line.".into())
+                } else {
+                    Ok(text.to_owned())
+                }
+            }
             EditKind::Secret => {
                 if text.is_empty()
                     || ["smtp://", "smtps://"]
@@ -380,6 +492,7 @@ impl Settings {
             "smtp.from" => self.smtp.from.clone(),
             "smtp.staff_address" => self.smtp.staff_address.clone().unwrap_or_default(),
             "retention.credential_days" => self.retention.credential_days.to_string(),
+            key if key.starts_with("support.") => self.support_text(key),
             _ => String::new(),
         }
     }
@@ -418,6 +531,58 @@ impl Settings {
             "smtp.from" => self.smtp.from = v,
             "smtp.staff_address" => self.smtp.staff_address = (!v.is_empty()).then_some(v),
             "retention.credential_days" => self.retention.credential_days = small()?,
+            key if key.starts_with("support.") => self.set_support(key, v)?,
+            _ => return Err(format!("{key} cannot be changed in the console.")),
+        }
+        Ok(())
+    }
+
+    fn support_text(&self, key: &str) -> String {
+        let s = &self.support;
+        let switch = |on: bool| if on { "on" } else { "off" }.to_owned();
+        match key {
+            "support.enabled" => switch(s.enabled),
+            "support.host" => s.host.clone(),
+            "support.port" => s.port.to_string(),
+            "support.security" => s.security.as_str().to_owned(),
+            "support.username" => s.username.clone(),
+            "support.password" => s
+                .password
+                .as_ref()
+                .map(|p| p.expose_secret().to_owned())
+                .unwrap_or_default(),
+            "support.folder" => s.folder.clone(),
+            "support.processed_folder" => s.processed_folder.clone(),
+            "support.poll_seconds" => s.poll_seconds.to_string(),
+            "support.acknowledge" => switch(s.acknowledge),
+            "support.acknowledgements_per_hour" => s.acknowledgements_per_hour.to_string(),
+            _ => String::new(),
+        }
+    }
+
+    /// Sets a `support.` key from its normalised text.
+    fn set_support(&mut self, key: &str, v: String) -> Result<(), String> {
+        let s = &mut self.support;
+        let number = |v: &str| v.parse::<u64>().map_err(|e| e.to_string());
+        match key {
+            "support.enabled" => s.enabled = v == "on",
+            "support.host" => s.host = v,
+            "support.port" => s.port = v.parse().map_err(|_| "Give a port.".to_owned())?,
+            "support.security" => {
+                s.security = v
+                    .parse()
+                    .map_err(|e: crate::domain::FieldError| e.message)?;
+            }
+            "support.username" => s.username = v,
+            "support.password" => s.password = (!v.is_empty()).then(|| SecretString::from(v)),
+            "support.folder" => s.folder = v,
+            "support.processed_folder" => s.processed_folder = v,
+            "support.poll_seconds" => s.poll_seconds = number(&v)?,
+            "support.acknowledge" => s.acknowledge = v == "on",
+            "support.acknowledgements_per_hour" => {
+                s.acknowledgements_per_hour =
+                    u32::try_from(number(&v)?).map_err(|e| e.to_string())?;
+            }
             _ => return Err(format!("{key} cannot be changed in the console.")),
         }
         Ok(())
@@ -431,6 +596,20 @@ impl Settings {
                 "schedule.off_hours_end",
                 "The off-hours must not start and end at the same time.".to_owned(),
             ));
+        }
+        if self.support.enabled {
+            if self.support.host.is_empty() {
+                errors.push((
+                    "support.host",
+                    "Give the support mailbox's server, or turn reading it off.".to_owned(),
+                ));
+            }
+            if self.support.username.is_empty() {
+                errors.push((
+                    "support.username",
+                    "Give the support mailbox's login, or turn reading it off.".to_owned(),
+                ));
+            }
         }
         errors
     }

@@ -46,6 +46,8 @@ pub enum ErrorCode {
     NotWaitingForMx,
     WorkPending,
     StatusChanged,
+    /// A ticket's list whose migrations were made already.
+    ListUsed,
     Starting,
     CredentialsPurged,
     // Reaching a customer's server (test-connection, validation, a pass).
@@ -123,7 +125,7 @@ impl Failure {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 36] = [
+    pub const ALL: [ErrorCode; 37] = [
         Self::MissingToken,
         Self::InvalidToken,
         Self::InsufficientScope,
@@ -148,6 +150,7 @@ impl ErrorCode {
         Self::NotWaitingForMx,
         Self::WorkPending,
         Self::StatusChanged,
+        Self::ListUsed,
         Self::Starting,
         Self::CredentialsPurged,
         Self::Dns,
@@ -188,6 +191,7 @@ impl ErrorCode {
             Self::NotWaitingForMx => "not_waiting_for_mx",
             Self::WorkPending => "work_pending",
             Self::StatusChanged => "status_changed",
+            Self::ListUsed => "list_used",
             Self::Starting => "starting",
             Self::CredentialsPurged => "credentials_purged",
             Self::Dns => "dns",

@@ -56,3 +56,11 @@ id!(
     /// A file handed to Ferry (a list of mailboxes).
     UploadId
 );
+id!(
+    /// A ticket of the support desk; its number is this id.
+    TicketId
+);
+id!(
+    /// A file attached to a ticket's email.
+    AttachmentId
+);

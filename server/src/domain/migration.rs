@@ -239,6 +239,8 @@ pub struct Migration {
     pub customer_ref: Option<String>,
     /// The staff member who owns it.
     pub owner: Option<super::UserId>,
+    /// The ticket it was made from.
+    pub ticket: Option<super::TicketId>,
 }
 
 impl Migration {
@@ -378,6 +380,7 @@ impl Migration {
             notify_customer: true,
             customer_ref: None,
             owner: None,
+            ticket: None,
         }
     }
 }

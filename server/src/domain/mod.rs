@@ -14,12 +14,13 @@ mod records;
 mod request;
 mod role;
 mod scope;
+mod ticket;
 mod window;
 
 pub use actor::Actor;
 pub use email::{EmailAddress, mask};
 pub use error_code::{ErrorCode, Failure};
-pub use ids::{MigrationId, OutboxId, PassId, TokenId, UploadId, UserId};
+pub use ids::{AttachmentId, MigrationId, OutboxId, PassId, TicketId, TokenId, UploadId, UserId};
 pub use mail::{
     CopyRecord, DuplicatePolicy, FolderMap, FolderStrategy, ImapEndpoint, Mode, Security,
     SpecialUse,
@@ -41,6 +42,10 @@ pub use request::{
 };
 pub use role::Role;
 pub use scope::{Scope, Scopes};
+pub use ticket::{
+    Attachment, AttachmentKind, Direction, Inbound, Thread, Ticket, TicketAttachment,
+    TicketMessage, TicketStatus,
+};
 pub use window::{WindowError, WindowRules};
 
 /// A value a user typed that does not parse, with the field it belongs to and a

@@ -127,6 +127,24 @@ pub struct NewEmail {
     pub body_html: String,
     /// What the email is about, for the console's links.
     pub about: Option<(&'static str, String)>,
+    /// Its place in a ticket's conversation, when it has one.
+    pub thread: super::Thread,
+    /// Its own Message-ID (without the angle brackets), when a reply must find it.
+    pub message_id: Option<String>,
+}
+
+impl NewEmail {
+    /// Puts the email in a ticket's conversation: the tag in the subject, the headers.
+    pub fn in_thread(mut self, thread: super::Thread, message_id: String) -> Self {
+        if let Some(tag) = &thread.tag
+            && !self.subject.contains(tag.as_str())
+        {
+            self.subject = format!("{tag} {}", self.subject);
+        }
+        self.thread = thread;
+        self.message_id = Some(message_id);
+        self
+    }
 }
 
 /// A notification in the outbox.
@@ -146,6 +164,10 @@ pub struct OutboxMessage {
     pub sent_at: Option<DateTime<Utc>>,
     /// The migration it is about, when it is about one.
     pub migration: Option<super::MigrationId>,
+    /// Its Message-ID and threading headers (ids without angle brackets).
+    pub message_id: Option<String>,
+    pub in_reply_to: Option<String>,
+    pub references: Vec<String>,
 }
 
 /// A setting an admin changed in the console; it overrides the file's value of `key`.

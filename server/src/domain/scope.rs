@@ -16,15 +16,21 @@ pub enum Scope {
     AuditRead,
     /// Read and change the settings an admin changes in the console.
     SettingsAdmin,
+    /// Read the support desk's tickets, their emails and files.
+    TicketsRead,
+    /// Answer, assign and close tickets, and make migrations from their lists.
+    TicketsWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 5] = [
+    pub const ALL: [Scope; 7] = [
         Scope::MigrationsRead,
         Scope::MigrationsWrite,
         Scope::MigrationsOverride,
         Scope::AuditRead,
         Scope::SettingsAdmin,
+        Scope::TicketsRead,
+        Scope::TicketsWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -34,6 +40,8 @@ impl Scope {
             Scope::MigrationsOverride => "migrations:override",
             Scope::AuditRead => "audit:read",
             Scope::SettingsAdmin => "settings:admin",
+            Scope::TicketsRead => "tickets:read",
+            Scope::TicketsWrite => "tickets:write",
         }
     }
 }

@@ -8,32 +8,7 @@
 
 use mail_parser::{MessageParser, MimeHeaders};
 
-/// What a ticket needs of one email.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Inbound {
-    /// The sender's address, lowercased; `None` when the email names none.
-    pub from: Option<String>,
-    pub subject: String,
-    pub message_id: Option<String>,
-    /// The ticket number of a `[#N]` tag in the subject (Ferry's replies carry one).
-    pub ticket_tag: Option<u64>,
-    /// In-Reply-To, then References, newest first: the messages this one answers.
-    pub answers: Vec<String>,
-    pub text: String,
-    pub attachments: Vec<Attachment>,
-    /// Why no reply may go to it, when a machine sent it.
-    pub automatic: Option<&'static str>,
-    /// Why it could not be read, when it could not (the bytes are kept anyway).
-    pub unreadable: Option<String>,
-}
-
-/// One attached file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attachment {
-    pub file_name: String,
-    pub content_type: String,
-    pub bytes: Vec<u8>,
-}
+pub use crate::domain::{Attachment, Inbound};
 
 /// Reads an email. Never fails: what cannot be read is said in `unreadable`.
 pub fn read(raw: &[u8]) -> Inbound {
@@ -85,7 +60,7 @@ pub fn read(raw: &[u8]) -> Inbound {
                 })
                 .unwrap_or_else(|| "application/octet-stream".into())
                 .to_lowercase(),
-            bytes: part.contents().to_vec(),
+            bytes: file_bytes(raw, part),
         })
         .collect();
     let header = |name: &str| {
@@ -114,6 +89,31 @@ pub fn read(raw: &[u8]) -> Inbound {
         automatic,
         unreadable: None,
     }
+}
+
+/// An attached file's bytes as sent. mail-parser turns a text part (a CSV is one)
+/// into UTF-8 text, lossily when its charset is unknown: a Windows-1252 list would
+/// lose its accents. So a text part's bytes are its transfer-decoded body.
+fn file_bytes(raw: &[u8], part: &mail_parser::MessagePart<'_>) -> Vec<u8> {
+    use mail_parser::PartType;
+    use mail_parser::decoders::{base64::base64_decode, quoted_printable::quoted_printable_decode};
+    if !matches!(part.body, PartType::Text(_) | PartType::Html(_)) {
+        return part.contents().to_vec();
+    }
+    let Some(body) = raw.get(part.raw_body_offset() as usize..part.raw_end_offset() as usize)
+    else {
+        return part.contents().to_vec();
+    };
+    let decoded = match part
+        .content_transfer_encoding()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("base64") => base64_decode(body),
+        Some("quoted-printable") => quoted_printable_decode(body),
+        _ => Some(body.to_vec()),
+    };
+    decoded.unwrap_or_else(|| part.contents().to_vec())
 }
 
 /// Why a machine sent it, if one did.

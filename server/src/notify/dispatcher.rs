@@ -64,9 +64,24 @@ impl SmtpMailer {
     }
 
     pub async fn send(&self, message: &OutboxMessage) -> anyhow::Result<()> {
+        // Every email of Ferry's says a program sent it (RFC 3834), so that a
+        // customer's vacation responder does not answer it and start a loop.
         let mut builder = Message::builder()
             .from(self.from.clone())
-            .subject(message.subject.clone());
+            .subject(message.subject.clone())
+            .header(AutoSubmitted)
+            .message_id(message.message_id.as_ref().map(|id| format!("<{id}>")));
+        if let Some(id) = &message.in_reply_to {
+            builder = builder.in_reply_to(format!("<{id}>"));
+        }
+        if !message.references.is_empty() {
+            let ids: Vec<String> = message
+                .references
+                .iter()
+                .map(|id| format!("<{id}>"))
+                .collect();
+            builder = builder.references(ids.join(" "));
+        }
         for to in &message.to {
             builder = builder.to(to
                 .parse()
@@ -83,6 +98,24 @@ impl SmtpMailer {
             .await
             .context("SMTP delivery failed")?;
         Ok(())
+    }
+}
+
+/// `Auto-Submitted: auto-replied`; lettre has no type for this header (RFC 3834).
+#[derive(Debug, Clone, Copy)]
+struct AutoSubmitted;
+
+impl lettre::message::header::Header for AutoSubmitted {
+    fn name() -> lettre::message::header::HeaderName {
+        lettre::message::header::HeaderName::new_from_ascii_str("Auto-Submitted")
+    }
+
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self)
+    }
+
+    fn display(&self) -> lettre::message::header::HeaderValue {
+        lettre::message::header::HeaderValue::new(Self::name(), "auto-replied".to_owned())
     }
 }
 

@@ -40,6 +40,74 @@ impl Email for TestEmail {
     }
 }
 
+/// One row of a list of mailboxes as a ticket's emails report it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RowLine {
+    /// The row's number in its file.
+    pub row: usize,
+    /// The file it is in; `None` for a request written in the email's text.
+    pub file: Option<String>,
+    /// The source mailbox, or what the row has in its place.
+    pub mailbox: String,
+    /// What became of it: "ready", "scheduled for …", "waiting for its logins to be
+    /// checked", or empty when it has problems.
+    pub outcome: String,
+    /// Each problem as "the field: what to write instead".
+    pub problems: Vec<String>,
+}
+
+/// The acknowledgement of a new ticket, with the report of the request it carried.
+#[derive(Debug, Clone, Serialize)]
+pub struct TicketReceived {
+    pub number: i64,
+    pub subject: String,
+    pub rows: Vec<RowLine>,
+    /// Files that held no readable list, with why.
+    pub unreadable_lists: Vec<String>,
+    /// The public CSV template.
+    pub template_url: String,
+    pub provider_name: String,
+    pub support_contact: String,
+}
+
+impl Email for TicketReceived {
+    fn name(&self) -> &'static str {
+        "ticket_received"
+    }
+}
+
+/// A staff member's answer in a ticket.
+#[derive(Debug, Clone, Serialize)]
+pub struct TicketReply {
+    pub number: i64,
+    pub text: String,
+    pub by: String,
+    pub provider_name: String,
+    pub support_contact: String,
+}
+
+impl Email for TicketReply {
+    fn name(&self) -> &'static str {
+        "ticket_reply"
+    }
+}
+
+/// What was made of a ticket's list: the migrations scheduled and the rows to fix.
+#[derive(Debug, Clone, Serialize)]
+pub struct TicketRows {
+    pub number: i64,
+    pub file: Option<String>,
+    pub rows: Vec<RowLine>,
+    pub provider_name: String,
+    pub support_contact: String,
+}
+
+impl Email for TicketRows {
+    fn name(&self) -> &'static str {
+        "ticket_rows"
+    }
+}
+
 /// What every migration email may say about its migration (never a password).
 #[derive(Debug, Clone, Serialize)]
 pub struct MigrationFacts {
@@ -327,6 +395,61 @@ pub mod examples {
             role: "staff".into(),
             created_by: "bob@example.com".into(),
             login_url: "https://ferry.example/login".into(),
+        }
+    }
+
+    fn row_lines() -> Vec<RowLine> {
+        vec![
+            RowLine {
+                row: 2,
+                file: Some("mailboxes.csv".into()),
+                mailbox: "ana@old.example".into(),
+                outcome: "scheduled for Tuesday 1 December 2026 at 21:00 CET".into(),
+                problems: vec![],
+            },
+            RowLine {
+                row: 3,
+                file: Some("mailboxes.csv".into()),
+                mailbox: "bob@old.example".into(),
+                outcome: String::new(),
+                problems: vec![
+                    "source password: the password is empty; write the mailbox's password".into(),
+                ],
+            },
+        ]
+    }
+
+    pub fn ticket_received() -> TicketReceived {
+        TicketReceived {
+            number: 12,
+            subject: "Please move our mailboxes".into(),
+            rows: row_lines(),
+            unreadable_lists: vec![
+                "photo.xlsx: the file is not a spreadsheet Ferry can read".into(),
+            ],
+            template_url: "https://ferry.example/templates/migration-request.csv".into(),
+            provider_name: "Example Mail".into(),
+            support_contact: "support@provider.example".into(),
+        }
+    }
+
+    pub fn ticket_reply() -> TicketReply {
+        TicketReply {
+            number: 12,
+            text: "Hello Ana,\n\nrow 3 needs the password.".into(),
+            by: "Bob".into(),
+            provider_name: "Example Mail".into(),
+            support_contact: String::new(),
+        }
+    }
+
+    pub fn ticket_rows() -> TicketRows {
+        TicketRows {
+            number: 12,
+            file: Some("mailboxes.csv".into()),
+            rows: row_lines(),
+            provider_name: "Example Mail".into(),
+            support_contact: "support@provider.example".into(),
         }
     }
 

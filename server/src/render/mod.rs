@@ -192,6 +192,8 @@ impl Renderer {
             body_text,
             body_html,
             about,
+            thread: Default::default(),
+            message_id: None,
         })
     }
 }
@@ -249,6 +251,9 @@ mod tests {
         let mut rendered = vec![
             r.email(to(), &examples::account_created(), None).unwrap(),
             r.email(to(), &examples::test_email(), None).unwrap(),
+            r.email(to(), &examples::ticket_received(), None).unwrap(),
+            r.email(to(), &examples::ticket_reply(), None).unwrap(),
+            r.email(to(), &examples::ticket_rows(), None).unwrap(),
         ];
         // Each news as the customer gets it, and as staff do (with the server's words
         // and whether the customer got it).

@@ -110,6 +110,14 @@ impl Services {
         if uploads > 0 {
             tracing::info!(n_uploads = uploads, "Uploaded lists erased");
         }
+        // So do the emails and files of closed tickets.
+        let tickets = self.store.purge_tickets(before, now).await?;
+        if tickets > 0 {
+            tracing::info!(
+                n_items = tickets,
+                "Emails and files of closed tickets erased"
+            );
+        }
         Ok(purged)
     }
 
@@ -151,8 +159,15 @@ impl Services {
                 facts: &facts,
                 news,
             };
-            tx.enqueue_email(self.renderer.email(vec![requester], &email, about())?, now)
-                .await?;
+            let mut email = self.renderer.email(vec![requester], &email, about())?;
+            // A migration made from a ticket tells the customer in that conversation.
+            if let Some(ticket) = m.ticket {
+                email = self
+                    .threaded(tx, ticket, email)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+            tx.enqueue_email(email, now).await?;
         }
         if let Some(staff) = self.staff_address() {
             let email = MigrationEmail {

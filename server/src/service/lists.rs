@@ -7,7 +7,9 @@ use std::collections::HashMap;
 
 use super::request::HostChecks;
 use super::{ServiceError, ServiceResult, Services};
-use crate::domain::{Actor, FieldError, ListedRequest, Migration, NewAuditEvent, Upload, UploadId};
+use crate::domain::{
+    Actor, FieldError, ListedRequest, Migration, NewAuditEvent, TicketId, Upload, UploadId,
+};
 use crate::store::{NewMigration, NewUpload};
 
 /// One row's verdict: ready when it has no problem.
@@ -47,10 +49,12 @@ impl Services {
         &self,
         actor: &Actor,
         rows: Vec<ListedRequest>,
+        ticket: Option<TicketId>,
     ) -> ServiceResult<Vec<RowReport>> {
         let mut reports = Vec::new();
         for (mut report, new) in self.check_list(actor, rows).await? {
-            if let Some(new) = new {
+            if let Some(mut new) = new {
+                new.ticket = ticket;
                 match self.admit(actor, new, self.now()).await {
                     Ok(m) => report.migration = Some(m),
                     Err(
@@ -207,7 +211,7 @@ impl Services {
         id: UploadId,
         rows: Vec<ListedRequest>,
     ) -> ServiceResult<Vec<RowReport>> {
-        let reports = self.request_list(actor, rows).await?;
+        let reports = self.request_list(actor, rows, None).await?;
         let now = self.now();
         self.store.use_upload(id, now).await?;
         let made: Vec<String> = reports

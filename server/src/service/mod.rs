@@ -12,6 +12,7 @@ mod login_limit;
 mod migrations;
 mod request;
 mod settings;
+mod tickets;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,6 +32,9 @@ pub use lists::RowReport;
 pub(crate) use migrations::endpoint;
 pub use migrations::{ConnectionProblem, FolderSummary, MigrationDetail};
 pub use settings::{LiveSettings, RELOAD_EVERY, SettingView};
+pub use tickets::{
+    FoundList, IncomingEmail, Received, SupportState, SupportStatus, TicketChange, TicketView,
+};
 
 /// What every action needs; cheap to clone. Its parts are private: the use cases are
 /// methods, one file each (`accounts`, `migrations`, `actions`, `lifecycle`,
@@ -50,6 +54,7 @@ pub struct Services {
     running: Arc<std::sync::Mutex<HashMap<MigrationId, CancellationToken>>>,
     /// Wakes the workers when work may have become due (a request, an action).
     work_ready: Arc<tokio::sync::Notify>,
+    support: Arc<std::sync::Mutex<tickets::SupportStatus>>,
 }
 
 impl Services {
@@ -70,6 +75,7 @@ impl Services {
             clock,
             running: Arc::default(),
             work_ready: Arc::new(tokio::sync::Notify::new()),
+            support: Arc::default(),
         }
     }
 

@@ -522,6 +522,7 @@ impl Services {
             next_run_at: Some(now),
             customer_token: self.new_customer_token()?,
             customer_ref,
+            ticket: None,
         };
         Ok(new)
     }

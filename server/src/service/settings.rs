@@ -167,7 +167,7 @@ impl Services {
     }
 
     /// Changes the settings named in `form` (a key and the text typed for it). A secret
-    /// left empty keeps its value; `smtp.url.clear` removes the SMTP server. Either all
+    /// left empty keeps its value; `KEY.clear` removes it (`smtp.url.clear`: no SMTP server). Either all
     /// the changes are stored, or none and every bad field is named. Returns the keys
     /// that changed.
     pub async fn change_settings(
@@ -190,8 +190,12 @@ impl Services {
                 errors.push(FieldError::new(spec.key, message));
             }
         }
-        if form.contains_key("smtp.url.clear") {
-            next.smtp.url = None;
+        for spec in EDITABLE.iter().filter(|s| s.kind == EditKind::Secret) {
+            if form.contains_key(&format!("{}.clear", spec.key))
+                && let Err(message) = next.set_editable(spec.key, "")
+            {
+                errors.push(FieldError::new(spec.key, message));
+            }
         }
         for (key, message) in next.check_editable() {
             errors.push(FieldError::new(key, message));

@@ -39,6 +39,8 @@ pub struct NewMigration {
     /// The customer page's token: encrypted, and its digest.
     pub customer_token: (String, String),
     pub customer_ref: Option<String>,
+    /// The ticket it is made from.
+    pub ticket: Option<crate::domain::TicketId>,
 }
 
 /// Which migrations to list, newest first.
@@ -162,6 +164,7 @@ fn migration_from(row: migrations::Model) -> StoreResult<Migration> {
         notify_customer: row.notify_customer,
         customer_ref: row.customer_ref,
         owner: row.owner_id.map(crate::domain::UserId),
+        ticket: row.ticket_id.map(crate::domain::TicketId),
     })
 }
 
@@ -226,6 +229,21 @@ impl Store {
             .map(migration_from)
             .collect::<StoreResult<_>>()?;
         Ok((list, total))
+    }
+
+    /// The migrations made from a ticket, oldest first.
+    pub async fn migrations_of_ticket(
+        &self,
+        ticket: crate::domain::TicketId,
+    ) -> StoreResult<Vec<Migration>> {
+        migrations::Entity::find()
+            .filter(migrations::Column::TicketId.eq(ticket.0))
+            .order_by_asc(migrations::Column::Id)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(migration_from)
+            .collect()
     }
 
     /// The encrypted passwords (source, destination), when not purged.
@@ -365,6 +383,7 @@ impl Tx {
             customer_token_digest: Set(Some(new.customer_token.1)),
             notify_customer: Set(true),
             customer_ref: Set(new.customer_ref),
+            ticket_id: Set(new.ticket.map(|t| t.0)),
             ..Default::default()
         }
         .insert(&self.inner)

@@ -13,6 +13,7 @@ mod migrations;
 mod outbox;
 mod passes;
 mod settings;
+mod tickets;
 mod uploads;
 
 use std::time::Duration;
@@ -28,6 +29,7 @@ pub use audit::{AuditFilter, MAX_AUDIT_PAGE};
 pub use migrations::{MigrationFilter, NewMigration, StatusChange, dest_key};
 pub use outbox::OutboxFilter;
 pub use passes::{FolderCounts, PassEnd, PlannedFolder};
+pub use tickets::{MailSource, NewAttachment, NewTicketMessage, ThreadText, TicketFilter};
 pub use uploads::NewUpload;
 
 /// The domain's ids are the tables' integer keys: usable in a query as they are.

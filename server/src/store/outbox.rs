@@ -44,6 +44,12 @@ fn message_from(row: outbox::Model) -> StoreResult<OutboxMessage> {
             .then(|| row.subject_id.as_deref().and_then(|id| id.parse().ok()))
             .flatten()
             .map(crate::domain::MigrationId),
+        message_id: row.message_id,
+        in_reply_to: row.in_reply_to,
+        references: row
+            .thread_references
+            .map(|r| r.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default(),
     })
 }
 
@@ -186,6 +192,12 @@ impl Tx {
             sent_at: Set(None),
             subject_type: Set(subject_type),
             subject_id: Set(subject_id),
+            ticket_id: Set(email.thread.ticket.map(|t| t.0)),
+            message_id: Set(email.message_id),
+            in_reply_to: Set(email.thread.in_reply_to),
+            thread_references: Set(
+                (!email.thread.references.is_empty()).then(|| email.thread.references.join(" "))
+            ),
             ..Default::default()
         }
         .insert(&self.inner)

@@ -156,6 +156,8 @@ impl ImapConnection {
             special_use: caps.has_str("SPECIAL-USE"),
             condstore: caps.has_str("CONDSTORE") || caps.has_str("QRESYNC"),
             namespace: caps.has_str("NAMESPACE"),
+            idle: caps.has_str("IDLE"),
+            r#move: caps.has_str("MOVE"),
             appendlimit,
         })
     }

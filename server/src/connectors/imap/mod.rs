@@ -37,6 +37,10 @@ pub struct Capabilities {
     pub condstore: bool,
     /// NAMESPACE (RFC 2342): the personal prefix and delimiter are asked, not guessed.
     pub namespace: bool,
+    /// IDLE (RFC 2177): the server says when mail arrives.
+    pub idle: bool,
+    /// MOVE (RFC 6851).
+    pub r#move: bool,
     pub appendlimit: Option<u64>,
 }
 
@@ -269,12 +273,84 @@ impl ImapConnection {
 
     /// Every UID of the selected folder as `UID SEARCH ALL` answers now, sorted.
     pub async fn search_uids(&mut self) -> Result<Vec<u32>, OpError> {
-        let mut uids: Vec<u32> = timed(self.wait(), self.session.uid_search("ALL"))
+        self.uid_search("ALL").await
+    }
+
+    async fn uid_search(&mut self, criteria: &str) -> Result<Vec<u32>, OpError> {
+        let mut uids: Vec<u32> = timed(self.wait(), self.session.uid_search(criteria))
             .await?
             .into_iter()
             .collect();
         uids.sort_unstable();
         Ok(uids)
+    }
+
+    /// The UIDs of the selected folder's messages not marked deleted, sorted.
+    pub async fn search_undeleted(&mut self) -> Result<Vec<u32>, OpError> {
+        self.uid_search("UNDELETED").await
+    }
+
+    /// Moves messages of the selected folder to `folder`: MOVE where the server has
+    /// it, else COPY, then the originals deleted (expunged by UID with UIDPLUS, only
+    /// marked without: a plain EXPUNGE could remove others).
+    pub async fn move_uids(&mut self, uids: &[u32], folder: &str) -> Result<(), OpError> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let set = uid_set(uids);
+        if self.caps.r#move {
+            return timed(self.wait(), self.session.uid_mv(&set, folder)).await;
+        }
+        timed(self.wait(), self.session.uid_copy(&set, folder)).await?;
+        self.delete_uids(uids).await.map(|_| ())
+    }
+
+    /// Waits until the server says the selected folder changed (IDLE), or `max` has
+    /// passed; false when the server cannot IDLE (the caller polls). The session is
+    /// the same one afterwards.
+    pub async fn idle(self, max: Duration) -> Result<(Self, bool), OpError> {
+        if !self.caps.idle {
+            return Ok((self, false));
+        }
+        let Self {
+            session,
+            caps,
+            namespace,
+            label,
+            deadline,
+            pulse,
+        } = self;
+        let mut handle = session.idle();
+        timed(
+            Wait {
+                deadline,
+                pulse: pulse.clone(),
+            },
+            handle.init(),
+        )
+        .await?;
+        let (waiting, _stop) = handle.wait_with_timeout(max);
+        // The server's keep-alives reset async-imap's own timer: ours bounds the wait.
+        let _ = tokio::time::timeout(max + Duration::from_secs(5), waiting).await;
+        let session = timed(
+            Wait {
+                deadline,
+                pulse: pulse.clone(),
+            },
+            handle.done(),
+        )
+        .await?;
+        Ok((
+            Self {
+                session,
+                caps,
+                namespace,
+                label,
+                deadline,
+                pulse,
+            },
+            true,
+        ))
     }
 
     /// The flags of messages of the selected folder, by UID; with `changed_since`

@@ -21,6 +21,7 @@ pub type Apis = (
     Api,
     super::api_migrations::MigrationsApi,
     super::api_settings::SettingsApi,
+    super::api_tickets::TicketsApi,
 );
 
 pub fn service(base_url: &str) -> OpenApiService<Apis, ()> {
@@ -29,6 +30,7 @@ pub fn service(base_url: &str) -> OpenApiService<Apis, ()> {
             Api,
             super::api_migrations::MigrationsApi,
             super::api_settings::SettingsApi,
+            super::api_tickets::TicketsApi,
         ),
         "Ferry",
         env!("CARGO_PKG_VERSION"),

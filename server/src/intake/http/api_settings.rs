@@ -78,7 +78,10 @@ fn as_text(key: &str, value: &Value) -> Result<(String, bool), String> {
     match value {
         Value::String(s) => Ok((s.clone(), false)),
         Value::Number(n) => Ok((n.to_string(), false)),
-        Value::Null => Ok((String::new(), key == "smtp.url")),
+        Value::Null => Ok((
+            String::new(),
+            crate::config::editable(key).is_some_and(|e| e.kind == crate::config::EditKind::Secret),
+        )),
         Value::Array(items) => items
             .iter()
             .map(|i| {
@@ -105,8 +108,8 @@ impl SettingsApi {
     }
 
     /// Changes some settings, given as `{"key": value}`: all or none, in force at once.
-    /// 422 `validation_failed` names each bad key with what to give. `"smtp.url":
-    /// null` removes the SMTP server. Needs `settings:admin`.
+    /// 422 `validation_failed` names each bad key with what to give. `null` removes a
+    /// secret (`"smtp.url": null`: no SMTP server). Needs `settings:admin`.
     #[oai(path = "/settings", method = "patch")]
     async fn change(
         &self,
@@ -129,7 +132,7 @@ impl SettingsApi {
             match as_text(key, value) {
                 Ok((text, clear)) => {
                     if clear {
-                        form.insert("smtp.url.clear".to_owned(), String::new());
+                        form.insert(format!("{key}.clear"), String::new());
                     }
                     form.insert(key.clone(), text);
                 }

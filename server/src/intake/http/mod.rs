@@ -5,6 +5,7 @@ mod api;
 mod api_bodies;
 mod api_migrations;
 mod api_settings;
+mod api_tickets;
 #[macro_use]
 mod strict;
 mod choice;

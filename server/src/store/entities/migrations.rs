@@ -60,6 +60,8 @@ pub struct Model {
     pub customer_ref: Option<String>,
     /// The staff member who owns it (`users.id`).
     pub owner_id: Option<i64>,
+    /// The ticket it was made from.
+    pub ticket_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -10,5 +10,8 @@ pub mod migrations;
 pub mod outbox;
 pub mod sessions;
 pub mod settings;
+pub mod ticket_attachments;
+pub mod ticket_messages;
+pub mod tickets;
 pub mod uploads;
 pub mod users;

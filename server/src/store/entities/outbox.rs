@@ -21,6 +21,12 @@ pub struct Model {
     pub sent_at: Option<DateTimeUtc>,
     pub subject_type: Option<String>,
     pub subject_id: Option<String>,
+    /// The ticket whose thread it belongs to.
+    pub ticket_id: Option<i64>,
+    /// Its own Message-ID, and the threading headers it was sent with.
+    pub message_id: Option<String>,
+    pub in_reply_to: Option<String>,
+    pub thread_references: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

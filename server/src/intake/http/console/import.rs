@@ -59,8 +59,10 @@ struct UploadView {
     erased: bool,
 }
 
+/// One row of a previewed list: its cells (passwords masked), and its problems, each
+/// in the column it is in, or the migration made from it.
 #[derive(Serialize)]
-struct RowView {
+pub(super) struct RowView {
     row: usize,
     cells: Vec<String>,
     problems: Vec<ProblemView>,
@@ -68,7 +70,7 @@ struct RowView {
 }
 
 #[derive(Serialize)]
-struct ProblemView {
+pub(super) struct ProblemView {
     column: String,
     message: String,
 }
@@ -116,15 +118,14 @@ fn listed(upload: &Upload, bytes: &[u8]) -> Result<(MailboxList, Vec<ListedReque
     Ok((list, requests))
 }
 
-fn page_of(
-    staff: &Staff,
-    upload: &Upload,
+/// A checked list as the preview's table shows it: the headers, then each row.
+pub(super) fn preview_rows(
     list: &MailboxList,
-    reports: Vec<RowReport>,
-) -> ImportPage {
+    reports: &[RowReport],
+) -> (Vec<String>, Vec<RowView>) {
     let shown: Vec<Column> = list.headers.iter().map(|(c, _)| *c).collect();
     let mut rows = Vec::with_capacity(reports.len());
-    for (row, report) in list.rows.iter().zip(reports) {
+    for (row, report) in list.rows.iter().zip(reports.iter()) {
         let values = row.shown();
         let cells = shown
             .iter()
@@ -150,10 +151,21 @@ fn page_of(
             migration: report.migration.as_ref().map(|m| m.id.0),
         });
     }
+    let headers = list.headers.iter().map(|(_, h)| h.clone()).collect();
+    (headers, rows)
+}
+
+fn page_of(
+    staff: &Staff,
+    upload: &Upload,
+    list: &MailboxList,
+    reports: Vec<RowReport>,
+) -> ImportPage {
+    let (headers, rows) = preview_rows(list, &reports);
     let ready = rows.iter().filter(|r| r.problems.is_empty()).count();
     ImportPage {
         upload: Some(upload_view(upload)),
-        headers: list.headers.iter().map(|(_, h)| h.clone()).collect(),
+        headers,
         invalid: rows.len() - ready,
         ready,
         rows,

@@ -11,6 +11,7 @@ mod outbox;
 mod pages;
 mod schedule;
 mod settings;
+mod tickets;
 mod track;
 mod users;
 
@@ -81,6 +82,13 @@ pub fn routes() -> Route {
         .at("/settings/test-email", post(settings::test_email))
         .at("/track/:token", get(track::show))
         .at("/track/:token/mx-switched", post(track::mx_switched))
+        .at("/tickets", get(tickets::index))
+        .at("/tickets/:id", get(tickets::show))
+        .at("/tickets/:id/reply", post(tickets::reply))
+        .at("/tickets/:id/update", post(tickets::update))
+        .at("/tickets/:id/migrations", post(tickets::make))
+        .at("/tickets/:id/files/:file", get(tickets::attached))
+        .at("/tickets/:id/emails/:message", get(tickets::raw_email))
         .at("/outbox", get(outbox::list))
         .at("/outbox/:id", get(outbox::show))
         .at("/outbox/:id/resend", post(outbox::resend))
@@ -196,6 +204,7 @@ impl Staff {
     pub fn layout(&self, active: &str) -> Layout {
         let mut nav = vec![
             ("Dashboard", "/"),
+            ("Tickets", "/tickets"),
             ("Migrations", "/migrations"),
             ("New migration", "/migrations/new"),
             ("Schedule", "/schedule"),

@@ -119,6 +119,32 @@ struct DashboardPage {
     staff_count: usize,
     smtp_configured: bool,
     events: Vec<AuditRow>,
+    /// New tickets, and open ones whose requester answered.
+    tickets: Vec<TicketBrief>,
+    support: crate::service::SupportStatus,
+}
+
+#[derive(Serialize)]
+struct TicketBrief {
+    id: i64,
+    subject: String,
+    requester: String,
+    why: &'static str,
+    at: String,
+}
+
+fn ticket_brief(t: &crate::domain::Ticket) -> TicketBrief {
+    TicketBrief {
+        id: t.id.0,
+        subject: t.subject.clone(),
+        requester: t.requester.clone().unwrap_or_else(|| "no sender".into()),
+        why: if t.status == crate::domain::TicketStatus::New {
+            "new"
+        } else {
+            "the customer answered"
+        },
+        at: super::display_time(t.updated_at),
+    }
 }
 
 #[handler]
@@ -180,6 +206,14 @@ pub async fn dashboard(staff: Staff) -> Response {
                     .count(),
                 smtp_configured: staff.services.dispatcher().is_configured(),
                 events: audit_rows(events),
+                tickets: store
+                    .tickets_needing_attention(20)
+                    .await
+                    .unwrap_or_default()
+                    .iter()
+                    .map(ticket_brief)
+                    .collect(),
+                support: staff.services.support_status(),
             },
         ),
         Err(err) => internal_error(&staff.services, &err),
