@@ -12,11 +12,13 @@ use std::time::{Duration, Instant};
 use ferry::domain::{Actor, Direction, Scope, TicketStatus};
 use ferry::service::Services;
 use ferry_tests::app::{ADMIN_EMAIL, ADMIN_PASSWORD, Options, TestApp};
+use ferry_tests::cyrus::Cyrus;
 use ferry_tests::dovecot::{Dovecot, Layout};
 use ferry_tests::imap::{SeedMessage, login, read_folder, seed};
 use ferry_tests::mime::{Email, ods};
 use ferry_tests::serve::FerryProcess;
 use ferry_tests::smtp::{Received, SmtpSink};
+use ferry_tests::strip::{Rules, Strip};
 
 const SUPPORT: &str = "support@provider.test";
 const SUPPORT_PW: &str = "desk-pw-5521";
@@ -628,6 +630,13 @@ async fn emails_to_the_support_address_become_tickets_answered_in_their_threads(
         received.subject()
     );
     assert_eq!(view.migrations.len(), 1);
+    let page = app
+        .page(&app.client, &format!("/migrations/{}", made[0].id))
+        .await;
+    assert!(
+        page.contains(&format!("/tickets/{}", csv_ticket.id)),
+        "the migration links its ticket"
+    );
     // Staff answered last: the customer's turn.
     assert_eq!(view.ticket.status, TicketStatus::WaitingOnCustomer);
     app.stop().await;
@@ -710,4 +719,325 @@ async fn a_ferry_killed_between_storing_and_moving_an_email_loses_and_doubles_no
             .count();
         assert_eq!(inbound, 1, "ticket {} holds its email once", t.id);
     }
+}
+
+/// Bad input each ends as a ticket with the email kept and a reason a person can read:
+/// a spreadsheet that is not one, a header that matches no template, a row of 40
+/// cells, a file over the size limit, a subject that is not UTF-8, a MIME structure
+/// cut short. The dashboard says when the support mailbox cannot be read, and why.
+/// Once a ticket has been closed longer than the credential retention, its emails'
+/// and files' bytes are erased and the rest stays.
+#[tokio::test]
+async fn bad_emails_become_tickets_with_reasons_and_closed_ones_are_erased_in_time() {
+    let app = TestApp::spawn_with(Options {
+        tweak: Some(|s| s.limits.upload_bytes = 64 * 1024),
+        ..Default::default()
+    })
+    .await;
+    let desk = Dovecot::start(Layout::Slash).unwrap();
+    desk.add_user(SUPPORT, SUPPORT_PW).unwrap();
+
+    // A wrong password first: the dashboard says why nothing is read.
+    let mut form: HashMap<String, String> = HashMap::new();
+    for (k, v) in [
+        ("support.enabled", "on".to_owned()),
+        ("support.host", "127.0.0.1".to_owned()),
+        ("support.port", desk.port.to_string()),
+        ("support.security", "none".to_owned()),
+        ("support.username", SUPPORT.to_owned()),
+        ("support.password", "not-the-password".to_owned()),
+    ] {
+        form.insert(k.to_owned(), v);
+    }
+    app.services
+        .change_settings(&Actor::Cli, &form, None)
+        .await
+        .unwrap();
+    app.sign_in(&app.client, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let dashboard = app.page(&app.client, "/").await;
+        if dashboard.contains("The support mailbox cannot be read since") {
+            assert!(
+                dashboard.contains("refused the login") || dashboard.contains("uthentication"),
+                "{dashboard}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dashboard never said why: {dashboard}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let cells40 = (1..=40)
+        .map(|n| format!("c{n}"))
+        .collect::<Vec<_>>()
+        .join(";");
+    let list_header = "source email;source password;source IMAP server";
+    let emails: Vec<Vec<u8>> = vec![
+        Email::new("a@customer.example", "Corrupt sheet", "bad-1@customer.example", "See attached.")
+            .file("list.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", b"PK\x03\x04 this is not a zip".to_vec())
+            .bytes(),
+        Email::new("b@customer.example", "Unknown header", "bad-2@customer.example", "See attached.")
+            .file("list.csv", "text/csv", b"name;phone\nAna;123\n".to_vec())
+            .bytes(),
+        Email::new("c@customer.example", "Forty cells", "bad-3@customer.example", "See attached.")
+            .file("list.csv", "text/csv", format!("{list_header}\na@old.example;pw;imap.old.example\n{cells40}\n").into_bytes())
+            .bytes(),
+        Email::new("d@customer.example", "Too big", "bad-4@customer.example", "See attached.")
+            .file("big.csv", "text/csv", format!("{list_header}\n{}", "x@old.example;pw;imap.old.example\n".repeat(3000)).into_bytes())
+            .bytes(),
+        // A Latin-1 subject with no encoded-word, and a multipart cut short.
+        b"From: e@customer.example\r\nSubject: Caf\xe9 cr\xe8me\r\nMessage-ID: <bad-5@customer.example>\r\nContent-Type: multipart/mixed; boundary=\"x\"\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\nHello".to_vec(),
+    ];
+    deliver(&desk, &emails).await;
+    form.insert("support.password".to_owned(), SUPPORT_PW.to_owned());
+    app.services
+        .change_settings(&Actor::Cli, &form, None)
+        .await
+        .unwrap();
+    wait_processed(&desk, emails.len()).await;
+    assert_eq!(tickets(&app).await.len(), emails.len());
+
+    let reasons = [
+        ("Corrupt sheet", "could not be opened"),
+        ("Unknown header", "column"),
+        ("Forty cells", "row"),
+        ("Too big", "limits.upload_bytes"),
+    ];
+    for (subject, reason) in reasons {
+        let t = ticket_by_subject(&app, subject).await;
+        let view = app.services.ticket_view(t.id).await.unwrap();
+        let requests = ferry::intake::support::ticket_requests(&app.services, &Actor::Cli, &view)
+            .await
+            .unwrap();
+        let said = match &requests[0].list {
+            Err(why) => why.clone(),
+            Ok(_) => requests[0]
+                .reports
+                .iter()
+                .flat_map(|r| {
+                    r.problems
+                        .iter()
+                        .map(|p| format!("{}: {}", p.field, p.message))
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
+        assert!(said.contains(reason), "{subject}: {said}");
+        assert_eq!(
+            view.thread[0].0.direction,
+            Direction::In,
+            "{subject}: the email is kept"
+        );
+    }
+    let latin = tickets(&app)
+        .await
+        .into_iter()
+        .find(|t| t.requester.as_deref() == Some("e@customer.example"))
+        .unwrap();
+    assert!(latin.subject.starts_with("Caf"), "{}", latin.subject);
+    let view = app.services.ticket_view(latin.id).await.unwrap();
+    assert_eq!(
+        app.services
+            .ticket_raw_email(latin.id, view.thread[0].0.id)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(emails[4].as_slice())
+    );
+
+    // Closed, then past the retention: the bytes go, the record stays.
+    let big = ticket_by_subject(&app, "Too big").await;
+    app.services
+        .change_ticket(
+            &Actor::Cli,
+            big.id,
+            ferry::service::TicketChange {
+                status: Some(TicketStatus::Closed),
+                assignee: None,
+            },
+        )
+        .await
+        .unwrap();
+    app.services.purge_credentials().await.unwrap();
+    let file = app.services.ticket_view(big.id).await.unwrap().attachments[0].id;
+    assert!(
+        app.services
+            .ticket_file(big.id, file)
+            .await
+            .unwrap()
+            .1
+            .is_some(),
+        "kept within the retention"
+    );
+    let days = i64::from(app.services.settings().retention.credential_days);
+    app.clock.advance(chrono::Duration::days(days + 1));
+    app.services.purge_credentials().await.unwrap();
+    let (meta, bytes) = app.services.ticket_file(big.id, file).await.unwrap();
+    assert!(
+        bytes.is_none() && meta.purged_at.is_some(),
+        "erased after the retention"
+    );
+    assert_eq!(meta.file_name, "big.csv", "the metadata stays");
+    let view = app.services.ticket_view(big.id).await.unwrap();
+    assert_eq!(
+        app.services
+            .ticket_raw_email(big.id, view.thread[0].0.id)
+            .await
+            .unwrap(),
+        None
+    );
+    // An open ticket's files stay, whatever their age.
+    let open = ticket_by_subject(&app, "Unknown header").await;
+    let file = app.services.ticket_view(open.id).await.unwrap().attachments[0].id;
+    assert!(
+        app.services
+            .ticket_file(open.id, file)
+            .await
+            .unwrap()
+            .1
+            .is_some()
+    );
+    app.stop().await;
+}
+
+/// The reader against a second implementation and against a server that leaves out
+/// what is optional: Cyrus (its `INBOX.`-prefixed folders), then a Dovecot behind a
+/// relay that takes IDLE, MOVE and UIDPLUS away, so Ferry polls and files an email away
+/// by COPY and `\Deleted` (no UID EXPUNGE to remove exactly it). Every email is a
+/// ticket once, one delivered while Ferry waits too.
+#[tokio::test]
+async fn the_reader_works_on_cyrus_and_on_a_server_without_idle_move_or_uidplus() {
+    let app = TestApp::spawn().await;
+    let cyrus = Cyrus::start().unwrap();
+    cyrus.add_user("support", SUPPORT_PW, &[]).await.unwrap();
+    let mut session = cyrus.login("support", SUPPORT_PW).await.unwrap();
+    let batch: Vec<SeedMessage> = (1..=3)
+        .map(|n| SeedMessage {
+            body: Email::new(
+                &format!("cy{n}@customer.example"),
+                &format!("Cyrus {n}"),
+                &format!("cy{n}@customer.example"),
+                "Hello",
+            )
+            .bytes(),
+            flags: Vec::new(),
+            internal_date: None,
+        })
+        .collect();
+    seed(&mut session, "INBOX", &batch).await.unwrap();
+    let mut form: HashMap<String, String> = [
+        ("support.enabled", "on".to_owned()),
+        ("support.host", "127.0.0.1".to_owned()),
+        ("support.port", cyrus.port.to_string()),
+        ("support.security", "none".to_owned()),
+        ("support.username", "support".to_owned()),
+        ("support.password", SUPPORT_PW.to_owned()),
+        ("support.poll_seconds", "5".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    app.services
+        .change_settings(&Actor::Cli, &form, None)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let inbox = read_folder(&mut session, "INBOX").await.unwrap().len();
+        let done = read_folder(&mut session, &cyrus.folder("Ferry/Processed"))
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0);
+        if (inbox, done) == (0, 3) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Cyrus: {inbox} waiting, {done} processed\n{}",
+            cyrus.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _ = session.logout().await;
+    assert_eq!(tickets(&app).await.len(), 3);
+
+    // Dovecot offering neither IDLE, MOVE nor UIDPLUS.
+    let desk = Dovecot::start(Layout::Slash).unwrap();
+    desk.add_user(SUPPORT, SUPPORT_PW).unwrap();
+    let relay = Strip::start(
+        desk.port,
+        Rules {
+            capabilities: vec!["IDLE", "MOVE", "UIDPLUS"],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let emails: Vec<Vec<u8>> = (1..=3)
+        .map(|n| {
+            Email::new(
+                &format!("dv{n}@customer.example"),
+                &format!("Plain {n}"),
+                &format!("dv{n}@customer.example"),
+                "Hello",
+            )
+            .bytes()
+        })
+        .collect();
+    deliver(&desk, &emails).await;
+    form.insert("support.port".into(), relay.port.to_string());
+    form.insert("support.username".into(), SUPPORT.to_owned());
+    app.services
+        .change_settings(&Actor::Cli, &form, None)
+        .await
+        .unwrap();
+    let desk_ref = &desk;
+    let filed = |n: usize| async move {
+        let desk = desk_ref;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut session = login(desk, SUPPORT, SUPPORT_PW).await.unwrap();
+            let inbox = read_folder(&mut session, "INBOX").await.unwrap();
+            let done = read_folder(&mut session, "Ferry/Processed")
+                .await
+                .map(|m| m.len())
+                .unwrap_or(0);
+            let _ = session.logout().await;
+            // Without UIDPLUS the originals are only marked deleted.
+            let waiting = inbox
+                .iter()
+                .filter(|m| !m.flags.iter().any(|f| f == "\\Deleted"))
+                .count();
+            if (waiting, done) == (0, n) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{waiting} waiting, {done} of {n} processed"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    filed(3).await;
+    assert!(relay.changed() > 0, "the relay took the capabilities away");
+    // One more while Ferry waits: found by polling.
+    deliver(
+        &desk,
+        &[Email::new(
+            "late@customer.example",
+            "Late",
+            "late@customer.example",
+            "Hello",
+        )
+        .bytes()],
+    )
+    .await;
+    filed(4).await;
+    let all = tickets(&app).await;
+    assert_eq!(all.len(), 7, "every email once: {all:#?}");
+    app.stop().await;
 }

@@ -43,6 +43,7 @@ pub async fn run(services: Services, shutdown: CancellationToken) {
                 () = tokio::time::sleep(OFF_LOOK) => continue,
             }
         }
+        let tried = services.settings();
         match read(&services, &shutdown).await {
             Ok(()) => backoff = Duration::from_secs(1),
             Err(err) => {
@@ -52,11 +53,21 @@ pub async fn run(services: Services, shutdown: CancellationToken) {
                     error,
                     since: services.now(),
                 });
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(backoff) => {}
+                // Settings changed meanwhile (a corrected password) are tried at once.
+                let until = tokio::time::Instant::now() + backoff;
+                while tokio::time::Instant::now() < until
+                    && Arc::ptr_eq(&tried, &services.settings())
+                {
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(OFF_LOOK) => {}
+                    }
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                backoff = if Arc::ptr_eq(&tried, &services.settings()) {
+                    (backoff * 2).min(MAX_BACKOFF)
+                } else {
+                    Duration::from_secs(1)
+                };
             }
         }
     }
@@ -122,8 +133,17 @@ async fn take(
     let Some(raw) = mailbox.fetch(uid).await? else {
         return Ok(());
     };
+    // Where it was read, with the account and server: two servers' folders may share
+    // a UIDVALIDITY (both are often the second they were made).
+    let support = &services.settings().support;
     let source = MailSource {
-        folder: mailbox.folder().to_owned(),
+        folder: format!(
+            "{}@{}:{}/{}",
+            support.username,
+            support.host,
+            support.port,
+            mailbox.folder()
+        ),
         uidvalidity: mailbox.uidvalidity(),
         uid,
     };

@@ -17,7 +17,8 @@ use crate::domain::{
     TicketMessage, TicketStatus, UserId,
 };
 
-/// Where an email was read: the support mailbox's folder, its UIDVALIDITY and the UID.
+/// Where an email was read: the support mailbox (account, server and folder), the
+/// folder's UIDVALIDITY and the UID.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MailSource {
     pub folder: String,

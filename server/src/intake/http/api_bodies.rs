@@ -187,6 +187,8 @@ pub struct MigrationBody {
     pub requester_email: String,
     /// The customer's own reference, when one was given.
     pub customer_ref: Option<String>,
+    /// The support ticket it was made from.
+    pub ticket_id: Option<crate::domain::TicketId>,
     pub mode: Mode,
     pub duplicates: DuplicatePolicy,
     pub delete_source: bool,
@@ -281,6 +283,7 @@ pub(super) fn migration_body(
         destination: account_body(&m.dest),
         requester_email: mask(&m.requester_email),
         customer_ref: m.customer_ref.clone(),
+        ticket_id: m.ticket,
         mode: m.options.mode,
         duplicates: m.options.duplicates,
         delete_source: m.options.delete_source,

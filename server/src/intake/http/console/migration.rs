@@ -275,6 +275,8 @@ struct DetailPage {
     owner: Option<UserId>,
     staff: Vec<(UserId, String)>,
     customer_ref: Option<String>,
+    /// The ticket it was made from.
+    ticket: Option<i64>,
     notes: Vec<super::pages::AuditRow>,
     actions: Actions,
     events: Vec<super::pages::AuditRow>,
@@ -346,6 +348,7 @@ pub async fn show(staff: Staff, Path(id): Path<MigrationId>) -> Response {
             owner: m.owner,
             staff: staff_list,
             customer_ref: m.customer_ref.clone(),
+            ticket: m.ticket.map(|t| t.0),
             notes: super::pages::audit_rows(
                 events
                     .iter()
