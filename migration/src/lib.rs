@@ -18,6 +18,7 @@ mod m20261130_000009_customer_news;
 mod m20261130_000010_desk;
 mod m20261130_000011_uploads;
 mod m20261201_000012_tickets;
+mod m20261201_000013_idempotency;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000010_desk::Migration),
             Box::new(m20261130_000011_uploads::Migration),
             Box::new(m20261201_000012_tickets::Migration),
+            Box::new(m20261201_000013_idempotency::Migration),
         ]
     }
 }

@@ -226,6 +226,9 @@ async fn sweep_sessions(services: Services, shutdown: CancellationToken) {
         if let Err(err) = services.store().prune_login_failures(before).await {
             tracing::warn!(error = %err, "Failed to forget old failed sign-ins");
         }
+        if let Err(err) = services.forget_old_idempotency_keys().await {
+            tracing::warn!(error = %err, "Failed to forget old idempotency keys");
+        }
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(SESSION_SWEEP) => {}

@@ -104,6 +104,8 @@ pub struct LimitSettings {
     /// Bytes of an uploaded file (a list of mailboxes): the body of an upload may be
     /// this much, plus 64 KiB for the form's other fields.
     pub upload_bytes: usize,
+    /// Writes (POST, PUT, PATCH, DELETE) one API token may make per minute; 0: no limit.
+    pub api_writes_per_minute: u32,
 }
 
 impl Default for LimitSettings {
@@ -113,6 +115,7 @@ impl Default for LimitSettings {
             text_chars: 1000,
             list_items: 1000,
             upload_bytes: 20 * 1024 * 1024,
+            api_writes_per_minute: 60,
         }
     }
 }

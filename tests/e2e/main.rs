@@ -2,6 +2,7 @@
 //! PostgreSQL, SQLite), no mocks.
 
 mod api;
+mod api_guard;
 mod browser;
 mod cli;
 mod console;

@@ -48,6 +48,12 @@ pub enum ErrorCode {
     StatusChanged,
     /// A ticket's list whose migrations were made already.
     ListUsed,
+    /// An Idempotency-Key sent again with another request.
+    IdempotencyKeyReused,
+    /// An Idempotency-Key whose first request is still running.
+    IdempotencyKeyInProgress,
+    /// Too many writes by this token in the last minute.
+    RateLimited,
     Starting,
     CredentialsPurged,
     // Reaching a customer's server (test-connection, validation, a pass).
@@ -125,7 +131,7 @@ impl Failure {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 37] = [
+    pub const ALL: [ErrorCode; 40] = [
         Self::MissingToken,
         Self::InvalidToken,
         Self::InsufficientScope,
@@ -151,6 +157,9 @@ impl ErrorCode {
         Self::WorkPending,
         Self::StatusChanged,
         Self::ListUsed,
+        Self::IdempotencyKeyReused,
+        Self::IdempotencyKeyInProgress,
+        Self::RateLimited,
         Self::Starting,
         Self::CredentialsPurged,
         Self::Dns,
@@ -192,6 +201,9 @@ impl ErrorCode {
             Self::WorkPending => "work_pending",
             Self::StatusChanged => "status_changed",
             Self::ListUsed => "list_used",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::IdempotencyKeyInProgress => "idempotency_key_in_progress",
+            Self::RateLimited => "rate_limited",
             Self::Starting => "starting",
             Self::CredentialsPurged => "credentials_purged",
             Self::Dns => "dns",

@@ -13,7 +13,7 @@ use crate::domain::{
     User, UserId,
 };
 use crate::render::emails::{AccountCreated, TestEmail};
-use crate::store::{NewUser, StoreError};
+use crate::store::{KeptKey, NewUser, StoreError};
 
 /// The shortest password a staff account may have.
 pub const MIN_PASSWORD_LEN: usize = 12;
@@ -23,6 +23,23 @@ const TOKEN_BYTES: usize = 32;
 const API_TOKEN_PREFIX: &str = "fy_";
 
 /// A staff account to create, as typed.
+/// What an `Idempotency-Key` says about a request.
+#[derive(Debug)]
+pub enum Idempotency {
+    /// First seen: run it.
+    New,
+    /// Answered before: send this again.
+    Replay {
+        status: u16,
+        content_type: Option<String>,
+        body: Vec<u8>,
+    },
+    /// Sent before with another request.
+    Reused,
+    /// Its first request is still running.
+    InProgress,
+}
+
 #[derive(Debug)]
 pub struct NewStaff<'a> {
     pub email: &'a str,
@@ -154,6 +171,64 @@ impl Services {
         self.dispatcher.wake();
         tracing::info!(user_id = %user.id, role = %user.role, "Staff account created");
         Ok(user)
+    }
+
+    /// Claims an `Idempotency-Key` for a request of `token` (its digest) whose
+    /// fingerprint is `fingerprint`: new, the kept answer to replay, the key reused for
+    /// another request, or its first request still running.
+    pub async fn claim_idempotency(
+        &self,
+        token: &str,
+        key: &str,
+        fingerprint: &str,
+    ) -> ServiceResult<Idempotency> {
+        let kept = self
+            .store
+            .claim_idempotency_key(token, key, fingerprint, self.now())
+            .await?;
+        Ok(match kept {
+            None => Idempotency::New,
+            Some(kept) if kept.fingerprint != fingerprint => Idempotency::Reused,
+            Some(KeptKey {
+                answer: Some((status, content_type, sealed)),
+                ..
+            }) => Idempotency::Replay {
+                status,
+                content_type,
+                body: self.cipher.decrypt_bytes(&sealed)?,
+            },
+            Some(_) => Idempotency::InProgress,
+        })
+    }
+
+    /// Keeps the answer of a claimed key (sealed: it may hold a customer's link).
+    pub async fn finish_idempotency(
+        &self,
+        token: &str,
+        key: &str,
+        status: u16,
+        content_type: Option<String>,
+        body: &[u8],
+    ) -> ServiceResult<()> {
+        let sealed = self.cipher.encrypt_bytes(body)?;
+        self.store
+            .finish_idempotency_key(token, key, status, content_type, sealed)
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets a claimed key whose request failed inside Ferry: a retry runs.
+    pub async fn release_idempotency(&self, token: &str, key: &str) -> ServiceResult<()> {
+        self.store
+            .forget_idempotency_keys(Some((token, key)), self.now())
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets the keys older than a day.
+    pub async fn forget_old_idempotency_keys(&self) -> ServiceResult<u64> {
+        let before = self.now() - chrono::Duration::hours(24);
+        Ok(self.store.forget_idempotency_keys(None, before).await?)
     }
 
     /// At first start, when no account exists: creates the admin from settings, with a

@@ -26,7 +26,7 @@ use crate::notify::Dispatcher;
 use crate::render::Renderer;
 use crate::store::{Store, StoreError};
 
-pub use accounts::{LoginError, MIN_PASSWORD_LEN, NewStaff, SignedIn};
+pub use accounts::{Idempotency, LoginError, MIN_PASSWORD_LEN, NewStaff, SignedIn};
 pub(crate) use lifecycle::Step;
 pub use lists::RowReport;
 pub(crate) use migrations::endpoint;

@@ -7,6 +7,7 @@
 mod accounts;
 mod audit;
 mod entities;
+mod idempotency;
 mod leases;
 mod login_failures;
 mod migrations;
@@ -26,6 +27,7 @@ use sea_orm::{
 
 pub use accounts::NewUser;
 pub use audit::{AuditFilter, MAX_AUDIT_PAGE};
+pub use idempotency::KeptKey;
 pub use migrations::{MigrationFilter, NewMigration, StatusChange, dest_key};
 pub use outbox::OutboxFilter;
 pub use passes::{FolderCounts, PassEnd, PlannedFolder};

@@ -37,7 +37,12 @@ pub fn service(base_url: &str) -> OpenApiService<Apis, ()> {
     )
     .description(
         "Ferry's REST API. Authenticate with `Authorization: Bearer <token>`; create a \
-             token with `ferry token create`. Errors are JSON objects with a stable `code`.",
+             token with `ferry token create`. Errors are JSON objects with a stable `code`. \
+             Send `Idempotency-Key: <1 to 255 visible ASCII characters>` on a POST to make a \
+             retry safe: the same key and request answer the first answer again (with \
+             `Idempotent-Replayed: true`) for 24 hours; the same key with another request is \
+             422 `idempotency_key_reused`. A token's writes are limited per minute \
+             (`limits.api_writes_per_minute`): beyond, 429 `rate_limited` with `Retry-After`.",
     )
     .server(format!("{}/api/v1", base_url.trim_end_matches('/')))
 }
@@ -47,11 +52,17 @@ pub fn service(base_url: &str) -> OpenApiService<Apis, ()> {
 /// into the same JSON shape: every error of the API has a stable `code`.
 pub fn with_error_bodies(api: OpenApiService<Apis, ()>) -> impl Endpoint {
     let routes = Arc::new(spec_routes(&api.spec()));
+    let limiter = Arc::new(super::api_guard::WriteLimiter::default());
     let api = api.into_endpoint();
-    rejections(api).around(move |next, req| {
-        let routes = routes.clone();
-        async move { json_errors(next, req, &routes).await }
-    })
+    rejections(api)
+        .around(move |next, req| {
+            let limiter = limiter.clone();
+            super::api_guard::guard(next, req, limiter)
+        })
+        .around(move |next, req| {
+            let routes = routes.clone();
+            json_errors(next, req, routes)
+        })
 }
 
 /// Each path of the OpenAPI document (its segments, `{…}` for a parameter) with the
@@ -144,8 +155,9 @@ fn method_not_allowed(methods: &[String]) -> poem::Response {
 async fn json_errors<E: Endpoint>(
     next: E,
     req: Request,
-    routes: &[(Vec<String>, Vec<String>)],
+    routes: Arc<Vec<(Vec<String>, Vec<String>)>>,
 ) -> poem::Result<poem::Response> {
+    let routes = routes.as_slice();
     let path = req.uri().path().to_owned();
     // A method the document does not list for the path is a 405, whatever the router
     // would make of it (`POST /migrations/12` is not an action).
@@ -289,6 +301,10 @@ pub enum ApiError {
     Invalid(Json<ErrorBody>),
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
+    /// 429: too many writes by this token in the last minute (`rate_limited`);
+    /// `Retry-After` says when to try again.
+    #[oai(status = 429)]
+    RateLimited(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
     /// 503: try again later (`retryable: true`).
     #[oai(status = 503)]
     Unavailable(Json<ErrorBody>),

@@ -4,6 +4,7 @@
 mod api;
 mod api_bodies;
 mod api_migrations;
+mod api_guard;
 mod api_settings;
 mod api_tickets;
 #[macro_use]

@@ -2,6 +2,7 @@
 
 pub mod api_tokens;
 pub mod audit_events;
+pub mod idempotency_keys;
 pub mod login_failures;
 pub mod migration_folders;
 pub mod migration_ledger;
