@@ -19,6 +19,7 @@ mod m20261130_000010_desk;
 mod m20261130_000011_uploads;
 mod m20261201_000012_tickets;
 mod m20261201_000013_idempotency;
+mod m20261201_000014_reply_to;
 
 pub struct Migrator;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000011_uploads::Migration),
             Box::new(m20261201_000012_tickets::Migration),
             Box::new(m20261201_000013_idempotency::Migration),
+            Box::new(m20261201_000014_reply_to::Migration),
         ]
     }
 }

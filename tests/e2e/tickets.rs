@@ -314,6 +314,11 @@ async fn emails_to_the_support_address_become_tickets_answered_in_their_threads(
         header(ack, "Auto-Submitted").as_deref(),
         Some("auto-replied")
     );
+    assert_eq!(
+        header(ack, "Reply-To").as_deref(),
+        Some(SUPPORT),
+        "answers go to the support mailbox"
+    );
     let ack_text = ack.text();
     assert!(ack_text.contains("josé@old.example"), "{ack_text}");
     assert!(

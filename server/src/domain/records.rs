@@ -168,6 +168,7 @@ pub struct OutboxMessage {
     pub message_id: Option<String>,
     pub in_reply_to: Option<String>,
     pub references: Vec<String>,
+    pub reply_to: Option<String>,
 }
 
 /// A setting an admin changed in the console; it overrides the file's value of `key`.

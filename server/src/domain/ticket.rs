@@ -234,6 +234,8 @@ pub struct Thread {
     pub in_reply_to: Option<String>,
     /// Oldest first, space-separated as the header wants them.
     pub references: Vec<String>,
+    /// The support address, so that the answer reaches the support mailbox.
+    pub reply_to: Option<String>,
 }
 
 /// What a ticket needs of one email.

@@ -71,6 +71,13 @@ impl SmtpMailer {
             .subject(message.subject.clone())
             .header(AutoSubmitted)
             .message_id(message.message_id.as_ref().map(|id| format!("<{id}>")));
+        if let Some(to) = message
+            .reply_to
+            .as_deref()
+            .and_then(|a| a.parse::<Mailbox>().ok())
+        {
+            builder = builder.reply_to(to);
+        }
         if let Some(id) = &message.in_reply_to {
             builder = builder.in_reply_to(format!("<{id}>"));
         }

@@ -407,8 +407,12 @@ impl Services {
         ticket: TicketId,
         email: NewEmail,
     ) -> ServiceResult<NewEmail> {
-        let thread = tx.thread_of(ticket).await?;
-        let from = self.settings().smtp.from.clone();
+        let mut thread = tx.thread_of(ticket).await?;
+        let settings = self.settings();
+        // Answers go to the support mailbox, which From may not be.
+        thread.reply_to = Some(settings.support.username.clone())
+            .filter(|u| settings.support.enabled && u.contains('@'));
+        let from = settings.smtp.from.clone();
         let domain = from
             .rsplit_once('@')
             .map(|(_, d)| d.trim_end_matches('>').trim())

@@ -50,6 +50,7 @@ fn message_from(row: outbox::Model) -> StoreResult<OutboxMessage> {
             .thread_references
             .map(|r| r.split_whitespace().map(str::to_owned).collect())
             .unwrap_or_default(),
+        reply_to: row.reply_to,
     })
 }
 
@@ -195,6 +196,7 @@ impl Tx {
             ticket_id: Set(email.thread.ticket.map(|t| t.0)),
             message_id: Set(email.message_id),
             in_reply_to: Set(email.thread.in_reply_to),
+            reply_to: Set(email.thread.reply_to.clone()),
             thread_references: Set(
                 (!email.thread.references.is_empty()).then(|| email.thread.references.join(" "))
             ),

@@ -346,6 +346,7 @@ impl Tx {
                     .chain(ids[n - 10..].iter().cloned())
                     .collect(),
             },
+            reply_to: None,
         })
     }
 }

@@ -27,6 +27,8 @@ pub struct Model {
     pub message_id: Option<String>,
     pub in_reply_to: Option<String>,
     pub thread_references: Option<String>,
+    /// Where the recipient's answer goes (the support address), when not to From.
+    pub reply_to: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
