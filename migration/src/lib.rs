@@ -20,6 +20,7 @@ mod m20261130_000011_uploads;
 mod m20261201_000012_tickets;
 mod m20261201_000013_idempotency;
 mod m20261201_000014_reply_to;
+mod m20261201_000015_outbox_attachments;
 
 pub struct Migrator;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000012_tickets::Migration),
             Box::new(m20261201_000013_idempotency::Migration),
             Box::new(m20261201_000014_reply_to::Migration),
+            Box::new(m20261201_000015_outbox_attachments::Migration),
         ]
     }
 }

@@ -249,6 +249,7 @@ async fn the_outbox_hands_each_attempt_to_one_claimant(store: &Store) {
                 about: None,
                 thread: Default::default(),
                 message_id: None,
+                attachment: None,
             },
             now,
         )

@@ -19,6 +19,7 @@ use ferry_tests::mime::{Email, ods};
 use ferry_tests::serve::FerryProcess;
 use ferry_tests::smtp::{Received, SmtpSink};
 use ferry_tests::strip::{Rules, Strip};
+use mail_parser::MimeHeaders;
 
 const SUPPORT: &str = "support@provider.test";
 const SUPPORT_PW: &str = "desk-pw-5521";
@@ -540,6 +541,42 @@ async fn emails_to_the_support_address_become_tickets_answered_in_their_threads(
     assert!(
         dashboard.contains(&format!("/tickets/{}", ods_ticket.id)),
         "new tickets need attention"
+    );
+    // A reply from the console with a report attached.
+    let csrf = ferry_tests::app::csrf_from(&html).unwrap();
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", csrf)
+        .text("text", "The report you asked for is attached.")
+        .text("status", "open")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"mailbox;messages\njose@old.example;1204\n".to_vec())
+                .file_name("report.csv"),
+        );
+    let sent = app
+        .client
+        .post(app.url(&format!("/tickets/{}/reply", ods_ticket.id)))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 303);
+    let with_file = smtp
+        .wait_for(Duration::from_secs(30), |m| {
+            m.text().contains("The report you asked for")
+        })
+        .await
+        .unwrap();
+    let parsed = with_file.parsed();
+    let attached = parsed.attachments().next().expect("the report is attached");
+    assert_eq!(attached.attachment_name(), Some("report.csv"));
+    assert_eq!(
+        attached.contents(),
+        b"mailbox;messages\njose@old.example;1204\n"
+    );
+    assert_eq!(
+        app.services.ticket(ods_ticket.id).await.unwrap().status,
+        TicketStatus::Open
     );
     let admin = Actor::Cli;
     let reply = smtp

@@ -131,6 +131,8 @@ pub struct NewEmail {
     pub thread: super::Thread,
     /// Its own Message-ID (without the angle brackets), when a reply must find it.
     pub message_id: Option<String>,
+    /// A file sent with it (name, bytes).
+    pub attachment: Option<(String, Vec<u8>)>,
 }
 
 impl NewEmail {
@@ -169,6 +171,8 @@ pub struct OutboxMessage {
     pub in_reply_to: Option<String>,
     pub references: Vec<String>,
     pub reply_to: Option<String>,
+    /// A file sent with it (name, bytes).
+    pub attachment: Option<(String, Vec<u8>)>,
 }
 
 /// A setting an admin changed in the console; it overrides the file's value of `key`.

@@ -94,11 +94,20 @@ impl SmtpMailer {
                 .parse()
                 .with_context(|| format!("Bad recipient {to:?}"))?);
         }
+        let body =
+            MultiPart::alternative_plain_html(message.body_text.clone(), message.body_html.clone());
+        let body = match &message.attachment {
+            None => body,
+            Some((name, bytes)) => MultiPart::mixed().multipart(body).singlepart(
+                lettre::message::Attachment::new(name.clone()).body(
+                    bytes.clone(),
+                    lettre::message::header::ContentType::parse("application/octet-stream")
+                        .context("a content type")?,
+                ),
+            ),
+        };
         let email = builder
-            .multipart(MultiPart::alternative_plain_html(
-                message.body_text.clone(),
-                message.body_html.clone(),
-            ))
+            .multipart(body)
             .context("Failed to build the email")?;
         self.transport
             .send(email)

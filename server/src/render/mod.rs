@@ -194,6 +194,7 @@ impl Renderer {
             about,
             thread: Default::default(),
             message_id: None,
+            attachment: None,
         })
     }
 }

@@ -236,7 +236,7 @@ impl Services {
         if new_ticket && may_ack && self.under_ack_limit(&tx, &email.mail, now).await? {
             let ack = self.acknowledgement(&ticket, &email, &checked)?;
             let to = email.mail.from.as_deref().unwrap_or_default();
-            self.enqueue_ticket_email(&tx, &ticket, to, &ack, now)
+            self.enqueue_ticket_email(&tx, &ticket, to, &ack, None, now)
                 .await?;
         }
         tx.commit().await?;
@@ -387,6 +387,7 @@ impl Services {
         ticket: &Ticket,
         to: &str,
         context: &C,
+        attachment: Option<(String, Vec<u8>)>,
         now: DateTime<Utc>,
     ) -> ServiceResult<()> {
         let to = crate::domain::EmailAddress::parse("requester", to)
@@ -394,7 +395,8 @@ impl Services {
         let email =
             self.renderer
                 .email(vec![to], context, Some(("ticket", ticket.id.to_string())))?;
-        let email = self.threaded(tx, ticket.id, email).await?;
+        let mut email = self.threaded(tx, ticket.id, email).await?;
+        email.attachment = attachment;
         tx.enqueue_email(email, now).await?;
         Ok(())
     }
@@ -493,15 +495,33 @@ impl Services {
         })
     }
 
-    /// Staff's answer: queued to the requester in the ticket's thread; the ticket then
-    /// waits on the customer (or takes `status` when given).
+    /// Staff's answer, with a file when given (a report): queued to the requester in
+    /// the ticket's thread; the ticket then waits on the customer (or takes `status`).
     pub async fn reply_ticket(
         &self,
         actor: &Actor,
         id: TicketId,
         text: &str,
         status: Option<TicketStatus>,
+        attachment: Option<(String, Vec<u8>)>,
     ) -> ServiceResult<Ticket> {
+        let attachment = match attachment {
+            Some((_, bytes)) if bytes.is_empty() => None,
+            Some((name, bytes)) => {
+                let max = self.settings().limits.upload_bytes;
+                if bytes.len() > max {
+                    return Err(ServiceError::field(
+                        "attachment",
+                        format!(
+                            "the file has {} bytes, more than the {max} an email of Ferry's may carry (limits.upload_bytes)",
+                            bytes.len()
+                        ),
+                    ));
+                }
+                Some((seal_name(&name), bytes))
+            }
+            None => None,
+        };
         let text = text.trim();
         if text.is_empty() {
             return Err(ServiceError::field("text", "write the answer"));
@@ -540,7 +560,7 @@ impl Services {
         let now = self.now();
         let tx = self.store.begin().await?;
         tx.write_first().await?;
-        self.enqueue_ticket_email(&tx, &ticket, &to, &reply, now)
+        self.enqueue_ticket_email(&tx, &ticket, &to, &reply, attachment, now)
             .await?;
         ticket.status = status.unwrap_or(TicketStatus::WaitingOnCustomer);
         ticket.awaiting_staff = false;
@@ -668,7 +688,7 @@ impl Services {
                 provider_name: settings.provider.name.clone(),
                 support_contact: settings.provider.support_contact.clone(),
             };
-            self.enqueue_ticket_email(&tx, &ticket, &to, &email, now)
+            self.enqueue_ticket_email(&tx, &ticket, &to, &email, None, now)
                 .await?;
         }
         if ticket.status == TicketStatus::New {

@@ -51,6 +51,7 @@ fn message_from(row: outbox::Model) -> StoreResult<OutboxMessage> {
             .map(|r| r.split_whitespace().map(str::to_owned).collect())
             .unwrap_or_default(),
         reply_to: row.reply_to,
+        attachment: row.attachment_name.zip(row.attachment),
     })
 }
 
@@ -197,6 +198,8 @@ impl Tx {
             message_id: Set(email.message_id),
             in_reply_to: Set(email.thread.in_reply_to),
             reply_to: Set(email.thread.reply_to.clone()),
+            attachment_name: Set(email.attachment.as_ref().map(|(name, _)| name.clone())),
+            attachment: Set(email.attachment.map(|(_, bytes)| bytes)),
             thread_references: Set(
                 (!email.thread.references.is_empty()).then(|| email.thread.references.join(" "))
             ),

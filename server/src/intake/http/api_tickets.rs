@@ -322,7 +322,7 @@ impl TicketsApi {
         let services = services(req)?;
         let status = status_of(body.0.status)?;
         let ticket = services
-            .reply_ticket(&actor(&auth), id.0, &body.0.text, status)
+            .reply_ticket(&actor(&auth), id.0, &body.0.text, status, None)
             .await?;
         Ok(Replied::Created(Json(ticket_body(ticket))))
     }

@@ -123,7 +123,10 @@ async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Resp
         .data::<Services>()
         .map(|s| s.settings().limits.clone())
         .unwrap_or_default();
-    let upload = UPLOAD_PATHS.contains(&req.uri().path());
+    let path = req.uri().path();
+    // A ticket's reply may carry a file too.
+    let upload =
+        UPLOAD_PATHS.contains(&path) || (path.starts_with("/tickets/") && path.ends_with("/reply"));
     let limit = if upload {
         limits.upload_bytes.saturating_add(64 * 1024)
     } else {

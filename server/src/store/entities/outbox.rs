@@ -29,6 +29,9 @@ pub struct Model {
     pub thread_references: Option<String>,
     /// Where the recipient's answer goes (the support address), when not to From.
     pub reply_to: Option<String>,
+    /// A file sent with it: its name and bytes.
+    pub attachment_name: Option<String>,
+    pub attachment: Option<Vec<u8>>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

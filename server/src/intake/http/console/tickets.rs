@@ -5,7 +5,7 @@
 
 use poem::http::{StatusCode, header};
 use poem::web::cookie::CookieJar;
-use poem::web::{Form, Path, Query};
+use poem::web::{Form, Multipart, Path, Query};
 use poem::{IntoResponse, Response, handler};
 use serde::{Deserialize, Serialize};
 
@@ -361,14 +361,45 @@ pub async fn show(staff: Staff, Path(id): Path<TicketId>) -> Response {
     staff.render("console/ticket.html", &page)
 }
 
-#[derive(Debug, Deserialize)]
-pub struct ReplyForm {
-    #[serde(default)]
+/// The reply form's fields (multipart: it may carry a file).
+#[derive(Debug, Default)]
+struct ReplyForm {
     csrf: String,
-    #[serde(default)]
     text: String,
-    #[serde(default)]
     status: String,
+    file: Option<(String, Vec<u8>)>,
+}
+
+async fn reply_fields(mut multipart: Multipart) -> Result<ReplyForm, String> {
+    let mut form = ReplyForm::default();
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => return Ok(form),
+            Err(err) => {
+                return Err(format!(
+                    "the form did not arrive whole ({err}); send it again"
+                ));
+            }
+        };
+        let name = field.name().unwrap_or_default().to_owned();
+        if name == "file" {
+            let file_name = field.file_name().unwrap_or("report").to_owned();
+            let bytes = field
+                .bytes()
+                .await
+                .map_err(|e| format!("the file did not arrive whole ({e}); send it again"))?;
+            form.file = Some((file_name, bytes));
+            continue;
+        }
+        let text = field.text().await.unwrap_or_default();
+        match name.as_str() {
+            "csrf" => form.csrf = text,
+            "text" => form.text = text,
+            "status" => form.status = text,
+            _ => {}
+        }
+    }
 }
 
 fn message_of(err: &ServiceError) -> String {
@@ -387,16 +418,20 @@ pub async fn reply(
     staff: Staff,
     jar: &CookieJar,
     Path(id): Path<TicketId>,
-    Form(form): Form<ReplyForm>,
+    multipart: Multipart,
 ) -> Response {
+    let back = format!("/tickets/{id}");
+    let form = match reply_fields(multipart).await {
+        Ok(form) => form,
+        Err(message) => return redirect_with_flash(jar, &back, false, &message),
+    };
     if let Some(resp) = staff.reject_bad_csrf(&form.csrf) {
         return resp;
     }
-    let back = format!("/tickets/{id}");
     let status = TicketStatus::parse(&form.status);
     match staff
         .services
-        .reply_ticket(&staff.actor(), id, &form.text, status)
+        .reply_ticket(&staff.actor(), id, &form.text, status, form.file)
         .await
     {
         Ok(_) => redirect_with_flash(jar, &back, true, "Your answer is on its way."),
