@@ -988,6 +988,43 @@ async fn bad_emails_become_tickets_with_reasons_and_closed_ones_are_erased_in_ti
             .1
             .is_some()
     );
+
+    // The customer answers the closed ticket (its tag in the subject): it reopens.
+    // And a robot that writes again and again gets three acknowledgements an hour.
+    let mut more = vec![
+        Email::new(
+            "d@customer.example",
+            &format!("Re: [#{}] Too big", big.number()),
+            "bad-6@customer.example",
+            "Here it is in two files.",
+        )
+        .bytes(),
+    ];
+    for n in 1..=5 {
+        more.push(
+            Email::new(
+                "robot@customer.example",
+                &format!("Alert {n}"),
+                &format!("robot-{n}@customer.example"),
+                "Disk full",
+            )
+            .bytes(),
+        );
+    }
+    deliver(&desk, &more).await;
+    wait_processed(&desk, emails.len() + more.len()).await;
+    let reopened = app.services.ticket(big.id).await.unwrap();
+    assert_eq!(
+        (reopened.status, reopened.awaiting_staff),
+        (TicketStatus::Open, true)
+    );
+    let acks: Vec<_> = app
+        .outbox()
+        .await
+        .into_iter()
+        .filter(|m| m.template == "ticket_received" && m.to == ["robot@customer.example"])
+        .collect();
+    assert_eq!(acks.len(), 3, "support.acknowledgements_per_hour");
     app.stop().await;
 }
 
