@@ -373,12 +373,17 @@ async fn flags_keywords_and_expunges_between_passes_are_brought_over_and_nothing
 
 #[tokio::test]
 async fn killed_twice_at_random_moments_it_ends_byte_for_byte_every_time() {
-    // A new series of moments on every run (the seed is printed to replay it);
-    // scripts/kill-loop runs fifty trials and more.
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(1);
+    // A new series of moments on every run; the seed is printed, and `KILL_SEED=N` in
+    // the environment replays it. scripts/kill-loop runs fifty trials and more.
+    let seed = std::env::var("KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(1)
+        });
     let series = ferry_tests::killloop::KillLoop::start().await.unwrap();
     for n in 0..4 {
         let delays = ferry_tests::killloop::kill_delays(seed, n, 1000);
