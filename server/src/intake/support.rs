@@ -346,7 +346,7 @@ pub async fn ticket_requests(
 }
 
 /// Makes the migrations of one of a ticket's lists (a file, or the request in an
-/// email's text) from its ready rows.
+/// email's text; without either, the newest request in a text) from its ready rows.
 pub async fn make_migrations(
     services: &Services,
     actor: &Actor,
@@ -358,7 +358,7 @@ pub async fn make_migrations(
     let requests = ticket_requests(services, actor, &view).await?;
     let Some(request) = requests.into_iter().find(|r| {
         r.attachment.as_ref().map(|a| a.id) == attachment
-            && (attachment.is_some() || r.message == message)
+            && (attachment.is_some() || message.is_none() || r.message == message)
     }) else {
         return Err(ServiceError::NotFound("list"));
     };

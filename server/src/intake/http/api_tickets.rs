@@ -365,21 +365,8 @@ impl TicketsApi {
         auth.require(Scope::TicketsWrite)?;
         auth.require(Scope::MigrationsWrite)?;
         let services = services(req)?;
-        let actor = actor(&auth);
-        let message = match body.0.attachment_id {
-            Some(_) => None,
-            None => {
-                // The newest request written in an email's text.
-                let view = services.ticket_view(id.0).await?;
-                ticket_requests(services, &actor, &view)
-                    .await?
-                    .into_iter()
-                    .find(|r| r.attachment.is_none())
-                    .and_then(|r| r.message)
-            }
-        };
         let reports =
-            make_migrations(services, &actor, id.0, body.0.attachment_id, message).await?;
+            make_migrations(services, &actor(&auth), id.0, body.0.attachment_id, None).await?;
         Ok(Json(MadeBody {
             rows: row_bodies(&reports),
         }))

@@ -8,7 +8,7 @@ use poem::web::{Form, Multipart, Path};
 use poem::{IntoResponse, Response, handler};
 use serde::Serialize;
 
-use super::{CsrfForm, Layout, Staff, internal_error, redirect_with_flash};
+use super::{CsrfForm, FileForm, Layout, Staff, internal_error, redirect_with_flash};
 use crate::domain::{FieldError, ListedRequest, Upload, UploadId};
 use crate::intake::http::error_page;
 use crate::intake::lists::{self, Column, ListError, MailboxList, RowDefaults};
@@ -195,37 +195,15 @@ struct Uploaded {
     rows: String,
 }
 
-async fn fields(mut multipart: Multipart) -> Result<Uploaded, String> {
-    let mut form = Uploaded::default();
-    loop {
-        let field = match multipart.next_field().await {
-            Ok(Some(field)) => field,
-            Ok(None) => return Ok(form),
-            Err(err) => {
-                return Err(format!(
-                    "the form did not arrive whole ({err}); send it again"
-                ));
-            }
-        };
-        let name = field.name().unwrap_or_default().to_owned();
-        if name == "file" {
-            let file_name = field.file_name().unwrap_or("list").to_owned();
-            let bytes = field
-                .bytes()
-                .await
-                .map_err(|e| format!("the file did not arrive whole ({e}); send it again"))?;
-            form.file = Some((file_name, bytes));
-            continue;
-        }
-        let text = field.text().await.unwrap_or_default();
-        match name.as_str() {
-            "csrf" => form.csrf = text,
-            "requester_email" => form.requester_email = text.trim().to_owned(),
-            "time_zone" => form.time_zone = text.trim().to_owned(),
-            "rows" => form.rows = text,
-            _ => {}
-        }
-    }
+async fn fields(multipart: Multipart) -> Result<Uploaded, String> {
+    let form = FileForm::read(multipart, "list").await?;
+    Ok(Uploaded {
+        csrf: form.text("csrf"),
+        requester_email: form.text("requester_email").trim().to_owned(),
+        time_zone: form.text("time_zone").trim().to_owned(),
+        rows: form.text("rows"),
+        file: form.file,
+    })
 }
 
 #[handler]

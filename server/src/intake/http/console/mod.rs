@@ -15,11 +15,13 @@ mod tickets;
 mod track;
 mod users;
 
+use std::collections::HashMap;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use poem::http::StatusCode;
 use poem::web::cookie::{Cookie, CookieJar, SameSite};
-use poem::web::{Html, Redirect};
+use poem::web::{Html, Multipart, Redirect};
 use poem::{FromRequest, IntoResponse, Request, RequestBody, Response, Route, get, post};
 use serde::Serialize;
 
@@ -282,6 +284,48 @@ struct LayoutUser {
 pub struct CsrfForm {
     #[serde(default)]
     pub csrf: String,
+}
+
+/// A multipart form read whole: its text fields, and the file of its `file` field.
+#[derive(Debug, Default)]
+pub struct FileForm {
+    text: HashMap<String, String>,
+    pub file: Option<(String, Vec<u8>)>,
+}
+
+impl FileForm {
+    /// A text field's value; empty when the form did not send it.
+    pub fn text(&self, name: &str) -> String {
+        self.text.get(name).cloned().unwrap_or_default()
+    }
+
+    /// Reads the form; a file without a name is called `default_name`.
+    pub async fn read(mut multipart: Multipart, default_name: &str) -> Result<Self, String> {
+        let mut form = Self::default();
+        loop {
+            let field = match multipart.next_field().await {
+                Ok(Some(field)) => field,
+                Ok(None) => return Ok(form),
+                Err(err) => {
+                    return Err(format!(
+                        "the form did not arrive whole ({err}); send it again"
+                    ));
+                }
+            };
+            let name = field.name().unwrap_or_default().to_owned();
+            if name == "file" {
+                let file_name = field.file_name().unwrap_or(default_name).to_owned();
+                let bytes = field
+                    .bytes()
+                    .await
+                    .map_err(|e| format!("the file did not arrive whole ({e}); send it again"))?;
+                form.file = Some((file_name, bytes));
+                continue;
+            }
+            let text = field.text().await.unwrap_or_default();
+            form.text.insert(name, text);
+        }
+    }
 }
 
 /// A one-time message shown on the page a form redirects to.

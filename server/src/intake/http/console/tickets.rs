@@ -10,7 +10,7 @@ use poem::{IntoResponse, Response, handler};
 use serde::{Deserialize, Serialize};
 
 use super::import::{RowView, preview_rows};
-use super::{Layout, Staff, internal_error, redirect_with_flash};
+use super::{FileForm, Layout, Staff, internal_error, redirect_with_flash};
 use crate::domain::{
     AttachmentId, Direction, Ticket, TicketAttachment, TicketId, TicketStatus, UserId,
 };
@@ -361,47 +361,6 @@ pub async fn show(staff: Staff, Path(id): Path<TicketId>) -> Response {
     staff.render("console/ticket.html", &page)
 }
 
-/// The reply form's fields (multipart: it may carry a file).
-#[derive(Debug, Default)]
-struct ReplyForm {
-    csrf: String,
-    text: String,
-    status: String,
-    file: Option<(String, Vec<u8>)>,
-}
-
-async fn reply_fields(mut multipart: Multipart) -> Result<ReplyForm, String> {
-    let mut form = ReplyForm::default();
-    loop {
-        let field = match multipart.next_field().await {
-            Ok(Some(field)) => field,
-            Ok(None) => return Ok(form),
-            Err(err) => {
-                return Err(format!(
-                    "the form did not arrive whole ({err}); send it again"
-                ));
-            }
-        };
-        let name = field.name().unwrap_or_default().to_owned();
-        if name == "file" {
-            let file_name = field.file_name().unwrap_or("report").to_owned();
-            let bytes = field
-                .bytes()
-                .await
-                .map_err(|e| format!("the file did not arrive whole ({e}); send it again"))?;
-            form.file = Some((file_name, bytes));
-            continue;
-        }
-        let text = field.text().await.unwrap_or_default();
-        match name.as_str() {
-            "csrf" => form.csrf = text,
-            "text" => form.text = text,
-            "status" => form.status = text,
-            _ => {}
-        }
-    }
-}
-
 fn message_of(err: &ServiceError) -> String {
     match err {
         ServiceError::Invalid(errors) => errors
@@ -421,17 +380,19 @@ pub async fn reply(
     multipart: Multipart,
 ) -> Response {
     let back = format!("/tickets/{id}");
-    let form = match reply_fields(multipart).await {
+    // Multipart: the answer may carry a file.
+    let form = match FileForm::read(multipart, "report").await {
         Ok(form) => form,
         Err(message) => return redirect_with_flash(jar, &back, false, &message),
     };
-    if let Some(resp) = staff.reject_bad_csrf(&form.csrf) {
+    if let Some(resp) = staff.reject_bad_csrf(&form.text("csrf")) {
         return resp;
     }
-    let status = TicketStatus::parse(&form.status);
+    let status = TicketStatus::parse(&form.text("status"));
+    let text = form.text("text");
     match staff
         .services
-        .reply_ticket(&staff.actor(), id, &form.text, status, form.file)
+        .reply_ticket(&staff.actor(), id, &text, status, form.file)
         .await
     {
         Ok(_) => redirect_with_flash(jar, &back, true, "Your answer is on its way."),
