@@ -21,6 +21,7 @@ mod m20261201_000012_tickets;
 mod m20261201_000013_idempotency;
 mod m20261201_000014_reply_to;
 mod m20261201_000015_outbox_attachments;
+mod m20261201_000016_projects;
 
 pub struct Migrator;
 
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000013_idempotency::Migration),
             Box::new(m20261201_000014_reply_to::Migration),
             Box::new(m20261201_000015_outbox_attachments::Migration),
+            Box::new(m20261201_000016_projects::Migration),
         ]
     }
 }

@@ -48,6 +48,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "limits",
     "metrics",
     "support",
+    "intake",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -78,6 +79,33 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub metrics: MetricsSettings,
     pub support: SupportSettings,
+    pub intake: IntakeSettings,
+}
+
+/// The customer's own request form (`/request`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IntakeSettings {
+    /// The provider's domains: a request's destination mailboxes must be in one. Empty:
+    /// the form is closed.
+    pub destination_domains: Vec<String>,
+    /// A request's project starts at once instead of waiting for staff's approval.
+    pub auto_approve: bool,
+    /// Requests one address may send per hour.
+    pub requests_per_hour: u32,
+    /// Authenticate attempts one address may make per hour.
+    pub checks_per_hour: u32,
+}
+
+impl Default for IntakeSettings {
+    fn default() -> Self {
+        Self {
+            destination_domains: Vec::new(),
+            auto_approve: false,
+            requests_per_hour: 5,
+            checks_per_hour: 30,
+        }
+    }
 }
 
 /// Who may read `/metrics`.
@@ -271,6 +299,8 @@ pub struct ProviderSettings {
     /// How customers reach support (an address, a phone number), on their page and in
     /// emails; empty: not shown.
     pub support_contact: String,
+    /// The customer's pages' colour (buttons, links), `#rrggbb`.
+    pub colour: String,
     /// The destination IMAP server when a request does not name one.
     pub imap_host: String,
     pub imap_port: u16,
@@ -307,6 +337,11 @@ pub struct CapacitySettings {
     pub max_concurrent: u32,
     /// Migrations not yet finished; a request beyond gets 503 `migration_capacity_reached`.
     pub max_active: u32,
+    /// Passes copying at once from one source server (old providers throttle or ban
+    /// a client that opens too many connections).
+    pub per_source_host: u32,
+    /// A new project's concurrency when its request gives none.
+    pub project_concurrency: u32,
 }
 
 impl Default for ProviderSettings {
@@ -314,6 +349,7 @@ impl Default for ProviderSettings {
         Self {
             name: "Your mail provider".into(),
             support_contact: String::new(),
+            colour: "#1d5fbf".into(),
             imap_host: "imap.provider.example".into(),
             imap_port: 993,
             imap_security: crate::domain::Security::Ssl,
@@ -344,6 +380,8 @@ impl Default for CapacitySettings {
         Self {
             max_concurrent: 4,
             max_active: 200,
+            per_source_host: 4,
+            project_concurrency: 4,
         }
     }
 }
@@ -436,6 +474,7 @@ impl Default for Settings {
             limits: LimitSettings::default(),
             metrics: MetricsSettings::default(),
             support: SupportSettings::default(),
+            intake: IntakeSettings::default(),
         }
     }
 }

@@ -168,3 +168,95 @@ async fn staff_run_a_migration_in_the_browser() {
     }
     app.stop().await;
 }
+
+/// The customer's side in the browser: `/request`, staff's Approve, `/track` at phone
+/// width with its bars and report (tests/browser/customer.mjs).
+#[tokio::test]
+async fn a_customer_requests_and_follows_a_project_in_the_browser() {
+    let app = TestApp::spawn_with(ferry_tests::app::Options {
+        tweak: Some(|s| {
+            s.intake.destination_domains = vec!["new.example".into()];
+            s.schedule.notice_hours = 0;
+            s.schedule.weekend_notice_hours = 0;
+            // Any time but the day's last minute: the settings changed below are
+            // checked whole, and off-hours that start and end alike are refused.
+            s.schedule.off_hours_start = "00:00".into();
+            s.schedule.off_hours_end = "23:59".into();
+            s.workers.poll_seconds = 1;
+            s.mx.grace_seconds = 0;
+        }),
+        ..Default::default()
+    })
+    .await;
+    let (src, dst) = imap::seeded_pair(("jane@old.example", SRC_PW), ("jane@new.example", DST_PW))
+        .await
+        .unwrap();
+    // New mailboxes are at the provider's server: this test's Dovecot.
+    let provider: std::collections::HashMap<String, String> = [
+        ("provider.imap_host", "127.0.0.1".to_owned()),
+        ("provider.imap_port", dst.port.to_string()),
+        ("provider.imap_security", "none".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    app.services
+        .change_settings(&Actor::Cli, &provider, None)
+        .await
+        .unwrap();
+    // The copy's window: the next minute but one (the form takes minutes).
+    let window = (chrono::Utc::now() + chrono::Duration::minutes(2))
+        .format("%Y-%m-%dT%H:%M")
+        .to_string();
+    let root = ferry_tests::workspace_root();
+    let shots = root.join("tests/output/browser");
+    std::fs::create_dir_all(&shots).unwrap();
+    let child = tokio::process::Command::from({
+        let mut cmd = Command::new("node");
+        cmd.arg(root.join("tests/browser/customer.mjs"))
+            .current_dir(root.join("tests/browser"))
+            .env("FERRY_URL", &app.base)
+            .env("ADMIN_EMAIL", ADMIN_EMAIL)
+            .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("SRC_PORT", src.port.to_string())
+            .env("SRC_USER", "jane@old.example")
+            .env("SRC_PASSWORD", SRC_PW)
+            .env("DST_USER", "jane@new.example")
+            .env("DST_PASSWORD", DST_PW)
+            .env("WINDOW", &window)
+            .env("SCREENSHOTS", &shots);
+        cmd
+    })
+    .kill_on_drop(true)
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("node runs (scripts/install-test-servers installs chromium and playwright-core)");
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(400),
+        child.wait_with_output(),
+    )
+    .await
+    .expect("the browser test finishes within 400 s")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.trim_end().ends_with("ok"), "{stdout}");
+    // The destination holds the source's mail: the project really ran.
+    let mut s = imap::login(&dst, "jane@new.example", DST_PW).await.unwrap();
+    let got = imap::read_all(&mut s).await.unwrap();
+    let mut s = imap::login(&src, "jane@old.example", SRC_PW).await.unwrap();
+    let want = imap::read_all(&mut s).await.unwrap();
+    let bodies = |all: &std::collections::BTreeMap<String, Vec<imap::StoredMessage>>| {
+        let mut b: Vec<Vec<u8>> = all.values().flatten().map(|m| m.body.clone()).collect();
+        b.sort();
+        b
+    };
+    assert_eq!(bodies(&got), bodies(&want));
+    for page in ["18-request-form", "19-track-project", "20-project-console"] {
+        let png = std::fs::read(shots.join(format!("{page}.png"))).unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{page} is a screenshot");
+    }
+    app.stop().await;
+}

@@ -774,7 +774,10 @@ async fn a_worker_whose_lease_is_taken_over_stops_and_the_pass_resumes_once() {
             "another-worker:0",
             now,
             now + chrono::Duration::seconds(300),
-            true,
+            &ferry::store::ClaimLimits {
+                pass_allowed: true,
+                ..Default::default()
+            },
         )
         .await
         .unwrap()

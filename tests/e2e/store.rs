@@ -5,7 +5,7 @@ use ferry::domain::{
     Actor, DeliveryStatus, EmailAddress, NewAuditEvent, NewEmail, Role, Scope, Scopes,
 };
 use ferry::domain::{CopyRecord, MigrationStatus, PassKind, Security, ServerAccount, Work};
-use ferry::store::{AuditFilter, NewMigration, NewUser, Store, StoreError};
+use ferry::store::{AuditFilter, ClaimLimits, NewMigration, NewUser, Store, StoreError};
 use ferry_tests::postgres::PgDatabase;
 
 /// A store and what keeps its database alive.
@@ -66,7 +66,148 @@ on_both_databases!(
     checkpoints_are_written_only_by_the_lease_holder,
     the_database_keeps_one_active_migration_per_mailbox_for_exactly_the_active_statuses,
     an_upload_keeps_its_bytes_until_used_once_or_purged,
+    a_full_project_or_source_server_never_hides_the_work_behind_it,
+    a_paused_migration_is_never_claimed,
 );
+
+/// One claim round as the claimer does it: the limits at `now`, then claims until
+/// nothing more is handed out.
+async fn claim_round(store: &Store, owner: &str, now: chrono::DateTime<Utc>) -> Vec<i64> {
+    let mut got = Vec::new();
+    loop {
+        let limits = store.claim_limits(now, 10, 3).await.unwrap();
+        match store
+            .claim_due_migration(owner, now, now + Duration::seconds(60), &limits)
+            .await
+            .unwrap()
+        {
+            Some(m) => got.push(m.id.0),
+            None => return got,
+        }
+    }
+}
+
+async fn a_project(store: &Store, concurrency: u32) -> ferry::domain::Project {
+    let tx = store.begin().await.unwrap();
+    let project = tx
+        .insert_project(
+            ferry::store::NewProject {
+                code: ferry::domain::ProjectCode::from_random(rand_bytes()),
+                name: "Acme".into(),
+                requester_email: "it@acme.example".into(),
+                time_zone: "UTC".into(),
+                options: Default::default(),
+                window_start: None,
+                concurrency,
+                password_hash: "$argon2id$not-a-real-hash".into(),
+                created_by: "test".into(),
+                ticket: None,
+                approved: true,
+            },
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    project
+}
+
+fn rand_bytes() -> [u8; 8] {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&uuid::Uuid::new_v4().as_bytes()[..8]);
+    b
+}
+
+/// 200 due mailboxes of one project (concurrency 4), then one single migration asked
+/// a minute later, from another server: the first claim round hands out the project's
+/// 4 and the single one; the project's others wait, and so do a server's passes beyond
+/// its limit (3 here), whatever the project.
+async fn a_full_project_or_source_server_never_hides_the_work_behind_it(store: &Store) {
+    let now = Utc::now();
+    let project = a_project(store, 4).await;
+    let tx = store.begin().await.unwrap();
+    for n in 0..200 {
+        let mut m = new_migration(n, Work::Pass(PassKind::PreMx), now);
+        m.project = Some(project.id);
+        m.source.host = format!("imap{}.old.example", n % 2);
+        m.next_run_at = Some(now - Duration::minutes(10));
+        tx.insert_migration(m, now).await.unwrap();
+    }
+    let mut single = new_migration(1000, Work::Pass(PassKind::PreMx), now);
+    single.source.host = "imap.other.example".into();
+    single.next_run_at = Some(now - Duration::minutes(1));
+    let single = tx.insert_migration(single, now).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let first = claim_round(store, "w:1", now).await;
+    assert!(
+        first.contains(&single.id.0),
+        "the single migration starts in the first round: {first:?}"
+    );
+    assert_eq!(
+        first.len(),
+        5,
+        "the project's 4 and the single one: {first:?}"
+    );
+    let limits = store.claim_limits(now, 10, 3).await.unwrap();
+    assert_eq!(limits.full_projects, vec![project.id.0]);
+    assert!(limits.pass_allowed, "5 of 10 running");
+    // A second round hands out nothing: the project is full.
+    assert_eq!(claim_round(store, "w:2", now).await, Vec::<i64>::new());
+
+    // Per source server: a project with room is still held by its server's limit.
+    let roomy = a_project(store, 50).await;
+    let tx = store.begin().await.unwrap();
+    for n in 2000..2010 {
+        let mut m = new_migration(n, Work::Pass(PassKind::PreMx), now);
+        m.project = Some(roomy.id);
+        m.source.host = "imap.slow.example".into();
+        m.next_run_at = Some(now - Duration::minutes(5));
+        tx.insert_migration(m, now).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let third = claim_round(store, "w:3", now).await;
+    assert_eq!(
+        third.len(),
+        3,
+        "3 passes from imap.slow.example at once: {third:?}"
+    );
+    let limits = store.claim_limits(now, 10, 3).await.unwrap();
+    assert!(
+        limits.full_hosts.contains(&"imap.slow.example".to_owned()),
+        "{limits:?}"
+    );
+}
+
+async fn a_paused_migration_is_never_claimed(store: &Store) {
+    let now = Utc::now();
+    let tx = store.begin().await.unwrap();
+    let mut m = new_migration(1, Work::Pass(PassKind::PreMx), now);
+    m.paused = true;
+    let paused = tx.insert_migration(m, now).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(paused.status, MigrationStatus::Paused);
+    assert_eq!(paused.paused_status, Some(MigrationStatus::Scheduled));
+    assert!(claim_round(store, "w", now).await.is_empty());
+    // Resumed (its status given back), it is claimed.
+    let tx = store.begin().await.unwrap();
+    let resumed = tx
+        .change_migration_status(
+            paused.id,
+            MigrationStatus::Paused,
+            MigrationStatus::Scheduled,
+            ferry::store::StatusChange {
+                paused_status: Some(None),
+                ..Default::default()
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert!(resumed);
+    assert_eq!(claim_round(store, "w", now).await, vec![paused.id.0]);
+}
 
 async fn an_upload_keeps_its_bytes_until_used_once_or_purged(store: &Store) {
     let now = Utc::now();
@@ -379,6 +520,14 @@ fn unique_digest() -> String {
     format!("digest-{}-{n}", std::process::id())
 }
 
+/// Claim limits with or without room for passes, and no project or server full.
+fn limits(pass_allowed: bool) -> ClaimLimits {
+    ClaimLimits {
+        pass_allowed,
+        ..Default::default()
+    }
+}
+
 fn new_migration(n: usize, work: Work, now: chrono::DateTime<Utc>) -> NewMigration {
     let account = |user: String| ServerAccount {
         host: "imap.example".into(),
@@ -406,6 +555,8 @@ fn new_migration(n: usize, work: Work, now: chrono::DateTime<Utc>) -> NewMigrati
         customer_token: ("sealed".into(), unique_digest()),
         customer_ref: None,
         ticket: None,
+        project: None,
+        paused: false,
     }
 }
 
@@ -431,7 +582,7 @@ async fn due_migrations_are_leased_to_one_worker_each_within_capacity(store: &St
     let claimer = |owner: &'static str| async move {
         let mut got = Vec::new();
         while let Some(m) = store
-            .claim_due_migration(owner, now, lease, true)
+            .claim_due_migration(owner, now, lease, &limits(true))
             .await
             .unwrap()
         {
@@ -456,14 +607,14 @@ async fn due_migrations_are_leased_to_one_worker_each_within_capacity(store: &St
     // only work that copies nothing is handed out.
     let after = lease + Duration::seconds(1);
     let m = store
-        .claim_due_migration("e", after, after + Duration::seconds(60), false)
+        .claim_due_migration("e", after, after + Duration::seconds(60), &limits(false))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(m.id, validate.id, "only validation at capacity");
     assert!(
         store
-            .claim_due_migration("e", after, after + Duration::seconds(60), false)
+            .claim_due_migration("e", after, after + Duration::seconds(60), &limits(false))
             .await
             .unwrap()
             .is_none()
@@ -484,7 +635,7 @@ async fn due_migrations_are_leased_to_one_worker_each_within_capacity(store: &St
     store.release_lease(m.id, "e").await.unwrap();
     assert!(
         store
-            .claim_due_migration("f", after, after + Duration::seconds(60), false)
+            .claim_due_migration("f", after, after + Duration::seconds(60), &limits(false))
             .await
             .unwrap()
             .is_some(),
@@ -521,7 +672,7 @@ async fn checkpoints_are_written_only_by_the_lease_holder(store: &Store) {
     // The holder writes, and writes again.
     let lease = now + Duration::seconds(3);
     let first = store
-        .claim_due_migration("host:0", now, lease, true)
+        .claim_due_migration("host:0", now, lease, &limits(true))
         .await
         .unwrap()
         .unwrap();
@@ -578,7 +729,7 @@ async fn checkpoints_are_written_only_by_the_lease_holder(store: &Store) {
         "an expired lease writes nothing"
     );
     store
-        .claim_due_migration("host:1", after, after + Duration::seconds(3), true)
+        .claim_due_migration("host:1", after, after + Duration::seconds(3), &limits(true))
         .await
         .unwrap()
         .unwrap();

@@ -652,70 +652,50 @@ async fn emails_to_the_support_address_become_tickets_answered_in_their_threads(
     );
 
     // The thread: in, Ferry's acknowledgement, in, staff's answer, the rows' report
-    // and the migration's own "received" email, threaded too.
+    // and the project the ready rows became (its ID and password), threaded too.
     let view = app.services.ticket_view(csv_ticket.id).await.unwrap();
     let directions: Vec<Direction> = view.thread.iter().map(|(m, _)| m.direction).collect();
     assert_eq!(
         &directions[..4],
         [Direction::In, Direction::Out, Direction::In, Direction::Out]
     );
-    assert!(
-        view.thread
-            .iter()
-            .any(|(m, _)| m.migration == Some(made[0].id)),
-        "the migration's email is in the ticket's thread: {:#?}",
-        view.thread
-    );
-    let received = smtp
+    assert_eq!(view.migrations.len(), 1);
+    let project = app
+        .services
+        .store()
+        .get_project(made[0].project.expect("the ticket's rows make a project"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(project.ticket, Some(csv_ticket.id));
+    assert_eq!(project.requester_email, "jose@customer.example");
+    let created = smtp
         .wait_for(Duration::from_secs(30), |m| {
             m.to() == ["jose@customer.example"]
-                && m.subject().contains("received")
-                && m.subject().contains(&format!("#{}", made[0].id))
+                && m.subject().contains(project.code.as_str())
+                && m.subject().contains("Your migration project")
         })
         .await
         .unwrap();
     assert!(
-        received
+        created
             .subject()
             .contains(&format!("[#{}]", csv_ticket.number())),
         "{}",
-        received.subject()
+        created.subject()
     );
-    assert_eq!(view.migrations.len(), 1);
-    // Its life goes on: the logins are checked and it is scheduled; that email is in
-    // the thread too, tagged, as every later one of its life is.
-    let scheduled = smtp
-        .wait_for(Duration::from_secs(60), |m| {
-            m.to() == ["jose@customer.example"]
-                && m.subject()
-                    .contains(&format!("Migration #{} is scheduled", made[0].id))
-        })
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "{e}: {:?}",
-                futures::executor::block_on(app.services.store().get_migration(made[0].id))
-            )
-        });
-    assert!(
-        scheduled
-            .subject()
-            .contains(&format!("[#{}]", csv_ticket.number())),
-        "{}",
-        scheduled.subject()
-    );
-    let about_it = app
+    let in_thread = app
         .services
         .ticket_view(csv_ticket.id)
         .await
         .unwrap()
         .thread
         .iter()
-        .filter(|(m, _)| m.migration == Some(made[0].id) && m.to == ["jose@customer.example"])
+        .filter(|(m, _)| m.subject.contains(project.code.as_str()))
         .count();
-    assert!(
-        about_it >= 2,
-        "received and scheduled in the thread ({about_it})"
+    assert_eq!(
+        in_thread, 2,
+        "the project's ID and its password, in the thread"
     );
     let page = app
         .page(&app.client, &format!("/migrations/{}", made[0].id))

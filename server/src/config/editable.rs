@@ -42,6 +42,8 @@ pub enum EditKind {
     Folder,
     /// One line of text people read (a name, a contact), up to 200 characters.
     Text,
+    /// A colour as `#rrggbb`.
+    Colour,
 }
 
 /// One setting the console edits.
@@ -94,6 +96,7 @@ const SCHEDULING: &str = "Scheduling";
 const EMAIL: &str = "Email";
 const RETENTION: &str = "Retention";
 const SUPPORT: &str = "Support mailbox";
+const INTAKE: &str = "Customers' request form";
 
 /// In the order the settings page shows them.
 pub const EDITABLE: &[Editable] = &[
@@ -110,6 +113,13 @@ pub const EDITABLE: &[Editable] = &[
         "Support contact",
         "Shown to customers on their migration page and in emails: an address, a phone number, or both.",
         EditKind::Text,
+    ),
+    field(
+        "provider.colour",
+        PROVIDER,
+        "Colour",
+        "The customer's pages (/track, /request) take it for their buttons and links, as #rrggbb.",
+        EditKind::Colour,
     ),
     field(
         "provider.imap_host",
@@ -181,6 +191,22 @@ pub const EDITABLE: &[Editable] = &[
         SCHEDULING,
         "Passes at once",
         "Migrations copying at the same time; the others wait their turn.",
+        1,
+        256,
+    ),
+    number(
+        "capacity.per_source_host",
+        SCHEDULING,
+        "Passes at once from one source server",
+        "Old providers throttle or ban a client with too many connections.",
+        1,
+        256,
+    ),
+    number(
+        "capacity.project_concurrency",
+        SCHEDULING,
+        "A new project's mailboxes at once",
+        "The default; each project can set its own.",
         1,
         256,
     ),
@@ -300,6 +326,36 @@ pub const EDITABLE: &[Editable] = &[
         1,
         1000,
     ),
+    field(
+        "intake.destination_domains",
+        INTAKE,
+        "The provider's domains",
+        "One per line. /request takes only destination mailboxes in these domains; empty: the form is closed.",
+        EditKind::Lines,
+    ),
+    field(
+        "intake.auto_approve",
+        INTAKE,
+        "Start requests at once",
+        "on: a customer's request starts without staff's approval; off: it waits in Projects.",
+        EditKind::Switch,
+    ),
+    number(
+        "intake.requests_per_hour",
+        INTAKE,
+        "Requests per address and hour",
+        "Beyond this, /request refuses until the hour has passed.",
+        1,
+        10_000,
+    ),
+    number(
+        "intake.checks_per_hour",
+        INTAKE,
+        "Authenticate attempts per address and hour",
+        "The form's Authenticate button logs in to a server; this keeps it from being used to guess passwords.",
+        1,
+        10_000,
+    ),
     number(
         "retention.credential_days",
         RETENTION,
@@ -385,6 +441,14 @@ impl Editable {
                 Err("Keep it on one line.".into())
             }
             EditKind::Text => Ok(text.to_owned()),
+            EditKind::Colour
+                if text.len() == 7
+                    && text.starts_with('#')
+                    && text[1..].chars().all(|c| c.is_ascii_hexdigit()) =>
+            {
+                Ok(text.to_ascii_lowercase())
+            }
+            EditKind::Colour => Err("Give a colour as #rrggbb, such as #1d5fbf.".into()),
             EditKind::Switch => match text.to_ascii_lowercase().as_str() {
                 "on" | "true" | "yes" | "1" => Ok("on".into()),
                 "off" | "false" | "no" | "0" => Ok("off".into()),
@@ -471,6 +535,7 @@ impl Settings {
         match key {
             "provider.name" => p.name.clone(),
             "provider.support_contact" => p.support_contact.clone(),
+            "provider.colour" => p.colour.clone(),
             "provider.imap_host" => p.imap_host.clone(),
             "provider.imap_port" => p.imap_port.to_string(),
             "provider.imap_security" => p.imap_security.as_str().to_owned(),
@@ -482,6 +547,8 @@ impl Settings {
             "schedule.weekend_notice_hours" => s.weekend_notice_hours.to_string(),
             "capacity.max_concurrent" => self.capacity.max_concurrent.to_string(),
             "capacity.max_active" => self.capacity.max_active.to_string(),
+            "capacity.per_source_host" => self.capacity.per_source_host.to_string(),
+            "capacity.project_concurrency" => self.capacity.project_concurrency.to_string(),
             "mx.grace_seconds" => self.mx.grace_seconds.to_string(),
             "smtp.url" => self
                 .smtp
@@ -493,6 +560,15 @@ impl Settings {
             "smtp.staff_address" => self.smtp.staff_address.clone().unwrap_or_default(),
             "retention.credential_days" => self.retention.credential_days.to_string(),
             key if key.starts_with("support.") => self.support_text(key),
+            "intake.destination_domains" => lines(&self.intake.destination_domains),
+            "intake.auto_approve" => if self.intake.auto_approve {
+                "on"
+            } else {
+                "off"
+            }
+            .to_owned(),
+            "intake.requests_per_hour" => self.intake.requests_per_hour.to_string(),
+            "intake.checks_per_hour" => self.intake.checks_per_hour.to_string(),
             _ => String::new(),
         }
     }
@@ -509,6 +585,7 @@ impl Settings {
         match key {
             "provider.name" => self.provider.name = v,
             "provider.support_contact" => self.provider.support_contact = v,
+            "provider.colour" => self.provider.colour = v,
             "provider.imap_host" => self.provider.imap_host = v,
             "provider.imap_port" => {
                 self.provider.imap_port = v.parse().map_err(|_| "Give a port.".to_owned())?;
@@ -526,12 +603,23 @@ impl Settings {
             "schedule.weekend_notice_hours" => self.schedule.weekend_notice_hours = small()?,
             "capacity.max_concurrent" => self.capacity.max_concurrent = small()?,
             "capacity.max_active" => self.capacity.max_active = small()?,
+            "capacity.per_source_host" => self.capacity.per_source_host = small()?,
+            "capacity.project_concurrency" => self.capacity.project_concurrency = small()?,
             "mx.grace_seconds" => self.mx.grace_seconds = num()?,
             "smtp.url" => self.smtp.url = (!v.is_empty()).then(|| SecretString::from(v)),
             "smtp.from" => self.smtp.from = v,
             "smtp.staff_address" => self.smtp.staff_address = (!v.is_empty()).then_some(v),
             "retention.credential_days" => self.retention.credential_days = small()?,
             key if key.starts_with("support.") => self.set_support(key, v)?,
+            "intake.destination_domains" => {
+                self.intake.destination_domains = parse_lines(&v)
+                    .into_iter()
+                    .map(|d| d.trim_start_matches('@').to_ascii_lowercase())
+                    .collect();
+            }
+            "intake.auto_approve" => self.intake.auto_approve = v == "on",
+            "intake.requests_per_hour" => self.intake.requests_per_hour = small()?,
+            "intake.checks_per_hour" => self.intake.checks_per_hour = small()?,
             _ => return Err(format!("{key} cannot be changed in the console.")),
         }
         Ok(())

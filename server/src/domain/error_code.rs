@@ -40,6 +40,9 @@ pub enum ErrorCode {
     MigrationActive,
     MigrationRunning,
     NotCancellable,
+    NotPausable,
+    NotPaused,
+    ProjectActive,
     NotRetryable,
     NotScheduled,
     NotSyncable,
@@ -131,7 +134,7 @@ impl Failure {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 40] = [
+    pub const ALL: [ErrorCode; 43] = [
         Self::MissingToken,
         Self::InvalidToken,
         Self::InsufficientScope,
@@ -150,6 +153,9 @@ impl ErrorCode {
         Self::MigrationActive,
         Self::MigrationRunning,
         Self::NotCancellable,
+        Self::NotPausable,
+        Self::NotPaused,
+        Self::ProjectActive,
         Self::NotRetryable,
         Self::NotScheduled,
         Self::NotSyncable,
@@ -194,6 +200,9 @@ impl ErrorCode {
             Self::MigrationActive => "migration_active",
             Self::MigrationRunning => "migration_running",
             Self::NotCancellable => "not_cancellable",
+            Self::NotPausable => "not_pausable",
+            Self::NotPaused => "not_paused",
+            Self::ProjectActive => "project_active",
             Self::NotRetryable => "not_retryable",
             Self::NotScheduled => "not_scheduled",
             Self::NotSyncable => "not_syncable",

@@ -37,6 +37,10 @@ id!(
     MigrationId
 );
 id!(
+    /// A project (its database key; people know it by its `ProjectCode`).
+    ProjectId
+);
+id!(
     /// One pass of a migration.
     PassId
 );

@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use super::{DuplicatePolicy, FolderMap, FolderStrategy, MigrationId, Mode, PassId, Security};
 
 /// Where a migration is in its life (the API's words).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, poem_openapi::Enum)]
 #[serde(rename_all = "snake_case")]
+#[oai(rename_all = "snake_case")]
 pub enum MigrationStatus {
     /// Received; its credentials are about to be checked.
     Pending,
@@ -24,18 +25,22 @@ pub enum MigrationStatus {
     Processing,
     /// The pre-MX pass is done; waiting for the domain's MX to point at the provider.
     WaitingForMx,
+    /// Paused by a person (a project's pause): no work starts, a running pass stops at
+    /// its next heartbeat with its checkpoints kept; resume goes back to where it was.
+    Paused,
     Completed,
     Failed,
     Cancelled,
 }
 
 impl MigrationStatus {
-    pub const ALL: [MigrationStatus; 8] = [
+    pub const ALL: [MigrationStatus; 9] = [
         Self::Pending,
         Self::Validating,
         Self::Scheduled,
         Self::Processing,
         Self::WaitingForMx,
+        Self::Paused,
         Self::Completed,
         Self::Failed,
         Self::Cancelled,
@@ -48,6 +53,7 @@ impl MigrationStatus {
             Self::Scheduled => "scheduled",
             Self::Processing => "processing",
             Self::WaitingForMx => "waiting_for_mx",
+            Self::Paused => "paused",
             Self::Completed => "completed",
             Self::Failed => "failed",
             Self::Cancelled => "cancelled",
@@ -62,6 +68,7 @@ impl MigrationStatus {
             Self::Scheduled => "scheduled",
             Self::Processing => "copying",
             Self::WaitingForMx => "waiting for the MX change",
+            Self::Paused => "paused",
             Self::Completed => "completed",
             Self::Failed => "failed",
             Self::Cancelled => "stopped",
@@ -241,6 +248,10 @@ pub struct Migration {
     pub owner: Option<super::UserId>,
     /// The ticket it was made from.
     pub ticket: Option<super::TicketId>,
+    /// The project it belongs to.
+    pub project: Option<super::ProjectId>,
+    /// While paused: the status a resume goes back to.
+    pub paused_status: Option<MigrationStatus>,
 }
 
 impl Migration {
@@ -381,6 +392,8 @@ impl Migration {
             customer_ref: None,
             owner: None,
             ticket: None,
+            project: None,
+            paused_status: None,
         }
     }
 }

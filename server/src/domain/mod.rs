@@ -10,6 +10,7 @@ mod message_key;
 mod migration;
 mod mx;
 mod names;
+mod project;
 mod records;
 mod request;
 mod role;
@@ -20,7 +21,9 @@ mod window;
 pub use actor::Actor;
 pub use email::{EmailAddress, mask};
 pub use error_code::{ErrorCode, Failure};
-pub use ids::{AttachmentId, MigrationId, OutboxId, PassId, TicketId, TokenId, UploadId, UserId};
+pub use ids::{
+    AttachmentId, MigrationId, OutboxId, PassId, ProjectId, TicketId, TokenId, UploadId, UserId,
+};
 pub use mail::{
     CopyRecord, DuplicatePolicy, FolderMap, FolderStrategy, ImapEndpoint, Mode, Security,
     SpecialUse,
@@ -32,6 +35,10 @@ pub use migration::{
 };
 pub use mx::{mx_answer, mx_switched};
 pub use names::{domain_name, host_name};
+pub use project::{
+    MailboxProgress, Project, ProjectCode, ProjectCounts, ProjectOptions, ProjectStatus,
+    ProjectTotals,
+};
 pub use records::{
     ApiToken, AuditEvent, DeliveryStatus, NewAuditEvent, NewEmail, OutboxMessage, Session,
     StoredSetting, Upload, User,

@@ -20,10 +20,14 @@ pub enum Scope {
     TicketsRead,
     /// Answer, assign and close tickets, and make migrations from their lists.
     TicketsWrite,
+    /// Read projects and their mailboxes.
+    ProjectsRead,
+    /// Create projects, add mailboxes, pause, resume, sync, retry, cancel, delete.
+    ProjectsWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 7] = [
+    pub const ALL: [Scope; 9] = [
         Scope::MigrationsRead,
         Scope::MigrationsWrite,
         Scope::MigrationsOverride,
@@ -31,6 +35,8 @@ impl Scope {
         Scope::SettingsAdmin,
         Scope::TicketsRead,
         Scope::TicketsWrite,
+        Scope::ProjectsRead,
+        Scope::ProjectsWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +48,8 @@ impl Scope {
             Scope::SettingsAdmin => "settings:admin",
             Scope::TicketsRead => "tickets:read",
             Scope::TicketsWrite => "tickets:write",
+            Scope::ProjectsRead => "projects:read",
+            Scope::ProjectsWrite => "projects:write",
         }
     }
 }

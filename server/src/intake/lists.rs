@@ -156,6 +156,10 @@ pub enum ListError {
     )]
     MissingColumn(&'static str),
     #[error(
+        "{0} is not a field of a row; use source_email, source_password, source_host, destination_email, destination_password and window (or the long template's columns)"
+    )]
+    UnknownField(String),
+    #[error(
         "the list has {rows} rows, more than the {max} one list may hold; split it into several files"
     )]
     TooManyRows { rows: usize, max: usize },
@@ -546,6 +550,54 @@ fn rows_of(table: Vec<(usize, Vec<String>)>) -> Result<MailboxList, ListError> {
         rows.push(row);
     }
     Ok(MailboxList { headers, rows })
+}
+
+/// Rows given as records of field names and values (the API's JSON rows), numbered
+/// from 1 in their order; every field must name a column, as a header would.
+pub fn from_records(records: &[Vec<(String, String)>]) -> Result<MailboxList, ListError> {
+    let mut fields: Vec<String> = Vec::new();
+    for record in records {
+        for (name, _) in record {
+            if Column::from_header(name).is_none() {
+                return Err(ListError::UnknownField(domain::quoted(name)));
+            }
+            if !fields.contains(name) {
+                fields.push(name.clone());
+            }
+        }
+    }
+    if records.is_empty() {
+        return Err(ListError::Empty);
+    }
+    let mut table = vec![(0, fields.clone())];
+    for (i, record) in records.iter().enumerate() {
+        let cells = fields
+            .iter()
+            .map(|f| {
+                record
+                    .iter()
+                    .find(|(name, _)| name == f)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            })
+            .collect();
+        table.push((i + 1, cells));
+    }
+    // A record with no value at all is still a row the caller counts.
+    let mut list = rows_of(table)?;
+    for (i, record) in records.iter().enumerate() {
+        if record.iter().all(|(_, v)| v.is_empty()) {
+            list.rows.insert(
+                i.min(list.rows.len()),
+                ListRow {
+                    number: i + 1,
+                    cells: Default::default(),
+                    extra_cells: 0,
+                },
+            );
+        }
+    }
+    Ok(list)
 }
 
 /// The provider's template as CSV: its header and one example row (`seeds/`).

@@ -269,6 +269,11 @@ impl MigrationNews {
         }
     }
 
+    /// The customer must do something (change MX records, give a new password).
+    pub fn is_action_needed(&self) -> bool {
+        matches!(self, Self::MxNeeded { .. } | Self::PasswordNeeded { .. })
+    }
+
     pub fn password_needed(side: &str, account: String, error: String) -> Self {
         Self::PasswordNeeded {
             need: "password",
@@ -307,10 +312,119 @@ impl Email for MigrationEmail<'_> {
     }
 }
 
+/// One mailbox of a project as its emails report it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProjectLine {
+    pub mailbox: String,
+    /// The status in the customer's words.
+    pub status: String,
+    pub copied: u64,
+    pub failed: u64,
+    /// Why it stopped, or what the customer must do.
+    pub problem: Option<String>,
+}
+
+/// What a project's email is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProjectNews {
+    /// The project exists: its ID, its tracking page and its window.
+    Created,
+    /// The password Ferry chose, in an email of its own.
+    Password,
+    /// The daily digest while it runs.
+    Digest,
+    /// Every mailbox is finished: the report.
+    Completed,
+}
+
+/// A project's email to its requester.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProjectEmail {
+    pub news: ProjectNews,
+    pub name: String,
+    pub code: String,
+    /// The tracking page (`/track`).
+    pub url: String,
+    pub window: Option<String>,
+    pub awaiting_approval: bool,
+    /// Only in the `Password` email, and only when Ferry generated it.
+    pub password: Option<String>,
+    pub mailboxes: Vec<ProjectLine>,
+    pub completed: u64,
+    pub failed: u64,
+    pub active: u64,
+    pub provider_name: String,
+    pub support_contact: String,
+}
+
+impl Email for ProjectEmail {
+    fn name(&self) -> &'static str {
+        match self.news {
+            ProjectNews::Created => "project_created",
+            ProjectNews::Password => "project_password",
+            ProjectNews::Digest => "project_digest",
+            ProjectNews::Completed => "project_completed",
+        }
+    }
+}
+
 /// Example values, one per email, for the tests that render every template.
 #[cfg(test)]
 pub mod examples {
     use super::*;
+
+    pub fn projects() -> Vec<ProjectEmail> {
+        let base = ProjectEmail {
+            news: ProjectNews::Created,
+            name: "Acme GmbH".into(),
+            code: "FY-7K3M-Q9P2".into(),
+            url: "https://ferry.example/track".into(),
+            window: Some("Friday 4 December 2026 at 22:00 CET".into()),
+            awaiting_approval: false,
+            password: None,
+            mailboxes: vec![
+                ProjectLine {
+                    mailbox: "ana@acme.example".into(),
+                    status: "complete".into(),
+                    copied: 41_003,
+                    failed: 0,
+                    problem: None,
+                },
+                ProjectLine {
+                    mailbox: "bob@acme.example".into(),
+                    status: "stopped on a problem".into(),
+                    copied: 0,
+                    failed: 0,
+                    problem: Some("the old server refused the password".into()),
+                },
+            ],
+            completed: 1,
+            failed: 1,
+            active: 0,
+            provider_name: "Example Mail".into(),
+            support_contact: "support@provider.example".into(),
+        };
+        vec![
+            base.clone(),
+            ProjectEmail {
+                news: ProjectNews::Password,
+                password: Some("k3Rtq9ZmPw2xY7cVbN4a".into()),
+                ..base.clone()
+            },
+            ProjectEmail {
+                news: ProjectNews::Digest,
+                active: 1,
+                completed: 1,
+                failed: 0,
+                ..base.clone()
+            },
+            ProjectEmail {
+                news: ProjectNews::Completed,
+                ..base
+            },
+        ]
+    }
 
     pub fn facts() -> MigrationFacts {
         MigrationFacts {

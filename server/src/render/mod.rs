@@ -256,6 +256,11 @@ mod tests {
             r.email(to(), &examples::ticket_reply(), None).unwrap(),
             r.email(to(), &examples::ticket_rows(), None).unwrap(),
         ];
+        for project in examples::projects() {
+            let email = r.email(to(), &project, None).unwrap();
+            assert!(email.subject.contains("FY-7K3M-Q9P2"), "{}", email.subject);
+            rendered.push(email);
+        }
         // Each news as the customer gets it, and as staff do (with the server's words
         // and whether the customer got it).
         let staff = MigrationFacts {

@@ -35,9 +35,17 @@ pub(super) async fn claim_loop(services: Services, owner: Arc<str>, shutdown: Ca
         running.retain(|(_, task)| !task.is_finished());
         loop {
             let now = services.now();
-            let max = u64::from(services.settings().capacity.max_concurrent);
-            let pass_allowed = match services.store().count_running_passes(now).await {
-                Ok(n) => n < max,
+            let capacity = services.settings().capacity.clone();
+            let limits = match services
+                .store()
+                .claim_limits(
+                    now,
+                    u64::from(capacity.max_concurrent),
+                    u64::from(capacity.per_source_host),
+                )
+                .await
+            {
+                Ok(limits) => limits,
                 Err(err) => {
                     tracing::warn!(error = %err, "Failed to count running passes");
                     break;
@@ -46,7 +54,7 @@ pub(super) async fn claim_loop(services: Services, owner: Arc<str>, shutdown: Ca
             let token: Arc<str> = Arc::from(format!("{owner}:{claims}"));
             match services
                 .store()
-                .claim_due_migration(&token, now, now + lease, pass_allowed)
+                .claim_due_migration(&token, now, now + lease, &limits)
                 .await
             {
                 Ok(Some(m)) => {
@@ -189,15 +197,16 @@ impl Heartbeat {
         }
     }
 
-    /// Whether the migration was cancelled (an unanswered look counts as not).
+    /// Whether the migration was cancelled or paused (an unanswered look counts as
+    /// not).
     async fn cancelled(&self) -> bool {
         let look = self.services.store().get_migration(self.id);
         let cancelled = matches!(
             tokio::time::timeout(self.every, look).await,
-            Ok(Ok(Some(m))) if m.status == MigrationStatus::Cancelled
+            Ok(Ok(Some(m))) if matches!(m.status, MigrationStatus::Cancelled | MigrationStatus::Paused)
         );
         if cancelled {
-            tracing::info!(migration = %self.id, "Cancelled; stopping at once");
+            tracing::info!(migration = %self.id, "Cancelled or paused; stopping at once");
         }
         cancelled
     }

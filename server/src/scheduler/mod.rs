@@ -5,8 +5,8 @@
 //! work when the migration is cancelled or the lease is lost.
 //!
 //! The periodic work ticks on tokio-cron-scheduler in UTC: the look for due work, MX
-//! checks, a reload of the settings changed in the console, an outbox round, the
-//! credential purge. Windows themselves are UTC instants
+//! checks, projects' digests and completion reports, a reload of the settings changed
+//! in the console, an outbox round, the credential purge. Windows themselves are UTC instants
 //! computed with chrono-tz when a request is made, so no cron job runs in a local zone.
 
 use std::sync::Arc;
@@ -53,6 +53,14 @@ pub async fn start(
         &services,
         "MX checks failed",
         |services| async move { services.check_mx().await },
+    )?)
+    .await?;
+    // Projects: a finished one's completion report, a running one's daily digest.
+    cron.add(every(
+        Duration::from_secs(s.workers.poll_seconds.max(1)),
+        &services,
+        "Project reports failed",
+        |services| async move { services.project_reports().await },
     )?)
     .await?;
     cron.add(every(

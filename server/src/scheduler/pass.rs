@@ -93,6 +93,27 @@ impl Runner {
             tracing::info!(migration = %m.id, pass = open.number, "Resuming an interrupted pass");
             return Ok(Some(open.clone()));
         }
+        // A pass paused and resumed: copying again, under its own number.
+        if let Some(open) = open
+            .as_ref()
+            .filter(|open| open.kind == kind.as_str() && m.status == MigrationStatus::Scheduled)
+        {
+            let tx = self.store().begin().await?;
+            let step = Step {
+                from: m.status,
+                to: MigrationStatus::Processing,
+                change: StatusChange::default(),
+                action: "migration.pass_resumed",
+                detail: json!({ "pass": open.number, "kind": kind.as_str() }),
+                email: None,
+            };
+            if !self.write_step(&tx, m, step, now).await? {
+                return Ok(None);
+            }
+            tx.commit().await?;
+            tracing::info!(migration = %m.id, pass = open.number, "Resuming a paused pass");
+            return Ok(Some(open.clone()));
+        }
         let tx = self.store().begin().await?;
         if let Some(stale) = open {
             tx.finish_pass(stale.id, &PassEnd::abandoned(), now).await?;

@@ -125,6 +125,11 @@ impl Runner {
         };
         let id = m.id;
         tracing::info!(migration = %id, %work, status = %m.status, "Starting work");
+        if m.status == MigrationStatus::Paused {
+            // Paused between the claim's look and its lease: the work waits, kept.
+            self.store().release_lease(id, owner).await?;
+            return Ok(WorkOutcome::Stopped);
+        }
         if !work_fits(work, m.status) {
             // Work left behind by a status change (never expected): dropped, not
             // retried forever.

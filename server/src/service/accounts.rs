@@ -5,7 +5,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::login_limit::{LoginPolicy, Verdict};
 use super::{ServiceError, ServiceResult, Services};
 use crate::crypto;
 use crate::domain::{
@@ -83,7 +82,7 @@ async fn hash(password: SecretString) -> anyhow::Result<String> {
 
 /// An argon2 hash of a random password, made once: what a sign-in for an unknown
 /// account is verified against.
-async fn dummy_hash() -> anyhow::Result<String> {
+pub(super) async fn dummy_hash() -> anyhow::Result<String> {
     static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
     DUMMY
         .get_or_try_init(|| async { hash(crypto::random_password()?).await })
@@ -368,29 +367,13 @@ impl Services {
     ) -> Result<SignedIn, LoginError> {
         let normalized = email.trim().to_lowercase();
         let account_key = format!("account:{normalized}");
-        let address_key = ip.as_ref().map(|ip| format!("ip:{ip}"));
-        let keys: Vec<String> = std::iter::once(account_key.clone())
-            .chain(address_key.clone())
-            .collect();
-        let console = &self.settings().console;
-        let policy = LoginPolicy {
-            max_failures: console.login_max_failures,
-            window: Duration::from_secs(console.login_window_seconds),
-        };
-        let window_start = self.now()
-            - chrono::Duration::from_std(policy.window).unwrap_or(chrono::Duration::zero());
-        let counts = self
-            .store
-            .login_failures(&keys, window_start)
-            .await
-            .map_err(anyhow::Error::from)?;
-        let count = |key: &str| counts.iter().find(|(k, _)| k == key).map_or(0, |(_, n)| *n);
-        let address_failures = address_key.as_deref().map_or(0, count);
-        match policy.verdict(address_failures, count(&account_key)) {
-            Verdict::Refuse(wait) => return Err(LoginError::TooMany(wait)),
-            Verdict::Proceed(delay) if !delay.is_zero() => tokio::time::sleep(delay).await,
-            Verdict::Proceed(_) => {}
-        }
+        let keys = self
+            .sign_in_gate(&account_key, ip.as_deref())
+            .await?
+            .map_err(LoginError::TooMany)?;
+        let window = Duration::from_secs(self.settings().console.login_window_seconds);
+        let window_start =
+            self.now() - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::zero());
         let found = match EmailAddress::parse("email", email) {
             Ok(address) => self
                 .store

@@ -96,6 +96,78 @@ impl Services {
         self.load_migration(m.id).await
     }
 
+    /// Pauses a migration in progress: no work of it starts, and a running pass stops
+    /// at once in this process (at its next heartbeat in another), its checkpoints
+    /// kept. Pausing a paused migration changes nothing.
+    pub async fn pause_migration(
+        &self,
+        actor: &Actor,
+        id: MigrationId,
+    ) -> ServiceResult<Migration> {
+        let m = self.load_migration(id).await?;
+        if m.status == MigrationStatus::Paused {
+            return Ok(m);
+        }
+        if !m.status.is_active() {
+            return Err(conflict(
+                ErrorCode::NotPausable,
+                format!(
+                    "The migration is {}; only one in progress can be paused.",
+                    m.status
+                ),
+            ));
+        }
+        let step = Step {
+            from: m.status,
+            to: MigrationStatus::Paused,
+            change: StatusChange {
+                paused_status: Some(Some(m.status)),
+                ..Default::default()
+            },
+            action: "migration.paused",
+            detail: json!({ "from": m.status.as_str() }),
+            email: None,
+        };
+        let paused = self.act(actor, &m, step).await?;
+        self.stop_running(id);
+        Ok(paused)
+    }
+
+    /// Resumes a paused migration where it was: its work waits for a worker again and
+    /// starts from its checkpoints (a pass it was in goes on under its own number).
+    pub async fn resume_migration(
+        &self,
+        actor: &Actor,
+        id: MigrationId,
+    ) -> ServiceResult<Migration> {
+        let m = self.load_migration(id).await?;
+        if m.status != MigrationStatus::Paused {
+            return Err(conflict(
+                ErrorCode::NotPaused,
+                format!("The migration is {}, not paused.", m.status),
+            ));
+        }
+        // Work that was under way waits for a worker again: a pass is taken up (under
+        // its own number) from `scheduled`, a check from `pending`.
+        let to = match m.paused_status {
+            Some(MigrationStatus::Processing) | None => MigrationStatus::Scheduled,
+            Some(MigrationStatus::Validating) => MigrationStatus::Pending,
+            Some(other) => other,
+        };
+        let step = Step {
+            from: MigrationStatus::Paused,
+            to,
+            change: StatusChange {
+                paused_status: Some(None),
+                ..Default::default()
+            },
+            action: "migration.resumed",
+            detail: json!({ "to": to.as_str() }),
+            email: None,
+        };
+        self.act(actor, &m, step).await
+    }
+
     /// Starts a failed or cancelled migration again: credentials checked first, then
     /// the work it stopped at. Duplicates are skipped, so nothing already copied is
     /// copied twice.

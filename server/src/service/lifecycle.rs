@@ -138,8 +138,17 @@ impl Services {
             tracing::debug!(migration = %m.id, news = %key, "Not sent twice");
             return Ok(());
         }
-        let to_customer =
-            news.for_customer(m.notify_customer) && customer_told.as_deref() != Some(key.as_str());
+        // A project's mailbox tells its customer only what they must act on: the
+        // project's own emails (created, digest, completion) report the rest, and its
+        // staff are not told of each of its mailboxes' arrival.
+        let in_project = m.project.is_some();
+        if in_project && matches!(news, MigrationNews::Received {}) {
+            tx.record_news(m.id, &key, false).await?;
+            return Ok(());
+        }
+        let to_customer = news.for_customer(m.notify_customer)
+            && (!in_project || news.is_action_needed())
+            && customer_told.as_deref() != Some(key.as_str());
         let about = || Some(("migration", m.id.to_string()));
         let staff_facts = MigrationFacts {
             customer_copy: to_customer,

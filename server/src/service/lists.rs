@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use super::request::HostChecks;
 use super::{ServiceError, ServiceResult, Services};
 use crate::domain::{
-    Actor, FieldError, ListedRequest, Migration, NewAuditEvent, TicketId, Upload, UploadId,
+    Actor, FieldError, ListedRequest, Migration, NewAuditEvent, ProjectId, TicketId, Upload,
+    UploadId,
 };
 use crate::store::{NewMigration, NewUpload};
 
@@ -34,8 +35,18 @@ impl Services {
         actor: &Actor,
         rows: Vec<ListedRequest>,
     ) -> ServiceResult<Vec<RowReport>> {
+        self.preview_list_as(actor, false, rows).await
+    }
+
+    /// `preview_list`; rows without a window pass with `may_override`.
+    pub async fn preview_list_as(
+        &self,
+        actor: &Actor,
+        may_override: bool,
+        rows: Vec<ListedRequest>,
+    ) -> ServiceResult<Vec<RowReport>> {
         Ok(self
-            .check_list(actor, rows)
+            .check_list(actor, may_override, rows)
             .await?
             .into_iter()
             .map(|(report, _)| report)
@@ -51,10 +62,26 @@ impl Services {
         rows: Vec<ListedRequest>,
         ticket: Option<TicketId>,
     ) -> ServiceResult<Vec<RowReport>> {
+        self.request_list_in(actor, rows, ticket, None, false).await
+    }
+
+    /// `request_list`, the migrations made in a project (paused, when it is).
+    pub(super) async fn request_list_in(
+        &self,
+        actor: &Actor,
+        rows: Vec<ListedRequest>,
+        ticket: Option<TicketId>,
+        project: Option<(ProjectId, bool)>,
+        may_override: bool,
+    ) -> ServiceResult<Vec<RowReport>> {
         let mut reports = Vec::new();
-        for (mut report, new) in self.check_list(actor, rows).await? {
+        for (mut report, new) in self.check_list(actor, may_override, rows).await? {
             if let Some(mut new) = new {
                 new.ticket = ticket;
+                if let Some((project, paused)) = project {
+                    new.project = Some(project);
+                    new.paused = paused;
+                }
                 match self.admit(actor, new, self.now()).await {
                     Ok(m) => report.migration = Some(m),
                     Err(
@@ -73,6 +100,7 @@ impl Services {
     async fn check_list(
         &self,
         actor: &Actor,
+        may_override: bool,
         rows: Vec<ListedRequest>,
     ) -> ServiceResult<Vec<(RowReport, Option<NewMigration>)>> {
         let mut hosts = HostChecks::default();
@@ -80,7 +108,7 @@ impl Services {
         for row in rows {
             let mut problems = row.problems;
             let new = match self
-                .check_request(actor, false, row.request, &mut hosts)
+                .check_request(actor, may_override, row.request, &mut hosts)
                 .await
             {
                 Ok(new) => Some(new),

@@ -44,12 +44,13 @@ pub struct MigrationDetail {
 }
 
 /// Actions a person may take and the statuses they apply to.
-const CANCELLABLE: [MigrationStatus; 5] = [
+const CANCELLABLE: [MigrationStatus; 6] = [
     MigrationStatus::Pending,
     MigrationStatus::Validating,
     MigrationStatus::Scheduled,
     MigrationStatus::Processing,
     MigrationStatus::WaitingForMx,
+    MigrationStatus::Paused,
 ];
 
 /// The highest page number a list answers.
@@ -236,6 +237,7 @@ impl Services {
                 resume_work: Some(m.resume_work.or(m.next_work)),
                 next_run_at: Some(None),
                 finished_at: Some(Some(now)),
+                paused_status: Some(None),
                 ..Default::default()
             },
             action: "migration.cancelled",

@@ -10,6 +10,8 @@ mod lifecycle;
 mod lists;
 mod login_limit;
 mod migrations;
+mod projects;
+mod public;
 mod request;
 mod settings;
 mod tickets;
@@ -31,6 +33,11 @@ pub(crate) use lifecycle::Step;
 pub use lists::RowReport;
 pub(crate) use migrations::endpoint;
 pub use migrations::{ConnectionProblem, FolderSummary, MigrationDetail};
+pub use projects::{
+    ActionReport, MIN_PROJECT_PASSWORD, ProjectAction, ProjectInput, ProjectMade, ProjectSession,
+    ProjectSignInError, ProjectView, project_status_words,
+};
+pub use public::{PublicOutcome, PublicRequest};
 pub use settings::{LiveSettings, RELOAD_EVERY, SettingView};
 pub use tickets::{
     FoundList, IncomingEmail, Received, SupportState, SupportStatus, TicketChange, TicketView,

@@ -523,6 +523,8 @@ impl Services {
             customer_token: self.new_customer_token()?,
             customer_ref,
             ticket: None,
+            project: None,
+            paused: false,
         };
         Ok(new)
     }

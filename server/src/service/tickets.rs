@@ -661,7 +661,7 @@ impl Services {
             }
             None => None,
         };
-        let reports = self.request_list(actor, rows.clone(), Some(id)).await?;
+        let reports = self.ticket_project(actor, &ticket, rows.clone()).await?;
         let made: Vec<String> = reports
             .iter()
             .filter_map(|r| r.migration.as_ref().map(|m| m.id.to_string()))
@@ -710,5 +710,43 @@ impl Services {
         tx.commit().await?;
         self.dispatcher.wake();
         Ok(reports)
+    }
+
+    /// A ticket's ready rows become one project (named as the ticket, for its
+    /// requester, its emails in the ticket's thread); without a ready row, or without a
+    /// requester to send the project's ID to, the rows are only checked (or made as
+    /// single migrations).
+    async fn ticket_project(
+        &self,
+        actor: &Actor,
+        ticket: &Ticket,
+        rows: Vec<ListedRequest>,
+    ) -> ServiceResult<Vec<RowReport>> {
+        let Some(requester) = ticket.requester.clone() else {
+            return self.request_list(actor, rows, Some(ticket.id)).await;
+        };
+        let reports = self.preview_list(actor, rows.clone()).await?;
+        if !reports.iter().any(RowReport::ready) {
+            return Ok(reports);
+        }
+        let input = super::ProjectInput {
+            name: format!(
+                "{} (ticket #{})",
+                ticket
+                    .subject
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(150)
+                    .collect::<String>()
+                    .trim(),
+                ticket.number()
+            ),
+            requester_email: requester,
+            ..Default::default()
+        };
+        let made = self
+            .create_project(actor, input, rows, Some(ticket.id), true)
+            .await?;
+        Ok(made.rows)
     }
 }

@@ -1,6 +1,10 @@
 //! The claim and the lease on a migration's work: a worker leases the most overdue
 //! row (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: compare-and-set alone), renews
-//! the lease while it works, and frees it when the work stops.
+//! the lease while it works, and frees it when the work stops. Work that copies mail
+//! is claimed only within the limits: the whole capacity, each project's concurrency
+//! and the passes per source server; rows beyond a limit are left out of the query
+//! itself, so a project of 500 waiting mailboxes never hides the single migration
+//! behind them.
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType};
@@ -9,9 +13,20 @@ use sea_orm::{
     QueryOrder, QuerySelect, TransactionTrait,
 };
 
-use super::entities::migrations;
+use super::entities::{migrations, projects};
 use super::{Store, StoreResult};
-use crate::domain::{Migration, MigrationId};
+use crate::domain::{Migration, MigrationId, MigrationStatus};
+
+/// What a claim may take now.
+#[derive(Debug, Clone, Default)]
+pub struct ClaimLimits {
+    /// Work that copies mail may be claimed (the whole capacity has room).
+    pub pass_allowed: bool,
+    /// Projects at their concurrency: their passes wait.
+    pub full_projects: Vec<i64>,
+    /// Source servers at `capacity.per_source_host`: their passes wait.
+    pub full_hosts: Vec<String>,
+}
 
 /// The work that copies mail and so counts against `capacity.max_concurrent`.
 const PASS_WORK: [&str; 3] = ["pre_mx", "post_mx", "sync"];
@@ -45,17 +60,35 @@ async fn claim_in<C: ConnectionTrait>(
     owner: &str,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
-    pass_allowed: bool,
+    limits: &ClaimLimits,
 ) -> StoreResult<Option<i64>> {
     let mut query = migrations::Entity::find()
         .filter(migrations::Column::NextWork.is_not_null())
+        .filter(migrations::Column::Status.ne(MigrationStatus::Paused.as_str()))
         .filter(migrations::Column::NextRunAt.lte(now))
         .filter(lease_free(now))
         .order_by_asc(migrations::Column::NextRunAt)
         .limit(8)
         .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-    if !pass_allowed {
+    if !limits.pass_allowed {
         query = query.filter(migrations::Column::NextWork.is_not_in(PASS_WORK));
+    } else if !(limits.full_projects.is_empty() && limits.full_hosts.is_empty()) {
+        let mut room = Condition::all();
+        if !limits.full_projects.is_empty() {
+            room = room.add(
+                Condition::any()
+                    .add(migrations::Column::ProjectId.is_null())
+                    .add(migrations::Column::ProjectId.is_not_in(limits.full_projects.clone())),
+            );
+        }
+        if !limits.full_hosts.is_empty() {
+            room = room.add(migrations::Column::SourceHost.is_not_in(limits.full_hosts.clone()));
+        }
+        query = query.filter(
+            Condition::any()
+                .add(migrations::Column::NextWork.is_not_in(PASS_WORK))
+                .add(room),
+        );
     }
     for row in query.all(conn).await? {
         let res = migrations::Entity::update_many()
@@ -63,6 +96,7 @@ async fn claim_in<C: ConnectionTrait>(
             .col_expr(migrations::Column::LeaseUntil, Expr::value(lease_until))
             .filter(migrations::Column::Id.eq(row.id))
             .filter(migrations::Column::NextWork.eq(row.next_work.clone()))
+            .filter(migrations::Column::Status.ne(MigrationStatus::Paused.as_str()))
             .filter(lease_free(now))
             .exec(conn)
             .await?;
@@ -75,23 +109,23 @@ async fn claim_in<C: ConnectionTrait>(
 
 impl Store {
     /// Leases the most overdue migration with work to do to `owner` until
-    /// `lease_until`; work that copies mail only when `pass_allowed` (capacity).
+    /// `lease_until`, within `limits`.
     pub async fn claim_due_migration(
         &self,
         owner: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
-        pass_allowed: bool,
+        limits: &ClaimLimits,
     ) -> StoreResult<Option<Migration>> {
         let id = if self.db.get_database_backend() == DbBackend::Postgres {
             let tx = self.db.begin().await?;
-            let id = claim_in(&tx, owner, now, lease_until, pass_allowed).await?;
+            let id = claim_in(&tx, owner, now, lease_until, limits).await?;
             tx.commit().await?;
             id
         } else {
             // SQLite has no row locks; a transaction that reads then writes could fail
             // to upgrade its lock, so the compare-and-set stands alone.
-            claim_in(&self.db, owner, now, lease_until, pass_allowed).await?
+            claim_in(&self.db, owner, now, lease_until, limits).await?
         };
         match id {
             Some(id) => self.get_migration(MigrationId(id)).await,
@@ -106,6 +140,52 @@ impl Store {
             .filter(migrations::Column::NextWork.is_in(PASS_WORK))
             .count(&self.db)
             .await?)
+    }
+
+    /// The limits of a claim at `now`: room in the whole capacity (`max_concurrent`),
+    /// the projects at their concurrency and the source servers at `per_host`.
+    pub async fn claim_limits(
+        &self,
+        now: DateTime<Utc>,
+        max_concurrent: u64,
+        per_host: u64,
+    ) -> StoreResult<ClaimLimits> {
+        let running = migrations::Entity::find()
+            .filter(migrations::Column::LeaseUntil.gt(now))
+            .filter(migrations::Column::NextWork.is_in(PASS_WORK))
+            .all(&self.db)
+            .await?;
+        let mut by_project = std::collections::HashMap::<i64, u64>::new();
+        let mut by_host = std::collections::HashMap::<String, u64>::new();
+        for row in &running {
+            if let Some(project) = row.project_id {
+                *by_project.entry(project).or_default() += 1;
+            }
+            *by_host.entry(row.source_host.clone()).or_default() += 1;
+        }
+        let mut full_projects = Vec::new();
+        if !by_project.is_empty() {
+            let limits = projects::Entity::find()
+                .filter(projects::Column::Id.is_in(by_project.keys().copied()))
+                .all(&self.db)
+                .await?;
+            for project in limits {
+                let limit = u64::try_from(project.concurrency.max(1)).unwrap_or(1);
+                if by_project.get(&project.id).copied().unwrap_or(0) >= limit {
+                    full_projects.push(project.id);
+                }
+            }
+        }
+        let full_hosts = by_host
+            .into_iter()
+            .filter(|(_, n)| *n >= per_host)
+            .map(|(host, _)| host)
+            .collect();
+        Ok(ClaimLimits {
+            pass_allowed: (running.len() as u64) < max_concurrent,
+            full_projects,
+            full_hosts,
+        })
     }
 
     /// Extends `owner`'s lease; false when it lost it.

@@ -41,6 +41,10 @@ pub struct NewMigration {
     pub customer_ref: Option<String>,
     /// The ticket it is made from.
     pub ticket: Option<crate::domain::TicketId>,
+    /// The project it belongs to.
+    pub project: Option<crate::domain::ProjectId>,
+    /// Inserted paused (a project awaiting approval), to go on in `status` on resume.
+    pub paused: bool,
 }
 
 /// Which migrations to list, newest first.
@@ -76,6 +80,8 @@ pub struct StatusChange {
     pub window: Option<(Option<DateTime<Utc>>, String)>,
     /// Whether the progress of the work in hand is emailed to the customer.
     pub notify_customer: Option<bool>,
+    /// The status a resume goes back to (`Some(None)` clears it).
+    pub paused_status: Option<Option<MigrationStatus>>,
     /// Frees the worker's hold in the same write.
     pub release_lease: bool,
     /// Changes nothing when a worker holds the migration at this instant (it may be
@@ -111,7 +117,7 @@ fn work(raw: Option<String>) -> StoreResult<Option<Work>> {
         .transpose()
 }
 
-fn migration_from(row: migrations::Model) -> StoreResult<Migration> {
+pub(super) fn migration_from(row: migrations::Model) -> StoreResult<Migration> {
     let status = MigrationStatus::parse(&row.status).ok_or_else(|| {
         StoreError::Corrupt(format!("migration {}: status {:?}", row.id, row.status))
     })?;
@@ -165,6 +171,14 @@ fn migration_from(row: migrations::Model) -> StoreResult<Migration> {
         customer_ref: row.customer_ref,
         owner: row.owner_id.map(crate::domain::UserId),
         ticket: row.ticket_id.map(crate::domain::TicketId),
+        project: row.project_id.map(crate::domain::ProjectId),
+        paused_status: row
+            .paused_status
+            .map(|s| {
+                MigrationStatus::parse(&s)
+                    .ok_or_else(|| StoreError::Corrupt(format!("unknown paused status {s:?}")))
+            })
+            .transpose()?,
     })
 }
 
@@ -353,7 +367,13 @@ impl Tx {
         let options =
             serde_json::to_string(&new.options).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let row = migrations::ActiveModel {
-            status: Set(new.status.as_str().to_owned()),
+            status: Set(if new.paused {
+                MigrationStatus::Paused.as_str().to_owned()
+            } else {
+                new.status.as_str().to_owned()
+            }),
+            paused_status: Set(new.paused.then(|| new.status.as_str().to_owned())),
+            project_id: Set(new.project.map(|p| p.0)),
             created_at: Set(now),
             updated_at: Set(now),
             created_by: Set(new.created_by),
@@ -484,6 +504,12 @@ impl Tx {
             update = update
                 .col_expr(migrations::Column::WindowStart, Expr::value(window_start))
                 .col_expr(migrations::Column::TimeZone, Expr::value(time_zone));
+        }
+        if let Some(status) = change.paused_status {
+            update = update.col_expr(
+                migrations::Column::PausedStatus,
+                Expr::value(status.map(MigrationStatus::as_str)),
+            );
         }
         if let Some(notify) = change.notify_customer {
             update = update.col_expr(migrations::Column::NotifyCustomer, Expr::value(notify));

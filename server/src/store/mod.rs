@@ -13,6 +13,7 @@ mod login_failures;
 mod migrations;
 mod outbox;
 mod passes;
+mod projects;
 mod settings;
 mod tickets;
 mod uploads;
@@ -28,9 +29,11 @@ use sea_orm::{
 pub use accounts::NewUser;
 pub use audit::{AuditFilter, MAX_AUDIT_PAGE};
 pub use idempotency::KeptKey;
+pub use leases::ClaimLimits;
 pub use migrations::{MigrationFilter, NewMigration, StatusChange, dest_key};
 pub use outbox::OutboxFilter;
 pub use passes::{FolderCounts, PassEnd, PlannedFolder};
+pub use projects::{NewProject, ProjectChange, ProjectFilter};
 pub use tickets::{MailSource, NewAttachment, NewTicketMessage, ThreadText, TicketFilter};
 pub use uploads::NewUpload;
 

@@ -13,6 +13,11 @@ use super::entities::outbox;
 use super::{Store, StoreError, StoreResult, Tx};
 use crate::domain::{DeliveryStatus, NewEmail, OutboxId, OutboxMessage};
 
+/// The emails that carry a password (a project's generated one): their bodies are
+/// erased once sent.
+const SECRET_TEMPLATES: [&str; 1] = ["project_password"];
+const ERASED_BODY: &str = "(This email held a password; its text was erased once sent.)";
+
 #[derive(Debug, Clone, Default)]
 pub struct OutboxFilter {
     pub status: Option<DeliveryStatus>,
@@ -20,6 +25,8 @@ pub struct OutboxFilter {
     pub migration: Option<crate::domain::MigrationId>,
     /// Only the emails to an address containing this.
     pub recipient: Option<String>,
+    /// Only the emails about this record (`("project", "FY-…")`).
+    pub about: Option<(String, String)>,
     pub limit: u64,
 }
 
@@ -65,6 +72,11 @@ impl Store {
             query = query
                 .filter(outbox::Column::SubjectType.eq("migration"))
                 .filter(outbox::Column::SubjectId.eq(id.to_string()));
+        }
+        if let Some((kind, id)) = &filter.about {
+            query = query
+                .filter(outbox::Column::SubjectType.eq(kind.as_str()))
+                .filter(outbox::Column::SubjectId.eq(id.as_str()));
         }
         if let Some(to) = filter
             .recipient
@@ -144,6 +156,14 @@ impl Store {
                 Expr::value(Option::<String>::None),
             )
             .filter(outbox::Column::Id.eq(id))
+            .exec(&self.db)
+            .await?;
+        // An email that carried a password keeps no copy of it once sent.
+        outbox::Entity::update_many()
+            .col_expr(outbox::Column::BodyText, Expr::value(ERASED_BODY))
+            .col_expr(outbox::Column::BodyHtml, Expr::value(ERASED_BODY))
+            .filter(outbox::Column::Id.eq(id))
+            .filter(outbox::Column::Template.is_in(SECRET_TEMPLATES))
             .exec(&self.db)
             .await?;
         Ok(())

@@ -115,6 +115,29 @@ impl Store {
             .collect())
     }
 
+    /// The passes of several migrations in one query, by migration, in their order.
+    pub async fn passes_of(
+        &self,
+        ids: &[MigrationId],
+    ) -> StoreResult<std::collections::HashMap<MigrationId, Vec<Pass>>> {
+        let mut by_id: std::collections::HashMap<MigrationId, Vec<Pass>> =
+            std::collections::HashMap::new();
+        for chunk in ids.chunks(500) {
+            for row in migration_passes::Entity::find()
+                .filter(migration_passes::Column::MigrationId.is_in(chunk.iter().copied()))
+                .order_by_asc(migration_passes::Column::Number)
+                .all(&self.db)
+                .await?
+            {
+                by_id
+                    .entry(MigrationId(row.migration_id))
+                    .or_default()
+                    .push(pass_from(row));
+            }
+        }
+        Ok(by_id)
+    }
+
     /// The pass a crash interrupted, if any: the last one, still running.
     pub async fn open_pass(&self, id: MigrationId) -> StoreResult<Option<Pass>> {
         Ok(migration_passes::Entity::find()

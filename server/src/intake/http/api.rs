@@ -22,6 +22,7 @@ pub type Apis = (
     super::api_migrations::MigrationsApi,
     super::api_settings::SettingsApi,
     super::api_tickets::TicketsApi,
+    super::api_projects::ProjectsApi,
 );
 
 pub fn service(base_url: &str) -> OpenApiService<Apis, ()> {
@@ -31,6 +32,7 @@ pub fn service(base_url: &str) -> OpenApiService<Apis, ()> {
             super::api_migrations::MigrationsApi,
             super::api_settings::SettingsApi,
             super::api_tickets::TicketsApi,
+            super::api_projects::ProjectsApi,
         ),
         "Ferry",
         env!("CARGO_PKG_VERSION"),
@@ -241,6 +243,16 @@ fn rejections(api: impl Endpoint + 'static) -> impl Endpoint {
             .into_response()
         },
     )
+    // A form whose parts cannot be read (a part's name with a control character, a
+    // value that is not text): its content is what is wrong, named as the form.
+    .catch_error(|err: poem::error::ParseMultipartError| async move {
+        let mut body = ApiError::make(ErrorCode::ValidationFailed, "The form is not valid.");
+        body.0.fields = Some(vec![FieldErrorBody {
+            field: "form".into(),
+            message: format!("the form could not be read ({err}); send its fields and file again"),
+        }]);
+        ApiError::Invalid(body).into_response()
+    })
 }
 
 /// An API error's body.

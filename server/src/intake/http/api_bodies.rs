@@ -179,8 +179,7 @@ pub struct ErrorInfo {
 #[oai(nullable_all)]
 pub struct MigrationBody {
     pub id: MigrationId,
-    /// pending, validating, scheduled, processing, waiting_for_mx, completed, failed, cancelled.
-    pub status: String,
+    pub status: MigrationStatus,
     pub source: AccountBody,
     pub destination: AccountBody,
     /// Masked.
@@ -278,7 +277,7 @@ pub(super) fn migration_body(
     MigrationBody {
         pace,
         id: m.id,
-        status: m.status.as_str().to_owned(),
+        status: m.status,
         source: account_body(&m.source),
         destination: account_body(&m.dest),
         requester_email: mask(&m.requester_email),

@@ -161,7 +161,7 @@ fn ticket_body(t: Ticket) -> TicketBody {
     }
 }
 
-fn row_bodies(reports: &[crate::service::RowReport]) -> Vec<RowBody> {
+pub(super) fn row_bodies(reports: &[crate::service::RowReport]) -> Vec<RowBody> {
     reports
         .iter()
         .map(|r| RowBody {

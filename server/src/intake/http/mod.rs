@@ -4,6 +4,7 @@
 mod api;
 mod api_bodies;
 mod api_migrations;
+mod api_projects;
 mod api_guard;
 mod api_settings;
 mod api_tickets;
@@ -115,6 +116,20 @@ async fn request_span<E: Endpoint>(next: E, req: Request) -> poem::Result<Respon
 /// form around it).
 const UPLOAD_PATHS: [&str; 1] = ["/migrations/import"];
 
+/// The routes that take a list of mailboxes as a file: a project's creation and its
+/// added rows, in the API, the console and the customer's pages.
+fn takes_list(path: &str) -> bool {
+    let project_rows = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.ends_with("/migrations") || rest.ends_with("/rows"))
+    };
+    matches!(
+        path,
+        "/api/v1/projects" | "/projects/new" | "/request" | "/track/project/rows"
+    ) || project_rows("/api/v1/projects/")
+        || project_rows("/projects/")
+}
+
 /// Refuses a body larger than `limits.body_bytes` (or, for an upload,
 /// `limits.upload_bytes`) with 413 before anything reads it: by its Content-Length
 /// when it has one, else by reading at most the limit.
@@ -125,15 +140,18 @@ async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Resp
         .unwrap_or_default();
     let path = req.uri().path();
     // A ticket's reply may carry a file too.
-    let upload =
-        UPLOAD_PATHS.contains(&path) || (path.starts_with("/tickets/") && path.ends_with("/reply"));
+    let upload = UPLOAD_PATHS.contains(&path)
+        || (path.starts_with("/tickets/") && path.ends_with("/reply"))
+        || takes_list(path);
     let limit = if upload {
         limits.upload_bytes.saturating_add(64 * 1024)
     } else {
         limits.body_bytes
     };
     // A person uploading in the console gets a page, a program the API's body.
-    let services = upload.then(|| req.data::<Services>().cloned()).flatten();
+    let services = (upload && !path.starts_with("/api/"))
+        .then(|| req.data::<Services>().cloned())
+        .flatten();
     let too_large = |limit: usize| match &services {
         Some(services) => error_page(
             services,

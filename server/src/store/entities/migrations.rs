@@ -62,6 +62,10 @@ pub struct Model {
     pub owner_id: Option<i64>,
     /// The ticket it was made from.
     pub ticket_id: Option<i64>,
+    /// The project it belongs to.
+    pub project_id: Option<i64>,
+    /// While paused: the status to go back to.
+    pub paused_status: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -9,6 +9,7 @@ pub mod migration_ledger;
 pub mod migration_passes;
 pub mod migrations;
 pub mod outbox;
+pub mod projects;
 pub mod sessions;
 pub mod settings;
 pub mod ticket_attachments;

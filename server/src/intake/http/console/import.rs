@@ -65,7 +65,7 @@ struct UploadView {
 pub(super) struct RowView {
     row: usize,
     cells: Vec<String>,
-    problems: Vec<ProblemView>,
+    pub(super) problems: Vec<ProblemView>,
     migration: Option<i64>,
 }
 

@@ -9,10 +9,13 @@ mod migration_list;
 mod migrations;
 mod outbox;
 mod pages;
+mod projects;
+mod request;
 mod schedule;
 mod settings;
 mod tickets;
 mod track;
+mod track_project;
 mod users;
 
 use std::collections::HashMap;
@@ -82,8 +85,36 @@ pub fn routes() -> Route {
         .at("/settings", get(settings::page).post(settings::save))
         .at("/settings/reset", post(settings::reset))
         .at("/settings/test-email", post(settings::test_email))
+        .at(
+            "/track",
+            get(track_project::sign_in_form).post(track_project::sign_in),
+        )
+        .at("/track/single", post(track_project::single))
+        .at("/track/project", get(track_project::show))
+        .at("/track/project/live", get(track_project::live_json))
+        .at("/track/project/pause", post(track_project::pause))
+        .at("/track/project/resume", post(track_project::resume))
+        .at(
+            "/track/project/mx-switched",
+            post(track_project::mx_switched),
+        )
+        .at("/track/project/password", post(track_project::new_password))
+        .at("/track/project/rows", post(track_project::add_rows))
+        .at("/track/project/report.csv", get(track_project::report_csv))
+        .at("/track/project/sign-out", post(track_project::sign_out))
         .at("/track/:token", get(track::show))
         .at("/track/:token/mx-switched", post(track::mx_switched))
+        .at("/projects", get(projects::index))
+        .at(
+            "/projects/new",
+            get(projects::new_form).post(projects::new_submit),
+        )
+        .at("/projects/:code", get(projects::show))
+        .at("/projects/:code/live", get(projects::live_json))
+        .at("/projects/:code/rows", post(projects::add_rows))
+        .at("/projects/:code/:action", post(projects::action))
+        .at("/request", get(request::show_form).post(request::submit))
+        .at("/request/authenticate", post(request::authenticate))
         .at("/tickets", get(tickets::index))
         .at("/tickets/:id", get(tickets::show))
         .at("/tickets/:id/reply", post(tickets::reply))
@@ -207,6 +238,7 @@ impl Staff {
         let mut nav = vec![
             ("Dashboard", "/"),
             ("Tickets", "/tickets"),
+            ("Projects", "/projects"),
             ("Migrations", "/migrations"),
             ("New migration", "/migrations/new"),
             ("Schedule", "/schedule"),

@@ -82,6 +82,7 @@ pub async fn list(staff: Staff, Query(query): Query<ListQuery>) -> Response {
             migration: query.migration.map(crate::domain::MigrationId),
             recipient: query.to.clone(),
             limit: OUTBOX_PAGE,
+            ..Default::default()
         })
         .await
     {

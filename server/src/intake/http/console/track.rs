@@ -81,6 +81,9 @@ fn headline(m: &Migration, percent: Option<u64>) -> String {
         S::Failed => {
             "It has stopped on a problem we are looking at. Nothing copied is lost.".into()
         }
+        S::Paused => {
+            "Paused. Nothing copied is lost; it goes on from where it stopped when resumed.".into()
+        }
         S::Cancelled => "Our staff have stopped it. Nothing copied is lost.".into(),
     }
 }
@@ -95,6 +98,7 @@ fn status_words(status: MigrationStatus) -> &'static str {
         S::WaitingForMx => "waiting for your MX change",
         S::Completed => "complete",
         S::Failed => "stopped on a problem",
+        S::Paused => "paused",
         S::Cancelled => "stopped",
     }
 }

@@ -1,0 +1,369 @@
+//! The customer's side, without a staff account, against real Dovecot: `/request`
+//! makes a ticket and a project that waits for approval; `/track` signs in with the
+//! project's ID and password (wrong passwords refused, then limited), shows that
+//! project only (another project's session cannot read it, a forged cookie nothing),
+//! pauses and resumes it, takes a new password for a refused mailbox, and hands out
+//! the report as CSV.
+
+use std::time::{Duration, Instant};
+
+use ferry::domain::{Actor, MigrationStatus, ProjectStatus};
+use ferry::service::ProjectAction;
+use ferry_tests::app::{Options, TestApp};
+use ferry_tests::dovecot::{Dovecot, Layout};
+
+const SRC_PW: [&str; 2] = ["old-pw-ana-4471", "old-pw-bob-9902"];
+const DST_PW: [&str; 2] = ["new-pw-ana-1187", "new-pw-bob-5530"];
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The value of `name="…" value="…"` in a page.
+fn hidden(html: &str, name: &str) -> String {
+    let at = html
+        .find(&format!("name=\"{name}\" value=\""))
+        .unwrap_or_else(|| panic!("no {name} in {html}"));
+    let rest = &html[at + name.len() + 15..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
+fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
+    let at = html
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start} in {html}"))
+        + start.len();
+    &html[at..at + html[at..].find(end).unwrap()]
+}
+
+#[tokio::test]
+async fn a_customer_requests_a_project_then_follows_pauses_and_fixes_a_password() {
+    let app = TestApp::spawn_with(Options {
+        login_max_failures: 3,
+        tweak: Some(|s| {
+            s.intake.destination_domains = vec!["acme.example".into()];
+            s.schedule.notice_hours = 0;
+            s.schedule.weekend_notice_hours = 0;
+            s.schedule.off_hours_start = "00:00".into();
+            s.schedule.off_hours_end = "00:00".into();
+            s.workers.poll_seconds = 1;
+        }),
+        ..Default::default()
+    })
+    .await;
+    let src = Dovecot::start(Layout::Slash).unwrap();
+    let dst = Dovecot::start(Layout::Slash).unwrap();
+    for (i, who) in ["ana", "bob"].iter().enumerate() {
+        src.add_user(&format!("{who}@old.example"), SRC_PW[i])
+            .unwrap();
+        dst.add_user(&format!("{who}@acme.example"), DST_PW[i])
+            .unwrap();
+    }
+    let window = (chrono::Utc::now() + chrono::Duration::hours(2))
+        .format("%Y-%m-%dT%H:%M")
+        .to_string();
+    let rows = |bob_pw: &str, bob_dest: &str| {
+        format!(
+            "source email,source password,source host,source security,destination email,destination password,destination host,destination security\n\
+             ana@old.example,{},127.0.0.1:{},none,ana@acme.example,{},127.0.0.1:{},none\n\
+             bob@old.example,{bob_pw},127.0.0.1:{},none,{bob_dest},{},127.0.0.1:{},none\n",
+            SRC_PW[0], src.port, DST_PW[0], dst.port, src.port, DST_PW[1], dst.port
+        )
+    };
+    let request = |rows: String, terms: bool| {
+        let mut form = reqwest::multipart::Form::new()
+            .text("name", "Acme moves")
+            .text("requester_email", "it@acme.example")
+            .text("time_zone", "UTC")
+            .text("window", window.clone())
+            .text("rows", rows);
+        if terms {
+            form = form.text("terms", "1");
+        }
+        form
+    };
+    let customer = client();
+
+    // The terms unticked, then a mailbox outside the provider's domains: refused,
+    // each with what to do; nothing made.
+    let resp = customer
+        .post(app.url("/request"))
+        .multipart(request(rows(SRC_PW[1], "bob@acme.example"), false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 422);
+    assert!(resp.text().await.unwrap().contains("accept the terms"));
+    let resp = customer
+        .post(app.url("/request"))
+        .multipart(request(rows(SRC_PW[1], "bob@elsewhere.example"), true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        200,
+        "one row is ready: the project is made with it"
+    );
+    let page = resp.text().await.unwrap();
+    assert!(
+        page.contains("1 row(s) with problems were left out"),
+        "{page}"
+    );
+    let first_code = between(&page, "<code id=\"project-id\">", "<").to_owned();
+    // Its mailbox is taken while it is active: stopped, to ask again.
+    let first = app.services.project_by_code(&first_code).await.unwrap();
+    app.services
+        .project_action(&Actor::System, first.id, ProjectAction::Cancel)
+        .await
+        .unwrap();
+
+    // The real request: bob's old password is wrong; it is a ticket and a project
+    // waiting for approval, with its password shown once.
+    let resp = customer
+        .post(app.url("/request"))
+        .multipart(request(rows("wrong-password-1", "bob@acme.example"), true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let page = resp.text().await.unwrap();
+    for secret in SRC_PW.iter().chain(DST_PW.iter()) {
+        assert!(!page.contains(secret), "a password on the page");
+    }
+    let code = between(&page, "<code id=\"project-id\">", "<").to_owned();
+    let password = between(&page, "<code id=\"project-password\">", "<").to_owned();
+    let ticket: i64 = between(&page, "number <strong>#", "<").parse().unwrap();
+    let s = &app.services;
+    let project = s.project_by_code(&code).await.unwrap();
+    let view = s.project_view(project.id).await.unwrap();
+    assert_eq!(view.status, ProjectStatus::AwaitingApproval);
+    assert!(
+        view.migrations
+            .iter()
+            .all(|(m, _)| m.status == MigrationStatus::Paused)
+    );
+    assert_eq!(project.ticket.map(|t| t.0), Some(ticket));
+    let t = s
+        .store()
+        .get_ticket(ferry::domain::TicketId(ticket))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(t.subject.contains("Acme moves"), "{}", t.subject);
+
+    // /track: a wrong password is refused; the right one opens the project.
+    let resp = customer
+        .post(app.url("/track"))
+        .form(&[("project_id", code.as_str()), ("password", "not-it-at-all")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert!(resp.text().await.unwrap().contains("do not match"));
+    let typed = code.to_lowercase().replace('-', " ");
+    let resp = customer
+        .post(app.url("/track"))
+        .form(&[
+            ("project_id", typed.as_str()),
+            ("password", password.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303, "the code as a person types it");
+    let page = app.page(&customer, "/track/project").await;
+    assert!(
+        page.contains(&code)
+            && page.contains("ana@old.example")
+            && page.contains("bob@old.example")
+    );
+    assert!(page.contains("awaiting approval"), "{page}");
+
+    // Another project's session sees that project only; a forged cookie nothing.
+    let other = client();
+    s.set_project_password(
+        &Actor::System,
+        first.id,
+        secrecy::SecretString::from("first-project-pw"),
+    )
+    .await
+    .unwrap();
+    let resp = other
+        .post(app.url("/track"))
+        .form(&[
+            ("project_id", first_code.as_str()),
+            ("password", "first-project-pw"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let theirs = app.page(&other, "/track/project").await;
+    assert!(
+        theirs.contains(&first_code) && !theirs.contains(&code),
+        "{theirs}"
+    );
+    assert!(
+        !theirs.contains("bob@old.example"),
+        "the other project's mailbox"
+    );
+    let forged = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = forged
+        .get(app.url("/track/project"))
+        .header("Cookie", "ferry_project=AAAAforgedAAAA")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        303,
+        "a cookie Ferry did not seal opens nothing"
+    );
+
+    // Staff approve; bob's refused password fails his mailbox, and the customer
+    // gives the right one on their page.
+    s.project_action(&Actor::System, project.id, ProjectAction::Approve)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let bob = loop {
+        let view = s.project_view(project.id).await.unwrap();
+        let bob = view
+            .migrations
+            .iter()
+            .find(|(m, _)| m.source.username == "bob@old.example")
+            .unwrap()
+            .0
+            .clone();
+        if bob.status == MigrationStatus::Failed {
+            break bob;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "bob never failed: {:?}",
+            bob.status
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(bob.error_code, Some(ferry::domain::ErrorCode::Auth));
+    let page = app.page(&customer, "/track/project").await;
+    assert!(
+        page.contains(&format!("name=\"migration\" value=\"{}\"", bob.id)),
+        "a password form for bob"
+    );
+    let token = hidden(&page, "token");
+    let resp = customer
+        .post(app.url("/track/project/password"))
+        .form(&[
+            ("token", token.as_str()),
+            ("migration", &bob.id.to_string()),
+            ("source_password", SRC_PW[1]),
+            ("destination_password", ""),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let page = app.page(&customer, "/track/project").await;
+    assert!(
+        page.contains("starts again with the new password"),
+        "{page}"
+    );
+    let bob_now = s.store().get_migration(bob.id).await.unwrap().unwrap();
+    assert_ne!(bob_now.status, MigrationStatus::Failed);
+    // Without the page's token, a form is refused.
+    let resp = customer
+        .post(app.url("/track/project/pause"))
+        .form(&[("token", "not-the-token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+
+    // Pause and resume from the page.
+    let resp = customer
+        .post(app.url("/track/project/pause"))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let view = s.project_view(project.id).await.unwrap();
+    assert_eq!(view.status, ProjectStatus::Paused);
+    assert!(
+        view.migrations
+            .iter()
+            .all(|(m, _)| !m.status.is_active() || m.status == MigrationStatus::Paused)
+    );
+    let resp = customer
+        .post(app.url("/track/project/resume"))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(
+        s.project_view(project.id).await.unwrap().status,
+        ProjectStatus::Running
+    );
+
+    // The report, as CSV.
+    let resp = customer
+        .get(app.url("/track/project/report.csv"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let csv = resp.text().await.unwrap();
+    assert!(csv.starts_with("mailbox,destination,status"), "{csv}");
+    assert!(
+        csv.contains("ana@old.example,ana@acme.example,scheduled"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+
+    // Signed out, the page is gone; wrong passwords beyond the limit are refused.
+    let resp = customer
+        .post(app.url("/track/project/sign-out"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let resp = customer
+        .get(app.url("/track/project"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let guesser = client();
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let resp = guesser
+            .post(app.url("/track"))
+            .form(&[("project_id", code.as_str()), ("password", "guess-guess")])
+            .send()
+            .await
+            .unwrap();
+        statuses.push(resp.status().as_u16());
+    }
+    assert_eq!(
+        statuses,
+        vec![401, 401, 401, 429],
+        "the address is refused after 3"
+    );
+    app.stop().await;
+}
