@@ -197,7 +197,7 @@ pub const EDITABLE: &[Editable] = &[
     number(
         "capacity.per_source_host",
         SCHEDULING,
-        "Passes at once from one source server",
+        "Copies from one source server at once",
         "Old providers throttle or ban a client with too many connections.",
         1,
         256,
@@ -489,7 +489,8 @@ impl Editable {
 
     fn normalise_lines(&self, text: &str) -> Result<String, String> {
         let items = parse_lines(text);
-        if items.is_empty() {
+        // The request form's domains may be none (the form closed).
+        if items.is_empty() && self.key != "intake.destination_domains" {
             return Err("Give at least one, one per line.".into());
         }
         let mut out = Vec::with_capacity(items.len());
@@ -512,6 +513,17 @@ impl Editable {
                         ));
                     }
                 }
+            } else if self.key == "intake.destination_domains" {
+                let domain = item
+                    .trim_start_matches('@')
+                    .trim_end_matches('.')
+                    .to_ascii_lowercase();
+                if !is_host(&domain) {
+                    return Err(format!(
+                        "Line {line}: give a domain, such as provider.example."
+                    ));
+                }
+                out.push(domain);
             } else {
                 let pattern = item.trim_end_matches('.').to_ascii_lowercase();
                 if !is_host(pattern.strip_prefix("*.").unwrap_or(&pattern)) {
