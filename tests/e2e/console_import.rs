@@ -427,3 +427,100 @@ async fn the_short_template_moves_each_mailbox_to_its_own_address_through_the_ma
     wait_scheduled(&app, m.id).await;
     app.stop().await;
 }
+
+/// "New project" in the console: typed rows previewed with the project's defaults
+/// (each problem in its cell), then the project made from the kept list, its password
+/// shown once, the list erased.
+#[tokio::test]
+async fn staff_make_a_project_from_typed_rows_with_its_preview() {
+    let app = TestApp::spawn().await;
+    let server = Dovecot::start(Layout::Slash).unwrap();
+    server.add_user("ana@old.example", SRC_PW).unwrap();
+    server.add_user("ana@acme.example", DST_PW).unwrap();
+    let client = TestApp::new_client();
+    app.sign_in(&client, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let page = app.page(&client, "/projects/new").await;
+    let csrf = csrf_from(&page).unwrap();
+    let rows = format!(
+        "source email,source password,source host,source security,destination email,destination password,destination host,destination security\n\
+         ana@old.example,{SRC_PW},127.0.0.1:{p},none,ana@acme.example,{DST_PW},127.0.0.1:{p},none\n\
+         bob@old.example,,127.0.0.1:{p},none,bob@acme.example,{DST_PW},127.0.0.1:{p},none\n",
+        p = server.port
+    );
+    let fields = |step: &str, upload: Option<&str>| {
+        let mut form = reqwest::multipart::Form::new()
+            .text("csrf", csrf.clone())
+            .text("name", "Acme")
+            .text("requester_email", "it@acme.example")
+            .text("time_zone", "Europe/Paris")
+            .text("concurrency", "2")
+            .text("one_pass", "1")
+            .text("step", step.to_owned());
+        form = match upload {
+            Some(id) => form.text("upload", id.to_owned()),
+            None => form.text("rows", rows.clone()),
+        };
+        form
+    };
+    let resp = client
+        .post(app.url("/projects/new"))
+        .multipart(fields("preview", None))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let preview = resp.text().await.unwrap();
+    assert!(
+        preview.contains("1 ready") && preview.contains("1 with problems"),
+        "{preview}"
+    );
+    assert!(
+        !preview.contains(SRC_PW) && !preview.contains(DST_PW),
+        "passwords masked"
+    );
+    let upload = preview
+        .split("name=\"upload\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("the kept list's id")
+        .to_owned();
+    let resp = client
+        .post(app.url("/projects/new"))
+        .multipart(fields("create", Some(&upload)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let made = resp.text().await.unwrap();
+    let code = made
+        .split("Project made: <code>")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .expect("the project's ID")
+        .to_owned();
+    assert!(
+        made.contains("id=\"project-password\""),
+        "the password, once"
+    );
+    let project = app.services.project_by_code(&code).await.unwrap();
+    assert_eq!(project.concurrency, 2);
+    assert!(!project.options.two_pass);
+    let view = app.services.project_view(project.id).await.unwrap();
+    assert_eq!(view.migrations.len(), 1, "the ready row only");
+    assert_eq!(view.migrations[0].0.source.username, "ana@old.example");
+    let (_, bytes) = app
+        .services
+        .list_file(UploadId(upload.parse().unwrap()))
+        .await
+        .unwrap();
+    assert!(bytes.is_none(), "the list is erased once used");
+    // The project's page and the list show it.
+    let page = app.page(&client, &format!("/projects/{code}")).await;
+    assert!(
+        page.contains("ana@old.example") && page.contains("Pause"),
+        "{page}"
+    );
+    let list = app.page(&client, "/projects").await;
+    assert!(list.contains(&code));
+    app.stop().await;
+}

@@ -367,3 +367,116 @@ async fn a_customer_requests_a_project_then_follows_pauses_and_fixes_a_password(
     );
     app.stop().await;
 }
+
+/// A project's own emails: a running one gets one digest a day (none in its first
+/// day), a finished one its completion report once; staff get copies, never the
+/// password's.
+#[tokio::test]
+async fn a_running_project_gets_a_daily_digest_and_a_finished_one_its_report_once() {
+    let app = TestApp::spawn_with(Options {
+        tweak: Some(|s| {
+            s.smtp.staff_address = Some("desk@provider.test".into());
+            s.schedule.notice_hours = 0;
+            s.schedule.weekend_notice_hours = 0;
+            s.schedule.off_hours_start = "00:00".into();
+            s.schedule.off_hours_end = "00:00".into();
+        }),
+        ..Default::default()
+    })
+    .await;
+    let s = &app.services;
+    let server = Dovecot::start(Layout::Slash).unwrap();
+    for n in 1..=2 {
+        server
+            .add_user(&format!("u{n}@old.example"), "pw-1")
+            .unwrap();
+        server
+            .add_user(&format!("u{n}@acme.example"), "pw-2")
+            .unwrap();
+    }
+    let row = |n: usize| ferry::domain::ListedRequest {
+        row: n,
+        request: ferry::domain::MigrationRequest {
+            source: ferry_tests::app::plain_side(server.port, &format!("u{n}@old.example"), "pw-1"),
+            destination: ferry_tests::app::plain_side(
+                server.port,
+                &format!("u{n}@acme.example"),
+                "pw-2",
+            ),
+            ..Default::default()
+        },
+        problems: Vec::new(),
+    };
+    // Its window is days away: its mailboxes wait, scheduled, while the clock moves.
+    let window = (chrono::Utc::now() + chrono::Duration::days(4))
+        .format("%Y-%m-%dT%H:%M")
+        .to_string();
+    let made = s
+        .create_project(
+            &Actor::Cli,
+            ferry::service::ProjectInput {
+                name: "Digest".into(),
+                requester_email: "it@acme.example".into(),
+                window: Some(window),
+                ..Default::default()
+            },
+            vec![row(1), row(2)],
+            None,
+            true,
+        )
+        .await
+        .unwrap();
+    s.project_action(&Actor::Cli, made.project.id, ProjectAction::Pause)
+        .await
+        .unwrap();
+    let digests = |outbox: &[ferry::domain::OutboxMessage]| {
+        outbox
+            .iter()
+            .filter(|m| m.template == "project_digest" && m.to == ["it@acme.example"])
+            .count()
+    };
+    assert_eq!(
+        s.project_reports().await.unwrap(),
+        0,
+        "nothing in its first day"
+    );
+    // A paused project gets no digest; running, one a day.
+    app.clock.advance(chrono::Duration::hours(25));
+    assert_eq!(s.project_reports().await.unwrap(), 0, "paused: no digest");
+    s.project_action(&Actor::Cli, made.project.id, ProjectAction::Resume)
+        .await
+        .unwrap();
+    assert_eq!(s.project_reports().await.unwrap(), 1);
+    assert_eq!(s.project_reports().await.unwrap(), 0, "one a day");
+    assert_eq!(digests(&app.outbox().await), 1);
+    app.clock.advance(chrono::Duration::hours(25));
+    assert_eq!(s.project_reports().await.unwrap(), 1);
+    assert_eq!(digests(&app.outbox().await), 2);
+
+    // Finished (here: cancelled): the report, once, to the requester and staff.
+    s.project_action(&Actor::Cli, made.project.id, ProjectAction::Cancel)
+        .await
+        .unwrap();
+    assert_eq!(s.project_reports().await.unwrap(), 1);
+    assert_eq!(s.project_reports().await.unwrap(), 0);
+    let outbox = app.outbox().await;
+    let reports: Vec<_> = outbox
+        .iter()
+        .filter(|m| m.template == "project_completed")
+        .collect();
+    assert_eq!(reports.len(), 2, "the requester's and staff's copy");
+    assert!(
+        reports[0].body_text.contains("u1@old.example: stopped"),
+        "{}",
+        reports[0].body_text
+    );
+    // The password's email went to the requester only, and its text is erased once
+    // sent (no SMTP here: it waits, so its text is still there until then).
+    let secret: Vec<_> = outbox
+        .iter()
+        .filter(|m| m.template == "project_password")
+        .collect();
+    assert_eq!(secret.len(), 1);
+    assert_eq!(secret[0].to, ["it@acme.example"]);
+    app.stop().await;
+}

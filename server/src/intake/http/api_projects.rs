@@ -92,6 +92,7 @@ impl ProjectRowBody {
 
 /// A new project as JSON.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct NewProjectBody {
     pub name: String,
     /// Gets the project's emails; each row's requester unless it gives one.
@@ -143,8 +144,44 @@ pub enum NewProjectRequest {
 
 /// More mailboxes for a project, as JSON.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct RowsBody {
     pub rows: Vec<ProjectRowBody>,
+}
+
+/// The example row of the OpenAPI document.
+fn example_row(who: &str) -> ProjectRowBody {
+    ProjectRowBody {
+        source_email: Some(format!("{who}@acme-old.example")),
+        source_password: Some("their old password".into()),
+        source_host: Some("imap.old-provider.example".into()),
+        destination_email: Some(format!("{who}@acme.example")),
+        destination_password: Some("their new password".into()),
+        ..Default::default()
+    }
+}
+
+impl poem_openapi::types::Example for NewProjectBody {
+    fn example() -> Self {
+        Self {
+            name: "Acme GmbH, December".into(),
+            requester_email: "it@acme.example".into(),
+            time_zone: Some("Europe/Berlin".into()),
+            options: None,
+            window: Some("2026-12-04T22:00".into()),
+            concurrency: Some(4),
+            password: None,
+            rows: vec![example_row("ana"), example_row("bob")],
+        }
+    }
+}
+
+impl poem_openapi::types::Example for RowsBody {
+    fn example() -> Self {
+        Self {
+            rows: vec![example_row("carla")],
+        }
+    }
 }
 
 /// More mailboxes for a project, as a file.
