@@ -36,8 +36,8 @@ pub use migration::{
 pub use mx::{mx_answer, mx_switched};
 pub use names::{domain_name, host_name};
 pub use project::{
-    MailboxProgress, Project, ProjectCode, ProjectCounts, ProjectOptions, ProjectStatus,
-    ProjectTotals,
+    MailboxProgress, OptionTexts, Project, ProjectCode, ProjectCounts, ProjectOptions,
+    ProjectStatus, ProjectTotals, concurrency_text,
 };
 pub use records::{
     ApiToken, AuditEvent, DeliveryStatus, NewAuditEvent, NewEmail, OutboxMessage, Session,

@@ -103,6 +103,61 @@ impl Default for ProjectOptions {
     }
 }
 
+/// A project's options as a form's text fields give them (the console's, the API's
+/// multipart): empty is the default; each wrong word is its field's error.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OptionTexts<'a> {
+    pub mode: &'a str,
+    pub duplicates: &'a str,
+    pub import_since: &'a str,
+    pub two_pass: Option<bool>,
+    pub digest: Option<bool>,
+}
+
+impl ProjectOptions {
+    pub fn from_texts(texts: OptionTexts<'_>) -> Result<Self, Vec<FieldError>> {
+        let defaults = Self::default();
+        let mut errors = Vec::new();
+        let given = |text: &str| Some(text.trim().to_owned()).filter(|t| !t.is_empty());
+        let mode = given(texts.mode).and_then(|t| {
+            super::choice::<Mode>("mode", &t)
+                .map_err(|e| errors.push(e))
+                .ok()
+        });
+        let duplicates = given(texts.duplicates).and_then(|t| {
+            super::choice::<DuplicatePolicy>("duplicates", &t)
+                .map_err(|e| errors.push(e))
+                .ok()
+        });
+        let import_since = given(texts.import_since).and_then(|t| {
+            super::day("import_since", &t)
+                .map_err(|e| errors.push(e))
+                .ok()
+        });
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Self {
+            mode: mode.unwrap_or(defaults.mode),
+            duplicates: duplicates.unwrap_or(defaults.duplicates),
+            import_since,
+            two_pass: texts.two_pass.unwrap_or(defaults.two_pass),
+            digest: texts.digest.unwrap_or(defaults.digest),
+        })
+    }
+}
+
+/// A project's concurrency as a form's text gives it (empty: none given).
+pub fn concurrency_text(text: &str) -> Result<Option<u32>, FieldError> {
+    match text.trim() {
+        "" => Ok(None),
+        t => t
+            .parse::<u32>()
+            .map(Some)
+            .map_err(|_| FieldError::new("concurrency", "give a number of mailboxes from 1 to 64")),
+    }
+}
+
 /// A project as stored (its password only as a hash, which never leaves the store).
 #[derive(Debug, Clone)]
 pub struct Project {

@@ -188,7 +188,7 @@ impl Heartbeat {
                 renewed_at = tokio::time::Instant::now();
                 self.beat(&mut held_until).await
             } else {
-                !self.cancelled().await
+                !self.told_to_stop().await
             };
             if !go_on {
                 self.stop.cancel();
@@ -199,7 +199,7 @@ impl Heartbeat {
 
     /// Whether the migration was cancelled or paused (an unanswered look counts as
     /// not).
-    async fn cancelled(&self) -> bool {
+    async fn told_to_stop(&self) -> bool {
         let look = self.services.store().get_migration(self.id);
         let cancelled = matches!(
             tokio::time::timeout(self.every, look).await,
@@ -255,6 +255,6 @@ impl Heartbeat {
             }
             Err(err) => tracing::warn!(migration = %id, error = %err, "Failed to renew a lease"),
         }
-        !self.cancelled().await
+        !self.told_to_stop().await
     }
 }

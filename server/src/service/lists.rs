@@ -28,6 +28,49 @@ impl RowReport {
     }
 }
 
+/// A list checked row by row: each row's report and, when it is ready, the migration
+/// it makes. Checked once (every host resolved once), then admitted.
+pub(super) struct CheckedList(Vec<(RowReport, Option<NewMigration>)>);
+
+impl CheckedList {
+    pub(super) fn any_ready(&self) -> bool {
+        self.0.iter().any(|(_, new)| new.is_some())
+    }
+
+    pub(super) fn reports(&self) -> impl Iterator<Item = &RowReport> {
+        self.0.iter().map(|(report, _)| report)
+    }
+
+    pub(super) fn into_reports(self) -> Vec<RowReport> {
+        self.0.into_iter().map(|(report, _)| report).collect()
+    }
+
+    /// The `i`th row gets `problem`, and so is not made.
+    pub(super) fn refuse(&mut self, i: usize, problem: FieldError) {
+        if let Some((report, new)) = self.0.get_mut(i) {
+            report.problems.push(problem);
+            *new = None;
+        }
+    }
+
+    /// The answer when no row is ready: every row's problems, under `rows`.
+    pub(super) fn none_ready(&self) -> ServiceError {
+        let mut errors = vec![FieldError::new(
+            "rows",
+            "no row is ready; correct the rows' problems and send them again",
+        )];
+        for report in self.reports() {
+            for p in &report.problems {
+                errors.push(FieldError::new(
+                    "rows",
+                    format!("row {}: {}: {}", report.row, p.field, p.message),
+                ));
+            }
+        }
+        ServiceError::Invalid(errors)
+    }
+}
+
 impl Services {
     /// Checks every row and answers each one's problems; creates nothing.
     pub async fn preview_list(
@@ -48,9 +91,7 @@ impl Services {
         Ok(self
             .check_list(actor, may_override, rows)
             .await?
-            .into_iter()
-            .map(|(report, _)| report)
-            .collect())
+            .into_reports())
     }
 
     /// Checks every row, then admits the ready ones (each with its own "received"
@@ -74,8 +115,22 @@ impl Services {
         project: Option<(ProjectId, bool)>,
         may_override: bool,
     ) -> ServiceResult<Vec<RowReport>> {
+        let checked = self.check_list(actor, may_override, rows).await?;
+        self.admit_list(actor, checked, ticket, project).await
+    }
+
+    /// Admits a checked list's ready rows (each with its own "received" email, as a
+    /// single request); a row the admission refuses (capacity, a mailbox taken
+    /// meanwhile) gets that as its problem.
+    pub(super) async fn admit_list(
+        &self,
+        actor: &Actor,
+        checked: CheckedList,
+        ticket: Option<TicketId>,
+        project: Option<(ProjectId, bool)>,
+    ) -> ServiceResult<Vec<RowReport>> {
         let mut reports = Vec::new();
-        for (mut report, new) in self.check_list(actor, may_override, rows).await? {
+        for (mut report, new) in checked.0 {
             if let Some(mut new) = new {
                 new.ticket = ticket;
                 if let Some((project, paused)) = project {
@@ -97,12 +152,12 @@ impl Services {
         Ok(reports)
     }
 
-    async fn check_list(
+    pub(super) async fn check_list(
         &self,
         actor: &Actor,
         may_override: bool,
         rows: Vec<ListedRequest>,
-    ) -> ServiceResult<Vec<(RowReport, Option<NewMigration>)>> {
+    ) -> ServiceResult<CheckedList> {
         let mut hosts = HostChecks::default();
         let mut checked = Vec::with_capacity(rows.len());
         for row in rows {
@@ -159,7 +214,7 @@ impl Services {
             };
             out.push((report, new));
         }
-        Ok(out)
+        Ok(CheckedList(out))
     }
 }
 

@@ -6,6 +6,7 @@
 mod accounts;
 mod desk;
 mod actions;
+mod customers;
 mod lifecycle;
 mod lists;
 mod login_limit;
@@ -29,15 +30,16 @@ use crate::render::Renderer;
 use crate::store::{Store, StoreError};
 
 pub use accounts::{Idempotency, LoginError, MIN_PASSWORD_LEN, NewStaff, SignedIn};
+pub use customers::{ProjectSession, ProjectSignInError};
 pub(crate) use lifecycle::Step;
 pub use lists::RowReport;
 pub(crate) use migrations::endpoint;
 pub use migrations::{ConnectionProblem, FolderSummary, MigrationDetail};
 pub use projects::{
-    ActionReport, MIN_PROJECT_PASSWORD, ProjectAction, ProjectInput, ProjectMade, ProjectSession,
-    ProjectSignInError, ProjectView, project_status_words,
+    ActionReport, MIN_PROJECT_PASSWORD, ProjectAction, ProjectInput, ProjectMade, ProjectView,
+    project_status_words,
 };
-pub use public::{PublicOutcome, PublicRequest};
+pub use public::{PublicAnswer, PublicOutcome, PublicRequest};
 pub use settings::{LiveSettings, RELOAD_EVERY, SettingView};
 pub use tickets::{
     FoundList, IncomingEmail, Received, SupportState, SupportStatus, TicketChange, TicketView,

@@ -7,14 +7,12 @@
 //! single migration's actions applied to each mailbox they fit. A cron job sends its
 //! daily digest and, once every mailbox is finished, its completion report.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
-use super::lists::RowReport;
+use super::lists::{CheckedList, RowReport};
 use super::{ServiceError, ServiceResult, Services};
 use crate::crypto;
 use crate::domain::{
@@ -29,8 +27,6 @@ use crate::store::{NewProject, ProjectChange, ProjectFilter, StoreError};
 pub const MIN_PROJECT_PASSWORD: usize = 10;
 /// The most mailboxes of one project copying at once.
 pub const MAX_PROJECT_CONCURRENCY: u32 = 64;
-/// How long a customer's project session lasts.
-const PROJECT_SESSION_HOURS: i64 = 8;
 
 /// A project as asked for, before its checks.
 #[derive(Debug, Clone, Default)]
@@ -107,26 +103,8 @@ pub struct ActionReport {
     pub skipped: Vec<(MigrationId, String)>,
 }
 
-/// A project's customer session: which project, until when.
-#[derive(Debug, Clone)]
-pub struct ProjectSession {
-    pub project: ProjectId,
-    pub expires: DateTime<Utc>,
-}
-
-/// Why a customer's sign-in was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum ProjectSignInError {
-    #[error("That project ID and password do not match.")]
-    BadCredentials,
-    #[error("Too many failed attempts; try again in {} minutes.", .0.as_secs().div_ceil(60))]
-    TooMany(Duration),
-    #[error(transparent)]
-    Internal(#[from] anyhow::Error),
-}
-
 /// The project's checked fields.
-struct Checked {
+pub(super) struct Checked {
     name: String,
     requester: EmailAddress,
     tz: Tz,
@@ -238,14 +216,22 @@ impl Services {
             .collect()
     }
 
-    /// Checks a project and its rows; creates nothing.
-    pub async fn preview_project(
+    /// The project's fields checked, then its rows with its defaults, each checked
+    /// once: what a preview answers and what `make_project` makes. The rows are
+    /// answered as checked (with the project's defaults), for checks of the caller's.
+    pub(super) async fn check_project_rows(
         &self,
         actor: &Actor,
         input: &ProjectInput,
         rows: Vec<ListedRequest>,
-    ) -> ServiceResult<Vec<RowReport>> {
+    ) -> ServiceResult<(Checked, Vec<ListedRequest>, CheckedList)> {
         let mut errors = Vec::new();
+        if rows.is_empty() {
+            errors.push(FieldError::new(
+                "rows",
+                "a project needs at least one mailbox: give rows or a file",
+            ));
+        }
         let checked = self.check_project(input, &mut errors)?;
         let Some(checked) = checked.filter(|_| errors.is_empty()) else {
             return Err(ServiceError::Invalid(errors));
@@ -257,7 +243,21 @@ impl Services {
             checked.window,
             &input.options,
         );
-        self.preview_list_as(actor, input.may_override, rows).await
+        let list = self
+            .check_list(actor, input.may_override, rows.clone())
+            .await?;
+        Ok((checked, rows, list))
+    }
+
+    /// Checks a project and its rows; creates nothing.
+    pub async fn preview_project(
+        &self,
+        actor: &Actor,
+        input: &ProjectInput,
+        rows: Vec<ListedRequest>,
+    ) -> ServiceResult<Vec<RowReport>> {
+        let (_, _, list) = self.check_project_rows(actor, input, rows).await?;
+        Ok(list.into_reports())
     }
 
     /// Makes a project and a migration of each ready row (paused until approved when
@@ -270,42 +270,25 @@ impl Services {
         ticket: Option<TicketId>,
         approved: bool,
     ) -> ServiceResult<ProjectMade> {
-        let mut errors = Vec::new();
-        if rows.is_empty() {
-            errors.push(FieldError::new(
-                "rows",
-                "a project needs at least one mailbox: give rows or a file",
-            ));
+        let (checked, _, list) = self.check_project_rows(actor, &input, rows).await?;
+        self.make_project(actor, input, checked, list, ticket, approved)
+            .await
+    }
+
+    /// Makes a checked project of its checked rows' ready ones.
+    pub(super) async fn make_project(
+        &self,
+        actor: &Actor,
+        input: ProjectInput,
+        checked: Checked,
+        list: CheckedList,
+        ticket: Option<TicketId>,
+        approved: bool,
+    ) -> ServiceResult<ProjectMade> {
+        if !list.any_ready() {
+            return Err(list.none_ready());
         }
-        let checked = self.check_project(&input, &mut errors)?;
-        let Some(checked) = checked.filter(|_| errors.is_empty()) else {
-            return Err(ServiceError::Invalid(errors));
-        };
-        let rows = Self::with_project_defaults(
-            rows,
-            checked.requester.as_str(),
-            checked.tz,
-            checked.window,
-            &input.options,
-        );
-        let reports = self
-            .preview_list_as(actor, input.may_override, rows.clone())
-            .await?;
-        if !reports.iter().any(RowReport::ready) {
-            let mut errors = vec![FieldError::new(
-                "rows",
-                "no row is ready; correct the rows' problems and send the project again",
-            )];
-            for report in &reports {
-                for p in &report.problems {
-                    errors.push(FieldError::new(
-                        "rows",
-                        format!("row {}: {}: {}", report.row, p.field, p.message),
-                    ));
-                }
-            }
-            return Err(ServiceError::Invalid(errors));
-        }
+        let rows_asked = list.reports().count();
         let (password, generated) = match input.password {
             Some(p) => (p, false),
             None => (crypto::random_password()?, true),
@@ -318,7 +301,6 @@ impl Services {
         };
         let now = self.now();
         let tx = self.store.begin().await?;
-        tx.write_first().await?;
         let mut attempt = 0;
         let project = loop {
             let mut bytes = [0u8; 8];
@@ -345,7 +327,7 @@ impl Services {
             NewAuditEvent::new(actor, "project.created")
                 .subject("project", project.code.as_str())
                 .detail(serde_json::json!({
-                    "name": project.name, "rows": reports.len(), "approved": approved,
+                    "name": project.name, "rows": rows_asked, "approved": approved,
                     "password_generated": generated,
                 })),
             now,
@@ -353,13 +335,7 @@ impl Services {
         .await?;
         tx.commit().await?;
         let rows = self
-            .request_list_in(
-                actor,
-                rows,
-                ticket,
-                Some((project.id, !approved)),
-                input.may_override,
-            )
+            .admit_list(actor, list, ticket, Some((project.id, !approved)))
             .await?;
         let view = self.project_view(project.id).await?;
         self.send_project_email(&view, ProjectNews::Created, None)
@@ -415,7 +391,6 @@ impl Services {
         let added = reports.iter().filter(|r| r.migration.is_some()).count();
         let now = self.now();
         let tx = self.store.begin().await?;
-        tx.write_first().await?;
         // A finished project with new mailboxes reports its completion again.
         if added > 0 {
             tx.change_project(
@@ -538,7 +513,6 @@ impl Services {
         };
         // The project's state first, so that a mailbox added meanwhile is made in it.
         let tx = self.store.begin().await?;
-        tx.write_first().await?;
         tx.change_project(id, change).await?;
         tx.audit(
             NewAuditEvent::new(actor, "project.action")
@@ -617,7 +591,6 @@ impl Services {
             self.delete_migration(actor, m.id).await?;
         }
         let tx = self.store.begin().await?;
-        tx.write_first().await?;
         tx.delete_project(id).await?;
         tx.audit(
             NewAuditEvent::new(actor, "project.deleted")
@@ -647,7 +620,6 @@ impl Services {
             .await
             .map_err(anyhow::Error::from)??;
         let tx = self.store.begin().await?;
-        tx.write_first().await?;
         tx.change_project(
             id,
             ProjectChange {
@@ -664,181 +636,6 @@ impl Services {
         .await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    /// A single migration's page found by its number and its source address (as the
-    /// seeds' tracking does), under the sign-in limits: its customer link.
-    pub async fn track_single(
-        &self,
-        id: &str,
-        source_email: &str,
-        ip: Option<String>,
-    ) -> Result<String, ProjectSignInError> {
-        let number = id.trim().trim_start_matches('#').parse::<i64>().ok();
-        let account_key = format!("migration:{}", number.unwrap_or(-1));
-        let keys = self
-            .sign_in_gate(&account_key, ip.as_deref())
-            .await?
-            .map_err(ProjectSignInError::TooMany)?;
-        let found = match number {
-            Some(n) => self
-                .store
-                .get_migration(MigrationId(n))
-                .await
-                .map_err(anyhow::Error::from)?,
-            None => None,
-        };
-        let url = found
-            .filter(|m| m.source.username.eq_ignore_ascii_case(source_email.trim()))
-            .and_then(|m| self.customer_url(&m));
-        match url {
-            Some(url) => {
-                self.store
-                    .clear_login_failures(&keys)
-                    .await
-                    .map_err(anyhow::Error::from)?;
-                Ok(url)
-            }
-            None => {
-                self.sign_in_failed(&keys, &account_key, ip).await?;
-                Err(ProjectSignInError::BadCredentials)
-            }
-        }
-    }
-
-    async fn sign_in_failed(
-        &self,
-        keys: &[String],
-        account_key: &str,
-        ip: Option<String>,
-    ) -> anyhow::Result<()> {
-        let window = Duration::from_secs(self.settings().console.login_window_seconds);
-        let window_start =
-            self.now() - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::zero());
-        self.store
-            .record_login_failure(keys, self.now(), window_start)
-            .await?;
-        let tx = self.store.begin().await?;
-        tx.write_first().await?;
-        tx.audit(
-            NewAuditEvent::new(&Actor::System, "customer.sign_in_failed")
-                .detail(serde_json::json!({ "on": account_key }))
-                .ip(ip),
-            self.now(),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// A customer signs in to a project with its code and password, under the same
-    /// limits as staff sign-in (an address refused after repeated failures, a much
-    /// guessed project slowed). Answers the session's cookie value.
-    pub async fn project_sign_in(
-        &self,
-        code: &str,
-        password: SecretString,
-        ip: Option<String>,
-    ) -> Result<(Project, String), ProjectSignInError> {
-        let parsed = ProjectCode::parse("project_id", code).ok();
-        let account_key = format!(
-            "project:{}",
-            parsed
-                .as_ref()
-                .map_or_else(|| code.trim().to_uppercase(), |c| c.to_string())
-        );
-        let keys = self
-            .sign_in_gate(&account_key, ip.as_deref())
-            .await?
-            .map_err(ProjectSignInError::TooMany)?;
-        let found = match &parsed {
-            Some(code) => self
-                .store
-                .project_by_code(code)
-                .await
-                .map_err(anyhow::Error::from)?,
-            None => None,
-        };
-        let hash = match &found {
-            Some(p) => self
-                .store
-                .project_password_hash(p.id)
-                .await
-                .map_err(anyhow::Error::from)?,
-            None => None,
-        };
-        // The same argon2 work whether the project exists or not.
-        let hash = match hash {
-            Some(hash) => hash,
-            None => super::accounts::dummy_hash().await?,
-        };
-        let checked = hash.clone();
-        let matches =
-            tokio::task::spawn_blocking(move || crypto::verify_password(&checked, &password))
-                .await
-                .map_err(anyhow::Error::from)?;
-        let Some(project) = found.filter(|_| matches) else {
-            self.sign_in_failed(&keys, &account_key, ip).await?;
-            return Err(ProjectSignInError::BadCredentials);
-        };
-        self.store
-            .clear_login_failures(&keys)
-            .await
-            .map_err(anyhow::Error::from)?;
-        let expires = self.now() + chrono::Duration::hours(PROJECT_SESSION_HOURS);
-        // The cookie is sealed (authenticated encryption with the data directory's
-        // key) and names the password's hash: a new password ends every session.
-        let plain = format!(
-            "{}|{}|{}",
-            project.id.0,
-            expires.timestamp(),
-            crypto::token_digest(&hash)
-        );
-        let cookie = self.cipher.encrypt(&SecretString::from(plain))?;
-        let tx = self.store.begin().await.map_err(anyhow::Error::from)?;
-        tx.audit(
-            NewAuditEvent::new(&Actor::Customer, "project.sign_in")
-                .subject("project", project.code.as_str())
-                .ip(ip),
-            self.now(),
-        )
-        .await
-        .map_err(anyhow::Error::from)?;
-        tx.commit().await.map_err(anyhow::Error::from)?;
-        Ok((project, cookie))
-    }
-
-    /// The project a customer's session cookie grants, while it is live and the
-    /// project's password has not changed since.
-    pub async fn project_session(&self, cookie: &str) -> ServiceResult<Option<ProjectSession>> {
-        let Ok(plain) = self.cipher.decrypt(cookie) else {
-            return Ok(None);
-        };
-        let mut parts = plain.expose_secret().split('|');
-        let (Some(id), Some(expires), Some(digest)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Ok(None);
-        };
-        let (Ok(id), Some(expires)) = (
-            id.parse::<i64>(),
-            expires
-                .parse::<i64>()
-                .ok()
-                .and_then(|t| DateTime::<Utc>::from_timestamp(t, 0)),
-        ) else {
-            return Ok(None);
-        };
-        if expires <= self.now() {
-            return Ok(None);
-        }
-        let id = ProjectId(id);
-        match self.store.project_password_hash(id).await? {
-            Some(hash) if crypto::token_digest(&hash) == digest => Ok(Some(ProjectSession {
-                project: id,
-                expires,
-            })),
-            _ => Ok(None),
-        }
     }
 
     /// The project's tracking page for its customer.
@@ -928,9 +725,11 @@ impl Services {
     pub async fn project_reports(&self) -> ServiceResult<usize> {
         let mut sent = 0;
         for project in self.store.projects_in_progress().await? {
-            let view = self.project_view(project.id).await?;
+            // Where it stands from its migrations alone; their progress is read only
+            // for an email that is due.
+            let migrations = self.store.migrations_of_project(project.id).await?;
             let now = self.now();
-            let (news, change) = match view.status {
+            let (news, change) = match project.status(&ProjectCounts::of(&migrations)) {
                 ProjectStatus::Finished => (
                     ProjectNews::Completed,
                     ProjectChange {
@@ -953,15 +752,14 @@ impl Services {
                 }
                 _ => continue,
             };
+            let view = self.view_of(project.clone(), migrations).await?;
             let tx = self.store.begin().await?;
-            tx.write_first().await?;
-            tx.write_first().await?;
             tx.change_project(project.id, change).await?;
             self.enqueue_project_email(&tx, &view, news, None, now)
                 .await?;
             tx.audit(
                 NewAuditEvent::new(&Actor::System, "project.reported")
-                    .subject("project", project.code.as_str())
+                    .subject("project", view.project.code.as_str())
                     .detail(serde_json::json!({ "news": news })),
                 now,
             )

@@ -8,7 +8,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::lists::RowReport;
+use super::lists::{CheckedList, RowReport};
 use super::projects::ProjectInput;
 use super::{ConnectionProblem, FolderSummary, ServiceError, ServiceResult, Services};
 use crate::domain::{
@@ -23,6 +23,13 @@ pub struct PublicRequest {
     pub rows: Vec<ListedRequest>,
     pub terms_accepted: bool,
     pub ip: Option<String>,
+}
+
+/// What a request came to: made, or no row ready (every row's report; nothing made).
+#[derive(Debug)]
+pub enum PublicAnswer {
+    Made(Box<PublicOutcome>),
+    NotReady(Vec<RowReport>),
 }
 
 /// What a request made: the ticket, the project, its password when Ferry made it.
@@ -78,126 +85,101 @@ impl Services {
         self.test_connection(&Actor::Customer, input).await
     }
 
-    /// Checks a request's rows as they would be made (nothing is made).
-    pub async fn public_preview(&self, request: &PublicRequest) -> ServiceResult<Vec<RowReport>> {
-        let mut reports = self
-            .preview_project(&Actor::Customer, &request.project, request.rows.clone())
-            .await?;
-        self.outside_domains(&request.rows, &mut reports);
-        Ok(reports)
-    }
-
     /// A row whose destination is not one of the provider's domains gets that as its
-    /// problem.
-    fn outside_domains(&self, rows: &[ListedRequest], reports: &mut [RowReport]) {
-        let domains = self.settings().intake.destination_domains.clone();
-        for (row, report) in rows.iter().zip(reports.iter_mut()) {
-            let dest = row
-                .request
-                .destination
-                .username
+    /// problem, and is not made.
+    fn outside_domains(&self, rows: &[ListedRequest], list: &mut CheckedList) {
+        let domains = &self.settings().intake.destination_domains;
+        let domain_of = |address: &str| {
+            address
                 .trim()
                 .rsplit_once('@')
-                .map(|(_, d)| d.to_ascii_lowercase());
-            let source_domain = row
-                .request
-                .source
-                .username
-                .trim()
-                .rsplit_once('@')
-                .map(|(_, d)| d.to_ascii_lowercase());
+                .map(|(_, d)| d.to_ascii_lowercase())
+        };
+        for (i, row) in rows.iter().enumerate() {
             // A row without a destination mailbox keeps the source's address.
-            let domain = dest.or(source_domain);
+            let domain = domain_of(&row.request.destination.username)
+                .or_else(|| domain_of(&row.request.source.username));
             if !domain.as_ref().is_some_and(|d| domains.contains(d)) {
-                report.problems.push(FieldError::new(
-                    "destination.username",
-                    format!(
-                        "the new mailbox must be at {}",
-                        domains
-                            .iter()
-                            .map(|d| format!("@{d}"))
-                            .collect::<Vec<_>>()
-                            .join(" or ")
+                list.refuse(
+                    i,
+                    FieldError::new(
+                        "destination.username",
+                        format!(
+                            "the new mailbox must be at {}",
+                            domains
+                                .iter()
+                                .map(|d| format!("@{d}"))
+                                .collect::<Vec<_>>()
+                                .join(" or ")
+                        ),
                     ),
-                ));
+                );
             }
         }
     }
 
-    /// Makes the ticket and the project of a customer's request; refused whole when
-    /// no row is ready, with every row's problems.
-    pub async fn public_request(&self, request: PublicRequest) -> ServiceResult<PublicOutcome> {
+    /// Makes the ticket and the project of a customer's request, its rows checked
+    /// once; when no row is ready, nothing is made and every row's report answers.
+    pub async fn public_request(&self, request: PublicRequest) -> ServiceResult<PublicAnswer> {
         if !self.public_form_open() {
             return Err(ServiceError::Forbidden(
                 "The request form is closed; write to support.".into(),
             ));
         }
-        if !request.terms_accepted {
+        let PublicRequest {
+            project,
+            rows,
+            terms_accepted,
+            ip,
+        } = request;
+        if !terms_accepted {
             return Err(ServiceError::field(
                 "terms",
                 "read and accept the terms to send the request",
             ));
         }
-        let reports = self.public_preview(&request).await?;
-        let ready: Vec<ListedRequest> = request
-            .rows
-            .iter()
-            .zip(&reports)
-            .filter(|(_, r)| r.ready())
-            .map(|(row, _)| row.clone())
-            .collect();
-        if ready.is_empty() {
-            let mut errors = vec![FieldError::new(
-                "rows",
-                "no mailbox is ready; correct what each row says and send the request again",
-            )];
-            for report in &reports {
-                for p in &report.problems {
-                    errors.push(FieldError::new(
-                        "rows",
-                        format!("row {}: {}: {}", report.row, p.field, p.message),
-                    ));
-                }
-            }
-            return Err(ServiceError::Invalid(errors));
+        let (checked, rows, mut list) = self
+            .check_project_rows(&Actor::Customer, &project, rows)
+            .await?;
+        self.outside_domains(&rows, &mut list);
+        if !list.any_ready() {
+            return Ok(PublicAnswer::NotReady(list.into_reports()));
         }
         let limit = self.settings().intake.requests_per_hour;
-        self.within_hourly("request", request.ip.as_deref(), limit)
+        self.within_hourly("request", ip.as_deref(), limit).await?;
+        let ticket = self
+            .public_ticket(&project, &rows, &list, ip, self.now())
             .await?;
-        let now = self.now();
-        let ticket = self.public_ticket(&request, &reports, now).await?;
         let approved = self.settings().intake.auto_approve;
-        let mut made = self
-            .create_project(
+        let made = self
+            .make_project(
                 &Actor::Customer,
-                request.project,
-                ready,
+                project,
+                checked,
+                list,
                 Some(ticket.id),
                 approved,
             )
             .await?;
-        // The rows left out, as their report says.
-        for report in reports.into_iter().filter(|r| !r.ready()) {
-            made.rows.push(report);
-        }
-        made.rows.sort_by_key(|r| r.row);
-        Ok(PublicOutcome { ticket, made })
+        Ok(PublicAnswer::Made(Box::new(PublicOutcome { ticket, made })))
     }
 
     /// The request's ticket: its text says who asked for which mailboxes (never a
     /// password), kept sealed like an email's.
     async fn public_ticket(
         &self,
-        request: &PublicRequest,
-        reports: &[RowReport],
+        project: &ProjectInput,
+        rows: &[ListedRequest],
+        list: &CheckedList,
+        ip: Option<String>,
         now: DateTime<Utc>,
     ) -> ServiceResult<Ticket> {
         let mut text = format!(
             "Request from the form /request for the project \"{}\".\nRequester: {}\n\n",
-            request.project.name.trim(),
-            request.project.requester_email.trim()
+            project.name.trim(),
+            project.requester_email.trim()
         );
-        for (row, report) in request.rows.iter().zip(reports) {
+        for (row, report) in rows.iter().zip(list.reports()) {
             text.push_str(&format!(
                 "Row {}: {} → {} ({})\n",
                 report.row,
@@ -219,18 +201,17 @@ impl Services {
                 }
             ));
         }
-        let subject = format!("Migration request: {}", request.project.name.trim());
+        let subject = format!("Migration request: {}", project.name.trim());
         let tx = self.store.begin().await?;
-        tx.write_first().await?;
         let ticket = tx
             .insert_ticket(
                 &subject,
-                Some(request.project.requester_email.trim().to_owned()),
+                Some(project.requester_email.trim().to_owned()),
                 now,
             )
             .await?;
         let new = NewTicketMessage {
-            from: Some(request.project.requester_email.trim().to_owned()),
+            from: Some(project.requester_email.trim().to_owned()),
             subject,
             message_id: None,
             sealed_text: self.cipher.encrypt_bytes(text.as_bytes())?,
@@ -245,8 +226,8 @@ impl Services {
         tx.audit(
             NewAuditEvent::new(&Actor::Customer, "ticket.requested")
                 .subject("ticket", ticket.id)
-                .detail(serde_json::json!({ "rows": request.rows.len() }))
-                .ip(request.ip.clone()),
+                .detail(serde_json::json!({ "rows": rows.len() }))
+                .ip(ip),
             now,
         )
         .await?;

@@ -725,10 +725,6 @@ impl Services {
         let Some(requester) = ticket.requester.clone() else {
             return self.request_list(actor, rows, Some(ticket.id)).await;
         };
-        let reports = self.preview_list(actor, rows.clone()).await?;
-        if !reports.iter().any(RowReport::ready) {
-            return Ok(reports);
-        }
         let input = super::ProjectInput {
             name: format!(
                 "{} (ticket #{})",
@@ -744,8 +740,12 @@ impl Services {
             requester_email: requester,
             ..Default::default()
         };
+        let (checked, _, list) = self.check_project_rows(actor, &input, rows).await?;
+        if !list.any_ready() {
+            return Ok(list.into_reports());
+        }
         let made = self
-            .create_project(actor, input, rows, Some(ticket.id), true)
+            .make_project(actor, input, checked, list, Some(ticket.id), true)
             .await?;
         Ok(made.rows)
     }

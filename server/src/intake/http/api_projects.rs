@@ -18,8 +18,8 @@ use super::api_bodies::{AccountBody, account_body};
 use super::api_tickets::{RowBody, row_bodies};
 use super::choice::Choice;
 use crate::domain::{
-    self, DuplicatePolicy, ListedRequest, MigrationId, MigrationStatus, Mode, ProjectOptions,
-    ProjectStatus, Scope,
+    self, DuplicatePolicy, ListedRequest, MigrationId, MigrationStatus, Mode, OptionTexts,
+    ProjectOptions, ProjectStatus, Scope,
 };
 use crate::intake::lists::{self, RowDefaults};
 use crate::service::{ProjectAction, ProjectInput, ProjectView, ServiceError, Services};
@@ -243,7 +243,7 @@ pub struct ProjectTotalsBody {
 /// A project.
 #[derive(Debug, Object)]
 pub struct ProjectBody {
-    /// Its code, `FY-XXXX-XXXX`.
+    /// Its code, like `FY-7K3M-Q9P2`.
     pub id: String,
     pub name: String,
     pub status: ProjectStatus,
@@ -429,64 +429,32 @@ fn options_of(body: Option<ProjectOptionsBody>) -> Result<ProjectOptions, Servic
 
 /// The options of a form's text fields.
 fn form_options(form: &NewProjectForm) -> Result<ProjectOptions, ServiceError> {
-    let defaults = ProjectOptions::default();
+    let text = |v: &Option<String>| v.as_deref().unwrap_or_default().trim().to_owned();
     let mut errors = Vec::new();
-    let given = |v: &Option<String>| {
-        v.as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    };
-    let mode = given(&form.mode)
-        .map(|m| domain::choice::<Mode>("mode", &m))
-        .transpose()
-        .map_err(|e| errors.push(e))
-        .ok()
-        .flatten();
-    let duplicates = given(&form.duplicates)
-        .map(|m| domain::choice::<DuplicatePolicy>("duplicates", &m))
-        .transpose()
-        .map_err(|e| errors.push(e))
-        .ok()
-        .flatten();
-    let import_since = given(&form.import_since)
-        .map(|d| domain::day("import_since", &d))
-        .transpose()
-        .map_err(|e| errors.push(e))
-        .ok()
-        .flatten();
-    let mut switch = |field: &'static str, value: &Option<String>, default: bool| match given(value)
-        .as_deref()
-    {
-        None => default,
-        Some("true" | "on" | "1" | "yes") => true,
-        Some("false" | "off" | "0" | "no") => false,
-        Some(_) => {
+    let mut switch = |field: &'static str, value: &Option<String>| match text(value).as_str() {
+        "" => None,
+        "true" | "on" | "1" | "yes" => Some(true),
+        "false" | "off" | "0" | "no" => Some(false),
+        _ => {
             errors.push(domain::FieldError::new(field, "write true or false"));
-            default
+            None
         }
     };
-    let two_pass = switch("two_pass", &form.two_pass, defaults.two_pass);
-    let digest = switch("digest", &form.digest, defaults.digest);
-    if !errors.is_empty() {
-        return Err(ServiceError::Invalid(errors));
-    }
-    Ok(ProjectOptions {
-        mode: mode.unwrap_or(defaults.mode),
-        duplicates: duplicates.unwrap_or(defaults.duplicates),
-        import_since,
+    let (two_pass, digest) = (
+        switch("two_pass", &form.two_pass),
+        switch("digest", &form.digest),
+    );
+    let options = ProjectOptions::from_texts(OptionTexts {
+        mode: &text(&form.mode),
+        duplicates: &text(&form.duplicates),
+        import_since: &text(&form.import_since),
         two_pass,
         digest,
-    })
-}
-
-/// A form's concurrency, or its field error.
-fn form_concurrency(text: Option<&str>) -> Result<Option<u32>, ServiceError> {
-    match text.map(str::trim).filter(|t| !t.is_empty()) {
-        None => Ok(None),
-        Some(t) => t.parse::<u32>().map(Some).map_err(|_| {
-            ServiceError::field("concurrency", "give a number of mailboxes from 1 to 64")
-        }),
+    });
+    match options {
+        Ok(options) if errors.is_empty() => Ok(options),
+        Ok(_) => Err(ServiceError::Invalid(errors)),
+        Err(more) => Err(ServiceError::Invalid([errors, more].concat())),
     }
 }
 
@@ -590,7 +558,10 @@ impl ProjectsApi {
                     time_zone: form.time_zone,
                     options,
                     window: form.window,
-                    concurrency: form_concurrency(form.concurrency.as_deref())?,
+                    concurrency: domain::concurrency_text(
+                        form.concurrency.as_deref().unwrap_or_default(),
+                    )
+                    .map_err(|e| ServiceError::Invalid(vec![e]))?,
                     password: secret(form.password),
                     may_override: auth.0.scopes.contains(Scope::MigrationsOverride),
                 };
@@ -658,7 +629,7 @@ impl ProjectsApi {
         &self,
         req: &Request,
         auth: TokenAuth,
-        /// `FY-XXXX-XXXX`.
+        /// The project's code, like `FY-7K3M-Q9P2`.
         id: Path<String>,
     ) -> Result<Json<ProjectDetailBody>, ApiError> {
         auth.require(Scope::ProjectsRead)?;

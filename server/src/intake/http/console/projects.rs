@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use super::import::{RowView, preview_rows};
 use super::{FileForm, Layout, Staff, internal_error, redirect_with_flash};
-use crate::domain::{DuplicatePolicy, Mode, ProjectOptions, ProjectStatus, UploadId, choice, day};
+use crate::domain::{
+    DuplicatePolicy, Mode, OptionTexts, ProjectOptions, ProjectStatus, UploadId, concurrency_text,
+};
 use crate::intake::http::error_page;
 use crate::intake::lists::{self, RowDefaults};
 use crate::service::{
@@ -134,54 +136,28 @@ impl ProjectFields {
         &self,
         password: Option<SecretString>,
     ) -> Result<ProjectInput, ServiceError> {
-        let mut errors = Vec::new();
-        let defaults = ProjectOptions::default();
         let given = |s: &str| (!s.is_empty()).then(|| s.to_owned());
-        let mode = given(&self.mode)
-            .map(|m| choice::<Mode>("mode", &m))
-            .transpose()
-            .map_err(|e| errors.push(e))
-            .ok()
-            .flatten();
-        let duplicates = given(&self.duplicates)
-            .map(|m| choice::<DuplicatePolicy>("duplicates", &m))
-            .transpose()
-            .map_err(|e| errors.push(e))
-            .ok()
-            .flatten();
-        let import_since = given(&self.import_since)
-            .map(|d| day("import_since", &d))
-            .transpose()
-            .map_err(|e| errors.push(e))
-            .ok()
-            .flatten();
-        let concurrency = match given(&self.concurrency) {
-            Some(n) => match n.parse::<u32>() {
-                Ok(n) => Some(n),
-                Err(_) => {
-                    errors.push(crate::domain::FieldError::new(
-                        "concurrency",
-                        "give a number of mailboxes, like 4",
-                    ));
-                    None
-                }
-            },
-            None => None,
+        let options = ProjectOptions::from_texts(OptionTexts {
+            mode: &self.mode,
+            duplicates: &self.duplicates,
+            import_since: &self.import_since,
+            two_pass: Some(!self.one_pass),
+            digest: Some(!self.no_digest),
+        });
+        let concurrency = concurrency_text(&self.concurrency);
+        let (options, concurrency) = match (options, concurrency) {
+            (Ok(o), Ok(c)) => (o, c),
+            (o, c) => {
+                let mut errors = o.err().unwrap_or_default();
+                errors.extend(c.err());
+                return Err(ServiceError::Invalid(errors));
+            }
         };
-        if !errors.is_empty() {
-            return Err(ServiceError::Invalid(errors));
-        }
         Ok(ProjectInput {
             name: self.name.clone(),
             requester_email: self.requester_email.clone(),
             time_zone: given(&self.time_zone),
-            options: ProjectOptions {
-                mode: mode.unwrap_or(defaults.mode),
-                duplicates: duplicates.unwrap_or(defaults.duplicates),
-                import_since,
-                two_pass: !self.one_pass,
-                digest: !self.no_digest,
-            },
+            options,
             window: given(&self.window).map(|w| w.replace(' ', "T")),
             concurrency,
             password,

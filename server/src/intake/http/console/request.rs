@@ -5,17 +5,18 @@
 //! and answers the project's ID, and its password once when Ferry made it.
 
 use poem::http::StatusCode;
-use poem::web::{Data, Form, Html, Json, Multipart};
+use poem::web::{Data, Form, Json, Multipart};
 use poem::{IntoResponse, Request, Response, handler};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::import::{RowView, preview_rows};
 use super::projects::message_of;
+use super::track_project::{Brand, brand, render};
 use super::{FileForm, client_ip, internal_error};
 use crate::domain::{ErrorCode, ProjectOptions, ServerInput};
 use crate::intake::lists::{self, MailboxList, RowDefaults};
-use crate::service::{ProjectInput, PublicRequest, ServiceError, Services};
+use crate::service::{ProjectInput, PublicAnswer, PublicRequest, ServiceError, Services};
 
 #[derive(Serialize, Default, Clone)]
 struct Fields {
@@ -40,29 +41,6 @@ struct RequestPage {
     headers: Vec<String>,
     rows: Vec<RowView>,
     domains: Vec<String>,
-}
-
-#[derive(Serialize)]
-struct Brand {
-    provider_name: String,
-    support_contact: String,
-    colour: String,
-}
-
-fn brand(services: &Services) -> Brand {
-    let p = &services.settings().provider;
-    Brand {
-        provider_name: p.name.clone(),
-        support_contact: p.support_contact.clone(),
-        colour: p.colour.clone(),
-    }
-}
-
-fn render<C: Serialize>(services: &Services, template: &str, context: &C) -> Response {
-    match services.renderer().page(template, context) {
-        Ok(html) => Html(html).into_response(),
-        Err(err) => internal_error(services, &format!("{err:#}")),
-    }
 }
 
 /// The earliest window the rules allow now, in `tz`.
@@ -193,59 +171,42 @@ pub async fn submit(req: &Request, services: Data<&Services>, multipart: Multipa
         ip: client_ip(req),
     };
     match s.public_request(request).await {
-        Ok(outcome) => render(
-            s,
-            "customer/request_done.html",
-            &DonePage {
-                brand: brand(s),
-                ticket: outcome.ticket.number(),
-                code: outcome.made.project.code.to_string(),
-                password: outcome
-                    .made
-                    .password
-                    .as_ref()
-                    .map(|p| p.expose_secret().to_owned()),
-                approved: outcome.made.project.approved_at.is_some(),
-                made: outcome
-                    .made
-                    .rows
-                    .iter()
-                    .filter(|r| r.migration.is_some())
-                    .count(),
-                not_started: outcome
-                    .made
-                    .rows
-                    .iter()
-                    .filter(|r| r.migration.is_none())
-                    .count(),
-            },
-        ),
-        Err(err @ ServiceError::Invalid(_)) => {
-            // Each row's problems in its cells, as the import shows them.
-            let rows = PublicRequest {
-                project: ProjectInput {
-                    name: fields.name.clone(),
-                    requester_email: fields.requester_email.clone(),
-                    time_zone: Some(fields.time_zone.clone()).filter(|z| !z.is_empty()),
-                    window: Some(fields.window.replace(' ', "T")).filter(|w| !w.is_empty()),
-                    ..Default::default()
+        Ok(PublicAnswer::Made(outcome)) => {
+            let made = &outcome.made;
+            let started = made.rows.iter().filter(|r| r.migration.is_some()).count();
+            render(
+                s,
+                "customer/request_done.html",
+                &DonePage {
+                    brand: brand(s),
+                    ticket: outcome.ticket.number(),
+                    code: made.project.code.to_string(),
+                    password: made.password.as_ref().map(|p| p.expose_secret().to_owned()),
+                    approved: made.project.approved_at.is_some(),
+                    made: started,
+                    not_started: made.rows.len() - started,
                 },
-                rows: list.requests(&defaults),
-                terms_accepted: true,
-                ip: None,
-            };
-            if let Ok(reports) = s.public_preview(&rows).await {
-                let (headers, rows) = preview_rows(&list, &reports);
-                p.headers = headers;
-                p.rows = rows;
-            }
-            if let ServiceError::Invalid(errors) = &err {
-                p.errors = errors
-                    .iter()
-                    .filter(|e| !e.message.starts_with("row "))
-                    .map(|e| (e.field.to_owned(), e.message.clone()))
-                    .collect();
-            }
+            )
+        }
+        Ok(PublicAnswer::NotReady(reports)) => {
+            // Each row's problems in its cells, as the import shows them.
+            let (headers, rows) = preview_rows(&list, &reports);
+            p.headers = headers;
+            p.rows = rows;
+            p.errors = vec![(
+                "rows".into(),
+                "No mailbox is ready: correct what each row below says and send the request again."
+                    .into(),
+            )];
+            let mut resp = render(s, "customer/request.html", &p);
+            resp.set_status(StatusCode::UNPROCESSABLE_ENTITY);
+            resp
+        }
+        Err(ServiceError::Invalid(errors)) => {
+            p.errors = errors
+                .iter()
+                .map(|e| (e.field.to_owned(), e.message.clone()))
+                .collect();
             let mut resp = render(s, "customer/request.html", &p);
             resp.set_status(StatusCode::UNPROCESSABLE_ENTITY);
             resp

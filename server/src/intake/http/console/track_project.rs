@@ -23,15 +23,15 @@ use crate::service::{
 /// The customer's project session.
 const PROJECT_COOKIE: &str = "ferry_project";
 
-/// What every customer page shows of the provider.
+/// What every customer page shows of the provider (`/track`, `/request`).
 #[derive(Serialize)]
-struct Brand {
+pub(super) struct Brand {
     provider_name: String,
     support_contact: String,
     colour: String,
 }
 
-fn brand(services: &Services) -> Brand {
+pub(super) fn brand(services: &Services) -> Brand {
     let p = &services.settings().provider;
     Brand {
         provider_name: p.name.clone(),
@@ -40,7 +40,8 @@ fn brand(services: &Services) -> Brand {
     }
 }
 
-fn render<C: Serialize>(services: &Services, template: &str, context: &C) -> Response {
+/// A customer page (no staff layout).
+pub(super) fn render<C: Serialize>(services: &Services, template: &str, context: &C) -> Response {
     match services.renderer().page(template, context) {
         Ok(html) => Html(html).into_response(),
         Err(err) => internal_error(services, &format!("{err:#}")),
