@@ -25,59 +25,17 @@ use crate::service::Services;
 /// claims the migration again, the first claim's heartbeat and checkpoint writes find
 /// the token changed and stop, instead of both copying the same folders.
 pub(super) async fn claim_loop(services: Services, owner: Arc<str>, shutdown: CancellationToken) {
-    let lease = chrono::Duration::seconds(
-        i64::try_from(services.settings().workers.lease_seconds).unwrap_or(60),
-    );
     let mut running: Vec<(MigrationId, JoinHandle<()>)> = Vec::new();
     let mut claims = 0u64;
     tracing::info!(%owner, "Workers started");
     loop {
         running.retain(|(_, task)| !task.is_finished());
-        loop {
-            let now = services.now();
-            let capacity = services.settings().capacity.clone();
-            let limits = match services
-                .store()
-                .claim_limits(
-                    now,
-                    u64::from(capacity.max_concurrent),
-                    u64::from(capacity.per_source_host),
-                )
-                .await
-            {
-                Ok(limits) => limits,
-                Err(err) => {
-                    tracing::warn!(error = %err, "Failed to count running passes");
-                    break;
-                }
-            };
-            let token: Arc<str> = Arc::from(format!("{owner}:{claims}"));
-            match services
-                .store()
-                .claim_due_migration(&token, now, now + lease, &limits)
-                .await
-            {
-                Ok(Some(m)) => {
-                    claims += 1;
-                    let (services, stop) = (services.clone(), shutdown.child_token());
-                    // Every line the work logs carries its migration, work and (once
-                    // known) pass; the engine adds the folder.
-                    let span = tracing::info_span!(
-                        "work",
-                        migration = %m.id,
-                        work = %m.next_work.map_or_else(String::new, |w| w.to_string()),
-                        pass = tracing::field::Empty,
-                    );
-                    let id = m.id;
-                    let task = tokio::spawn(run_one(services, m, token, stop).instrument(span));
-                    running.push((id, task));
-                }
-                Ok(None) => break,
-                Err(err) => {
-                    tracing::warn!(error = %err, "Failed to claim due work");
-                    break;
-                }
-            }
+        // A claim that waits on a busy database (a lock, a full pool) must not hold up
+        // a shutdown: the round is dropped then; a lease it took meanwhile runs out.
+        let round = claim_round(&services, &owner, &mut claims, &mut running, &shutdown);
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = round => {}
         }
         tokio::select! {
             () = shutdown.cancelled() => break,
@@ -96,6 +54,66 @@ pub(super) async fn claim_loop(services: Services, owner: Arc<str>, shutdown: Ca
         for (id, abort) in aborts.iter().filter(|(_, a)| !a.is_finished()) {
             tracing::error!(migration = %id, "Work did not stop within {STOP_WAIT:?} of shutdown; abandoned to its lease");
             abort.abort();
+        }
+    }
+}
+
+/// Leases due work until none is left or capacity is reached; each claim runs in its
+/// own task, pushed to `running`.
+async fn claim_round(
+    services: &Services,
+    owner: &str,
+    claims: &mut u64,
+    running: &mut Vec<(MigrationId, JoinHandle<()>)>,
+    shutdown: &CancellationToken,
+) {
+    let lease = chrono::Duration::seconds(
+        i64::try_from(services.settings().workers.lease_seconds).unwrap_or(60),
+    );
+    loop {
+        let now = services.now();
+        let capacity = services.settings().capacity.clone();
+        let limits = match services
+            .store()
+            .claim_limits(
+                now,
+                u64::from(capacity.max_concurrent),
+                u64::from(capacity.per_source_host),
+            )
+            .await
+        {
+            Ok(limits) => limits,
+            Err(err) => {
+                tracing::warn!(error = %err, "Failed to count running passes");
+                break;
+            }
+        };
+        let token: Arc<str> = Arc::from(format!("{owner}:{claims}"));
+        match services
+            .store()
+            .claim_due_migration(&token, now, now + lease, &limits)
+            .await
+        {
+            Ok(Some(m)) => {
+                *claims += 1;
+                let (services, stop) = (services.clone(), shutdown.child_token());
+                // Every line the work logs carries its migration, work and (once
+                // known) pass; the engine adds the folder.
+                let span = tracing::info_span!(
+                    "work",
+                    migration = %m.id,
+                    work = %m.next_work.map_or_else(String::new, |w| w.to_string()),
+                    pass = tracing::field::Empty,
+                );
+                let id = m.id;
+                let task = tokio::spawn(run_one(services, m, token, stop).instrument(span));
+                running.push((id, task));
+            }
+            Ok(None) => break,
+            Err(err) => {
+                tracing::warn!(error = %err, "Failed to claim due work");
+                break;
+            }
         }
     }
 }
