@@ -22,6 +22,7 @@ mod m20261201_000013_idempotency;
 mod m20261201_000014_reply_to;
 mod m20261201_000015_outbox_attachments;
 mod m20261201_000016_projects;
+mod m20261201_000017_kinds;
 
 pub struct Migrator;
 
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000014_reply_to::Migration),
             Box::new(m20261201_000015_outbox_attachments::Migration),
             Box::new(m20261201_000016_projects::Migration),
+            Box::new(m20261201_000017_kinds::Migration),
         ]
     }
 }

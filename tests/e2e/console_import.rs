@@ -201,7 +201,7 @@ async fn a_list_is_previewed_cell_by_cell_and_its_ready_rows_become_migrations_o
         .await
         .unwrap();
     assert_eq!(total, 2);
-    let mut dests: Vec<&str> = all.iter().map(|m| m.dest.username.as_str()).collect();
+    let mut dests: Vec<&str> = all.iter().map(|m| m.dest.username()).collect();
     dests.sort_unstable();
     assert_eq!(dests, ["ana@new.example", "bo@new.example"]);
     assert!(
@@ -422,8 +422,11 @@ async fn the_short_template_moves_each_mailbox_to_its_own_address_through_the_ma
         .await
         .unwrap();
     let m = &all[0];
-    assert_eq!(m.dest.username, "dee@customer.example");
-    assert_eq!(m.dest.authuser.as_deref(), Some("ferry-master"));
+    assert_eq!(m.dest.username(), "dee@customer.example");
+    assert_eq!(
+        m.dest.imap().and_then(|a| a.authuser.as_deref()),
+        Some("ferry-master")
+    );
     wait_scheduled(&app, m.id).await;
     app.stop().await;
 }
@@ -507,7 +510,7 @@ async fn staff_make_a_project_from_typed_rows_with_its_preview() {
     assert!(!project.options.two_pass);
     let view = app.services.project_view(project.id).await.unwrap();
     assert_eq!(view.migrations.len(), 1, "the ready row only");
-    assert_eq!(view.migrations[0].0.source.username, "ana@old.example");
+    assert_eq!(view.migrations[0].0.source.username(), "ana@old.example");
     let (_, bytes) = app
         .services
         .list_file(UploadId(upload.parse().unwrap()))

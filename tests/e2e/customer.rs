@@ -239,7 +239,7 @@ async fn a_customer_requests_a_project_then_follows_pauses_and_fixes_a_password(
         let bob = view
             .migrations
             .iter()
-            .find(|(m, _)| m.source.username == "bob@old.example")
+            .find(|(m, _)| m.source.username() == "bob@old.example")
             .unwrap()
             .0
             .clone();
@@ -315,7 +315,28 @@ async fn a_customer_requests_a_project_then_follows_pauses_and_fixes_a_password(
         ProjectStatus::Running
     );
 
-    // The report, as CSV.
+    // The report, as CSV, once both are checked again (a mailbox paused while its
+    // accounts were being checked is checked again on resume).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let view = s.project_view(project.id).await.unwrap();
+        if view
+            .migrations
+            .iter()
+            .all(|(m, _)| m.status == MigrationStatus::Scheduled)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the mailboxes were not scheduled again: {:?}",
+            view.migrations
+                .iter()
+                .map(|(m, _)| m.status)
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let resp = customer
         .get(app.url("/track/project/report.csv"))
         .send()
@@ -331,7 +352,8 @@ async fn a_customer_requests_a_project_then_follows_pauses_and_fixes_a_password(
     let csv = resp.text().await.unwrap();
     assert!(csv.starts_with("mailbox,destination,status"), "{csv}");
     assert!(
-        csv.contains("ana@old.example,ana@acme.example,scheduled"),
+        csv.contains("ana@old.example,ana@acme.example,scheduled")
+            && csv.contains("bob@old.example,bob@acme.example,scheduled"),
         "{csv}"
     );
     assert_eq!(csv.lines().count(), 3, "{csv}");

@@ -11,6 +11,7 @@ mod console_desk;
 mod console_import;
 mod console_migrations;
 mod cyrus;
+mod dav;
 mod engine;
 mod hardening;
 mod harness;

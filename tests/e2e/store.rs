@@ -4,7 +4,9 @@ use chrono::{Duration, Utc};
 use ferry::domain::{
     Actor, DeliveryStatus, EmailAddress, NewAuditEvent, NewEmail, Role, Scope, Scopes,
 };
-use ferry::domain::{CopyRecord, MigrationStatus, PassKind, Security, ServerAccount, Work};
+use ferry::domain::{
+    CopyRecord, Endpoint, MigrationKind, MigrationStatus, PassKind, Security, ServerAccount, Work,
+};
 use ferry::store::{AuditFilter, ClaimLimits, NewMigration, NewUser, Store, StoreError};
 use ferry_tests::postgres::PgDatabase;
 
@@ -129,12 +131,12 @@ async fn a_full_project_or_source_server_never_hides_the_work_behind_it(store: &
     for n in 0..200 {
         let mut m = new_migration(n, Work::Pass(PassKind::PreMx), now);
         m.project = Some(project.id);
-        m.source.host = format!("imap{}.old.example", n % 2);
+        set_source_host(&mut m, format!("imap{}.old.example", n % 2));
         m.next_run_at = Some(now - Duration::minutes(10));
         tx.insert_migration(m, now).await.unwrap();
     }
     let mut single = new_migration(1000, Work::Pass(PassKind::PreMx), now);
-    single.source.host = "imap.other.example".into();
+    set_source_host(&mut single, "imap.other.example");
     single.next_run_at = Some(now - Duration::minutes(1));
     let single = tx.insert_migration(single, now).await.unwrap();
     tx.commit().await.unwrap();
@@ -161,7 +163,7 @@ async fn a_full_project_or_source_server_never_hides_the_work_behind_it(store: &
     for n in 2000..2010 {
         let mut m = new_migration(n, Work::Pass(PassKind::PreMx), now);
         m.project = Some(roomy.id);
-        m.source.host = "imap.slow.example".into();
+        set_source_host(&mut m, "imap.slow.example");
         m.next_run_at = Some(now - Duration::minutes(5));
         tx.insert_migration(m, now).await.unwrap();
     }
@@ -528,18 +530,28 @@ fn limits(pass_allowed: bool) -> ClaimLimits {
     }
 }
 
+/// Points a test migration's IMAP source at `host`.
+fn set_source_host(m: &mut NewMigration, host: impl Into<String>) {
+    if let Endpoint::Imap(a) = &mut m.source {
+        a.host = host.into();
+    }
+}
+
 fn new_migration(n: usize, work: Work, now: chrono::DateTime<Utc>) -> NewMigration {
-    let account = |user: String| ServerAccount {
-        host: "imap.example".into(),
-        port: 993,
-        security: Security::Ssl,
-        username: user,
-        authuser: None,
+    let account = |user: String| {
+        Endpoint::Imap(ServerAccount {
+            host: "imap.example".into(),
+            port: 993,
+            security: Security::Ssl,
+            username: user,
+            authuser: None,
+        })
     };
     NewMigration {
         status: MigrationStatus::Scheduled,
         created_by: "test".into(),
         requester_email: format!("u{n}@example.com"),
+        kind: MigrationKind::Mail,
         source: account(format!("u{n}@old.example")),
         source_secret: "sealed".into(),
         dest: account(format!("u{n}@new.example")),
@@ -849,7 +861,7 @@ async fn the_database_keeps_one_active_migration_per_mailbox_for_exactly_the_act
     let mut syncing = new_migration(400, Work::Pass(PassKind::Sync), now);
     syncing.status = MigrationStatus::Completed;
     let syncing = tx.insert_migration(syncing, now).await.unwrap();
-    let key = ferry::store::dest_key(&syncing.dest);
+    let key = ferry::store::dest_key(syncing.kind, &syncing.dest);
     assert_eq!(tx.mailbox_busy(&key, None).await.unwrap(), Some(syncing.id));
     assert_eq!(tx.mailbox_busy(&key, Some(syncing.id)).await.unwrap(), None);
     let mut idle = new_migration(401, Work::Validate, now);
@@ -857,7 +869,7 @@ async fn the_database_keeps_one_active_migration_per_mailbox_for_exactly_the_act
     idle.next_work = None;
     let idle = tx.insert_migration(idle, now).await.unwrap();
     assert_eq!(
-        tx.mailbox_busy(&ferry::store::dest_key(&idle.dest), None)
+        tx.mailbox_busy(&ferry::store::dest_key(idle.kind, &idle.dest), None)
             .await
             .unwrap(),
         None

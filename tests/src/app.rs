@@ -326,5 +326,6 @@ pub fn plain_side(port: u16, user: &str, password: &str) -> ferry::domain::Serve
         username: user.into(),
         password: Some(secrecy::SecretString::from(password.to_owned())),
         authuser: None,
+        dav_url: None,
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! - [`dovecot::Dovecot`]: IMAP, plaintext and implicit TLS, `/` or `.`+`INBOX.` layouts.
 //! - [`cyrus::Cyrus`]: a second IMAP server, Cyrus 3.6, `INBOX.` and `.`, unpacked from Debian.
+//! - [`dav::DavServer`]: CardDAV/CalDAV, Radicale and Xandikos.
 //! - [`smtp::SmtpSink`]: aiosmtpd keeping every message it receives in a maildir.
 //! - [`postgres::PgDatabase`]: a fresh database on the machine's PostgreSQL.
 //! - [`app::TestApp`]: Ferry itself on port 0 with a fresh database and an HTTP client.
@@ -19,6 +20,7 @@ pub mod app;
 pub mod corpus;
 pub mod cutter;
 pub mod cyrus;
+pub mod dav;
 pub mod dns;
 pub mod dovecot;
 pub mod hostile;

@@ -54,6 +54,40 @@ fn word<T: clap::ValueEnum>(field: &'static str, text: &str) -> Result<T, FieldE
 }
 
 choice! {
+"kind",
+/// What a migration copies; each kind has its runner (`sync::mail`, …) and the
+/// endpoints it reads and writes (`Endpoint`).
+pub enum MigrationKind {
+    /// Folders and messages, from an IMAP server.
+    #[default]
+    Mail,
+    /// Address books and their cards.
+    Contacts,
+    /// Calendars with their events and tasks.
+    Calendars,
+}
+}
+
+impl MigrationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mail => "mail",
+            Self::Contacts => "contacts",
+            Self::Calendars => "calendars",
+        }
+    }
+
+    /// What a pass copies into, for people: "folders", "address books", "calendars".
+    pub fn collections(self) -> &'static str {
+        match self {
+            Self::Mail => "folders",
+            Self::Contacts => "address books",
+            Self::Calendars => "calendars",
+        }
+    }
+}
+
+choice! {
 "security",
 /// How a connection to an IMAP server is secured.
 pub enum Security {

@@ -8,7 +8,9 @@ use std::str::FromStr;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{DuplicatePolicy, FolderMap, FolderStrategy, MigrationId, Mode, PassId, Security};
+use super::{
+    DuplicatePolicy, Endpoint, FolderMap, FolderStrategy, MigrationId, MigrationKind, Mode, PassId,
+};
 
 /// Where a migration is in its life (the API's words).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, poem_openapi::Enum)]
@@ -197,16 +199,6 @@ pub struct MigrationOptions {
     pub sync_deletions: bool,
 }
 
-/// One side of a migration, without its password (kept encrypted apart).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerAccount {
-    pub host: String,
-    pub port: u16,
-    pub security: Security,
-    pub username: String,
-    pub authuser: Option<String>,
-}
-
 /// A migration as stored.
 #[derive(Debug, Clone)]
 pub struct Migration {
@@ -216,8 +208,9 @@ pub struct Migration {
     pub updated_at: DateTime<Utc>,
     pub created_by: String,
     pub requester_email: String,
-    pub source: ServerAccount,
-    pub dest: ServerAccount,
+    pub kind: MigrationKind,
+    pub source: Endpoint,
+    pub dest: Endpoint,
     pub options: MigrationOptions,
     pub two_pass: bool,
     pub mx_domain: String,
@@ -353,12 +346,14 @@ impl Migration {
     /// A migration as unit tests start from: scheduled, nothing run yet.
     #[cfg(test)]
     pub fn example(now: DateTime<Utc>) -> Self {
-        let account = |user: &str| ServerAccount {
-            host: "imap.example".into(),
-            port: 993,
-            security: super::Security::Ssl,
-            username: user.into(),
-            authuser: None,
+        let account = |user: &str| {
+            Endpoint::Imap(super::ServerAccount {
+                host: "imap.example".into(),
+                port: 993,
+                security: super::Security::Ssl,
+                username: user.into(),
+                authuser: None,
+            })
         };
         Migration {
             id: super::MigrationId(7),
@@ -367,6 +362,7 @@ impl Migration {
             updated_at: now,
             created_by: "cli".into(),
             requester_email: "ana@new.example".into(),
+            kind: MigrationKind::Mail,
             source: account("ana@old.example"),
             dest: account("ana@new.example"),
             options: MigrationOptions::default(),

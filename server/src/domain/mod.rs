@@ -3,7 +3,9 @@
 
 mod actor;
 mod email;
+mod endpoint;
 mod error_code;
+mod folders;
 mod ids;
 mod mail;
 mod message_key;
@@ -20,18 +22,19 @@ mod window;
 
 pub use actor::Actor;
 pub use email::{EmailAddress, mask};
+pub use endpoint::{DavAccount, DavEndpoint, Endpoint, FileSource, ServerAccount};
 pub use error_code::{ErrorCode, Failure};
+pub use folders::{ListedFolder, Namespace};
 pub use ids::{
     AttachmentId, MigrationId, OutboxId, PassId, ProjectId, TicketId, TokenId, UploadId, UserId,
 };
 pub use mail::{
-    CopyRecord, DuplicatePolicy, FolderMap, FolderStrategy, ImapEndpoint, Mode, Security,
-    SpecialUse,
+    CopyRecord, DuplicatePolicy, FolderMap, FolderStrategy, ImapEndpoint, MigrationKind, Mode,
+    Security, SpecialUse,
 };
 pub use message_key::{KEY_FIELDS, message_key};
 pub use migration::{
-    FolderProgress, Migration, MigrationOptions, MigrationStatus, Pace, Pass, PassKind,
-    ServerAccount, Work,
+    FolderProgress, Migration, MigrationOptions, MigrationStatus, Pace, Pass, PassKind, Work,
 };
 pub use mx::{mx_answer, mx_switched};
 pub use names::{domain_name, host_name};

@@ -26,6 +26,9 @@ pub struct ServerInput {
     pub password: Option<SecretString>,
     /// An admin or master user who logs in on the mailbox's behalf.
     pub authuser: Option<String>,
+    /// A CardDAV/CalDAV server's address (a URL or just its host), for contacts and
+    /// calendars; `host`, `port` and `security` are IMAP's.
+    pub dav_url: Option<String>,
 }
 
 /// A migration request. `None` is "not given": the service's default, or the error

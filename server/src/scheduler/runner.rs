@@ -20,11 +20,11 @@ use crate::connectors::imap::ConnectError;
 use crate::connectors::net::{Pulse, Reach};
 use crate::crypto::Cipher;
 use crate::domain::{
-    Actor, ErrorCode, ImapEndpoint, Migration, MigrationStatus, PassKind, ServerAccount, Work,
+    Actor, Endpoint, ErrorCode, ImapEndpoint, Migration, MigrationStatus, PassKind, Work,
 };
 use crate::notify::Dispatcher;
 use crate::render::emails::MigrationNews;
-use crate::service::{Services, Step, endpoint};
+use crate::service::{Services, Step, imap_endpoint};
 use crate::store::{StatusChange, Store};
 use crate::sync::mail::Side;
 
@@ -203,8 +203,8 @@ impl Runner {
             return Ok(None);
         };
         Ok(Some((
-            endpoint(&m.source, self.cipher().decrypt(&src)?),
-            endpoint(&m.dest, self.cipher().decrypt(&dst)?),
+            imap_endpoint(&m.source, self.cipher().decrypt(&src)?)?,
+            imap_endpoint(&m.dest, self.cipher().decrypt(&dst)?)?,
         )))
     }
     pub(super) async fn validate(
@@ -323,14 +323,14 @@ impl Runner {
         from: MigrationStatus,
         work: Work,
         side: &'static str,
-        account: &ServerAccount,
+        account: &Endpoint,
         err: ConnectError,
     ) -> anyhow::Result<WorkOutcome> {
         let code = err.code();
         let message = format!("the {side} server: {err}");
         let refused = matches!(err, ConnectError::Auth(..)).then(|| Refused {
             side,
-            account: account.username.clone(),
+            account: account.username().to_owned(),
             error: err.to_string(),
         });
         self.fail(m, from, work, code, message, refused).await

@@ -277,7 +277,10 @@ impl Services {
             // pass must not copy beside another migration of the mailbox.
             let tx = self.store.begin().await?;
             tx.lock_admission_and_count_active().await?;
-            if let Some(other) = tx.mailbox_busy(&dest_key(&m.dest), Some(m.id)).await? {
+            if let Some(other) = tx
+                .mailbox_busy(&dest_key(m.kind, &m.dest), Some(m.id))
+                .await?
+            {
                 return Err(conflict(
                     ErrorCode::ActiveMigrationExists,
                     format!(

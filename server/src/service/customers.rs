@@ -58,7 +58,11 @@ impl Services {
             None => None,
         };
         let url = found
-            .filter(|m| m.source.username.eq_ignore_ascii_case(source_email.trim()))
+            .filter(|m| {
+                m.source
+                    .username()
+                    .eq_ignore_ascii_case(source_email.trim())
+            })
             .and_then(|m| self.customer_url(&m));
         match url {
             Some(url) => {

@@ -177,7 +177,10 @@ impl Services {
         }
         let keys: Vec<Option<String>> = checked
             .iter()
-            .map(|(_, _, new)| new.as_ref().map(|new| crate::store::dest_key(&new.dest)))
+            .map(|(_, _, new)| {
+                new.as_ref()
+                    .map(|new| crate::store::dest_key(new.kind, &new.dest))
+            })
             .collect();
         let asked: Vec<String> = keys.iter().flatten().cloned().collect();
         let busy = self.store.busy_mailboxes(&asked).await?;
@@ -190,7 +193,7 @@ impl Services {
                         "destination.username",
                         format!(
                             "row {first} already moves mail into {}; keep one row per mailbox",
-                            new.dest.username
+                            new.dest.username()
                         ),
                     ));
                 } else {
@@ -201,7 +204,7 @@ impl Services {
                         "destination.username",
                         format!(
                             "{} already has a migration in progress; remove this row, or cancel that migration first",
-                            new.dest.username
+                            new.dest.username()
                         ),
                     ));
                 }

@@ -4,6 +4,8 @@
 
 use std::str::FromStr;
 
+use anyhow::Context;
+
 use chrono_tz::Tz;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
@@ -13,8 +15,8 @@ use super::request::{SERVER_FIELDS, oversized, server_account, server_texts};
 use super::{ServiceError, ServiceResult, Services};
 use crate::connectors::imap::ConnectError;
 use crate::domain::{
-    Actor, EmailAddress, ErrorCode, FolderProgress, ImapEndpoint, Migration, MigrationId,
-    MigrationStatus, NewAuditEvent, Pass, ServerAccount, ServerInput,
+    Actor, EmailAddress, Endpoint, ErrorCode, FolderProgress, ImapEndpoint, Migration, MigrationId,
+    MigrationKind, MigrationStatus, NewAuditEvent, Pass, ServerAccount, ServerInput,
 };
 use crate::render::emails::{MigrationFacts, MigrationNews};
 use crate::store::{MigrationFilter, StatusChange};
@@ -33,6 +35,7 @@ pub struct FolderSummary {
     pub name: String,
     pub messages: u64,
     pub bytes: u64,
+    pub kind: MigrationKind,
 }
 
 /// A migration with what the API and the console show of it.
@@ -68,6 +71,9 @@ impl Services {
         if !too_long.is_empty() {
             return Err(ServiceError::Invalid(too_long));
         }
+        if let Some(url) = &input.dav_url {
+            return self.test_dav_connection(actor, url, input).await;
+        }
         let account = server_account("server", input, None).map_err(ServiceError::Invalid)?;
         let password = input
             .password
@@ -75,7 +81,7 @@ impl Services {
             .filter(|p| !p.expose_secret().is_empty())
             .ok_or_else(|| ServiceError::field("server.password", "the password is required"))?;
         tracing::info!(actor = %actor, host = %account.host, "Testing a server connection");
-        let endpoint = endpoint(&account, password);
+        let endpoint = endpoint_of(&account, password);
         let surveyed = crate::sync::probe::survey(&endpoint, &self.reach()).await?;
         Ok(surveyed
             .map(|folders| {
@@ -85,10 +91,73 @@ impl Services {
                         name: f.name,
                         messages: f.messages,
                         bytes: f.bytes,
+                        kind: MigrationKind::Mail,
                     })
                     .collect()
             })
             .map_err(problem))
+    }
+
+    /// Logs in to a CardDAV/CalDAV server (discovery from `url`) and lists the
+    /// account's address books and calendars with their item counts.
+    async fn test_dav_connection(
+        &self,
+        actor: &Actor,
+        url: &str,
+        input: &ServerInput,
+    ) -> ServiceResult<Result<Vec<FolderSummary>, ConnectionProblem>> {
+        use crate::connectors::dav::{self, Holds};
+        let limits = &self.settings().limits;
+        let too_long = oversized(
+            vec![
+                ("server.dav_url", Some(url)),
+                ("server.username", Some(input.username.as_str())),
+            ],
+            [],
+            limits,
+        );
+        if !too_long.is_empty() {
+            return Err(ServiceError::Invalid(too_long));
+        }
+        if input.username.trim().is_empty() {
+            return Err(ServiceError::field(
+                "server.username",
+                "the username is required",
+            ));
+        }
+        let password = input
+            .password
+            .clone()
+            .filter(|p| !p.expose_secret().is_empty())
+            .ok_or_else(|| ServiceError::field("server.password", "the password is required"))?;
+        let endpoint = crate::domain::DavEndpoint {
+            url: url.trim().to_owned(),
+            username: input.username.trim().to_owned(),
+            password,
+            verify_tls: true,
+        };
+        tracing::info!(actor = %actor, url = %endpoint.url, "Testing a DAV server connection");
+        let reach = self.reach();
+        let mut found = Vec::new();
+        for (holds, kind) in [
+            (Holds::AddressBooks, MigrationKind::Contacts),
+            (Holds::Calendars, MigrationKind::Calendars),
+        ] {
+            let listed = match dav::connect(&endpoint, holds, &reach).await {
+                Ok(connection) => connection.collections(&reach).await,
+                Err(err) => Err(err),
+            };
+            match listed {
+                Ok(collections) => found.extend(collections.into_iter().map(|c| FolderSummary {
+                    name: c.label(),
+                    messages: c.items,
+                    bytes: 0,
+                    kind,
+                })),
+                Err(err) => return Ok(Err(problem(err))),
+            }
+        }
+        Ok(Ok(found))
     }
 
     /// The staff address, when set.
@@ -107,8 +176,8 @@ impl Services {
         MigrationFacts {
             id: m.id,
             status: m.status.as_str().to_owned(),
-            source: format!("{} on {}", m.source.username, m.source.host),
-            destination: format!("{} on {}", m.dest.username, m.dest.host),
+            source: format!("{} on {}", m.source.username(), m.source.host()),
+            destination: format!("{} on {}", m.dest.username(), m.dest.host()),
             window: m.window_start.map(|w| {
                 w.with_timezone(&tz)
                     .format("%A %-d %B %Y at %H:%M %Z")
@@ -294,7 +363,18 @@ fn problem(err: ConnectError) -> ConnectionProblem {
     }
 }
 
-pub(crate) fn endpoint(account: &ServerAccount, password: SecretString) -> ImapEndpoint {
+/// The IMAP account of a mail migration's side, with its password.
+pub(crate) fn imap_endpoint(
+    endpoint: &Endpoint,
+    password: SecretString,
+) -> anyhow::Result<ImapEndpoint> {
+    let account = endpoint
+        .imap()
+        .with_context(|| format!("{endpoint} is not an IMAP account"))?;
+    Ok(endpoint_of(account, password))
+}
+
+pub(crate) fn endpoint_of(account: &ServerAccount, password: SecretString) -> ImapEndpoint {
     ImapEndpoint {
         host: account.host.clone(),
         port: account.port,

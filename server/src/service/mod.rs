@@ -33,7 +33,7 @@ pub use accounts::{Idempotency, LoginError, MIN_PASSWORD_LEN, NewStaff, SignedIn
 pub use customers::{ProjectSession, ProjectSignInError};
 pub(crate) use lifecycle::Step;
 pub use lists::RowReport;
-pub(crate) use migrations::endpoint;
+pub(crate) use migrations::imap_endpoint;
 pub use migrations::{ConnectionProblem, FolderSummary, MigrationDetail};
 pub use projects::{
     ActionReport, MIN_PROJECT_PASSWORD, ProjectAction, ProjectInput, ProjectMade, ProjectView,

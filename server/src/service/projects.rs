@@ -687,7 +687,7 @@ impl Services {
                 .migrations
                 .iter()
                 .map(|(m, progress)| ProjectLine {
-                    mailbox: m.source.username.clone(),
+                    mailbox: m.source.username().to_owned(),
                     status: project_status_words(m.status).into(),
                     copied: progress.copied,
                     failed: progress.failed,

@@ -9,9 +9,9 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::{ServiceError, ServiceResult, Services};
 use crate::domain::{
-    Actor, EmailAddress, ErrorCode, FieldError, Migration, MigrationOptions, MigrationRequest,
-    MigrationStatus, NewAuditEvent, Parsed, PassKind, Scope, Security, ServerAccount, ServerInput,
-    WindowError, WindowRules, Work,
+    Actor, EmailAddress, Endpoint, ErrorCode, FieldError, Migration, MigrationKind,
+    MigrationOptions, MigrationRequest, MigrationStatus, NewAuditEvent, Parsed, PassKind, Scope,
+    Security, ServerAccount, ServerInput, WindowError, WindowRules, Work,
 };
 use crate::render::emails::MigrationNews;
 use crate::store::{NewMigration, StoreError};
@@ -148,6 +148,17 @@ pub(super) fn server_account(
         _ => ["host", "port", "username"],
     };
     let mut errors = Vec::new();
+    if input.dav_url.is_some() {
+        let field = match side {
+            "source" => "source.dav_url",
+            "destination" => "destination.dav_url",
+            _ => "dav_url",
+        };
+        errors.push(FieldError::new(
+            field,
+            "a CardDAV/CalDAV address belongs to a contacts or calendars migration; a mail migration copies from an IMAP server (host, port, security)",
+        ));
+    }
     let host = match (input.host.trim(), defaults) {
         ("", Some((h, _, _))) => h.to_owned(),
         ("", None) => {
@@ -510,8 +521,9 @@ impl Services {
             requester_email: requester.as_str().to_owned(),
             source_secret: self.cipher.encrypt(&source_pw)?,
             dest_secret: self.cipher.encrypt(&dest_pw)?,
-            source,
-            dest,
+            kind: MigrationKind::Mail,
+            source: Endpoint::Imap(source),
+            dest: Endpoint::Imap(dest),
             options,
             two_pass: req.two_pass.unwrap_or(true),
             mx_domain,
@@ -546,7 +558,7 @@ impl Services {
         now: DateTime<Utc>,
     ) -> ServiceResult<Migration> {
         let window_override = new.window_start.is_none();
-        let dest_name = new.dest.username.clone();
+        let dest_name = new.dest.username().to_owned();
         let tx = self.store.begin().await?;
         // Both rules are kept by the database (the admission lock and the one-active
         // index), so concurrent requests cannot slip between a check and the insert.
@@ -562,7 +574,7 @@ impl Services {
         // A completed migration of the mailbox running a synchronisation pass is
         // outside the one-active index: it is asked under the same lock.
         if tx
-            .mailbox_busy(&crate::store::dest_key(&new.dest), None)
+            .mailbox_busy(&crate::store::dest_key(new.kind, &new.dest), None)
             .await?
             .is_some()
         {
@@ -587,7 +599,7 @@ impl Services {
         let mut event = NewAuditEvent::new(actor, "migration.requested");
         event.subject = Some(("migration", migration.id.to_string()));
         event.detail = serde_json::json!({
-            "source": migration.source.host,
+            "source": migration.source.host(),
             "window_start": migration.window_start,
             "override": window_override,
         });

@@ -14,8 +14,8 @@ use sea_orm::{
 use super::entities::migrations;
 use super::{Store, StoreError, StoreResult, Tx};
 use crate::domain::{
-    ErrorCode, Migration, MigrationId, MigrationOptions, MigrationStatus, Security, ServerAccount,
-    Work,
+    Endpoint, ErrorCode, Migration, MigrationId, MigrationKind, MigrationOptions, MigrationStatus,
+    Security, ServerAccount, Work,
 };
 
 /// A migration to insert, its passwords already encrypted.
@@ -24,9 +24,10 @@ pub struct NewMigration {
     pub status: MigrationStatus,
     pub created_by: String,
     pub requester_email: String,
-    pub source: ServerAccount,
+    pub kind: MigrationKind,
+    pub source: Endpoint,
     pub source_secret: String,
-    pub dest: ServerAccount,
+    pub dest: Endpoint,
     pub dest_secret: String,
     pub options: MigrationOptions,
     pub two_pass: bool,
@@ -89,9 +90,59 @@ pub struct StatusChange {
     pub only_unleased_at: Option<DateTime<Utc>>,
 }
 
-/// The key that allows one active migration per destination mailbox.
-pub fn dest_key(dest: &ServerAccount) -> String {
-    format!("{}|{}", dest.host, dest.username).to_lowercase()
+/// The key that allows one active migration per destination mailbox and kind (a
+/// mailbox's mail and its contacts may move at once).
+pub fn dest_key(kind: MigrationKind, dest: &Endpoint) -> String {
+    let key = format!("{}|{}", dest.host(), dest.username()).to_lowercase();
+    match kind {
+        MigrationKind::Mail => key,
+        other => format!("{}:{key}", other.as_str()),
+    }
+}
+
+/// A stored endpoint: the JSON of `domain::Endpoint`, or on rows from before kinds
+/// the IMAP account of the `source_*`/`dest_*` columns.
+fn endpoint(
+    json: Option<&str>,
+    legacy: impl FnOnce() -> StoreResult<ServerAccount>,
+) -> StoreResult<Endpoint> {
+    match json {
+        Some(json) => {
+            serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("endpoint: {e}")))
+        }
+        None => legacy().map(Endpoint::Imap),
+    }
+}
+
+/// The columns every endpoint fills: its host and username (what the per-server
+/// limits and lists key on), and for IMAP its port, security and admin login.
+struct EndpointColumns {
+    host: String,
+    port: i32,
+    security: String,
+    username: String,
+    authuser: Option<String>,
+    json: String,
+}
+
+fn endpoint_columns(e: &Endpoint) -> StoreResult<EndpointColumns> {
+    let json = serde_json::to_string(e).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let (port, security, authuser) = match e {
+        Endpoint::Imap(a) => (
+            i32::from(a.port),
+            a.security.as_str().to_owned(),
+            a.authuser.clone(),
+        ),
+        Endpoint::Dav(_) | Endpoint::File(_) => (0, String::new(), None),
+    };
+    Ok(EndpointColumns {
+        host: e.host().to_owned(),
+        port,
+        security,
+        username: e.username().to_owned(),
+        authuser,
+        json,
+    })
 }
 
 fn account(
@@ -130,20 +181,27 @@ pub(super) fn migration_from(row: migrations::Model) -> StoreResult<Migration> {
         updated_at: row.updated_at,
         created_by: row.created_by,
         requester_email: row.requester_email,
-        source: account(
-            row.source_host,
-            row.source_port,
-            &row.source_security,
-            row.source_username,
-            row.source_authuser,
-        )?,
-        dest: account(
-            row.dest_host,
-            row.dest_port,
-            &row.dest_security,
-            row.dest_username,
-            row.dest_authuser,
-        )?,
+        kind: row.kind.parse().map_err(|_| {
+            StoreError::Corrupt(format!("migration {}: kind {:?}", row.id, row.kind))
+        })?,
+        source: endpoint(row.source_endpoint.as_deref(), || {
+            account(
+                row.source_host,
+                row.source_port,
+                &row.source_security,
+                row.source_username,
+                row.source_authuser,
+            )
+        })?,
+        dest: endpoint(row.dest_endpoint.as_deref(), || {
+            account(
+                row.dest_host,
+                row.dest_port,
+                &row.dest_security,
+                row.dest_username,
+                row.dest_authuser,
+            )
+        })?,
         options,
         two_pass: row.two_pass,
         mx_domain: row.mx_domain,
@@ -366,6 +424,7 @@ impl Tx {
     ) -> StoreResult<Migration> {
         let options =
             serde_json::to_string(&new.options).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let (source, dest) = (endpoint_columns(&new.source)?, endpoint_columns(&new.dest)?);
         let row = migrations::ActiveModel {
             status: Set(if new.paused {
                 MigrationStatus::Paused.as_str().to_owned()
@@ -378,18 +437,21 @@ impl Tx {
             updated_at: Set(now),
             created_by: Set(new.created_by),
             requester_email: Set(new.requester_email),
-            source_host: Set(new.source.host.clone()),
-            source_port: Set(i32::from(new.source.port)),
-            source_security: Set(new.source.security.as_str().to_owned()),
-            source_username: Set(new.source.username.clone()),
-            source_authuser: Set(new.source.authuser.clone()),
+            kind: Set(new.kind.as_str().to_owned()),
+            source_host: Set(source.host),
+            source_port: Set(source.port),
+            source_security: Set(source.security),
+            source_username: Set(source.username),
+            source_authuser: Set(source.authuser),
+            source_endpoint: Set(Some(source.json)),
             source_secret: Set(Some(new.source_secret)),
-            dest_key: Set(dest_key(&new.dest)),
-            dest_host: Set(new.dest.host.clone()),
-            dest_port: Set(i32::from(new.dest.port)),
-            dest_security: Set(new.dest.security.as_str().to_owned()),
-            dest_username: Set(new.dest.username.clone()),
-            dest_authuser: Set(new.dest.authuser.clone()),
+            dest_key: Set(dest_key(new.kind, &new.dest)),
+            dest_host: Set(dest.host),
+            dest_port: Set(dest.port),
+            dest_security: Set(dest.security),
+            dest_username: Set(dest.username),
+            dest_authuser: Set(dest.authuser),
+            dest_endpoint: Set(Some(dest.json)),
             dest_secret: Set(Some(new.dest_secret)),
             options: Set(options),
             two_pass: Set(new.two_pass),

@@ -68,7 +68,7 @@ impl ConnectError {
 }
 
 /// `fut` with the connection step's deadline; `step` names what was awaited.
-pub(super) async fn connect_step<T>(
+pub(crate) async fn connect_step<T>(
     reach: &Reach,
     label: &str,
     step: &str,

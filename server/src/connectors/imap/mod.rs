@@ -6,7 +6,6 @@ mod append;
 mod connect;
 mod errors;
 pub mod proto;
-mod tls;
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -17,8 +16,9 @@ use futures::TryStreamExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::net::Pulse;
+use super::tls;
 use crate::domain::{KEY_FIELDS, SpecialUse, message_key};
-use crate::planner::folders::{ListedFolder, Namespace};
+use crate::domain::{ListedFolder, Namespace};
 
 pub trait ImapStream: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug> ImapStream for T {}
@@ -563,6 +563,7 @@ impl Bodies {
 }
 
 pub use append::{AppendItem, STREAM_CHUNK, StreamError, stream_append};
+pub(crate) use errors::connect_step;
 pub use errors::{ConnectError, OpError};
 use errors::{Wait, timed};
 use proto::flag_text;

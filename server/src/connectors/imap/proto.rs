@@ -6,7 +6,7 @@
 use async_imap::types::Flag;
 use chrono::{DateTime, FixedOffset};
 
-use crate::planner::folders::Namespace;
+use crate::domain::Namespace;
 
 /// The longest UID set put in one command. Servers limit a command line (Dovecot
 /// 64 KiB, others far less: Courier 8 KiB); chatmail core keeps sets under ~1000

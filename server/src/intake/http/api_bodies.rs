@@ -30,6 +30,9 @@ pub struct ServerBody {
     pub password: Option<StrictString>,
     /// An admin or master user who logs in on the mailbox's behalf.
     pub authuser: Option<String>,
+    /// A CardDAV/CalDAV server: a URL or just the host (discovery finds the rest).
+    /// `test-connection` with it lists the account's address books and calendars.
+    pub dav_url: Option<String>,
 }
 
 impl ServerBody {
@@ -47,6 +50,7 @@ impl ServerBody {
             username: self.username,
             password: self.password.map(|p| SecretString::from(p.0)),
             authuser: self.authuser,
+            dav_url: self.dav_url.filter(|u| !u.trim().is_empty()),
         }
     }
 }
@@ -102,9 +106,14 @@ pub struct MigrationRequestBody {
 #[derive(Debug, Object)]
 #[oai(nullable_all)]
 pub struct FolderSummaryBody {
+    /// A folder's name, or an address book's or a calendar's.
     pub name: String,
+    /// Messages, or cards, or events and tasks.
     pub messages: u64,
+    /// The messages' size (0 for address books and calendars).
     pub bytes: u64,
+    /// What it holds: `mail`, `contacts` or `calendars`.
+    pub kind: crate::domain::MigrationKind,
 }
 
 #[derive(Debug, Object)]
@@ -117,13 +126,20 @@ pub struct TestConnectionOk {
 #[derive(Debug, Object)]
 #[oai(nullable_all)]
 pub struct AccountBody {
+    /// The server's host (a DAV URL's host; empty for a file).
     pub host: String,
-    pub port: u16,
-    pub security: Security,
-    /// Masked: `j***e@example.com`.
+    /// IMAP only.
+    pub port: Option<u16>,
+    /// IMAP only.
+    pub security: Option<Security>,
+    /// Masked: `j***e@example.com`; a file's name for a file.
     pub username: String,
     /// The admin login, masked like the username.
     pub authuser: Option<String>,
+    /// A CardDAV/CalDAV side's URL.
+    pub dav_url: Option<String>,
+    /// A file source's upload.
+    pub upload_id: Option<crate::domain::UploadId>,
 }
 
 #[derive(Debug, Object)]
@@ -241,13 +257,26 @@ pub(super) fn given(text: Option<String>) -> Option<String> {
     text.filter(|t| !t.trim().is_empty())
 }
 
-pub(super) fn account_body(a: &crate::domain::ServerAccount) -> AccountBody {
+pub(super) fn account_body(e: &crate::domain::Endpoint) -> AccountBody {
+    use crate::domain::Endpoint;
+    let imap = e.imap();
     AccountBody {
-        host: a.host.clone(),
-        port: a.port,
-        security: a.security,
-        username: mask(&a.username),
-        authuser: a.authuser.as_deref().map(mask),
+        host: e.host().to_owned(),
+        port: imap.map(|a| a.port),
+        security: imap.map(|a| a.security),
+        username: match e {
+            Endpoint::File(f) => f.name.clone(),
+            _ => mask(e.username()),
+        },
+        authuser: imap.and_then(|a| a.authuser.as_deref()).map(mask),
+        dav_url: match e {
+            Endpoint::Dav(d) => Some(d.url.clone()),
+            _ => None,
+        },
+        upload_id: match e {
+            Endpoint::File(f) => Some(f.upload),
+            _ => None,
+        },
     }
 }
 

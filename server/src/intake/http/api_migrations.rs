@@ -60,6 +60,7 @@ impl MigrationsApi {
                         name: f.name,
                         messages: f.messages,
                         bytes: f.bytes,
+                        kind: f.kind,
                     })
                     .collect(),
             }))),

@@ -66,6 +66,11 @@ pub struct Model {
     pub project_id: Option<i64>,
     /// While paused: the status to go back to.
     pub paused_status: Option<String>,
+    /// `MigrationKind`: mail, contacts, calendars.
+    pub kind: String,
+    /// `Endpoint` as JSON; `None` on rows from before kinds (IMAP, in `source_*`).
+    pub source_endpoint: Option<String>,
+    pub dest_endpoint: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -323,11 +323,8 @@ pub async fn show(staff: Staff, Path(id): Path<MigrationId>) -> Response {
         &DetailPage {
             layout: staff.layout("/migrations"),
             id,
-            source: format!(
-                "{} on {}:{}",
-                m.source.username, m.source.host, m.source.port
-            ),
-            destination: format!("{} on {}:{}", m.dest.username, m.dest.host, m.dest.port),
+            source: m.source.to_string(),
+            destination: m.dest.to_string(),
             requester: m.requester_email.clone(),
             window: m.window_start.map(display_time),
             time_zone: m.time_zone.clone(),

@@ -169,8 +169,8 @@ pub async fn list(staff: Staff, Query(q): Query<ListQuery>) -> Response {
         .map(|m| Row {
             id: m.id,
             status: m.status.as_str(),
-            source: format!("{} on {}", m.source.username, m.source.host),
-            destination: format!("{} on {}", m.dest.username, m.dest.host),
+            source: format!("{} on {}", m.source.username(), m.source.host()),
+            destination: format!("{} on {}", m.dest.username(), m.dest.host()),
             requester: m.requester_email.clone(),
             customer_ref: m.customer_ref.clone(),
             owner: owner_name(&users, m.owner),
@@ -247,8 +247,8 @@ pub async fn export(staff: Staff, Query(q): Query<ListQuery>) -> Response {
         rows.push(vec![
             m.id.to_string(),
             m.status.as_str().to_owned(),
-            format!("{}@{}", m.source.username, m.source.host),
-            format!("{}@{}", m.dest.username, m.dest.host),
+            format!("{}@{}", m.source.username(), m.source.host()),
+            format!("{}@{}", m.dest.username(), m.dest.host()),
             m.requester_email.clone(),
             m.customer_ref.clone().unwrap_or_default(),
             owner_name(&users, m.owner).unwrap_or_default(),

@@ -98,6 +98,7 @@ impl NewForm {
             username: user.trim().to_owned(),
             password: Some(SecretString::from(pw.to_owned())),
             authuser: Some(authuser.trim().to_owned()).filter(|s| !s.is_empty()),
+            dav_url: None,
         }
     }
 

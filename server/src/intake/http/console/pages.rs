@@ -86,7 +86,7 @@ fn brief(m: &crate::domain::Migration) -> Brief {
     Brief {
         id: m.id,
         status: m.status.as_str(),
-        who: format!("{} → {}", m.source.username, m.dest.username),
+        who: format!("{} → {}", m.source.username(), m.dest.username()),
         why: match m.status {
             crate::domain::MigrationStatus::Failed => {
                 let failure = crate::domain::Failure::of(m.error_code);

@@ -391,11 +391,11 @@ pub(super) fn mailboxes(view: &ProjectView, masked: bool) -> Vec<MailboxView> {
         .map(|(m, p)| MailboxView {
             id: m.id.0,
             source: if masked {
-                m.source.username.clone()
+                m.source.username().to_owned()
             } else {
-                format!("{} on {}", m.source.username, m.source.host)
+                format!("{} on {}", m.source.username(), m.source.host())
             },
-            destination: m.dest.username.clone(),
+            destination: m.dest.username().to_owned(),
             status: m.status.as_str(),
             status_words: project_status_words(m.status),
             percent: p.percent,

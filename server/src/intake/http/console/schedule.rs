@@ -77,7 +77,7 @@ pub async fn schedule(staff: Staff) -> Response {
             let work = m.next_work.map(|w| w.to_string()).unwrap_or_default();
             slot.migrations.push((
                 m.id,
-                format!("{} ({work})", m.dest.username),
+                format!("{} ({work})", m.dest.username()),
                 m.status.as_str(),
             ));
             slot.over = slot.migrations.len() > capacity as usize;

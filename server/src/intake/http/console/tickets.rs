@@ -341,7 +341,7 @@ pub async fn show(staff: Staff, Path(id): Path<TicketId>) -> Response {
             .map(|m| MigrationLink {
                 id: m.id.0,
                 status: m.status.as_str(),
-                mailbox: m.source.username.clone(),
+                mailbox: m.source.username().to_owned(),
             })
             .collect(),
         statuses: TicketStatus::ALL

@@ -73,7 +73,7 @@ fn headline(m: &Migration, percent: Option<u64>) -> String {
             "Your mail so far is copied. Now change the MX records of {} as shown below.",
             m.mx_domain
         ),
-        S::Completed => format!("Complete: your mail is at {}.", m.dest.username),
+        S::Completed => format!("Complete: your mail is at {}.", m.dest.username()),
         S::Failed if m.error_code == Some(ErrorCode::Auth) => {
             "A password does not work. We have emailed you what to do; nothing copied is lost."
                 .into()
@@ -135,8 +135,8 @@ fn page(
         id: m.id.to_string(),
         provider_name: settings.provider.name.clone(),
         support_contact: settings.provider.support_contact.clone(),
-        source: format!("{} on {}", m.source.username, m.source.host),
-        destination: format!("{} on {}", m.dest.username, m.dest.host),
+        source: format!("{} on {}", m.source.username(), m.source.host()),
+        destination: format!("{} on {}", m.dest.username(), m.dest.host()),
         headline: headline(m, percent),
         status: status_words(m.status),
         window: m.window_start.map(display_time),

@@ -467,7 +467,7 @@ pub async fn new_password(
             true,
             &format!(
                 "Thank you: {} starts again with the new password, from where it stopped.",
-                m.source.username
+                m.source.username()
             ),
         ),
         Err(err @ (ServiceError::Invalid(_) | ServiceError::Conflict { .. })) => {
@@ -522,8 +522,8 @@ pub async fn report_csv(services: Data<&Services>, jar: &CookieJar) -> Response 
     let mut rows = vec![header.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()];
     for (m, p) in &view.migrations {
         rows.push(vec![
-            m.source.username.clone(),
-            m.dest.username.clone(),
+            m.source.username().to_owned(),
+            m.dest.username().to_owned(),
             project_status_words(m.status).to_owned(),
             p.percent.map(|p| p.to_string()).unwrap_or_default(),
             p.copied.to_string(),

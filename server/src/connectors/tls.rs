@@ -1,4 +1,4 @@
-//! TLS for IMAP: the system roots (and `SSL_CERT_FILE`/`SSL_CERT_DIR`, which
+//! TLS for every connector (IMAP, CardDAV/CalDAV): the system roots (and `SSL_CERT_FILE`/`SSL_CERT_DIR`, which
 //! rustls-native-certs honours), or no verification at all when the operator opts out.
 
 use std::sync::Arc;
@@ -8,6 +8,14 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 
 pub fn connector(verify: bool) -> anyhow::Result<tokio_rustls::TlsConnector> {
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(client_config(
+        verify,
+    )?)))
+}
+
+/// rustls' client configuration with ring: the system roots, or (`verify` false) any
+/// certificate.
+pub fn client_config(verify: bool) -> anyhow::Result<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?;
@@ -23,7 +31,7 @@ pub fn connector(verify: bool) -> anyhow::Result<tokio_rustls::TlsConnector> {
             .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
             .with_no_client_auth()
     };
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+    Ok(config)
 }
 
 /// Accepts any certificate: only when the operator said `--insecure-skip-verify`.

@@ -1,0 +1,387 @@
+//! CardDAV and CalDAV through libdav: discovery from a URL or just a host (RFC 6764's
+//! `.well-known`, then `current-user-principal`, then the home set), the collections
+//! of a home with their item counts. The HTTP connections go through [`Reach`], so a
+//! DAV server is held to the same rules as an IMAP server (public addresses only,
+//! deadlines, the work's pulse).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http::Uri;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use libdav::dav::{
+    FindCollections, FindCurrentUserPrincipalError, FindPropertyHrefs, ListResources, RequestError,
+    ResolveContextPathError, WebDavClient, WebDavError,
+};
+use libdav::names;
+use libdav::sd::DiscoverableService;
+use secrecy::ExposeSecret;
+use tokio::net::TcpStream;
+use tower_http::auth::AddAuthorization;
+
+use super::imap::{ConnectError, connect_step};
+use super::net::{self, Reach, ReachError};
+use crate::domain::DavEndpoint;
+
+/// The HTTP client every DAV request goes through: Basic authentication over TLS (or
+/// plain HTTP when the URL says so) on connections made by [`Reach`].
+type Http = AddAuthorization<Client<HttpsConnector<ReachConnector>, String>>;
+
+/// What a DAV account's collections hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holds {
+    AddressBooks,
+    Calendars,
+}
+
+impl Holds {
+    fn resource_type(self) -> &'static libdav::PropertyName<'static, 'static> {
+        match self {
+            Self::AddressBooks => &names::ADDRESSBOOK,
+            Self::Calendars => &names::CALENDAR,
+        }
+    }
+
+    fn home_set(self) -> &'static libdav::PropertyName<'static, 'static> {
+        match self {
+            Self::AddressBooks => &names::ADDRESSBOOK_HOME_SET,
+            Self::Calendars => &names::CALENDAR_HOME_SET,
+        }
+    }
+
+    fn service(self, https: bool) -> DiscoverableService {
+        match (self, https) {
+            (Self::AddressBooks, true) => DiscoverableService::CardDavs,
+            (Self::AddressBooks, false) => DiscoverableService::CardDav,
+            (Self::Calendars, true) => DiscoverableService::CalDavs,
+            (Self::Calendars, false) => DiscoverableService::CalDav,
+        }
+    }
+}
+
+/// An address book or a calendar as its server lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Collection {
+    /// Its path on the server (percent-encoded, as the server spells it).
+    pub href: String,
+    /// `DAV:displayname`, when it has one.
+    pub name: Option<String>,
+    /// How many items (cards, events, tasks) it holds.
+    pub items: u64,
+}
+
+impl Collection {
+    /// The name people see: the display name, else the last segment of its path.
+    pub fn label(&self) -> String {
+        self.name.clone().unwrap_or_else(|| {
+            self.href
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+    }
+}
+
+/// A logged-in DAV account: where its collections live.
+pub struct DavConnection {
+    client: WebDavClient<Http>,
+    holds: Holds,
+    label: String,
+    /// The paths of the home sets (where collections are listed and created).
+    pub home_sets: Vec<String>,
+}
+
+/// Connects to `endpoint` and finds its home set: from the URL given, else (a bare
+/// host) from `.well-known/carddav` or `/caldav`, then the principal.
+pub async fn connect(
+    endpoint: &DavEndpoint,
+    holds: Holds,
+    reach: &Reach,
+) -> Result<DavConnection, ConnectError> {
+    let base = base_url(&endpoint.url)
+        .map_err(|why| ConnectError::Protocol(endpoint.url.clone(), format!("not a URL: {why}")))?;
+    let host = base.host().unwrap_or_default().to_owned();
+    let https = base.scheme_str() != Some("http");
+    let port = base.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let label = format!("{host}:{port}");
+    let client = http_client(endpoint, reach)
+        .map_err(|err| ConnectError::Tls(label.clone(), err.to_string()))?;
+    let mut webdav = WebDavClient::new(base.clone(), client);
+    let mut principal = find_principal(&webdav, reach, &label).await?;
+    // A bare host whose root names no account: the well-known URL says where the
+    // service lives (RFC 6764), and the account is looked for there.
+    if principal.is_none() && base.path() == "/" {
+        let found = connect_step(reach, &label, "find the service", async {
+            webdav
+                .find_context_path(holds.service(https), &host, port)
+                .await
+                .map_err(|err| match err {
+                    ResolveContextPathError::BadStatusCode(status) => {
+                        status_error(label.clone(), status)
+                    }
+                    ResolveContextPathError::Request(RequestError::Client(err)) => {
+                        client_error(label.clone(), &err)
+                    }
+                    other => ConnectError::Protocol(label.clone(), other.to_string()),
+                })
+        })
+        .await?;
+        if let Some(context) = found {
+            let client = http_client(endpoint, reach)
+                .map_err(|err| ConnectError::Tls(label.clone(), err.to_string()))?;
+            webdav = WebDavClient::new(context, client);
+            principal = find_principal(&webdav, reach, &label).await?;
+        }
+    }
+    let start = principal.map_or_else(
+        || webdav.base_url().path().to_owned(),
+        |p| p.path().to_owned(),
+    );
+    let homes = connect_step(reach, &label, "find the home set", async {
+        webdav
+            .request(FindPropertyHrefs::new(&start, holds.home_set()))
+            .await
+            .map_err(|err| webdav_error(&label, err))
+    })
+    .await;
+    let home_sets = match homes {
+        Ok(found) if !found.hrefs.is_empty() => {
+            found.hrefs.iter().map(|h| h.path().to_owned()).collect()
+        }
+        // No home-set property: the collections are under the URL itself.
+        Ok(_) | Err(ConnectError::Protocol(..)) => vec![start],
+        Err(err) => return Err(err),
+    };
+    Ok(DavConnection {
+        client: webdav,
+        holds,
+        label,
+        home_sets,
+    })
+}
+
+impl DavConnection {
+    /// The address books (or calendars) of every home set, with their item counts.
+    pub async fn collections(&self, reach: &Reach) -> Result<Vec<Collection>, ConnectError> {
+        let mut all = Vec::new();
+        for home in &self.home_sets {
+            let found = connect_step(reach, &self.label, "list the collections", async {
+                self.client
+                    .request(
+                        FindCollections::new(home)
+                            .with_collection_type(self.holds.resource_type())
+                            .with_additional_properties(&[&names::DISPLAY_NAME]),
+                    )
+                    .await
+                    .map_err(|err| webdav_error(&self.label, err))
+            })
+            .await?;
+            for collection in found.collections {
+                let name = collection
+                    .properties
+                    .iter()
+                    .find(|(p, _)| **p == names::DISPLAY_NAME)
+                    .and_then(|(_, v)| v.clone())
+                    .filter(|n| !n.trim().is_empty());
+                let items = self.count(&collection.href, reach).await?;
+                all.push(Collection {
+                    href: collection.href,
+                    name,
+                    items,
+                });
+            }
+        }
+        all.sort_by(|a, b| a.href.cmp(&b.href));
+        Ok(all)
+    }
+
+    /// How many items the collection at `href` holds.
+    async fn count(&self, href: &str, reach: &Reach) -> Result<u64, ConnectError> {
+        let listed = connect_step(reach, &self.label, "count a collection's items", async {
+            self.client
+                .request(ListResources::new(href))
+                .await
+                .map_err(|err| webdav_error(&self.label, err))
+        })
+        .await?;
+        Ok(listed
+            .resources
+            .iter()
+            .filter(|r| {
+                !r.resource_type.is_collection
+                    && r.href.trim_end_matches('/') != href.trim_end_matches('/')
+            })
+            .count() as u64)
+    }
+}
+
+/// The `current-user-principal` of the account, looked for at the client's base URL
+/// and then at the server's root.
+async fn find_principal(
+    webdav: &WebDavClient<Http>,
+    reach: &Reach,
+    label: &str,
+) -> Result<Option<Uri>, ConnectError> {
+    connect_step(reach, label, "find the account", async {
+        webdav
+            .find_current_user_principal()
+            .await
+            .map_err(|err| match err {
+                FindCurrentUserPrincipalError::RequestError(err) => webdav_error(label, err),
+                other => ConnectError::Protocol(label.to_owned(), other.to_string()),
+            })
+    })
+    .await
+}
+
+/// `https://host/` for a bare host, the URL itself otherwise (a trailing `/` added to
+/// its path, as collections are spelled).
+fn base_url(text: &str) -> Result<Uri, String> {
+    let text = text.trim();
+    let with_scheme = if text.contains("://") {
+        text.to_owned()
+    } else {
+        format!("https://{text}")
+    };
+    let uri: Uri = with_scheme
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| e.to_string())?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+        return Err(format!("{text:?} is not an http(s) address"));
+    }
+    let path = uri.path().to_owned();
+    if path.ends_with('/') {
+        return Ok(uri);
+    }
+    let mut parts = uri.into_parts();
+    parts.path_and_query = Some(
+        format!("{path}/")
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| e.to_string())?,
+    );
+    Uri::from_parts(parts).map_err(|e| e.to_string())
+}
+
+fn http_client(endpoint: &DavEndpoint, reach: &Reach) -> anyhow::Result<Http> {
+    let tls = super::tls::client_config(endpoint.verify_tls)?;
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(ReachConnector {
+            reach: reach.clone(),
+        });
+    let client = Client::builder(TokioExecutor::new()).build(https);
+    Ok(AddAuthorization::basic(
+        client,
+        &endpoint.username,
+        endpoint.password.expose_secret(),
+    ))
+}
+
+/// The HTTP client's error.
+type HttpError = hyper_util::client::legacy::Error;
+
+/// What went wrong, in the words every connector uses: a refused login, an address
+/// Ferry does not connect to, a connection that failed, or an answer that is not DAV.
+fn webdav_error(label: &str, err: WebDavError<HttpError>) -> ConnectError {
+    let label = label.to_owned();
+    match err {
+        WebDavError::BadStatusCode(status) => status_error(label, status),
+        WebDavError::Request(RequestError::Client(err)) => client_error(label, &err),
+        other => ConnectError::Protocol(label, other.to_string()),
+    }
+}
+
+fn status_error(label: String, status: http::StatusCode) -> ConnectError {
+    if status == http::StatusCode::UNAUTHORIZED || status == http::StatusCode::FORBIDDEN {
+        ConnectError::Auth(label, format!("the server answered {status}"))
+    } else {
+        ConnectError::Protocol(label, format!("the server answered {status}"))
+    }
+}
+
+/// A connection that failed: why, from the first cause Ferry knows.
+fn client_error(label: String, err: &HttpError) -> ConnectError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if let Some(reach) = e.downcast_ref::<ReachError>() {
+            return match reach {
+                ReachError::Dns(_, why) => ConnectError::Dns(label, why.clone()),
+                ReachError::Refused { .. } => ConnectError::Target(label, reach.to_string()),
+                ReachError::Timeout(d) => {
+                    ConnectError::Timeout(label, format!("to the connection within {d:?}"))
+                }
+                ReachError::Tcp(why) => ConnectError::Connection(label, why.clone()),
+            };
+        }
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return ConnectError::Tls(label, tls.to_string());
+        }
+        source = e.source();
+    }
+    ConnectError::Connection(label, format!("{err:#}"))
+}
+
+/// hyper's connector on [`net::connect`]: every address checked, the deadline and the
+/// pulse kept. Hand-written because hyper-util's `HttpConnector` resolves names itself,
+/// which would bypass Ferry's address checks.
+#[derive(Clone)]
+pub struct ReachConnector {
+    reach: Reach,
+}
+
+impl tower_service::Service<Uri> for ReachConnector {
+    type Response = TokioIo<TcpStream>;
+    type Error = ReachError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, ReachError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), ReachError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let reach = self.reach.clone();
+        Box::pin(async move {
+            let host = uri
+                .host()
+                .ok_or_else(|| ReachError::Tcp(format!("{uri} has no host")))?
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
+            let https = uri.scheme_str() != Some("http");
+            let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+            net::connect(&host, port, &reach).await.map(TokioIo::new)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base_url;
+
+    #[test]
+    fn a_bare_host_or_a_path_becomes_a_base_url() {
+        for (given, want) in [
+            ("dav.example.com", "https://dav.example.com/"),
+            ("http://127.0.0.1:5232", "http://127.0.0.1:5232/"),
+            (
+                "https://dav.example.com/remote.php/dav",
+                "https://dav.example.com/remote.php/dav/",
+            ),
+            (
+                "https://dav.example.com/jane/",
+                "https://dav.example.com/jane/",
+            ),
+        ] {
+            assert_eq!(base_url(given).unwrap().to_string(), want, "{given}");
+        }
+        assert!(base_url("ftp://dav.example.com/").is_err());
+        assert!(base_url("https://").is_err());
+    }
+}

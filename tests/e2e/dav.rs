@@ -1,0 +1,273 @@
+//! The CardDAV/CalDAV connector against two real dialects, Radicale and Xandikos:
+//! discovery from the server's root (`.well-known`, the principal, the home set), the
+//! address books and calendars with their names and item counts, a refused login.
+
+use ferry::connectors::dav::{self, Holds};
+use ferry::connectors::imap::ConnectError;
+use ferry::connectors::net::Reach;
+use ferry::domain::DavEndpoint;
+use ferry_tests::dav::{DavServer, Dialect};
+
+const JANE: (&str, &str) = ("jane", "jane-secret");
+
+fn card(uid: &str, name: &str) -> String {
+    format!(
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:{uid}\r\nFN:{name}\r\nN:{name};;;;\r\n\
+         EMAIL;TYPE=work:{uid}@example.com\r\nEND:VCARD\r\n"
+    )
+}
+
+fn event(uid: &str, summary: &str) -> String {
+    format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Ferry tests//EN\r\nBEGIN:VEVENT\r\n\
+         UID:{uid}\r\nDTSTAMP:20261201T090000Z\r\nDTSTART:20261202T090000Z\r\n\
+         DTEND:20261202T100000Z\r\nSUMMARY:{summary}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+}
+
+fn endpoint(url: String, password: &str) -> DavEndpoint {
+    DavEndpoint {
+        url,
+        username: JANE.0.into(),
+        password: password.to_owned().into(),
+        verify_tls: true,
+    }
+}
+
+fn loopback() -> Reach {
+    Reach {
+        allow_private: true,
+        ..Reach::default()
+    }
+}
+
+async fn lists_collections_with_counts(dialect: Dialect) {
+    ferry_tests::init_crypto();
+    let server = seeded(dialect).await;
+
+    // From the server's root: discovery finds the home set.
+    let reach = loopback();
+    let books = dav::connect(&endpoint(server.url(), JANE.1), Holds::AddressBooks, &reach)
+        .await
+        .unwrap_or_else(|e| panic!("{dialect:?}: {e}\n{}", server.log()));
+    let found: Vec<(String, u64)> = books
+        .collections(&reach)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.label(), c.items))
+        .filter(|(name, _)| name != "addressbook")
+        .collect();
+    assert_eq!(
+        found,
+        [("Friends".to_owned(), 3), ("Work people".to_owned(), 1)],
+        "{dialect:?}"
+    );
+    let calendars = dav::connect(&endpoint(server.url(), JANE.1), Holds::Calendars, &reach)
+        .await
+        .unwrap();
+    let found: Vec<(String, u64)> = calendars
+        .collections(&reach)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.label(), c.items))
+        .filter(|(name, _)| name != "calendar")
+        .collect();
+    assert_eq!(found, [("Meetings".to_owned(), 2)], "{dialect:?}");
+
+    // From the home itself (a URL a customer copies from their old provider's page).
+    let direct = dav::connect(
+        &endpoint(server.home(JANE.0), JANE.1),
+        Holds::AddressBooks,
+        &reach,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        direct
+            .collections(&reach)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|c| c.items > 0)
+            .count(),
+        2,
+        "{dialect:?}"
+    );
+}
+
+#[tokio::test]
+async fn radicale_lists_address_books_and_calendars_with_their_counts() {
+    lists_collections_with_counts(Dialect::Radicale).await;
+}
+
+#[tokio::test]
+async fn xandikos_lists_address_books_and_calendars_with_their_counts() {
+    lists_collections_with_counts(Dialect::Xandikos).await;
+}
+
+#[tokio::test]
+async fn a_wrong_dav_password_is_a_refused_login() {
+    ferry_tests::init_crypto();
+    let server = DavServer::start(Dialect::Radicale, &[JANE]).unwrap();
+    let err = dav::connect(
+        &endpoint(server.url(), "wrong"),
+        Holds::AddressBooks,
+        &loopback(),
+    )
+    .await
+    .err()
+    .expect("a wrong password is refused");
+    assert!(matches!(err, ConnectError::Auth(..)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_dav_server_on_a_private_address_is_refused_as_an_imap_server_is() {
+    ferry_tests::init_crypto();
+    let server = DavServer::start(Dialect::Radicale, &[JANE]).unwrap();
+    let err = dav::connect(
+        &endpoint(server.url(), JANE.1),
+        Holds::AddressBooks,
+        &Reach::default(),
+    )
+    .await
+    .err()
+    .expect("loopback is refused by default");
+    assert!(matches!(err, ConnectError::Target(..)), "{err:?}");
+}
+
+/// A server whose home is made (Radicale makes it at the first authenticated
+/// request) and seeded: two address
+/// books (3 cards and 1) and a calendar of 2 events.
+async fn seeded(dialect: Dialect) -> DavServer {
+    let server = DavServer::start(dialect, &[JANE]).expect("the DAV server starts");
+    reqwest::Client::new()
+        .request(
+            reqwest::Method::from_bytes(b"PROPFIND").unwrap(),
+            server.home(JANE.0),
+        )
+        .basic_auth(JANE.0, Some(JANE.1))
+        .header("Depth", "0")
+        .send()
+        .await
+        .unwrap();
+    let friends = server
+        .make_collection(JANE, "friends", "Friends", false)
+        .await
+        .unwrap();
+    let work = server
+        .make_collection(JANE, "work", "Work people", false)
+        .await
+        .unwrap();
+    let calendar = server
+        .make_collection(JANE, "meetings", "Meetings", true)
+        .await
+        .unwrap();
+    for n in 0..3 {
+        let uid = format!("friend-{n}");
+        server
+            .put_item(
+                JANE,
+                &friends,
+                &format!("{uid}.vcf"),
+                &card(&uid, &format!("Friend {n}")),
+            )
+            .await
+            .unwrap();
+    }
+    server
+        .put_item(JANE, &work, "boss.vcf", &card("boss", "The Boss"))
+        .await
+        .unwrap();
+    for n in 0..2 {
+        let uid = format!("meeting-{n}");
+        server
+            .put_item(
+                JANE,
+                &calendar,
+                &format!("{uid}.ics"),
+                &event(&uid, "Standup"),
+            )
+            .await
+            .unwrap();
+    }
+    server
+}
+
+#[tokio::test]
+async fn test_connection_lists_a_dav_accounts_address_books_and_calendars() {
+    use ferry::domain::Scope;
+    use ferry_tests::app::TestApp;
+    use serde_json::{Value, json};
+
+    let server = seeded(Dialect::Radicale).await;
+    let app = TestApp::spawn().await;
+    let token = app.token("dav", &[Scope::MigrationsWrite]).await;
+    let call = |body: Value| {
+        let (app, token) = (&app, &token);
+        async move {
+            ferry_tests::api::call(
+                &app.client,
+                &app.base,
+                token,
+                "POST",
+                "/migrations/test-connection",
+                Some(body),
+                &[JANE.1],
+            )
+            .await
+        }
+    };
+    // Just the host and port: discovery finds the home.
+    let host = server.url().trim_end_matches('/').to_owned();
+    let (status, body) =
+        call(json!({"dav_url": host, "username": JANE.0, "password": JANE.1})).await;
+    assert_eq!(status, 200, "{body}");
+    let folders: Vec<(String, String, u64)> = body["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap().to_owned(),
+                f["name"].as_str().unwrap().to_owned(),
+                f["messages"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        folders,
+        [
+            ("contacts".to_owned(), "Friends".to_owned(), 3),
+            ("contacts".to_owned(), "Work people".to_owned(), 1),
+            ("calendars".to_owned(), "Meetings".to_owned(), 2),
+        ]
+    );
+    // A wrong password: 422 with the class every connection test answers.
+    let (status, body) =
+        call(json!({"dav_url": host, "username": JANE.0, "password": "nope"})).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("auth")),
+        "{body}"
+    );
+    // A DAV address in a mail migration's request is named as the field in error.
+    let (status, body) = ferry_tests::api::call(
+        &app.client,
+        &app.base,
+        &app.token("dav2", &[Scope::MigrationsWrite, Scope::MigrationsOverride]).await,
+        "POST",
+        "/migrations",
+        Some(json!({
+            "source": {"host": "127.0.0.1", "username": "jane", "password": JANE.1, "dav_url": host},
+            "destination": {"username": "jane@new.example", "password": "x"},
+            "requester_email": "jane@new.example",
+        })),
+        &[JANE.1],
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.to_string().contains("source.dav_url"), "{body}");
+    app.stop().await;
+}
