@@ -12,9 +12,11 @@ use http::Uri;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use libdav::caldav::{CreateCalendar, GetCalendarResources};
+use libdav::carddav::{CreateAddressBook, GetAddressBookResources};
 use libdav::dav::{
-    FindCollections, FindCurrentUserPrincipalError, FindPropertyHrefs, ListResources, RequestError,
-    ResolveContextPathError, WebDavClient, WebDavError,
+    FindCollections, FindCurrentUserPrincipalError, FindPropertyHrefs, ListResources, PutResource,
+    PutResourceResponse, RequestError, ResolveContextPathError, WebDavClient, WebDavError,
 };
 use libdav::names;
 use libdav::sd::DiscoverableService;
@@ -85,6 +87,34 @@ impl Collection {
                 .to_owned()
         })
     }
+}
+
+/// An item of a collection as its server lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemRef {
+    pub href: String,
+    pub etag: Option<String>,
+}
+
+/// An item's data and ETag, or why the server did not give it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    pub href: String,
+    pub content: Result<(String, String), String>,
+}
+
+/// Why a PUT did not store an item.
+#[derive(Debug, thiserror::Error)]
+pub enum PutError {
+    /// `If-None-Match: *` failed: an item is there already.
+    #[error("an item is there already")]
+    Exists,
+    /// The server refused this item (too large, not valid): it fails alone.
+    #[error("{0}")]
+    Refused(String),
+    /// The connection failed: the run stops and resumes from its checkpoint.
+    #[error("{0}")]
+    Connection(ConnectError),
 }
 
 /// A logged-in DAV account: where its collections live.
@@ -200,23 +230,171 @@ impl DavConnection {
         Ok(all)
     }
 
-    /// How many items the collection at `href` holds.
-    async fn count(&self, href: &str, reach: &Reach) -> Result<u64, ConnectError> {
-        let listed = connect_step(reach, &self.label, "count a collection's items", async {
+    /// Where new collections are made: the first home set.
+    pub fn home(&self) -> &str {
+        self.home_sets.first().map_or("/", String::as_str)
+    }
+
+    /// Makes an address book (or a calendar) named `display_name` at `<home><slug>/`;
+    /// answers its href. One that is there already is used as it is.
+    pub async fn create_collection(
+        &self,
+        slug: &str,
+        display_name: &str,
+        reach: &Reach,
+    ) -> Result<String, ConnectError> {
+        let href = format!("{}{slug}/", self.home());
+        connect_step(reach, &self.label, "make a collection", async {
+            let made = match self.holds {
+                Holds::AddressBooks => self
+                    .client
+                    .request(CreateAddressBook::new(&href).with_display_name(display_name))
+                    .await
+                    .map(|_| ()),
+                Holds::Calendars => self
+                    .client
+                    .request(CreateCalendar::new(&href).with_display_name(display_name))
+                    .await
+                    .map(|_| ()),
+            };
+            match made {
+                // 405: MKCOL on a collection that exists.
+                Ok(()) | Err(WebDavError::BadStatusCode(http::StatusCode::METHOD_NOT_ALLOWED)) => {
+                    Ok(())
+                }
+                Err(err) => Err(webdav_error(&self.label, err)),
+            }
+        })
+        .await?;
+        Ok(href)
+    }
+
+    /// The items of the collection at `href`, with their ETags, in href order.
+    pub async fn items(&self, href: &str, reach: &Reach) -> Result<Vec<ItemRef>, ConnectError> {
+        let listed = connect_step(reach, &self.label, "list a collection's items", async {
             self.client
                 .request(ListResources::new(href))
                 .await
                 .map_err(|err| webdav_error(&self.label, err))
         })
         .await?;
-        Ok(listed
+        let mut items: Vec<ItemRef> = listed
             .resources
-            .iter()
+            .into_iter()
             .filter(|r| {
                 !r.resource_type.is_collection
                     && r.href.trim_end_matches('/') != href.trim_end_matches('/')
             })
-            .count() as u64)
+            .map(|r| ItemRef {
+                href: r.href,
+                etag: r.etag,
+            })
+            .collect();
+        items.sort_by(|a, b| a.href.cmp(&b.href));
+        Ok(items)
+    }
+
+    /// The contents of `hrefs` in the collection at `collection` (one multiget): each
+    /// item's data and ETag, or the status the server gave for it.
+    pub async fn fetch(
+        &self,
+        collection: &str,
+        hrefs: &[String],
+        reach: &Reach,
+    ) -> Result<Vec<Fetched>, ConnectError> {
+        let fetched = connect_step(reach, &self.label, "fetch items", async {
+            match self.holds {
+                Holds::AddressBooks => self
+                    .client
+                    .request(GetAddressBookResources::new(collection).with_hrefs(hrefs))
+                    .await
+                    .map(|r| r.resources),
+                Holds::Calendars => self
+                    .client
+                    .request(GetCalendarResources::new(collection).with_hrefs(hrefs))
+                    .await
+                    .map(|r| r.resources),
+            }
+            .map_err(|err| webdav_error(&self.label, err))
+        })
+        .await?;
+        Ok(fetched
+            .into_iter()
+            .map(|r| Fetched {
+                href: r.href,
+                content: r
+                    .content
+                    .map(|c| (c.data, c.etag))
+                    .map_err(|status| format!("the server answered {status}")),
+            })
+            .collect())
+    }
+
+    /// Writes a new item at `href` (`If-None-Match: *`): its ETag when the server
+    /// gives one, [`PutError::Exists`] when an item is there already.
+    pub async fn put_new(
+        &self,
+        href: &str,
+        data: &str,
+        reach: &Reach,
+    ) -> Result<Option<String>, PutError> {
+        let put = PutResource::new(href).create(data, self.content_type());
+        self.put(self.client.request(put), reach).await
+    }
+
+    /// Replaces the item at `href` if its ETag is still `etag`.
+    pub async fn put_over(
+        &self,
+        href: &str,
+        data: &str,
+        etag: &str,
+        reach: &Reach,
+    ) -> Result<Option<String>, PutError> {
+        let put = PutResource::new(href).update(data, self.content_type(), etag);
+        self.put(self.client.request(put), reach).await
+    }
+
+    async fn put(
+        &self,
+        request: impl Future<Output = Result<PutResourceResponse, WebDavError<HttpError>>>,
+        reach: &Reach,
+    ) -> Result<Option<String>, PutError> {
+        let answer = match tokio::time::timeout(reach.io_timeout, request).await {
+            Ok(answer) => answer,
+            Err(_) => {
+                return Err(PutError::Connection(ConnectError::Timeout(
+                    self.label.clone(),
+                    format!("to a PUT within {:?}", reach.io_timeout),
+                )));
+            }
+        };
+        reach.alive_for(reach.io_timeout);
+        match answer {
+            Ok(put) => Ok(put.etag),
+            Err(WebDavError::BadStatusCode(http::StatusCode::PRECONDITION_FAILED)) => {
+                Err(PutError::Exists)
+            }
+            // The server read the item and refused it: that item fails, the run goes on.
+            Err(WebDavError::BadStatusCode(status)) if status.is_client_error() => Err(
+                PutError::Refused(format!("the server refused it: {status}")),
+            ),
+            Err(WebDavError::PreconditionFailed(p)) => {
+                Err(PutError::Refused(format!("the server refused it: {p:?}")))
+            }
+            Err(err) => Err(PutError::Connection(webdav_error(&self.label, err))),
+        }
+    }
+
+    fn content_type(&self) -> &'static str {
+        match self.holds {
+            Holds::AddressBooks => "text/vcard; charset=utf-8",
+            Holds::Calendars => "text/calendar; charset=utf-8",
+        }
+    }
+
+    /// How many items the collection at `href` holds.
+    async fn count(&self, href: &str, reach: &Reach) -> Result<u64, ConnectError> {
+        Ok(self.items(href, reach).await?.len() as u64)
     }
 }
 
