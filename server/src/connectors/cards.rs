@@ -10,6 +10,8 @@
 //!   CalDAV stores them, with the calendar's time zones (`VTIMEZONE`) and their alarms.
 //! - An item without a UID gets one derived from its content (the same content, the
 //!   same UID), so a second import of the same file finds the first one's copies.
+//! - Control characters other than tab, CR and LF are dropped: no value may hold them,
+//!   and one stored on a DAV server breaks every later read of its collection.
 
 use calcard::icalendar::{
     ICalendar, ICalendarComponent, ICalendarComponentType, ICalendarEntry, ICalendarProperty,
@@ -144,7 +146,7 @@ fn card_item(mut card: VCard) -> Result<Item, String> {
     };
     Ok(Item {
         uid,
-        data: card.to_string(),
+        data: without_controls(card.to_string()),
         label,
     })
 }
@@ -268,7 +270,7 @@ fn split_calendar(calendar: &ICalendar, position: usize, read: &mut Read) {
             .unwrap_or_else(|| uid.clone());
         read.items.push(Item {
             uid,
-            data: object.to_string(),
+            data: without_controls(object.to_string()),
             label,
         });
     }
@@ -320,6 +322,21 @@ fn subtree_text(calendar: &ICalendar, id: u32) -> String {
     let new_id = copy_subtree(calendar, id, &mut alone);
     alone.components[0].component_ids.push(new_id);
     alone.to_string()
+}
+
+/// The item without control characters other than tab, CR and LF: no property value
+/// may hold them (RFC 6350 and 5545), and a DAV server that stores one answers every
+/// later multiget of that item's collection with XML no parser reads.
+fn without_controls(data: String) -> String {
+    if data.chars().any(is_stray_control) {
+        data.chars().filter(|c| !is_stray_control(*c)).collect()
+    } else {
+        data
+    }
+}
+
+fn is_stray_control(c: char) -> bool {
+    c.is_control() && !matches!(c, '\t' | '\r' | '\n')
 }
 
 /// A UID for an item that has none: the SHA-256 of its text, so the same item always

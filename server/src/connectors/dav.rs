@@ -40,6 +40,14 @@ pub enum Holds {
 }
 
 impl Holds {
+    /// For people: "an address book", "a calendar".
+    pub fn one(self) -> &'static str {
+        match self {
+            Self::AddressBooks => "an address book",
+            Self::Calendars => "a calendar",
+        }
+    }
+
     fn resource_type(self) -> &'static libdav::PropertyName<'static, 'static> {
         match self {
             Self::AddressBooks => &names::ADDRESSBOOK,
@@ -236,7 +244,8 @@ impl DavConnection {
     }
 
     /// Makes an address book (or a calendar) named `display_name` at `<home><slug>/`;
-    /// answers its href. One that is there already is used as it is.
+    /// answers its href. One that is there already is used as it is, if it holds the
+    /// same kind of items.
     pub async fn create_collection(
         &self,
         slug: &str,
@@ -244,7 +253,7 @@ impl DavConnection {
         reach: &Reach,
     ) -> Result<String, ConnectError> {
         let href = format!("{}{slug}/", self.home());
-        connect_step(reach, &self.label, "make a collection", async {
+        let made = connect_step(reach, &self.label, "make a collection", async {
             let made = match self.holds {
                 Holds::AddressBooks => self
                     .client
@@ -258,14 +267,28 @@ impl DavConnection {
                     .map(|_| ()),
             };
             match made {
-                // 405: MKCOL on a collection that exists.
-                Ok(()) | Err(WebDavError::BadStatusCode(http::StatusCode::METHOD_NOT_ALLOWED)) => {
-                    Ok(())
-                }
+                Ok(()) => Ok(true),
+                // 405: MKCOL where something exists.
+                Err(WebDavError::BadStatusCode(http::StatusCode::METHOD_NOT_ALLOWED)) => Ok(false),
                 Err(err) => Err(webdav_error(&self.label, err)),
             }
         })
         .await?;
+        // What is there is used only when it holds what this connection copies (an
+        // address book is no place for events).
+        if !made {
+            let same_kind = self
+                .collections(reach)
+                .await?
+                .iter()
+                .any(|c| c.href.trim_end_matches('/') == href.trim_end_matches('/'));
+            if !same_kind {
+                return Err(ConnectError::Protocol(
+                    self.label.clone(),
+                    format!("{href} exists and is not {}", self.holds.one()),
+                ));
+            }
+        }
         Ok(href)
     }
 
@@ -417,6 +440,31 @@ async fn find_principal(
     .await
 }
 
+/// The file name an item with `uid` is written under: the UID where it is plain
+/// (letters, digits, `-_.@`), else a readable part and the UID's SHA-256, so two UIDs
+/// never share a name; `.vcf` or `.ics`.
+pub fn item_name(uid: &str, holds: Holds) -> String {
+    use sha2::{Digest, Sha256};
+    let ext = match holds {
+        Holds::AddressBooks => "vcf",
+        Holds::Calendars => "ics",
+    };
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_.@".contains(c);
+    if !uid.is_empty() && uid.len() <= 100 && uid.chars().all(plain) && !uid.starts_with('.') {
+        return format!("{uid}.{ext}");
+    }
+    let readable: String = uid.chars().filter(|c| plain(*c)).take(40).collect();
+    let digest = hex::encode(&Sha256::digest(uid.as_bytes())[..12]);
+    format!(
+        "{}{digest}.{ext}",
+        if readable.is_empty() {
+            String::new()
+        } else {
+            format!("{}-", readable.trim_start_matches('.'))
+        }
+    )
+}
+
 /// `https://host/` for a bare host, the URL itself otherwise (a trailing `/` added to
 /// its path, as collections are spelled).
 fn base_url(text: &str) -> Result<Uri, String> {
@@ -541,7 +589,21 @@ impl tower_service::Service<Uri> for ReachConnector {
 
 #[cfg(test)]
 mod tests {
-    use super::base_url;
+    use super::{Holds, base_url, item_name};
+
+    #[test]
+    fn an_item_is_named_by_its_uid_and_two_uids_never_share_a_name() {
+        assert_eq!(item_name("ana-30", Holds::AddressBooks), "ana-30.vcf");
+        assert_eq!(
+            item_name("x@example.com", Holds::Calendars),
+            "x@example.com.ics"
+        );
+        let odd = item_name("{a/b c}", Holds::AddressBooks);
+        assert!(odd.starts_with("abc-") && odd.ends_with(".vcf"), "{odd}");
+        assert_ne!(odd, item_name("{a/b  c}", Holds::AddressBooks));
+        assert!(!item_name("../etc", Holds::Calendars).contains('/'));
+        assert!(!item_name("..", Holds::Calendars).starts_with('.'));
+    }
 
     #[test]
     fn a_bare_host_or_a_path_becomes_a_base_url() {

@@ -230,3 +230,16 @@ DTSTAMP:20261101T090000Z\r\nDTSTART:20261201T090000Z\r\nSUMMARY:First\r\nEND:VEV
         read.bad
     );
 }
+
+#[test]
+fn control_characters_are_dropped_from_what_is_written() {
+    let read = read_vcards(
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:nul\r\nFN:Nul\u{0}l\u{7}\r\nNOTE:a\tb\r\nEND:VCARD\r\n",
+    );
+    let data = &read.items[0].data;
+    assert!(
+        !data.contains('\u{0}') && !data.contains('\u{7}'),
+        "{data:?}"
+    );
+    assert!(data.contains("Null") && data.contains("a\tb"), "{data:?}");
+}
