@@ -1,3 +1,6 @@
+//! The readers on the kinds of cards and calendars customers send: every version,
+//! exceptions with their series, items without UID, broken and cut-off files.
+
 use super::*;
 
 const CARDS: &str = "BEGIN:VCARD\r\n\

@@ -1,3 +1,5 @@
+//! The merge rule, case by case: who is the same person, and what the merged card holds.
+
 use calcard::Entry;
 use calcard::vcard::VCard;
 
