@@ -113,6 +113,18 @@ impl DavServer {
         }
     }
 
+    /// Asks for `user`'s home once, as a client's first look does: Radicale makes the
+    /// home then.
+    pub async fn open_home(&self, user: (&str, &str)) -> anyhow::Result<()> {
+        reqwest::Client::new()
+            .request(reqwest::Method::from_bytes(b"PROPFIND")?, self.home(user.0))
+            .basic_auth(user.0, Some(user.1))
+            .header("Depth", "0")
+            .send()
+            .await?;
+        Ok(())
+    }
+
     /// Makes an address book (`calendar` false) or a calendar named `name` under the
     /// user's home, with extended MKCOL (RFC 5689), as a DAV client would: the test's
     /// own seeding, apart from Ferry's client.

@@ -319,7 +319,39 @@ impl DavConnection {
 
     /// The contents of `hrefs` in the collection at `collection` (one multiget): each
     /// item's data and ETag, or the status the server gave for it.
+    ///
+    /// One item the server answers in XML no parser reads (a control character it
+    /// stored) spoils the whole answer: then each item is asked for alone, and that
+    /// one fails alone with the reason.
     pub async fn fetch(
+        &self,
+        collection: &str,
+        hrefs: &[String],
+        reach: &Reach,
+    ) -> Result<Vec<Fetched>, ConnectError> {
+        match self.multiget(collection, hrefs, reach).await {
+            Err(ConnectError::Protocol(..)) if hrefs.len() > 1 => {
+                let mut all = Vec::with_capacity(hrefs.len());
+                for href in hrefs {
+                    match self
+                        .multiget(collection, std::slice::from_ref(href), reach)
+                        .await
+                    {
+                        Ok(mut one) => all.append(&mut one),
+                        Err(ConnectError::Protocol(_, why)) => all.push(Fetched {
+                            href: href.clone(),
+                            content: Err(format!("the server's answer cannot be read: {why}")),
+                        }),
+                        Err(other) => return Err(other),
+                    }
+                }
+                Ok(all)
+            }
+            other => other,
+        }
+    }
+
+    async fn multiget(
         &self,
         collection: &str,
         hrefs: &[String],
