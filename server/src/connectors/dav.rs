@@ -207,6 +207,20 @@ impl DavConnection {
     /// The address books (or calendars) of every home set, with their item counts.
     pub async fn collections(&self, reach: &Reach) -> Result<Vec<Collection>, ConnectError> {
         let mut all = Vec::new();
+        for (href, name) in self.found_collections(reach).await? {
+            let items = self.count(&href, reach).await?;
+            all.push(Collection { href, name, items });
+        }
+        Ok(all)
+    }
+
+    /// The address books (or calendars) of every home set, href and display name, in
+    /// href order; nothing counted.
+    async fn found_collections(
+        &self,
+        reach: &Reach,
+    ) -> Result<Vec<(String, Option<String>)>, ConnectError> {
+        let mut all = Vec::new();
         for home in &self.home_sets {
             let found = connect_step(reach, &self.label, "list the collections", async {
                 self.client
@@ -219,22 +233,17 @@ impl DavConnection {
                     .map_err(|err| webdav_error(&self.label, err))
             })
             .await?;
-            for collection in found.collections {
+            all.extend(found.collections.into_iter().map(|collection| {
                 let name = collection
                     .properties
                     .iter()
                     .find(|(p, _)| **p == names::DISPLAY_NAME)
                     .and_then(|(_, v)| v.clone())
                     .filter(|n| !n.trim().is_empty());
-                let items = self.count(&collection.href, reach).await?;
-                all.push(Collection {
-                    href: collection.href,
-                    name,
-                    items,
-                });
-            }
+                (collection.href, name)
+            }));
         }
-        all.sort_by(|a, b| a.href.cmp(&b.href));
+        all.sort();
         Ok(all)
     }
 
@@ -278,10 +287,10 @@ impl DavConnection {
         // address book is no place for events).
         if !made {
             let same_kind = self
-                .collections(reach)
+                .found_collections(reach)
                 .await?
                 .iter()
-                .any(|c| c.href.trim_end_matches('/') == href.trim_end_matches('/'));
+                .any(|(found, _)| found.trim_end_matches('/') == href.trim_end_matches('/'));
             if !same_kind {
                 return Err(ConnectError::Protocol(
                     self.label.clone(),
