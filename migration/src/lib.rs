@@ -23,6 +23,7 @@ mod m20261201_000014_reply_to;
 mod m20261201_000015_outbox_attachments;
 mod m20261201_000016_projects;
 mod m20261201_000017_kinds;
+mod m20261201_000018_upload_files;
 
 pub struct Migrator;
 
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000015_outbox_attachments::Migration),
             Box::new(m20261201_000016_projects::Migration),
             Box::new(m20261201_000017_kinds::Migration),
+            Box::new(m20261201_000018_upload_files::Migration),
         ]
     }
 }

@@ -132,6 +132,9 @@ pub struct LimitSettings {
     /// Bytes of an uploaded file (a list of mailboxes): the body of an upload may be
     /// this much, plus 64 KiB for the form's other fields.
     pub upload_bytes: usize,
+    /// Bytes of a file to import (`POST /api/v1/uploads`): streamed to the data
+    /// directory, never held in memory, so it may be large.
+    pub import_bytes: u64,
     /// Writes (POST, PUT, PATCH, DELETE) one API token may make per minute; 0: no limit.
     pub api_writes_per_minute: u32,
 }
@@ -143,6 +146,7 @@ impl Default for LimitSettings {
             text_chars: 1000,
             list_items: 1000,
             upload_bytes: 20 * 1024 * 1024,
+            import_bytes: 20 * 1024 * 1024 * 1024,
             api_writes_per_minute: 60,
         }
     }
@@ -217,6 +221,8 @@ pub struct WorkerSettings {
 pub struct RetentionSettings {
     /// Days after a migration finishes before its stored passwords are erased.
     pub credential_days: u32,
+    /// Days an uploaded file to import is kept (encrypted) before it is deleted.
+    pub upload_days: u32,
 }
 
 impl Default for MxSettings {
@@ -241,7 +247,10 @@ impl Default for WorkerSettings {
 
 impl Default for RetentionSettings {
     fn default() -> Self {
-        Self { credential_days: 7 }
+        Self {
+            credential_days: 7,
+            upload_days: 14,
+        }
     }
 }
 
@@ -306,6 +315,10 @@ pub struct ProviderSettings {
     pub imap_port: u16,
     /// `ssl`, `starttls` or `none`.
     pub imap_security: crate::domain::Security,
+    /// The provider's CardDAV/CalDAV server (a URL, or just its host: discovery finds
+    /// the rest), where contacts and calendars go when a request names no server.
+    /// Empty: every contacts or calendars request names its destination.
+    pub dav_url: String,
     /// The MX records customers are told to set (`10 mx1.provider.example`).
     pub mx_hosts: Vec<String>,
     /// MX host names that mean "switched" (`*.provider.example`).
@@ -353,6 +366,7 @@ impl Default for ProviderSettings {
             imap_host: "imap.provider.example".into(),
             imap_port: 993,
             imap_security: crate::domain::Security::Ssl,
+            dav_url: String::new(),
             mx_hosts: vec![
                 "10 mx1.provider.example".into(),
                 "20 mx2.provider.example".into(),

@@ -6,6 +6,7 @@ mod api_guard;
 mod browser;
 mod cli;
 mod console;
+mod contacts;
 mod customer;
 mod console_desk;
 mod console_import;

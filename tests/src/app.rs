@@ -327,5 +327,6 @@ pub fn plain_side(port: u16, user: &str, password: &str) -> ferry::domain::Serve
         password: Some(secrecy::SecretString::from(password.to_owned())),
         authuser: None,
         dav_url: None,
+        upload_id: None,
     }
 }

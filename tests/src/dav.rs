@@ -197,6 +197,49 @@ impl DavServer {
         Ok(())
     }
 
+    /// Every item of the collection at `url`, as the server gives it: a PROPFIND for
+    /// the hrefs, then a GET each, as a plain client would (apart from Ferry's).
+    pub async fn read_collection(
+        &self,
+        user: (&str, &str),
+        url: &str,
+    ) -> anyhow::Result<Vec<String>> {
+        let client = reqwest::Client::new();
+        let listing = client
+            .request(reqwest::Method::from_bytes(b"PROPFIND")?, url)
+            .basic_auth(user.0, Some(user.1))
+            .header("Depth", "1")
+            .header("Content-Type", "application/xml")
+            .body("<?xml version=\"1.0\"?><propfind xmlns=\"DAV:\"><prop><getetag/></prop></propfind>")
+            .send()
+            .await?;
+        anyhow::ensure!(
+            listing.status().as_u16() == 207,
+            "PROPFIND {url}: {}",
+            listing.status()
+        );
+        let xml = listing.text().await?;
+        let path = reqwest::Url::parse(url)?.path().to_owned();
+        let mut items = Vec::new();
+        for href in hrefs(&xml) {
+            if href.trim_end_matches('/') == path.trim_end_matches('/') || href.ends_with('/') {
+                continue;
+            }
+            let answer = client
+                .get(format!("{}{}", self.url().trim_end_matches('/'), href))
+                .basic_auth(user.0, Some(user.1))
+                .send()
+                .await?;
+            anyhow::ensure!(
+                answer.status().is_success(),
+                "GET {href}: {}",
+                answer.status()
+            );
+            items.push(answer.text().await?);
+        }
+        Ok(items)
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
@@ -219,4 +262,20 @@ impl Drop for DavServer {
     fn drop(&mut self) {
         terminate(&mut self.child);
     }
+}
+
+/// The `href` values of a multistatus answer, whatever the namespace prefix.
+fn hrefs(xml: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(start) = rest.find("href>") {
+        let after = &rest[start + 5..];
+        let Some(end) = after.find('<') else { break };
+        let value = after[..end].trim();
+        if !value.is_empty() {
+            out.push(value.to_owned());
+        }
+        rest = &after[end..];
+    }
+    out
 }

@@ -143,6 +143,13 @@ pub const EDITABLE: &[Editable] = &[
         EditKind::Security,
     ),
     field(
+        "provider.dav_url",
+        PROVIDER,
+        "CardDAV/CalDAV server",
+        "Where contacts and calendars go when a request names no server: a URL such as https://dav.provider.example/, or just the host. Empty: each request names its own.",
+        EditKind::Text,
+    ),
+    field(
         "provider.mx_hosts",
         PROVIDER,
         "MX records customers set",
@@ -364,6 +371,14 @@ pub const EDITABLE: &[Editable] = &[
         0,
         3650,
     ),
+    number(
+        "retention.upload_days",
+        RETENTION,
+        "Delete uploaded files after (days)",
+        "Contacts and calendar files uploaded to import; counted from the upload.",
+        1,
+        3650,
+    ),
 ];
 
 pub fn editable(key: &str) -> Option<&'static Editable> {
@@ -551,6 +566,7 @@ impl Settings {
             "provider.imap_host" => p.imap_host.clone(),
             "provider.imap_port" => p.imap_port.to_string(),
             "provider.imap_security" => p.imap_security.as_str().to_owned(),
+            "provider.dav_url" => p.dav_url.clone(),
             "provider.mx_hosts" => lines(&p.mx_hosts),
             "provider.mx_patterns" => lines(&p.mx_patterns),
             "schedule.off_hours_start" => s.off_hours_start.clone(),
@@ -571,6 +587,7 @@ impl Settings {
             "smtp.from" => self.smtp.from.clone(),
             "smtp.staff_address" => self.smtp.staff_address.clone().unwrap_or_default(),
             "retention.credential_days" => self.retention.credential_days.to_string(),
+            "retention.upload_days" => self.retention.upload_days.to_string(),
             key if key.starts_with("support.") => self.support_text(key),
             "intake.destination_domains" => lines(&self.intake.destination_domains),
             "intake.auto_approve" => if self.intake.auto_approve {
@@ -599,6 +616,13 @@ impl Settings {
             "provider.support_contact" => self.provider.support_contact = v,
             "provider.colour" => self.provider.colour = v,
             "provider.imap_host" => self.provider.imap_host = v,
+            "provider.dav_url" => {
+                self.provider.dav_url = if v.trim().is_empty() {
+                    String::new()
+                } else {
+                    crate::domain::dav_url("provider.dav_url", v.trim()).map_err(|e| e.message)?
+                };
+            }
             "provider.imap_port" => {
                 self.provider.imap_port = v.parse().map_err(|_| "Give a port.".to_owned())?;
             }
@@ -622,6 +646,7 @@ impl Settings {
             "smtp.from" => self.smtp.from = v,
             "smtp.staff_address" => self.smtp.staff_address = (!v.is_empty()).then_some(v),
             "retention.credential_days" => self.retention.credential_days = small()?,
+            "retention.upload_days" => self.retention.upload_days = small()?,
             key if key.starts_with("support.") => self.set_support(key, v)?,
             "intake.destination_domains" => {
                 self.intake.destination_domains = parse_lines(&v)

@@ -339,9 +339,70 @@ fn is_stray_control(c: char) -> bool {
     c.is_control() && !matches!(c, '\t' | '\r' | '\n')
 }
 
+/// One item as a DAV server gave it (a card, or a calendar object): its UID and
+/// label, read like a file's; the reason when it cannot be copied.
+pub fn read_item(data: &str, contacts: bool) -> Result<Item, String> {
+    let mut read = if contacts {
+        read_vcards(data)
+    } else {
+        read_icalendar(data)
+    };
+    if let Some(bad) = read.bad.pop() {
+        return Err(bad.reason);
+    }
+    match read.items.len() {
+        1 => Ok(read.items.remove(0)),
+        0 => Err("the server gave an empty item".into()),
+        // A server that stored several UIDs in one object (allowed by none, done by
+        // some): copied as it is, under its first UID.
+        _ => Ok(Item {
+            data: without_controls(data.to_owned()),
+            ..read.items.remove(0)
+        }),
+    }
+}
+
+/// The card in `data`, for the merge rule.
+pub fn vcard(data: &str) -> Option<VCard> {
+    match Parser::new(data).entry() {
+        Entry::VCard(card) => Some(card),
+        _ => None,
+    }
+}
+
+/// `data` under the UID `uid` (the `create` policy's copy of an item): every UID of a
+/// card, or of a calendar object's events and tasks, replaced.
+pub fn with_uid(data: &str, uid: &str) -> Option<String> {
+    match Parser::new(data).entry() {
+        Entry::VCard(mut card) => {
+            card.entries.retain(|e| e.name != VCardProperty::Uid);
+            card.entries.push(
+                VCardEntry::new(VCardProperty::Uid).with_value(VCardValue::Text(uid.to_owned())),
+            );
+            Some(card.to_string())
+        }
+        Entry::ICalendar(mut calendar) => {
+            for component in &mut calendar.components {
+                if is_object(&component.component_type) {
+                    component
+                        .entries
+                        .retain(|e| e.name != ICalendarProperty::Uid);
+                    component.entries.push(ICalendarEntry {
+                        name: ICalendarProperty::Uid,
+                        params: Vec::new(),
+                        values: vec![ICalendarValue::Text(uid.to_owned())],
+                    });
+                }
+            }
+            Some(calendar.to_string())
+        }
+        _ => None,
+    }
+}
+
 /// A UID for an item that has none: the SHA-256 of its text, so the same item always
 /// gets the same one.
-fn derived_uid(text: &str) -> String {
+pub fn derived_uid(text: &str) -> String {
     let digest = Sha256::digest(text.as_bytes());
     format!("ferry-{}", hex::encode(&digest[..16]))
 }

@@ -449,6 +449,30 @@ impl DavConnection {
         }
     }
 
+    /// Deletes the item at `href` if its ETag is still `etag`: false when it changed
+    /// (or is gone) since, and stays.
+    pub async fn delete(
+        &self,
+        href: &str,
+        etag: &str,
+        reach: &Reach,
+    ) -> Result<bool, ConnectError> {
+        connect_step(reach, &self.label, "delete an item", async {
+            match self
+                .client
+                .request(libdav::dav::Delete::new(href).with_etag(etag))
+                .await
+            {
+                Ok(_) => Ok(true),
+                Err(WebDavError::BadStatusCode(
+                    http::StatusCode::PRECONDITION_FAILED | http::StatusCode::NOT_FOUND,
+                )) => Ok(false),
+                Err(err) => Err(webdav_error(&self.label, err)),
+            }
+        })
+        .await
+    }
+
     fn content_type(&self) -> &'static str {
         match self.holds {
             Holds::AddressBooks => "text/vcard; charset=utf-8",

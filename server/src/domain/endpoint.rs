@@ -8,7 +8,7 @@ use std::fmt;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use super::{Security, UploadId};
+use super::{FieldError, Security, UploadId};
 
 /// An IMAP account, without its password (kept encrypted apart).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +110,102 @@ impl fmt::Display for Endpoint {
     }
 }
 
+/// What an uploaded file holds, as its name and first bytes say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, poem_openapi::Enum)]
+#[serde(rename_all = "snake_case")]
+#[oai(rename_all = "snake_case")]
+pub enum FileKind {
+    /// vCards (2.1, 3.0, 4.0): contacts.
+    Vcf,
+    /// iCalendar: events, tasks, their time zones and alarms.
+    Ics,
+}
+
+impl FileKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Vcf => "vcf",
+            Self::Ics => "ics",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "vcf" => Some(Self::Vcf),
+            "ics" => Some(Self::Ics),
+            _ => None,
+        }
+    }
+
+    /// For sentences: "a vCard file (.vcf)".
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Vcf => "a vCard file (.vcf)",
+            Self::Ics => "an iCalendar file (.ics)",
+        }
+    }
+
+    /// What a file named `name` that starts with `head` holds: its contents decide
+    /// (a `.txt` export of cards is cards), the name only when they say nothing.
+    pub fn sniff(name: &str, head: &[u8]) -> Option<Self> {
+        let text = String::from_utf8_lossy(head);
+        let first = text
+            .trim_start_matches('\u{feff}')
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or_default()
+            .to_ascii_uppercase();
+        if first.starts_with("BEGIN:VCARD") {
+            return Some(Self::Vcf);
+        }
+        if first.starts_with("BEGIN:VCALENDAR") {
+            return Some(Self::Ics);
+        }
+        if !first.is_empty() {
+            return None;
+        }
+        let lower = name.to_ascii_lowercase();
+        if lower.ends_with(".vcf") || lower.ends_with(".vcard") {
+            Some(Self::Vcf)
+        } else if lower.ends_with(".ics") || lower.ends_with(".ical") {
+            Some(Self::Ics)
+        } else {
+            None
+        }
+    }
+}
+
+/// A DAV server's address as typed: a URL (`https://dav.example.com/dav/`) or just
+/// the host, which means HTTPS at its root (discovery finds the rest).
+pub fn dav_url(field: &'static str, text: &str) -> Result<String, FieldError> {
+    let full = if text.contains("://") {
+        text.to_owned()
+    } else {
+        format!("https://{text}")
+    };
+    let bad = || {
+        FieldError::new(
+            field,
+            format!(
+                "{} is not a server address like https://dav.example.com/ or dav.example.com",
+                super::quoted(text)
+            ),
+        )
+    };
+    let uri: http::Uri = full.parse().map_err(|_| bad())?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none_or(str::is_empty) {
+        return Err(bad());
+    }
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err(FieldError::new(
+            field,
+            "give the username and password in their own fields, not in the address",
+        ));
+    }
+    Ok(full)
+}
+
 /// The host of an `http(s)://host[:port]/…` URL, or the text itself when it is just a
 /// host.
 fn url_host(url: &str) -> &str {
@@ -125,6 +221,49 @@ fn url_host(url: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_is_told_by_its_first_line_then_by_its_name() {
+        for (name, head, kind) in [
+            (
+                "contacts.txt",
+                "\u{feff}\r\nbegin:vcard\r\n",
+                Some(FileKind::Vcf),
+            ),
+            ("x.vcf", "BEGIN:VCALENDAR\r\n", Some(FileKind::Ics)),
+            ("x.vcf", "hello", None),
+            ("x.ICS", "", Some(FileKind::Ics)),
+            ("x.pdf", "", None),
+        ] {
+            assert_eq!(
+                FileKind::sniff(name, head.as_bytes()),
+                kind,
+                "{name} {head:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_dav_address_is_a_url_or_a_host() {
+        assert_eq!(
+            dav_url("f", "dav.example.com").as_deref(),
+            Ok("https://dav.example.com")
+        );
+        assert_eq!(
+            dav_url("f", "http://127.0.0.1:5232/jane/").as_deref(),
+            Ok("http://127.0.0.1:5232/jane/")
+        );
+        for bad in [
+            "ftp://x.example/",
+            "https://",
+            "https://jane:pw@dav.example/",
+            "not a host",
+        ] {
+            let err = dav_url("source.dav_url", bad).unwrap_err();
+            assert_eq!(err.field, "source.dav_url", "{bad}");
+            assert!(!err.message.contains("pw@"), "{bad}: {}", err.message);
+        }
+    }
 
     #[test]
     fn a_dav_endpoint_is_keyed_on_its_url_host() {

@@ -57,6 +57,8 @@ pub enum ErrorCode {
     IdempotencyKeyInProgress,
     /// Too many writes by this token in the last minute.
     RateLimited,
+    /// Ferry's disk has no room for an uploaded file.
+    InsufficientStorage,
     Starting,
     CredentialsPurged,
     // Reaching a customer's server (test-connection, validation, a pass).
@@ -134,7 +136,7 @@ impl Failure {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 43] = [
+    pub const ALL: [ErrorCode; 44] = [
         Self::MissingToken,
         Self::InvalidToken,
         Self::InsufficientScope,
@@ -166,6 +168,7 @@ impl ErrorCode {
         Self::IdempotencyKeyReused,
         Self::IdempotencyKeyInProgress,
         Self::RateLimited,
+        Self::InsufficientStorage,
         Self::Starting,
         Self::CredentialsPurged,
         Self::Dns,
@@ -213,6 +216,7 @@ impl ErrorCode {
             Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::IdempotencyKeyInProgress => "idempotency_key_in_progress",
             Self::RateLimited => "rate_limited",
+            Self::InsufficientStorage => "insufficient_storage",
             Self::Starting => "starting",
             Self::CredentialsPurged => "credentials_purged",
             Self::Dns => "dns",

@@ -183,6 +183,23 @@ pub enum DuplicatePolicy {
 }
 
 choice! {
+"policy",
+/// What a contacts or calendars migration does with an item whose UID (or, merging
+/// contacts, whose person) is already at the destination.
+pub enum ItemPolicy {
+    /// Leave the destination's item as it is; count the source's as skipped.
+    #[default]
+    Skip,
+    /// Replace the destination's item with the source's.
+    Overwrite,
+    /// Always write a new item (under a UID of its own).
+    Create,
+    /// Contacts: one card per person, with every value of both sides.
+    Merge,
+}
+}
+
+choice! {
 "folder_strategy",
 /// Which folders a migration takes.
 pub enum FolderStrategy {

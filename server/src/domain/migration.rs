@@ -197,6 +197,9 @@ pub struct MigrationOptions {
     /// Later passes remove the copies of messages expunged at the source.
     #[serde(default)]
     pub sync_deletions: bool,
+    /// Contacts and calendars: what an item already at the destination gets.
+    #[serde(default)]
+    pub policy: super::ItemPolicy,
 }
 
 /// A migration as stored.

@@ -22,15 +22,17 @@ mod window;
 
 pub use actor::Actor;
 pub use email::{EmailAddress, mask};
-pub use endpoint::{DavAccount, DavEndpoint, Endpoint, FileSource, ServerAccount};
+pub use endpoint::{
+    DavAccount, DavEndpoint, Endpoint, FileKind, FileSource, ServerAccount, dav_url,
+};
 pub use error_code::{ErrorCode, Failure};
 pub use folders::{ListedFolder, Namespace};
 pub use ids::{
     AttachmentId, MigrationId, OutboxId, PassId, ProjectId, TicketId, TokenId, UploadId, UserId,
 };
 pub use mail::{
-    CopyRecord, DuplicatePolicy, FolderMap, FolderStrategy, ImapEndpoint, MigrationKind, Mode,
-    Security, SpecialUse,
+    CopyRecord, DuplicatePolicy, FolderMap, FolderStrategy, ImapEndpoint, ItemPolicy,
+    MigrationKind, Mode, Security, SpecialUse,
 };
 pub use message_key::{KEY_FIELDS, message_key};
 pub use migration::{

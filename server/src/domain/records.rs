@@ -202,4 +202,8 @@ pub struct Upload {
     pub used_at: Option<DateTime<Utc>>,
     /// When its bytes were erased.
     pub purged_at: Option<DateTime<Utc>>,
+    /// What it holds, for a file to import.
+    pub kind: Option<super::FileKind>,
+    /// Its file's name under the data directory's `uploads/`, when kept on disk.
+    pub stored: Option<String>,
 }

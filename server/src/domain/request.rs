@@ -9,7 +9,10 @@ use chrono::{NaiveDate, NaiveDateTime};
 use chrono_tz::Tz;
 use secrecy::SecretString;
 
-use super::{DuplicatePolicy, EmailAddress, FieldError, FolderMap, FolderStrategy, Mode, Security};
+use super::{
+    DuplicatePolicy, EmailAddress, FieldError, FolderMap, FolderStrategy, ItemPolicy,
+    MigrationKind, Mode, Security,
+};
 
 /// A value as an intake parsed it: the value, or why its text was not one (named by
 /// its field), kept so that the answer lists it with every other field's error.
@@ -29,17 +32,23 @@ pub struct ServerInput {
     /// A CardDAV/CalDAV server's address (a URL or just its host), for contacts and
     /// calendars; `host`, `port` and `security` are IMAP's.
     pub dav_url: Option<String>,
+    /// A file uploaded before (`POST /api/v1/uploads`): the source of an import.
+    pub upload_id: Option<super::UploadId>,
 }
 
 /// A migration request. `None` is "not given": the service's default, or the error
 /// that says the field is required.
 #[derive(Debug, Clone, Default)]
 pub struct MigrationRequest {
+    /// Mail when not given.
+    pub kind: Option<Parsed<MigrationKind>>,
     pub source: ServerInput,
     /// Host, port and security default to the provider's IMAP server.
     pub destination: ServerInput,
     pub mode: Option<Parsed<Mode>>,
     pub duplicates: Option<Parsed<DuplicatePolicy>>,
+    /// Contacts and calendars: an item already at the destination.
+    pub policy: Option<Parsed<ItemPolicy>>,
     pub delete_source: bool,
     pub count_first: bool,
     pub import_since: Option<Parsed<NaiveDate>>,

@@ -318,6 +318,7 @@ impl ListRow {
             password: (!password.is_empty()).then(|| SecretString::from(password.to_owned())),
             authuser: Some(self.cell(side.admin).to_owned()).filter(|a| !a.is_empty()),
             dav_url: None,
+            upload_id: None,
         }
     }
 }

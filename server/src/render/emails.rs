@@ -457,7 +457,7 @@ pub mod examples {
         serde_json::json!({
             "totals": {"copied": 3, "skipped": 1, "failed": 1, "bytes": 2_500_000},
             "folders": [{"source_path": "INBOX", "copied": 3, "skipped": 1, "failed": 1,
-                "failures": [{"uid": 9, "reason": "too big"}]}],
+                "failures": [{"uid": 9, "item": null, "reason": "too big"}]}],
         })
     }
 

@@ -11,7 +11,9 @@ use tokio_util::sync::CancellationToken;
 use super::progress::{DbCheckpoints, DbProgress, LeaseLost};
 use super::runner::{Runner, WorkOutcome, is_ours};
 use crate::connectors::net::Pulse;
-use crate::domain::{ErrorCode, ImapEndpoint, Migration, MigrationStatus, Pass, PassKind, Work};
+use crate::domain::{
+    ErrorCode, ImapEndpoint, Migration, MigrationKind, MigrationStatus, Pass, PassKind, Work,
+};
 use crate::planner::folders::Selection;
 use crate::render::emails::{MigrationNews, Overall, PassFacts};
 use crate::service::Step;
@@ -28,17 +30,51 @@ impl Runner {
         stop: CancellationToken,
         pulse: &Pulse,
     ) -> anyhow::Result<WorkOutcome> {
-        let Some((source, dest)) = self.endpoints(&m).await? else {
-            return self
-                .fail(&m, m.status, Work::Pass(kind), ErrorCode::CredentialsPurged,
-                    "its stored passwords were erased after the retention period; request the migration again".into(), None)
-                .await;
+        let purged = "its stored passwords were erased after the retention period; request the migration again";
+        let mail_sides = if m.kind == MigrationKind::Mail {
+            let Some(sides) = self.endpoints(&m).await? else {
+                return self
+                    .fail(
+                        &m,
+                        m.status,
+                        Work::Pass(kind),
+                        ErrorCode::CredentialsPurged,
+                        purged.into(),
+                        None,
+                    )
+                    .await;
+            };
+            Some(sides)
+        } else {
+            None
         };
         let Some(pass) = self.begin_pass(&m, kind).await? else {
             return Ok(WorkOutcome::Stopped);
         };
         tracing::Span::current().record("pass", pass.number);
-        let job = self.mail_job(&m, source, dest, &pass, pulse);
+        let job = match mail_sides {
+            Some((source, dest)) => Job::Mail(self.mail_job(&m, source, dest, &pass, pulse)),
+            None => match self.items_job(&m, pass.number, pulse).await? {
+                Ok(Some(job)) => Job::Items(job),
+                failed => {
+                    let (code, message) = failed
+                        .err()
+                        .unwrap_or((ErrorCode::CredentialsPurged, purged.into()));
+                    self.close_pass(&pass, PassEnd::ended("failed", None), self.now())
+                        .await?;
+                    return self
+                        .fail(
+                            &m,
+                            MigrationStatus::Processing,
+                            Work::Pass(kind),
+                            code,
+                            message,
+                            None,
+                        )
+                        .await;
+                }
+            },
+        };
         let checkpoints = self.checkpoints(&m, holder);
         // A resumed pass counts on from what its earlier runs did.
         let base = checkpoints
@@ -55,7 +91,7 @@ impl Runner {
         let flusher = tokio::spawn(Arc::clone(&progress).run_flusher());
         let result = tokio::select! {
             () = stop.cancelled() => None,
-            result = mail::run(&job, &checkpoints, progress.as_ref()) => Some(result),
+            result = job.run(&checkpoints, progress.as_ref()) => Some(result),
         };
         progress.finish();
         flusher.await.ok();
@@ -418,6 +454,25 @@ impl Runner {
         self.services().wake_workers();
         tracing::info!(migration = %m.id, pass = pass.number, copied = report.totals.copied, failed = report.totals.failed, next = %status, "Pass finished");
         Ok(WorkOutcome::Done)
+    }
+}
+
+/// A pass's engine: the runner of the migration's kind.
+enum Job {
+    Mail(MailJob),
+    Items(crate::sync::items::ItemsJob),
+}
+
+impl Job {
+    async fn run(
+        &self,
+        checkpoints: &DbCheckpoints,
+        progress: &DbProgress,
+    ) -> Result<Report, MigrateError> {
+        match self {
+            Job::Mail(job) => mail::run(job, checkpoints, progress).await,
+            Job::Items(job) => crate::sync::items::run(job, checkpoints, progress).await,
+        }
     }
 }
 

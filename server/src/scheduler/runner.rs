@@ -20,13 +20,16 @@ use crate::connectors::imap::ConnectError;
 use crate::connectors::net::{Pulse, Reach};
 use crate::crypto::Cipher;
 use crate::domain::{
-    Actor, Endpoint, ErrorCode, ImapEndpoint, Migration, MigrationStatus, PassKind, Work,
+    Actor, DavEndpoint, Endpoint, ErrorCode, ImapEndpoint, Migration, MigrationKind,
+    MigrationStatus, PassKind, Work,
 };
 use crate::notify::Dispatcher;
 use crate::render::emails::MigrationNews;
 use crate::service::{Services, Step, imap_endpoint};
 use crate::store::{StatusChange, Store};
+use crate::sync::items::{ItemsJob, ItemsSource};
 use crate::sync::mail::Side;
+use secrecy::SecretString;
 
 /// Who the worker is in the audit trail.
 pub(super) const WORKER: Actor = Actor::System;
@@ -194,6 +197,66 @@ impl Runner {
         }
         Ok(())
     }
+    /// The job of a contacts or calendars pass (its sides with their passwords, a
+    /// file's text): `Ok(None)` once the passwords are erased, `Err` with the code and
+    /// the sentence when an uploaded file cannot be read.
+    pub(super) async fn items_job(
+        &self,
+        m: &Migration,
+        pass: u32,
+        pulse: &Pulse,
+    ) -> anyhow::Result<Result<Option<ItemsJob>, (ErrorCode, String)>> {
+        let (Some(src), Some(dst)) = self.store().migration_secrets(m.id).await? else {
+            return Ok(Ok(None));
+        };
+        let dav = |e: &Endpoint, password: SecretString| match e {
+            Endpoint::Dav(d) => Some(DavEndpoint {
+                url: d.url.clone(),
+                username: d.username.clone(),
+                password,
+                verify_tls: true,
+            }),
+            _ => None,
+        };
+        let Some(dest) = dav(&m.dest, self.cipher().decrypt(&dst)?) else {
+            anyhow::bail!("migration {} has no CardDAV/CalDAV destination", m.id);
+        };
+        let source = match &m.source {
+            Endpoint::File(file) => {
+                let upload = self.store().get_upload(file.upload).await?.map(|(u, _)| u);
+                let text = match upload {
+                    Some(u) => self.services.read_upload(&u).await,
+                    None => Err(anyhow::anyhow!(
+                        "the uploaded file {} is gone; upload it again",
+                        file.name
+                    )),
+                };
+                match text {
+                    Ok(text) => ItemsSource::File {
+                        name: file.name.clone(),
+                        text,
+                    },
+                    Err(err) => return Ok(Err((ErrorCode::CopyFailed, format!("{err:#}")))),
+                }
+            }
+            other => match dav(other, self.cipher().decrypt(&src)?) {
+                Some(d) => ItemsSource::Dav(d),
+                None => anyhow::bail!("migration {} has no source Ferry reads contacts from", m.id),
+            },
+        };
+        Ok(Ok(Some(ItemsJob {
+            kind: m.kind,
+            source,
+            dest,
+            policy: m.options.policy,
+            delete_source: m.options.delete_source,
+            pass,
+            migration: m.id.to_string(),
+            reach: self.reach().with_pulse(pulse),
+            clock: self.clock().clone(),
+        })))
+    }
+
     /// Both sides with their passwords, or `None` once the passwords are erased.
     pub(super) async fn endpoints(
         &self,
@@ -229,18 +292,47 @@ impl Runner {
             }
             tx.commit().await?;
         }
-        let Some((source, dest)) = self.endpoints(&m).await? else {
-            return self
-                .fail(&m, MigrationStatus::Validating, Work::Validate, ErrorCode::CredentialsPurged,
-                    "its stored passwords were erased after the retention period; request the migration again".into(), None)
-                .await;
-        };
+        let purged = "its stored passwords were erased after the retention period; request the migration again";
         // Each connection resolves the names again and checks every address: they may
         // point elsewhere since the request.
         let reach = self.reach().with_pulse(pulse);
+        let ready = if m.kind == MigrationKind::Mail {
+            match self.endpoints(&m).await? {
+                Some(sides) => Ok(Checks::Mail(sides)),
+                None => Err((ErrorCode::CredentialsPurged, purged.to_owned())),
+            }
+        } else {
+            match self.items_job(&m, 0, pulse).await? {
+                Ok(Some(job)) => Ok(Checks::Items(Box::new(job))),
+                Ok(None) => Err((ErrorCode::CredentialsPurged, purged.to_owned())),
+                Err(unreadable) => Err(unreadable),
+            }
+        };
+        let checks = match ready {
+            Ok(checks) => checks,
+            Err((code, message)) => {
+                return self
+                    .fail(
+                        &m,
+                        MigrationStatus::Validating,
+                        Work::Validate,
+                        code,
+                        message,
+                        None,
+                    )
+                    .await;
+            }
+        };
         let checked = tokio::select! {
             () = stop.cancelled() => return Ok(WorkOutcome::Stopped),
-            checked = crate::sync::probe::check_logins(&source, &dest, &reach) => checked,
+            checked = async {
+                match &checks {
+                    Checks::Mail((source, dest)) => {
+                        crate::sync::probe::check_logins(source, dest, &reach).await
+                    }
+                    Checks::Items(job) => crate::sync::items::check_logins(job).await,
+                }
+            } => checked,
         };
         if let Err((side, err)) = checked {
             let (side, account) = match side {
@@ -389,6 +481,12 @@ impl Runner {
 pub(super) fn is_ours(err: &anyhow::Error) -> bool {
     err.chain()
         .any(|cause| cause.downcast_ref::<crate::store::StoreError>().is_some())
+}
+
+/// What validation logs in to.
+enum Checks {
+    Mail((ImapEndpoint, ImapEndpoint)),
+    Items(Box<ItemsJob>),
 }
 
 /// Whether `work` may run in `status`.

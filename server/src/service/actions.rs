@@ -415,6 +415,15 @@ impl Services {
     ) -> ServiceResult<Migration> {
         let now = self.now();
         let m = self.load_migration(id).await?;
+        if m.kind != crate::domain::MigrationKind::Mail {
+            return Err(conflict(
+                ErrorCode::NotRetryable,
+                format!(
+                    "Removing what a {} migration copied is not available yet; remove the collection at the destination.",
+                    m.kind.as_str()
+                ),
+            ));
+        }
         if m.status.is_active() || m.next_work.is_some() {
             return Err(conflict(
                 ErrorCode::MigrationActive,

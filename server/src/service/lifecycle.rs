@@ -110,6 +110,8 @@ impl Services {
         if uploads > 0 {
             tracing::info!(n_uploads = uploads, "Uploaded lists erased");
         }
+        // Files uploaded to import go after their own retention.
+        self.purge_uploaded_files().await?;
         // So do the emails and files of closed tickets.
         let tickets = self.store.purge_tickets(before, now).await?;
         if tickets > 0 {

@@ -5,6 +5,7 @@
 
 mod accounts;
 mod desk;
+mod items;
 mod actions;
 mod customers;
 mod lifecycle;
@@ -16,6 +17,7 @@ mod public;
 mod request;
 mod settings;
 mod tickets;
+mod uploads;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -44,6 +46,7 @@ pub use settings::{LiveSettings, RELOAD_EVERY, SettingView};
 pub use tickets::{
     FoundList, IncomingEmail, Received, SupportState, SupportStatus, TicketChange, TicketView,
 };
+pub use uploads::IncomingFile;
 
 /// What every action needs; cheap to clone. Its parts are private: the use cases are
 /// methods, one file each (`accounts`, `migrations`, `actions`, `lifecycle`,
@@ -162,6 +165,9 @@ pub enum ServiceError {
     /// Try again later (503, retryable).
     #[error("{message}")]
     Unavailable { code: ErrorCode, message: String },
+    /// A file larger than the limit (413).
+    #[error("{0}")]
+    TooLarge(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }

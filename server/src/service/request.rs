@@ -20,7 +20,10 @@ use crate::store::{NewMigration, StoreError};
 pub const MAX_WINDOW_DAYS: i64 = 366;
 
 /// The options of a request; what did not parse is added to `errors`.
-fn request_options(req: &MigrationRequest, errors: &mut Vec<FieldError>) -> MigrationOptions {
+pub(super) fn request_options(
+    req: &MigrationRequest,
+    errors: &mut Vec<FieldError>,
+) -> MigrationOptions {
     fn given<T: Clone>(value: &Option<Parsed<T>>, errors: &mut Vec<FieldError>) -> Option<T> {
         value.clone().and_then(|v| take(v, errors))
     }
@@ -40,11 +43,29 @@ fn request_options(req: &MigrationRequest, errors: &mut Vec<FieldError>) -> Migr
         selected_folders: req.selected_folders.clone(),
         excluded_folders: req.excluded_folders.clone(),
         sync_deletions: req.sync_deletions,
+        policy: given(&req.policy, errors).unwrap_or(defaults.policy),
+    }
+}
+
+/// The requester's address, required.
+pub(super) fn requester(
+    req: &MigrationRequest,
+    errors: &mut Vec<FieldError>,
+) -> Option<EmailAddress> {
+    match req.requester_email.clone() {
+        Some(parsed) => take(parsed, errors),
+        None => {
+            errors.push(FieldError::new(
+                "requester_email",
+                "the requester's email address is required",
+            ));
+            None
+        }
     }
 }
 
 /// The value, or `None` with its error added to `errors`.
-fn take<T>(parsed: Parsed<T>, errors: &mut Vec<FieldError>) -> Option<T> {
+pub(super) fn take<T>(parsed: Parsed<T>, errors: &mut Vec<FieldError>) -> Option<T> {
     parsed.map_err(|e| errors.push(e)).ok()
 }
 
@@ -290,6 +311,8 @@ fn request_texts(req: &MigrationRequest) -> Vec<(&'static str, Option<&str>)> {
     let mut texts = server_texts(SOURCE_FIELDS, &req.source);
     texts.extend(server_texts(DEST_FIELDS, &req.destination));
     texts.push(("mx_domain", req.mx_domain.as_deref()));
+    texts.push(("source.dav_url", req.source.dav_url.as_deref()));
+    texts.push(("destination.dav_url", req.destination.dav_url.as_deref()));
     texts
 }
 
@@ -414,22 +437,30 @@ impl Services {
     ) {
         for (field, account) in accounts {
             let Some(a) = account else { continue };
-            let key = (a.host.to_ascii_lowercase(), a.port);
-            let answer = match hosts.0.get(&key) {
-                Some(answer) => answer.clone(),
-                None => {
-                    let answer = crate::connectors::net::resolve(&a.host, a.port, &self.reach())
-                        .await
-                        .map(|_| ())
-                        .map_err(|err| format!("{}.", upper_first(&err.to_string())));
-                    hosts.0.insert(key, answer.clone());
-                    answer
-                }
-            };
-            if let Err(message) = answer {
+            if let Err(message) = self.check_host(&a.host, a.port, hosts).await {
                 errors.push(FieldError::new(field, message));
             }
         }
+    }
+
+    /// `host` resolves, and only to addresses Ferry may reach; asked once per request
+    /// or list.
+    pub(super) async fn check_host(
+        &self,
+        host: &str,
+        port: u16,
+        hosts: &mut HostChecks,
+    ) -> Result<(), String> {
+        let key = (host.to_ascii_lowercase(), port);
+        if let Some(answer) = hosts.0.get(&key) {
+            return answer.clone();
+        }
+        let answer = crate::connectors::net::resolve(host, port, &self.reach())
+            .await
+            .map(|_| ())
+            .map_err(|err| format!("{}.", upper_first(&err.to_string())));
+        hosts.0.insert(key, answer.clone());
+        answer
     }
 
     /// Records a migration request: validated field by field, the window checked
@@ -464,6 +495,22 @@ impl Services {
             return Err(ServiceError::Invalid(too_long));
         }
         let mut errors: Vec<FieldError> = Vec::new();
+        let kind = req
+            .kind
+            .clone()
+            .and_then(|k| take(k, &mut errors))
+            .unwrap_or_default();
+        if kind != MigrationKind::Mail {
+            return self
+                .check_items_request(actor, may_override, kind, req, errors, hosts)
+                .await;
+        }
+        if req.source.upload_id.is_some() {
+            errors.push(FieldError::new(
+                "source.upload_id",
+                "mail cannot be imported from a file yet; a file source is for contacts (.vcf, kind contacts) and calendars (.ics, kind calendars)",
+            ));
+        }
         let provider = &settings.provider;
         let source = checked_side("source", &req.source, None, &mut errors);
         let provider_server = (
@@ -477,16 +524,7 @@ impl Services {
             Some(provider_server),
             &mut errors,
         );
-        let requester = match req.requester_email.clone() {
-            Some(parsed) => take(parsed, &mut errors),
-            None => {
-                errors.push(FieldError::new(
-                    "requester_email",
-                    "the requester's email address is required",
-                ));
-                None
-            }
-        };
+        let requester = requester(&req, &mut errors);
         let options = request_options(&req, &mut errors);
         let customer_ref = customer_ref(req.customer_ref.as_deref(), &mut errors);
         let (window_start, tz) = self.check_window(
@@ -543,7 +581,7 @@ impl Services {
 
     /// A new customer page token: encrypted (for the links in emails) and its digest
     /// (to find the migration from a link).
-    fn new_customer_token(&self) -> ServiceResult<(String, String)> {
+    pub(super) fn new_customer_token(&self) -> ServiceResult<(String, String)> {
         let token = crate::crypto::random_token(24)?;
         let digest = crate::crypto::token_digest(&token);
         Ok((self.cipher.encrypt(&SecretString::from(token))?, digest))

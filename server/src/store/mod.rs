@@ -35,7 +35,7 @@ pub use outbox::OutboxFilter;
 pub use passes::{FolderCounts, PassEnd, PlannedFolder};
 pub use projects::{NewProject, ProjectChange, ProjectFilter};
 pub use tickets::{MailSource, NewAttachment, NewTicketMessage, ThreadText, TicketFilter};
-pub use uploads::NewUpload;
+pub use uploads::{NewFileUpload, NewUpload};
 
 /// The domain's ids are the tables' integer keys: usable in a query as they are.
 macro_rules! id_columns {

@@ -33,24 +33,44 @@ fn upload_from(row: uploads::Model) -> (Upload, Option<Vec<u8>>) {
         time_zone: row.time_zone,
         used_at: row.used_at,
         purged_at: row.purged_at,
+        kind: row.kind.as_deref().and_then(crate::domain::FileKind::parse),
+        stored: row.stored,
     };
     (upload, row.data)
+}
+
+/// An upload's row with what every upload has; the rest empty.
+fn new_row(
+    created_by: String,
+    file_name: String,
+    size: u64,
+    sha256: String,
+    now: DateTime<Utc>,
+) -> uploads::ActiveModel {
+    uploads::ActiveModel {
+        created_at: Set(now),
+        created_by: Set(created_by),
+        file_name: Set(file_name),
+        size: Set(i64::try_from(size).unwrap_or(i64::MAX)),
+        sha256: Set(sha256),
+        data: Set(None),
+        requester_email: Set(None),
+        time_zone: Set(None),
+        used_at: Set(None),
+        purged_at: Set(None),
+        kind: Set(None),
+        stored: Set(None),
+        ..Default::default()
+    }
 }
 
 impl Tx {
     pub async fn insert_upload(&self, new: NewUpload, now: DateTime<Utc>) -> StoreResult<Upload> {
         let row = uploads::ActiveModel {
-            created_at: Set(now),
-            created_by: Set(new.created_by),
-            file_name: Set(new.file_name),
-            size: Set(i64::try_from(new.size).unwrap_or(i64::MAX)),
-            sha256: Set(new.sha256),
             data: Set(Some(new.sealed)),
             requester_email: Set(new.requester_email),
             time_zone: Set(new.time_zone),
-            used_at: Set(None),
-            purged_at: Set(None),
-            ..Default::default()
+            ..new_row(new.created_by, new.file_name, new.size, new.sha256, now)
         }
         .insert(&self.inner)
         .await?;
@@ -58,7 +78,61 @@ impl Tx {
     }
 }
 
+/// A file to import, already written (sealed) under `uploads/` as `stored`.
+#[derive(Debug)]
+pub struct NewFileUpload {
+    pub created_by: String,
+    pub file_name: String,
+    pub size: u64,
+    pub sha256: String,
+    pub kind: crate::domain::FileKind,
+    pub stored: String,
+}
+
 impl Store {
+    pub async fn insert_file_upload(
+        &self,
+        new: NewFileUpload,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Upload> {
+        let row = uploads::ActiveModel {
+            kind: Set(Some(new.kind.as_str().to_owned())),
+            stored: Set(Some(new.stored)),
+            ..new_row(new.created_by, new.file_name, new.size, new.sha256, now)
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(upload_from(row).0)
+    }
+
+    /// Files on disk whose uploads were made before `before` and are not erased yet:
+    /// (id, stored name). The caller deletes each file, then [`Store::erased_upload`].
+    pub async fn stored_uploads_before(
+        &self,
+        before: DateTime<Utc>,
+    ) -> StoreResult<Vec<(UploadId, String)>> {
+        Ok(uploads::Entity::find()
+            .filter(C::CreatedAt.lt(before))
+            .filter(C::Stored.is_not_null())
+            .filter(C::PurgedAt.is_null())
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .filter_map(|r| r.stored.map(|s| (UploadId(r.id), s)))
+            .collect())
+    }
+
+    /// Records that an upload's file was deleted.
+    pub async fn erased_upload(&self, id: UploadId, now: DateTime<Utc>) -> StoreResult<()> {
+        uploads::Entity::update_many()
+            .col_expr(C::PurgedAt, Expr::value(now))
+            .filter(C::Id.eq(id.0))
+            .filter(C::PurgedAt.is_null())
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
     /// The upload and its sealed bytes (`None` once erased).
     pub async fn get_upload(&self, id: UploadId) -> StoreResult<Option<(Upload, Option<Vec<u8>>)>> {
         Ok(uploads::Entity::find_by_id(id.0)

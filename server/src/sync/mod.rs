@@ -3,6 +3,7 @@
 //! server before (`probe`), and the support mailbox's reading (`support`). The only module that opens protocol connections.
 
 pub mod checkpoint;
+pub mod items;
 pub mod mail;
 pub mod probe;
 pub mod support;

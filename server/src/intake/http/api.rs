@@ -23,6 +23,7 @@ pub type Apis = (
     super::api_settings::SettingsApi,
     super::api_tickets::TicketsApi,
     super::api_projects::ProjectsApi,
+    super::api_uploads::UploadsApi,
 );
 
 pub fn service(base_url: &str) -> OpenApiService<Apis, ()> {
@@ -33,6 +34,7 @@ pub fn service(base_url: &str) -> OpenApiService<Apis, ()> {
             super::api_settings::SettingsApi,
             super::api_tickets::TicketsApi,
             super::api_projects::ProjectsApi,
+            super::api_uploads::UploadsApi,
         ),
         "Ferry",
         env!("CARGO_PKG_VERSION"),
@@ -194,6 +196,9 @@ async fn json_errors<E: Endpoint>(
         ErrorCode::LengthRequired => "Send a Content-Length.".to_owned(),
         ErrorCode::PayloadTooLarge => "The request body is too large.".to_owned(),
         ErrorCode::UriTooLong => "The request's address is too long.".to_owned(),
+        ErrorCode::UnsupportedMediaType if path.ends_with("/uploads") => {
+            "Send the file with its `Content-Type` (text/vcard, text/calendar, or application/octet-stream) and its name in `X-Filename`, or as multipart/form-data with a part named `file`.".to_owned()
+        }
         ErrorCode::UnsupportedMediaType => {
             "Send JSON with `Content-Type: application/json`.".to_owned()
         }
@@ -384,6 +389,9 @@ impl From<ServiceError> for ApiError {
                 let mut body = Self::make(code, message);
                 body.0.retryable = Some(true);
                 ApiError::Unavailable(body)
+            }
+            ServiceError::TooLarge(message) => {
+                ApiError::TooLarge(Self::make(ErrorCode::PayloadTooLarge, message))
             }
             ServiceError::Internal(err) => {
                 tracing::error!(error = %format!("{err:#}"), "API request failed");

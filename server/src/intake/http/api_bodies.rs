@@ -25,6 +25,8 @@ pub struct ServerBody {
     pub port: Option<u16>,
     /// 993 and ssl when both are omitted.
     pub security: Option<Choice<Security>>,
+    /// The login; not needed for a file source.
+    #[oai(default)]
     pub username: String,
     /// Write-only: never returned.
     pub password: Option<StrictString>,
@@ -33,6 +35,9 @@ pub struct ServerBody {
     /// A CardDAV/CalDAV server: a URL or just the host (discovery finds the rest).
     /// `test-connection` with it lists the account's address books and calendars.
     pub dav_url: Option<String>,
+    /// A file uploaded with `POST /api/v1/uploads`: the source of an import (`.vcf`
+    /// for contacts, `.ics` for calendars); nothing else is needed on that side.
+    pub upload_id: Option<crate::domain::UploadId>,
 }
 
 impl ServerBody {
@@ -51,6 +56,7 @@ impl ServerBody {
             password: self.password.map(|p| SecretString::from(p.0)),
             authuser: self.authuser,
             dav_url: self.dav_url.filter(|u| !u.trim().is_empty()),
+            upload_id: self.upload_id,
         }
     }
 }
@@ -65,12 +71,18 @@ pub struct WindowBody {
 
 #[derive(Debug, Object)]
 pub struct MigrationRequestBody {
+    /// `mail` (the default), `contacts` or `calendars`.
+    pub kind: Option<Choice<crate::domain::MigrationKind>>,
     pub source: ServerBody,
     pub destination: ServerBody,
     /// Default full.
     pub mode: Option<Choice<Mode>>,
     /// When the destination folder already has the message; default skip.
     pub duplicates: Option<Choice<DuplicatePolicy>>,
+    /// Contacts and calendars: an item whose UID is at the destination already is
+    /// left (`skip`, the default), replaced (`overwrite`), written anew (`create`), or
+    /// for contacts merged with the same person (`merge`).
+    pub policy: Option<Choice<crate::domain::ItemPolicy>>,
     #[oai(default)]
     pub delete_source: bool,
     #[oai(default)]
@@ -196,6 +208,10 @@ pub struct ErrorInfo {
 pub struct MigrationBody {
     pub id: MigrationId,
     pub status: MigrationStatus,
+    /// `mail`, `contacts` or `calendars`.
+    pub kind: crate::domain::MigrationKind,
+    /// Contacts and calendars: what an item already at the destination gets.
+    pub policy: crate::domain::ItemPolicy,
     pub source: AccountBody,
     pub destination: AccountBody,
     /// Masked.
@@ -307,6 +323,8 @@ pub(super) fn migration_body(
         pace,
         id: m.id,
         status: m.status,
+        kind: m.kind,
+        policy: m.options.policy,
         source: account_body(&m.source),
         destination: account_body(&m.dest),
         requester_email: mask(&m.requester_email),

@@ -100,10 +100,13 @@ pub async fn guard<E: Endpoint>(
             return Ok(ApiError::RateLimited(body, seconds).into_response());
         }
     }
+    // An upload's body is a file streamed to disk, never held to be fingerprinted: a
+    // retried upload is a second upload (the unused one goes with the retention).
+    let streamed = req.uri().path() == "/api/v1/uploads";
     let key: Option<String> = req
         .headers()
         .get("Idempotency-Key")
-        .filter(|_| method == poem::http::Method::POST)
+        .filter(|_| method == poem::http::Method::POST && !streamed)
         .map(|key| key.to_str().unwrap_or("\u{0}").to_owned());
     let Some(key) = key else {
         return next.call(req).await.map(IntoResponse::into_response);

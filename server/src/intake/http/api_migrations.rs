@@ -90,6 +90,8 @@ impl MigrationsApi {
             None => (None, None),
         };
         let request = MigrationRequest {
+            kind: b.kind.map(|c| c.field("kind")),
+            policy: b.policy.map(|c| c.field("policy")),
             source: b.source.input("source"),
             destination: b.destination.input("destination"),
             mode: b.mode.map(|c| c.field("mode")),

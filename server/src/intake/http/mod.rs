@@ -8,6 +8,7 @@ mod api_projects;
 mod api_guard;
 mod api_settings;
 mod api_tickets;
+mod api_uploads;
 #[macro_use]
 mod strict;
 mod choice;
@@ -139,6 +140,26 @@ async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Resp
         .map(|s| s.settings().limits.clone())
         .unwrap_or_default();
     let path = req.uri().path();
+    // A file to import is streamed to disk by its handler, which counts its bytes
+    // against `limits.import_bytes`: refused here by its declared length only.
+    if path == "/api/v1/uploads" {
+        let declared = req
+            .headers()
+            .get(poem::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limits.import_bytes.saturating_add(64 * 1024)) {
+            return Ok(json_error(
+                poem::http::StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::PayloadTooLarge,
+                &format!(
+                    "The file is larger than {} bytes (setting limits.import_bytes).",
+                    limits.import_bytes
+                ),
+            ));
+        }
+        return next.call(req).await.map(IntoResponse::into_response);
+    }
     // A ticket's reply may carry a file too.
     let upload = UPLOAD_PATHS.contains(&path)
         || (path.starts_with("/tickets/") && path.ends_with("/reply"))

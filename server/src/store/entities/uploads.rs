@@ -18,6 +18,10 @@ pub struct Model {
     pub time_zone: Option<String>,
     pub used_at: Option<DateTimeUtc>,
     pub purged_at: Option<DateTimeUtc>,
+    /// What the file holds (`vcf`, `ics`), for a file to import.
+    pub kind: Option<String>,
+    /// The file's name under the data directory's `uploads/`, for a file kept on disk.
+    pub stored: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

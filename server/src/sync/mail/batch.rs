@@ -296,7 +296,11 @@ fn record_outcomes<C: CheckpointStore>(
                 tracing::warn!(folder = %plan.source_path, uid = m.uid, %reason, "Message refused by the destination");
                 fs.failed.insert(m.uid, reason.clone());
                 report.failures.retain(|f| f.uid != m.uid);
-                report.failures.push(Failure { uid: m.uid, reason });
+                report.failures.push(Failure {
+                    uid: m.uid,
+                    item: None,
+                    reason,
+                });
                 progress.message(&plan.source_path, 0, Outcome::Failed);
             }
             Appended::Gone => {

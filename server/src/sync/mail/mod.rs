@@ -44,6 +44,7 @@ use decide::*;
 
 pub use delete::{Removed, delete_migrated};
 use folder::*;
+pub(crate) use report::folder_report;
 pub use report::{Failure, FolderReport, Report, Totals};
 
 use report::*;

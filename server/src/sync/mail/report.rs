@@ -9,7 +9,11 @@ pub(super) const UNACCOUNTED_NAMED: usize = 20;
 /// One message that could not be copied.
 #[derive(Debug, Clone, Serialize)]
 pub struct Failure {
+    /// The source message's UID (an item's number for contacts and calendars).
     pub uid: u32,
+    /// Contacts and calendars: the item for people (its file name, or its place in a
+    /// file); none for a message.
+    pub item: Option<String>,
     pub reason: String,
 }
 
@@ -122,7 +126,7 @@ impl Report {
     }
 }
 
-pub(super) fn folder_report(plan: &FolderPlan) -> FolderReport {
+pub(crate) fn folder_report(plan: &FolderPlan) -> FolderReport {
     FolderReport {
         source: plan.source.clone(),
         source_path: plan.source_path.clone(),

@@ -49,7 +49,8 @@ struct PassRow {
     skipped: u64,
     failed: u64,
     bytes: u64,
-    failures: Vec<(String, u64, String)>,
+    /// (folder, the message or item, the reason).
+    failures: Vec<(String, String, String)>,
 }
 
 fn pass_rows(passes: &[Pass]) -> Vec<PassRow> {
@@ -81,7 +82,10 @@ fn pass_rows(passes: &[Pass]) -> Vec<PassRow> {
                         .map(move |x| {
                             (
                                 folder.clone(),
-                                x["uid"].as_u64().unwrap_or(0),
+                                x["item"].as_str().map_or_else(
+                                    || format!("message {}", x["uid"].as_u64().unwrap_or(0)),
+                                    str::to_owned,
+                                ),
                                 x["reason"].as_str().unwrap_or_default().to_owned(),
                             )
                         })

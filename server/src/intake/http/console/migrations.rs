@@ -99,6 +99,7 @@ impl NewForm {
             password: Some(SecretString::from(pw.to_owned())),
             authuser: Some(authuser.trim().to_owned()).filter(|s| !s.is_empty()),
             dav_url: None,
+            upload_id: None,
         }
     }
 
