@@ -260,3 +260,74 @@ async fn a_customer_requests_and_follows_a_project_in_the_browser() {
     }
     app.stop().await;
 }
+
+/// A contacts file imported from the console (tests/browser/contacts.mjs): the upload's
+/// progress bar, the destination authenticated on the provider's CardDAV server, the
+/// migration's bars; then every card is in Radicale.
+#[tokio::test]
+async fn staff_import_a_contacts_file_in_the_browser() {
+    let radicale = ferry_tests::dav::DavServer::start(
+        ferry_tests::dav::Dialect::Radicale,
+        &[("jane", "jane-secret")],
+    )
+    .unwrap();
+    let app = TestApp::spawn().await;
+    let settings =
+        std::collections::HashMap::from([("provider.dav_url".to_owned(), radicale.url())]);
+    app.services
+        .change_settings(&Actor::Cli, &settings, None)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let vcf = dir.path().join("people.vcf");
+    let cards: String = (1..=500)
+        .map(|i| {
+            format!(
+                "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:person-{i}\r\nFN:Person {i}\r\n\
+                 EMAIL:p{i}@example.com\r\nNOTE:{}\r\nEND:VCARD\r\n",
+                "x".repeat(500)
+            )
+        })
+        .collect();
+    std::fs::write(&vcf, cards).unwrap();
+
+    let root = ferry_tests::workspace_root();
+    let shots = root.join("tests/output/browser");
+    std::fs::create_dir_all(&shots).unwrap();
+    let child = tokio::process::Command::from({
+        let mut cmd = Command::new("node");
+        cmd.arg(root.join("tests/browser/contacts.mjs"))
+            .current_dir(root.join("tests/browser"))
+            .env("FERRY_URL", &app.base)
+            .env("ADMIN_EMAIL", ADMIN_EMAIL)
+            .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("VCF_PATH", &vcf)
+            .env("DAV_USER", "jane")
+            .env("DAV_PASSWORD", "jane-secret")
+            .env("SCREENSHOTS", &shots);
+        cmd
+    })
+    .kill_on_drop(true)
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("node runs (scripts/install-test-servers installs chromium and playwright-core)");
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(300),
+        child.wait_with_output(),
+    )
+    .await
+    .expect("the browser test finishes within 5 minutes")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.trim_end().ends_with("ok"), "{stdout}");
+    let book = format!("{}imported-people-vcf/", radicale.addressbook_home("jane"));
+    let got = radicale
+        .read_collection(("jane", "jane-secret"), &book)
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 500, "every card arrived");
+    app.stop().await;
+}

@@ -142,7 +142,7 @@ async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Resp
     let path = req.uri().path();
     // A file to import is streamed to disk by its handler, which counts its bytes
     // against `limits.import_bytes`: refused here by its declared length only.
-    if path == "/api/v1/uploads" {
+    if path == "/api/v1/uploads" || path == "/uploads" {
         let declared = req
             .headers()
             .get(poem::http::header::CONTENT_LENGTH)

@@ -315,6 +315,10 @@ pub struct TestForm {
     username: String,
     password: String,
     authuser: String,
+    /// Set: a CardDAV/CalDAV side (the contacts and calendars form), at `dav_url` or
+    /// the provider's DAV server.
+    dav: String,
+    dav_url: String,
     csrf: String,
 }
 
@@ -333,13 +337,27 @@ pub async fn test_connection(staff: Staff, Form(form): Form<TestForm>) -> Respon
         &form.password,
         &form.authuser,
     );
-    let input = ServerInput {
-        host: if input.host.is_empty() {
-            staff.services.settings().provider.imap_host.clone()
-        } else {
-            input.host
-        },
-        ..input
+    let settings = staff.services.settings();
+    let input = if form.dav.is_empty() {
+        ServerInput {
+            host: if input.host.is_empty() {
+                settings.provider.imap_host.clone()
+            } else {
+                input.host
+            },
+            ..input
+        }
+    } else {
+        // A CardDAV/CalDAV side: its address, or the provider's DAV server.
+        ServerInput {
+            dav_url: Some(given(&form.dav_url).map_or_else(
+                || settings.provider.dav_url.clone(),
+                |u| u.trim().to_owned(),
+            )),
+            username: input.username,
+            password: input.password,
+            ..Default::default()
+        }
     };
     match staff.services.test_connection(&staff.actor(), &input).await {
         Ok(Ok(folders)) => {

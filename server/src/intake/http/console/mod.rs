@@ -4,6 +4,7 @@
 mod account;
 mod auth;
 mod import;
+mod items;
 mod migration;
 mod migration_list;
 mod migrations;
@@ -75,6 +76,11 @@ pub fn routes() -> Route {
             "/migrations/new",
             get(migrations::new_form).post(migrations::create),
         )
+        .at(
+            "/migrations/new-items",
+            get(items::new_form).post(items::create),
+        )
+        .at("/uploads", post(items::upload))
         .at(
             "/migrations/test-connection",
             post(migrations::test_connection),
