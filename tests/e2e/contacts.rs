@@ -766,3 +766,187 @@ async fn ferry_killed_mid_import_resumes_with_no_card_doubled() {
         ferry.log()
     );
 }
+
+#[tokio::test]
+async fn deleting_at_the_source_removes_what_was_copied_and_nothing_else() {
+    let radicale = DavServer::start(Dialect::Radicale, &[JANE]).unwrap();
+    let xandikos = DavServer::start(Dialect::Xandikos, &[]).unwrap();
+    radicale.open_home(JANE).await.unwrap();
+    let old = radicale
+        .make_collection(JANE, "friends", "Friends", false)
+        .await
+        .unwrap();
+    for i in 1..=3 {
+        let card = format!(
+            "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:friend-{i}\r\nFN:Friend {i}\r\nEND:VCARD\r\n"
+        );
+        radicale
+            .put_item(JANE, &old, &format!("friend-{i}.vcf"), &card)
+            .await
+            .unwrap();
+    }
+    // The customer's calendar stays: a contacts migration deletes cards only.
+    let cal = radicale
+        .make_collection(JANE, "home", "Home", true)
+        .await
+        .unwrap();
+    radicale
+        .put_item(JANE, &cal, "e.ics", &calendar_items()[1].data)
+        .await
+        .unwrap();
+    let (app, token) = app().await;
+    let id = request(
+        &app,
+        &token,
+        json!({
+            "kind": "contacts",
+            "delete_source": true,
+            "source": dav_side(&radicale, JANE),
+            "destination": dav_side(&xandikos, JANE),
+            "requester_email": "jane@new.example",
+        }),
+    )
+    .await;
+    let m = wait_status(&app, &token, id, "completed").await;
+    let folder = &m["passes"][0]["report"]["folders"][0];
+    assert_eq!(
+        (folder["copied"].as_u64(), folder["removed"].as_u64()),
+        (Some(3), Some(3)),
+        "{m:#}"
+    );
+    let copied = xandikos
+        .read_collection(
+            JANE,
+            &format!("{}friends/", xandikos.addressbook_home(JANE.0)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(copied.len(), 3);
+    assert!(
+        radicale
+            .read_collection(JANE, &old)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(radicale.read_collection(JANE, &cal).await.unwrap().len(), 1);
+    app.stop().await;
+}
+
+/// "Import these contacts into jane@new.example": a `.vcf` a customer sent to the
+/// support address, imported from its ticket in the console, the migration linked to
+/// the ticket.
+#[tokio::test]
+async fn a_contacts_file_sent_to_support_is_imported_from_its_ticket() {
+    let radicale = DavServer::start(Dialect::Radicale, &[JANE]).unwrap();
+    let (app, token) = app().await;
+    let raw = ferry_tests::mime::Email::new(
+        "jane@customer.example",
+        "Import these contacts into jane@new.example",
+        "contacts-1@customer.example",
+        "Here they are.",
+    )
+    .file(
+        "contacts.vcf",
+        "text/vcard",
+        CONTACTS_VCF.as_bytes().to_vec(),
+    )
+    .bytes();
+    let received = app
+        .services
+        .receive_email(ferry::service::IncomingEmail {
+            mail: ferry::intake::inbound::read(&raw),
+            raw,
+            source: None,
+            lists: Vec::new(),
+        })
+        .await
+        .unwrap();
+    let ticket = received.ticket;
+    let view = app.services.ticket_view(ticket).await.unwrap();
+    let file = view
+        .attachments
+        .iter()
+        .find(|a| a.file_name == "contacts.vcf")
+        .unwrap();
+
+    let staff = TestApp::new_client();
+    app.sign_in(
+        &staff,
+        ferry_tests::app::ADMIN_EMAIL,
+        ferry_tests::app::ADMIN_PASSWORD,
+    )
+    .await;
+    let page = app.page(&staff, &format!("/tickets/{ticket}")).await;
+    assert!(page.contains("Import these contacts"), "{page}");
+    let csrf = ferry_tests::app::csrf_from(&page).unwrap();
+    let resp = staff
+        .post(app.url(&format!("/tickets/{ticket}/files/{}/import", file.id)))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 303);
+    let form_path = resp.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        form_path.starts_with("/migrations/new-items?kind=contacts&upload="),
+        "{form_path}"
+    );
+    let page = app.page(&staff, &form_path).await;
+    assert!(
+        page.contains("Uploaded: contacts.vcf") && page.contains("jane@customer.example"),
+        "{page}"
+    );
+    let upload_id = form_path
+        .split("upload=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_owned();
+    let resp = staff
+        .post(app.url("/migrations/new-items"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("kind", "contacts"),
+            ("source_from", "file"),
+            ("source.upload_id", upload_id.as_str()),
+            ("destination.dav_url", radicale.url().as_str()),
+            ("destination.username", JANE.0),
+            ("destination.password", JANE.1),
+            ("policy", "skip"),
+            ("start_now", "on"),
+            ("terms", "on"),
+            ("requester_email", "jane@customer.example"),
+            ("ticket", ticket.to_string().as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status().as_u16(),
+        303,
+        "{}",
+        resp.text().await.unwrap()
+    );
+    let id: i64 = resp.headers()["location"]
+        .to_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let m = wait_status(&app, &token, id, "completed").await;
+    assert_eq!(m["ticket_id"], ticket.0, "{m:#}");
+    let book = format!(
+        "{}imported-contacts-vcf/",
+        radicale.addressbook_home(JANE.0)
+    );
+    assert_eq!(
+        radicale.read_collection(JANE, &book).await.unwrap().len(),
+        4
+    );
+    app.stop().await;
+}

@@ -30,6 +30,8 @@ impl DavServer {
     /// Starts `dialect` with `users` (login, password); Xandikos serves one home
     /// whoever logs in.
     pub fn start(dialect: Dialect, users: &[(&str, &str)]) -> anyhow::Result<Self> {
+        // Its helpers talk to it with reqwest.
+        crate::init_crypto();
         let dir = tempfile::tempdir()?;
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("server.log"))?;

@@ -68,6 +68,8 @@ pub struct MigrationRequest {
     pub requester_email: Option<Parsed<EmailAddress>>,
     /// The customer's own reference (an order or ticket number), up to 100 characters.
     pub customer_ref: Option<String>,
+    /// The support ticket it is made from (its emails then go to that ticket's thread).
+    pub ticket: Option<super::TicketId>,
 }
 
 /// A request read from one row of a list of mailboxes, with the problems of the row's

@@ -58,6 +58,13 @@ impl Services {
                 self.check_dav_host(field, &d.url, hosts, &mut errors).await;
             }
         }
+        let ticket = match req.ticket {
+            Some(t) if self.store.get_ticket(t).await?.is_none() => {
+                errors.push(FieldError::new("ticket", format!("there is no ticket {t}")));
+                None
+            }
+            other => other,
+        };
         if !errors.is_empty() {
             return Err(ServiceError::Invalid(errors));
         }
@@ -93,7 +100,7 @@ impl Services {
             next_run_at: Some(now),
             customer_token: self.new_customer_token()?,
             customer_ref,
-            ticket: None,
+            ticket,
             project: None,
             paused: false,
         })

@@ -191,6 +191,32 @@ impl Services {
         Ok(())
     }
 
+    /// A ticket's contacts or calendar file made an upload to import (the customer
+    /// sent it to the support address): the same checks as an upload.
+    pub async fn upload_ticket_file(
+        &self,
+        actor: &Actor,
+        ticket: crate::domain::TicketId,
+        file: crate::domain::AttachmentId,
+    ) -> ServiceResult<Upload> {
+        let (meta, bytes) = self.ticket_file(ticket, file).await?;
+        let Some(bytes) = bytes else {
+            return Err(ServiceError::field(
+                "file",
+                format!(
+                    "{} was erased with the retention; ask the customer to send it again",
+                    meta.file_name
+                ),
+            ));
+        };
+        let incoming = IncomingFile {
+            name: meta.file_name,
+            declared: Some(bytes.len() as u64),
+            body: bytes.as_slice(),
+        };
+        self.store_upload(actor, incoming).await
+    }
+
     /// The whole text of an uploaded contacts or calendars file, checked chunk by
     /// chunk and against its recorded size and digest.
     pub async fn read_upload(&self, upload: &Upload) -> anyhow::Result<String> {

@@ -112,6 +112,7 @@ impl MigrationsApi {
             time_zone: given(time_zone).map(|tz| domain::time_zone("window.time_zone", &tz)),
             requester_email: Some(EmailAddress::parse("requester_email", &b.requester_email)),
             customer_ref: b.customer_ref,
+            ticket: None,
         };
         let may_override = auth.0.scopes.contains(Scope::MigrationsOverride);
         let m = services

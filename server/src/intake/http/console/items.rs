@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use futures::TryStreamExt;
 use poem::http::StatusCode;
-use poem::web::{Form, Json};
+use poem::web::{Form, Json, Path, Query};
 use poem::{Body, IntoResponse, Request, Response, handler};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -55,6 +55,8 @@ pub struct ItemsForm {
     start_now: Option<String>,
     requester_email: String,
     customer_ref: String,
+    /// The ticket whose file this imports.
+    ticket: String,
     terms: Option<String>,
     #[serde(skip_serializing)]
     csrf: String,
@@ -96,6 +98,7 @@ impl ItemsForm {
                 &self.requester_email,
             )),
             customer_ref: Some(self.customer_ref.clone()),
+            ticket: self.ticket.trim().parse().ok().map(domain::TicketId),
             ..Default::default()
         }
     }
@@ -127,6 +130,7 @@ const FIELDS: &[&str] = &[
     "destination.password",
     "requester_email",
     "customer_ref",
+    "ticket",
     "window.date",
     "window.time",
     "window.time_zone",
@@ -156,21 +160,90 @@ fn render(staff: &Staff, form: &ItemsForm, errors: BTreeMap<String, String>) -> 
     resp
 }
 
+/// What a link may fill in: the kind, and a ticket's file made an upload (with the
+/// ticket and its requester).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Prefill {
+    kind: String,
+    upload: Option<i64>,
+    ticket: Option<i64>,
+}
+
 #[handler]
-pub async fn new_form(staff: Staff, req: &Request) -> Response {
-    let kind = req
-        .uri()
-        .query()
-        .filter(|q| q.contains("kind=calendars"))
-        .map_or("contacts", |_| "calendars");
-    let form = ItemsForm {
-        kind: kind.into(),
+pub async fn new_form(staff: Staff, Query(prefill): Query<Prefill>) -> Response {
+    let mut form = ItemsForm {
+        kind: if prefill.kind == "calendars" {
+            "calendars"
+        } else {
+            "contacts"
+        }
+        .into(),
         source_from: "file".into(),
         policy: "skip".into(),
         time_zone: staff.tz.name().into(),
         ..Default::default()
     };
+    if let Some(id) = prefill.upload
+        && let Ok(Some((found, _))) = staff.services.store().get_upload(UploadId(id)).await
+    {
+        form.upload_id = id.to_string();
+        form.file_name = found.file_name;
+    }
+    if let Some(id) = prefill.ticket
+        && let Ok(ticket) = staff.services.ticket(domain::TicketId(id)).await
+    {
+        form.ticket = id.to_string();
+        form.requester_email = ticket.requester.unwrap_or_default();
+        form.customer_ref = format!("ticket [#{id}]");
+    }
     render(&staff, &form, BTreeMap::new())
+}
+
+/// A ticket's contacts or calendar file, made an upload, opens the form with it.
+#[handler]
+pub async fn import_ticket_file(
+    staff: Staff,
+    Path((ticket, file)): Path<(domain::TicketId, domain::AttachmentId)>,
+    Form(form): Form<super::CsrfForm>,
+) -> Response {
+    if let Some(resp) = staff.reject_bad_csrf(&form.csrf) {
+        return resp;
+    }
+    match staff
+        .services
+        .upload_ticket_file(&staff.actor(), ticket, file)
+        .await
+    {
+        Ok(made) => {
+            let kind = match made.kind {
+                Some(domain::FileKind::Ics) => "calendars",
+                _ => "contacts",
+            };
+            poem::web::Redirect::see_other(format!(
+                "/migrations/new-items?kind={kind}&upload={}&ticket={}",
+                made.id, ticket
+            ))
+            .into_response()
+        }
+        Err(ServiceError::Invalid(fields)) => super::error_page(
+            &staff.services,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "This file cannot be imported",
+            &fields
+                .into_iter()
+                .map(|f| f.message)
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        Err(ServiceError::NotFound(what)) => super::error_page(
+            &staff.services,
+            StatusCode::NOT_FOUND,
+            "Not found",
+            &format!("No such {what}."),
+        ),
+        Err(err) => internal_error(&staff.services, &err),
+    }
 }
 
 /// Creates the migration; the page's script asks for JSON (`{"errors": …}` or

@@ -82,6 +82,10 @@ pub fn routes() -> Route {
         )
         .at("/uploads", post(items::upload))
         .at(
+            "/tickets/:id/files/:file/import",
+            post(items::import_ticket_file),
+        )
+        .at(
             "/migrations/test-connection",
             post(migrations::test_connection),
         )
