@@ -87,3 +87,16 @@ pub async fn within<F: std::future::Future>(
         Err(_) => panic!("{what} did not finish within {limit:?}"),
     }
 }
+
+/// This process's peak resident set (VmHWM), in bytes: what a benchmark reports.
+pub fn peak_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+        * 1024
+}

@@ -62,6 +62,81 @@ pub fn find_match(source: &VCard, dest: &[VCard]) -> Option<(usize, MatchedBy)> 
         .map(|i| (i, MatchedBy::Name))
 }
 
+/// A destination's cards indexed by what [`find_match`] compares (UID, emails,
+/// phones, full name), so that finding a source card's person costs its own keys, not
+/// a pass over the whole address book; the rule itself stays `find_match`'s.
+#[derive(Debug, Default)]
+pub struct People {
+    cards: Vec<VCard>,
+    by_key: std::collections::HashMap<String, Vec<usize>>,
+}
+
+impl People {
+    pub fn new(cards: Vec<VCard>) -> Self {
+        let mut people = Self::default();
+        for card in cards {
+            people.push(card);
+        }
+        people
+    }
+
+    /// Adds a card; its index.
+    pub fn push(&mut self, card: VCard) -> usize {
+        let i = self.cards.len();
+        self.index(i, &card);
+        self.cards.push(card);
+        i
+    }
+
+    /// Replaces card `i` (with a merge of it: its old keys still hold).
+    pub fn replace(&mut self, i: usize, card: VCard) {
+        self.index(i, &card);
+        if let Some(slot) = self.cards.get_mut(i) {
+            *slot = card;
+        }
+    }
+
+    pub fn card(&self, i: usize) -> Option<&VCard> {
+        self.cards.get(i)
+    }
+
+    /// The card that is the same person as `source`, as [`find_match`] decides among
+    /// the cards sharing a key with it.
+    pub fn find(&self, source: &VCard) -> Option<(usize, MatchedBy)> {
+        let mut candidates: Vec<usize> = keys(source)
+            .iter()
+            .filter_map(|k| self.by_key.get(k))
+            .flatten()
+            .copied()
+            .collect();
+        candidates.sort_unstable();
+        candidates.dedup();
+        let subset: Vec<VCard> = candidates.iter().map(|i| self.cards[*i].clone()).collect();
+        find_match(source, &subset).map(|(j, by)| (candidates[j], by))
+    }
+
+    fn index(&mut self, i: usize, card: &VCard) {
+        for key in keys(card) {
+            let at = self.by_key.entry(key).or_default();
+            if !at.contains(&i) {
+                at.push(i);
+            }
+        }
+    }
+}
+
+/// What `find_match` may match a card by.
+fn keys(card: &VCard) -> Vec<String> {
+    let mut keys = Vec::new();
+    if let Some(uid) = card.uid().map(str::trim).filter(|u| !u.is_empty()) {
+        keys.push(format!("uid:{uid}"));
+    }
+    keys.extend(emails(card).into_iter().map(|e| format!("email:{e}")));
+    keys.extend(phones(card).into_iter().map(|p| format!("tel:{p}")));
+    keys.extend(full_name(card).map(|n| format!("name:{n}")));
+    keys
+}
+
 /// The card `dest` and `source` become (see the module's rule).
 pub fn merge(dest: &VCard, source: &VCard) -> VCard {
     let mut merged = dest.clone();

@@ -25,6 +25,7 @@ use crate::connectors::dav::{self, DavConnection, Holds, PutError};
 use crate::connectors::imap::ConnectError;
 use crate::connectors::net::Reach;
 use crate::domain::{DavEndpoint, ItemPolicy, MigrationKind};
+use crate::planner::contacts::People;
 use crate::planner::folders::{FolderPlan, MappedBy};
 
 /// Items fetched and written per batch (one multiget, one checkpoint).
@@ -100,10 +101,27 @@ struct Listed {
     etag: Option<String>,
 }
 
-/// The destination's items of a collection, by UID.
+/// The destination's items of a collection, by UID; for the merge policy, their cards
+/// indexed by person (each with its UID).
 #[derive(Default)]
 struct DestIndex {
     by_uid: HashMap<String, DestItem>,
+    people: People,
+    people_uids: Vec<String>,
+}
+
+impl DestIndex {
+    /// Indexes the cards by person (the merge policy asks).
+    fn index_people(&mut self) {
+        let mut uids: Vec<&String> = self.by_uid.keys().collect();
+        uids.sort();
+        for uid in uids {
+            if let Some(card) = cards::vcard(&self.by_uid[uid].data) {
+                self.people.push(card);
+                self.people_uids.push(uid.clone());
+            }
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -261,11 +279,15 @@ async fn copy_collection<C: CheckpointStore>(
         .filter(|l| !done.contains(&l.key))
         .cloned()
         .collect();
+    let mut index = dest_index(dest, &plan.dest, job.contacts(), reach).await?;
+    if job.policy == ItemPolicy::Merge {
+        index.index_people();
+    }
     let mut run = Run {
         job,
         dest,
         plan,
-        index: dest_index(dest, &plan.dest, job.contacts(), reach).await?,
+        index,
         claimable: fs.in_flight.values().cloned().collect(),
         report: folder_report(plan),
     };
@@ -380,32 +402,29 @@ impl Run<'_> {
             }
             _ => (item.uid.clone(), item.data.clone()),
         };
-        if self.job.policy == ItemPolicy::Merge
-            && let Some(source_card) = cards::vcard(&data)
+        let source_card = (self.job.policy == ItemPolicy::Merge)
+            .then(|| cards::vcard(&data))
+            .flatten();
+        if let Some(source_card) = &source_card
+            && let Some((i, _)) = self.index.people.find(source_card)
+            && let Some(dest_card) = self.index.people.card(i).cloned()
         {
-            let dest_cards: Vec<(String, calcard::vcard::VCard)> = self
-                .index
-                .by_uid
-                .iter()
-                .filter_map(|(uid, d)| cards::vcard(&d.data).map(|c| (uid.clone(), c)))
-                .collect();
-            let only_cards: Vec<calcard::vcard::VCard> =
-                dest_cards.iter().map(|(_, c)| c.clone()).collect();
-            if let Some((i, _)) = crate::planner::contacts::find_match(&source_card, &only_cards) {
-                let (dest_uid, dest_card) = &dest_cards[i];
-                let merged = crate::planner::contacts::merge(dest_card, &source_card).to_string();
-                let Some(existing) = self.index.by_uid.get(dest_uid).cloned() else {
-                    return Ok(Err("the destination's card went away".into()));
-                };
-                if merged == dest_card.to_string() && !claimed {
-                    // Nothing of the source's is missing there.
-                    return Ok(Ok(true));
-                }
-                return self
-                    .replace(dest_uid, &existing, &merged)
-                    .await
-                    .map(|r| r.map(|()| false));
+            let dest_uid = self.index.people_uids[i].clone();
+            let merged = crate::planner::contacts::merge(&dest_card, source_card);
+            let Some(existing) = self.index.by_uid.get(&dest_uid).cloned() else {
+                return Ok(Err("the destination's card went away".into()));
+            };
+            if merged.to_string() == dest_card.to_string() && !claimed {
+                // Nothing of the source's is missing there.
+                return Ok(Ok(true));
             }
+            let written = self
+                .replace(&dest_uid, &existing, &merged.to_string())
+                .await?;
+            if written.is_ok() {
+                self.index.people.replace(i, merged);
+            }
+            return Ok(written.map(|()| false));
         }
         if let Some(existing) = self.index.by_uid.get(&uid).cloned() {
             return match self.job.policy {
@@ -425,6 +444,11 @@ impl Run<'_> {
         );
         match self.dest.put_new(&href, &data, &self.job.reach).await {
             Ok(etag) => {
+                if let Some(card) = source_card {
+                    // A later card of the same person merges into this one.
+                    self.index.people.push(card);
+                    self.index.people_uids.push(uid.clone());
+                }
                 self.index.by_uid.insert(uid, DestItem { href, etag, data });
                 Ok(Ok(false))
             }

@@ -43,18 +43,6 @@ fn event(i: usize) -> String {
     )
 }
 
-fn peak_rss_mib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .unwrap_or(0)
-        / 1024
-}
-
 /// A migration of `body` started now and followed to its end: the wall time.
 async fn migrate(app: &TestApp, token: &str, body: Value) -> Duration {
     let start = Instant::now();
@@ -274,6 +262,9 @@ async fn main() {
         ferry,
         curl_loop(&book, &doubled, "text/vcard"),
     );
-    println!("peak RSS (Ferry and this harness): {} MiB", peak_rss_mib());
+    println!(
+        "peak RSS (Ferry and this harness): {} MiB",
+        ferry_tests::peak_rss() / (1024 * 1024)
+    );
     app.stop().await;
 }

@@ -44,18 +44,6 @@ fn rows(src: &Dovecot, dst: &Dovecot, boxes: std::ops::Range<usize>) -> Vec<List
         .collect()
 }
 
-fn peak_rss() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .unwrap_or(0)
-        * 1024
-}
-
 /// Makes a project of `rows` and waits for it to finish; its wall time.
 async fn run(
     app: &TestApp,
@@ -246,7 +234,7 @@ async fn main() {
     );
     println!(
         "peak RSS of this process (Ferry and the harness): {:.0} MiB (aim: under 512 MiB)",
-        peak_rss() as f64 / (1024.0 * 1024.0)
+        ferry_tests::peak_rss() as f64 / (1024.0 * 1024.0)
     );
     app.stop().await;
 }

@@ -65,8 +65,11 @@ fn the_same_person_is_found_by_uid_then_email_then_phone_then_name() {
         ("UID:s-6\nFN:Cy  Diaz", Some((2, MatchedBy::Name))),
         ("UID:s-7\nFN:cy diaz", None),
     ];
+    // The index finds what the rule finds, from the cards sharing a key only.
+    let people = People::new(dest.to_vec());
     for (source, want) in cases {
         assert_eq!(find_match(&card(source), &dest), want, "{source}");
+        assert_eq!(people.find(&card(source)), want, "indexed: {source}");
     }
 }
 
