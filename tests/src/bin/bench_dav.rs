@@ -116,7 +116,15 @@ fn curl_loop(collection: &str, items: &[(String, String)], content_type: &str) -
     let status = std::process::Command::new("curl")
         // No `Expect: 100-continue`: Radicale's server never answers it, and curl
         // would wait a second before each item.
-        .args(["-s", "-f", "-u", &format!("{}:{}", JANE.0, JANE.1), "-H", "Expect:", "-H"])
+        .args([
+            "-s",
+            "-f",
+            "-u",
+            &format!("{}:{}", JANE.0, JANE.1),
+            "-H",
+            "Expect:",
+            "-H",
+        ])
         .arg(format!("Content-Type: {content_type}"))
         .arg("-K")
         .arg(dir.path().join("curl.conf"))
