@@ -215,8 +215,8 @@ impl DavConnection {
     }
 
     /// The address books (or calendars) of every home set, href and display name, in
-    /// href order; nothing counted.
-    async fn found_collections(
+    /// href order; nothing counted (a runner lists each one's items anyway).
+    pub async fn found_collections(
         &self,
         reach: &Reach,
     ) -> Result<Vec<(String, Option<String>)>, ConnectError> {

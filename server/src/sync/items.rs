@@ -160,16 +160,25 @@ pub async fn run<C: CheckpointStore>(
         }
     };
     let collections = match (&source, &file) {
+        // Listed, not counted: each collection's items are listed once, when it is copied.
         (Some(src), _) => src
-            .collections(&job.reach)
+            .found_collections(&job.reach)
             .await
             .map_err(|e| MigrateError::Connect(Side::Source, e))?
             .into_iter()
-            .map(|c| SourceCollection {
-                label: c.label(),
-                dest_slug: last_segment(&c.href),
-                dest_name: c.label(),
-                id: c.href,
+            .map(|(href, name)| {
+                let label = dav::Collection {
+                    href: href.clone(),
+                    name,
+                    items: 0,
+                }
+                .label();
+                SourceCollection {
+                    label: label.clone(),
+                    dest_slug: last_segment(&href),
+                    dest_name: label,
+                    id: href,
+                }
             })
             .collect::<Vec<_>>(),
         (None, Some((name, _))) => vec![SourceCollection {
