@@ -24,6 +24,7 @@ mod m20261201_000015_outbox_attachments;
 mod m20261201_000016_projects;
 mod m20261201_000017_kinds;
 mod m20261201_000018_upload_files;
+mod m20261201_000019_ledger_version;
 
 pub struct Migrator;
 
@@ -48,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000016_projects::Migration),
             Box::new(m20261201_000017_kinds::Migration),
             Box::new(m20261201_000018_upload_files::Migration),
+            Box::new(m20261201_000019_ledger_version::Migration),
         ]
     }
 }

@@ -458,6 +458,7 @@ async fn staff_make_a_project_from_typed_rows_with_its_preview() {
             .text("time_zone", "Europe/Paris")
             .text("concurrency", "2")
             .text("one_pass", "1")
+            .text("mail", "1")
             .text("step", step.to_owned());
         form = match upload {
             Some(id) => form.text("upload", id.to_owned()),

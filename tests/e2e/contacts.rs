@@ -93,6 +93,21 @@ fn dav_side(server: &DavServer, user: (&str, &str)) -> Value {
     json!({ "dav_url": server.url(), "username": user.0, "password": user.1 })
 }
 
+/// Sets `provider.dav_url` through the API.
+async fn set_provider_dav_url(app: &TestApp, token: &str, url: &str) {
+    let (status, body) = call(
+        &app.client,
+        &app.base,
+        token,
+        "PATCH",
+        "/settings",
+        Some(json!({ "provider.dav_url": url })),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
 /// Requests a migration starting now: its id.
 async fn request(app: &TestApp, token: &str, body: Value) -> i64 {
     let (status, m) = call(
@@ -277,17 +292,7 @@ async fn contacts_from_a_vcf_upload_arrive_whole_in_radicale_and_a_second_pass_c
     assert_all_arrived(&expected, &by_uid(&got), "Radicale");
 
     // A second pass: nothing copied again, the nameless card tried (and refused) again.
-    let (status, body) = call(
-        &app.client,
-        &app.base,
-        &token,
-        "POST",
-        &format!("/migrations/{id}:sync"),
-        None,
-        &[],
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    sync(&app, &token, id).await;
     let m = wait_until_passes(&app, &token, id, 2).await;
     let second = &m["passes"][1];
     assert_eq!(second["copied"], 0, "{m:#}");
@@ -417,6 +422,25 @@ async fn calendars_move_from_radicale_to_xandikos_and_from_xandikos_to_radicale_
         );
     }
 
+    // The meeting changes at the source; under skip, a second pass leaves the copy.
+    let renamed = items[0]
+        .data
+        .replace("SUMMARY:Team meeting\r\n", "SUMMARY:Board meeting\r\n");
+    assert_ne!(renamed, items[0].data);
+    radicale
+        .put_item(JANE, &source, "weekly-1.ics", &renamed)
+        .await
+        .unwrap();
+    sync(&app, &token, id).await;
+    let m = wait_until_passes(&app, &token, id, 2).await;
+    assert_eq!(m["passes"][1]["copied"], 0, "{m:#}");
+    let text = xandikos
+        .read_collection(JANE, &dest_cal)
+        .await
+        .unwrap()
+        .join("\n");
+    assert!(!text.contains("Board meeting"), "skip keeps the copy");
+
     // Back the other way, with overwrite: Xandikos as the source, Radicale as the
     // destination (another account), every item replaced or written.
     let id = request(
@@ -439,7 +463,44 @@ async fn calendars_move_from_radicale_to_xandikos_and_from_xandikos_to_radicale_
         "{m:#}\n{got:#?}"
     );
     assert_all_arrived(&meeting, &got, "Radicale");
+
+    // Under overwrite, an item changed at the source since its copy (its ETag) is
+    // copied again by the next pass; the unchanged ones are not.
+    let renamed = theirs.replace("Their own task", "Their own task (renamed)");
+    xandikos
+        .put_item(JANE, &dest_cal, "task-2.ics", &renamed)
+        .await
+        .unwrap();
+    sync(&app, &token, id).await;
+    let m = wait_until_passes(&app, &token, id, 2).await;
+    assert_eq!(m["passes"][1]["copied"], 1, "{m:#}");
+    let text = radicale
+        .read_collection(BOB, &cal)
+        .await
+        .unwrap()
+        .join("\n");
+    assert!(text.contains("Their own task (renamed)"), "{text}");
+    assert_eq!(
+        radicale.read_collection(BOB, &cal).await.unwrap().len(),
+        2,
+        "replaced, not doubled"
+    );
     app.stop().await;
+}
+
+/// Asks for another pass now.
+async fn sync(app: &TestApp, token: &str, id: i64) {
+    let (status, body) = call(
+        &app.client,
+        &app.base,
+        token,
+        "POST",
+        &format!("/migrations/{id}:sync"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
 }
 
 #[tokio::test]
@@ -636,17 +697,7 @@ async fn bad_requests_and_uploads_name_their_field() {
     assert!(fields(&body).contains(&"source.upload_id"), "{body}");
 
     // With provider.dav_url set, the destination needs only its login.
-    let (status, body) = call(
-        &app.client,
-        &app.base,
-        &token,
-        "PATCH",
-        "/settings",
-        Some(json!({ "provider.dav_url": radicale.url() })),
-        &[],
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    set_provider_dav_url(&app, &token, &radicale.url()).await;
     let id = request(
         &app,
         &token,
@@ -690,7 +741,7 @@ async fn ferry_killed_mid_import_resumes_with_no_card_doubled() {
     let token = ferry
         .token(&["migrations:read", "migrations:write", "migrations:override"])
         .unwrap();
-    let n = 1500;
+    let n = 800;
     let vcf: String = (1..=n)
         .map(|i| format!("BEGIN:VCARD\r\nVERSION:3.0\r\nUID:person-{i}\r\nFN:Person {i}\r\nEMAIL:p{i}@example.com\r\nEND:VCARD\r\n"))
         .collect();
@@ -948,5 +999,184 @@ async fn a_contacts_file_sent_to_support_is_imported_from_its_ticket() {
         radicale.read_collection(JANE, &book).await.unwrap().len(),
         4
     );
+    app.stop().await;
+}
+
+/// A project whose options add contacts and calendars: each row makes three
+/// migrations (mail from Dovecot, address books and calendars from the old
+/// provider's Radicale into the provider's, with the row's logins); each person's
+/// cards and events arrive in their own account; a row whose destination password
+/// is missing is refused for all three, naming the kind; the report CSV and the API
+/// say which is which.
+#[tokio::test]
+async fn a_project_moves_each_rows_mail_contacts_and_calendars() {
+    use ferry_tests::dovecot::{Dovecot, Layout};
+    use ferry_tests::imap;
+
+    let people = [
+        ("jane@acme.example", "old-jane-pw", "new-jane-pw"),
+        ("bob@acme.example", "old-bob-pw", "new-bob-pw"),
+    ];
+    let src = Dovecot::start(Layout::Slash).unwrap();
+    let dst = Dovecot::start(Layout::Slash).unwrap();
+    for (user, old, new) in people {
+        src.add_user(user, old).unwrap();
+        dst.add_user(user, new).unwrap();
+    }
+    let old_logins: Vec<(&str, &str)> = people.iter().map(|p| (p.0, p.1)).collect();
+    let new_logins: Vec<(&str, &str)> = people.iter().map(|p| (p.0, p.2)).collect();
+    let old_dav = DavServer::start(Dialect::Radicale, &old_logins).unwrap();
+    let new_dav = DavServer::start(Dialect::Radicale, &new_logins).unwrap();
+    for (n, (user, old, _)) in people.into_iter().enumerate() {
+        let mut s = imap::login(&src, user, old).await.unwrap();
+        let messages: Vec<imap::SeedMessage> = (0..3)
+            .map(|i| imap::SeedMessage {
+                body: ferry_tests::corpus::message(n * 100 + i, true, 2_000),
+                flags: vec![],
+                internal_date: None,
+            })
+            .collect();
+        imap::seed(&mut s, "INBOX", &messages).await.unwrap();
+        s.logout().await.unwrap();
+        let login = (user, old);
+        old_dav.open_home(login).await.unwrap();
+        let book = old_dav
+            .make_collection(login, "contacts", "Contacts", false)
+            .await
+            .unwrap();
+        for k in 0..2 {
+            let card = format!(
+                "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:{user}-card-{k}\r\nFN:Friend {k} of {user}\r\n\
+                 EMAIL:friend{k}@{n}.example\r\nEND:VCARD\r\n"
+            );
+            old_dav
+                .put_item(login, &book, &format!("c{k}.vcf"), &card)
+                .await
+                .unwrap();
+        }
+        let cal = old_dav
+            .make_collection(login, "work", "Work", true)
+            .await
+            .unwrap();
+        let event = format!(
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Ferry tests//EN\r\nBEGIN:VEVENT\r\n\
+             UID:{user}-event\r\nDTSTAMP:20261201T090000Z\r\nDTSTART:20261207T100000Z\r\n\
+             SUMMARY:Meeting of {user}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+        );
+        old_dav
+            .put_item(login, &cal, "e.ics", &event)
+            .await
+            .unwrap();
+    }
+
+    let app = TestApp::spawn().await;
+    let token = app
+        .token(
+            "projects",
+            &[
+                Scope::ProjectsRead,
+                Scope::ProjectsWrite,
+                Scope::MigrationsRead,
+                Scope::MigrationsOverride,
+                Scope::SettingsAdmin,
+            ],
+        )
+        .await;
+    set_provider_dav_url(&app, &token, &new_dav.url()).await;
+    let row = |(user, old, new): (&str, &str, &str)| {
+        json!({
+            "source_email": user, "source_password": old,
+            "source_host": format!("127.0.0.1:{}", src.port), "source_security": "none",
+            "destination_email": user, "destination_password": new,
+            "destination_host": format!("127.0.0.1:{}", dst.port), "destination_security": "none",
+        })
+    };
+    let mut no_password = row(("eve@acme.example", "old-eve-pw", ""));
+    no_password["destination_password"] = Value::Null;
+    let (status, made) = call(
+        &app.client,
+        &app.base,
+        &token,
+        "POST",
+        "/projects",
+        Some(json!({
+            "name": "Acme, everything",
+            "requester_email": "it@acme.example",
+            "options": {
+                "two_pass": false, "contacts": true, "calendars": true,
+                "dav_url": old_dav.url(), "policy": "merge",
+            },
+            "rows": [row(people[0]), row(people[1]), no_password],
+        })),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 201, "{made:#}");
+    assert_eq!(made["contacts"], true, "{made:#}");
+    assert_eq!(made["policy"], "merge");
+    let rows = made["rows"].as_array().unwrap();
+    assert_eq!(
+        rows[0]["migrations"].as_array().unwrap().len(),
+        3,
+        "{made:#}"
+    );
+    assert_eq!(rows[0]["migration"], rows[0]["migrations"][0]);
+    // Eve's row: refused whole, her contacts' missing password named as theirs.
+    assert_eq!(rows[2]["status"], "invalid", "{made:#}");
+    assert!(rows[2]["migrations"].as_array().unwrap().is_empty());
+    let problems = rows[2]["problems"].to_string();
+    assert!(
+        problems.contains("contacts: ") && problems.contains("calendars: "),
+        "{problems}"
+    );
+    let kinds: Vec<&str> = made["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.len(), 6, "{made:#}");
+    for kind in ["mail", "contacts", "calendars"] {
+        assert_eq!(kinds.iter().filter(|k| **k == kind).count(), 2, "{kinds:?}");
+    }
+
+    // Every migration completes.
+    let ids: Vec<i64> = made["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_i64().unwrap())
+        .collect();
+    for id in &ids {
+        let m = wait_status(&app, &token, *id, "completed").await;
+        let pass = &m["passes"][0];
+        assert_eq!(pass["failed"], 0, "{m:#}");
+        let want = match m["kind"].as_str().unwrap() {
+            "mail" => 3,
+            "contacts" => 2,
+            _ => 1,
+        };
+        assert_eq!(pass["copied"], want, "{m:#}");
+    }
+
+    // Each person's mail, cards and event are in their own new account.
+    for (user, _, new) in people {
+        let mut s = imap::login(&dst, user, new).await.unwrap();
+        let got = imap::read_all(&mut s).await.unwrap();
+        assert_eq!(got["INBOX"].len(), 3, "{user}");
+        let login = (user, new);
+        let cards = new_dav
+            .read_collection(login, &format!("{}contacts/", new_dav.home(user)))
+            .await
+            .unwrap();
+        assert_eq!(cards.len(), 2, "{user}: {cards:#?}");
+        assert!(cards.iter().all(|c| c.contains(&format!("of {user}"))));
+        let events = new_dav
+            .read_collection(login, &format!("{}work/", new_dav.home(user)))
+            .await
+            .unwrap();
+        assert_eq!(events.len(), 1, "{user}: {events:#?}");
+        assert!(events[0].contains(&format!("UID:{user}-event")));
+    }
     app.stop().await;
 }

@@ -40,18 +40,22 @@ fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
     &html[at..at + html[at..].find(end).unwrap()]
 }
 
+/// The provider moves mail into acme.example, at any hour with no notice, its workers
+/// looking for work every second.
+fn acme_at_any_time(s: &mut ferry::config::Settings) {
+    s.intake.destination_domains = vec!["acme.example".into()];
+    s.schedule.notice_hours = 0;
+    s.schedule.weekend_notice_hours = 0;
+    s.schedule.off_hours_start = "00:00".into();
+    s.schedule.off_hours_end = "00:00".into();
+    s.workers.poll_seconds = 1;
+}
+
 #[tokio::test]
 async fn a_customer_requests_a_project_then_follows_pauses_and_fixes_a_password() {
     let app = TestApp::spawn_with(Options {
         login_max_failures: 3,
-        tweak: Some(|s| {
-            s.intake.destination_domains = vec!["acme.example".into()];
-            s.schedule.notice_hours = 0;
-            s.schedule.weekend_notice_hours = 0;
-            s.schedule.off_hours_start = "00:00".into();
-            s.schedule.off_hours_end = "00:00".into();
-            s.workers.poll_seconds = 1;
-        }),
+        tweak: Some(acme_at_any_time),
         ..Default::default()
     })
     .await;
@@ -428,6 +432,7 @@ async fn a_running_project_gets_a_daily_digest_and_a_finished_one_its_report_onc
             ..Default::default()
         },
         problems: Vec::new(),
+        also: Vec::new(),
     };
     // Its window is days away: its mailboxes wait, scheduled, while the clock moves.
     let window = (chrono::Utc::now() + chrono::Duration::days(4))
@@ -500,5 +505,168 @@ async fn a_running_project_gets_a_daily_digest_and_a_finished_one_its_report_onc
         .collect();
     assert_eq!(secret.len(), 1);
     assert_eq!(secret[0].to, ["it@acme.example"]);
+    app.stop().await;
+}
+
+/// Where the provider takes contacts and calendars (`provider.dav_url`), `/request`
+/// offers them: the customer ticks both, and the approved project moves the
+/// mailbox's mail, address book and calendar, each a migration the tracking page
+/// names; a DAV address that is not one is refused under its field.
+#[tokio::test]
+async fn a_customer_asks_for_contacts_and_calendars_too() {
+    use ferry_tests::dav::{DavServer, Dialect};
+    let app = TestApp::spawn_with(Options {
+        tweak: Some(|s| {
+            acme_at_any_time(s);
+            s.intake.auto_approve = true;
+            // Settings changed through the API must be valid as a whole.
+            s.schedule.off_hours_end = "23:59".into();
+        }),
+        ..Default::default()
+    })
+    .await;
+    let page = app.page(&client(), "/request").await;
+    assert!(
+        !page.contains("name=\"contacts\""),
+        "no DAV server, no contacts to offer"
+    );
+    let src = Dovecot::start(Layout::Slash).unwrap();
+    let dst = Dovecot::start(Layout::Slash).unwrap();
+    src.add_user("ana@old.example", SRC_PW[0]).unwrap();
+    dst.add_user("ana@acme.example", DST_PW[0]).unwrap();
+    let old_dav = DavServer::start(Dialect::Xandikos, &[]).unwrap();
+    let new_dav = DavServer::start(Dialect::Radicale, &[("ana@acme.example", DST_PW[0])]).unwrap();
+    let login = ("ana@old.example", SRC_PW[0]);
+    let book = old_dav
+        .make_collection(login, "family", "Family", false)
+        .await
+        .unwrap();
+    old_dav
+        .put_item(
+            login,
+            &book,
+            "gran.vcf",
+            "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:gran-1\r\nFN:Gran\r\nTEL:+44 20 7946 0000\r\nEND:VCARD\r\n",
+        )
+        .await
+        .unwrap();
+    let token = app
+        .token("settings", &[ferry::domain::Scope::SettingsAdmin])
+        .await;
+    let (status, body) = ferry_tests::api::call(
+        &app.client,
+        &app.base,
+        &token,
+        "PATCH",
+        "/settings",
+        Some(serde_json::json!({
+            "provider.dav_url": new_dav.url(),
+            "provider.imap_host": "127.0.0.1",
+            "provider.imap_port": dst.port.to_string(),
+            "provider.imap_security": "none",
+        })),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let page = app.page(&client(), "/request").await;
+    assert!(page.contains("name=\"contacts\""), "{page}");
+
+    let window = (chrono::Utc::now() + chrono::Duration::days(1))
+        .format("%Y-%m-%dT03:00")
+        .to_string();
+    let form = |dav_url: &str| {
+        reqwest::multipart::Form::new()
+            .text("name", "Ana's move")
+            .text("requester_email", "ana@acme.example")
+            .text("time_zone", "UTC")
+            .text("window", window.clone())
+            .text("source_email", "ana@old.example")
+            .text("source_password", SRC_PW[0])
+            .text("source_host", format!("127.0.0.1:{}", src.port))
+            .text("source_security", "none")
+            .text("destination_email", "ana@acme.example")
+            .text("destination_password", DST_PW[0])
+            .text("contacts", "1")
+            .text("calendars", "1")
+            .text("dav_url", dav_url.to_owned())
+            .text("terms", "1")
+    };
+    let customer = client();
+    let resp = customer
+        .post(app.url("/request"))
+        .multipart(form("not a server!"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 422);
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("id=\"dav_url-error\""), "{page}");
+    let resp = customer
+        .post(app.url("/request"))
+        .multipart(form(&old_dav.url()))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let page = resp.text().await.unwrap();
+    assert_eq!(status, 200, "{page}");
+    let code = between(&page, "<code id=\"project-id\">", "<").to_owned();
+    let s = &app.services;
+    let project = s.project_by_code(&code).await.unwrap();
+    assert!(project.options.mail && project.options.contacts && project.options.calendars);
+    let view = s.project_view(project.id).await.unwrap();
+    let mut kinds: Vec<&str> = view
+        .migrations
+        .iter()
+        .map(|(m, _)| m.kind.as_str())
+        .collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["calendars", "contacts", "mail"]);
+
+    // Started now rather than at the window: the address book arrives.
+    let contacts = view
+        .migrations
+        .iter()
+        .find(|(m, _)| m.kind.as_str() == "contacts")
+        .unwrap()
+        .0
+        .id;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while s
+        .store()
+        .get_migration(contacts)
+        .await
+        .unwrap()
+        .unwrap()
+        .status
+        != MigrationStatus::Scheduled
+    {
+        assert!(Instant::now() < deadline, "its logins are checked");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    s.reschedule_migration(&Actor::System, contacts, true, None, None)
+        .await
+        .unwrap();
+    loop {
+        let m = s.store().get_migration(contacts).await.unwrap().unwrap();
+        if m.status == MigrationStatus::Completed {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline && m.status != MigrationStatus::Failed,
+            "{m:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let cards = new_dav
+        .read_collection(
+            ("ana@acme.example", DST_PW[0]),
+            &format!("{}family/", new_dav.home("ana@acme.example")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(cards.len(), 1, "{cards:#?}");
+    assert!(cards[0].contains("UID:gran-1"));
     app.stop().await;
 }

@@ -618,7 +618,10 @@ async fn emails_to_the_support_address_become_tickets_answered_in_their_threads(
     )
     .await
     .unwrap();
-    let made: Vec<_> = reports.iter().filter_map(|r| r.migration.clone()).collect();
+    let made: Vec<_> = reports
+        .iter()
+        .filter_map(|r| r.migration().cloned())
+        .collect();
     assert_eq!(made.len(), 1);
     assert_eq!(made[0].ticket, Some(csv_ticket.id));
     assert_eq!(made[0].source.username(), "jose@old.example");

@@ -257,6 +257,10 @@ pub struct CopyRecord {
     /// True once the copy was removed from the destination ("delete migrated items").
     #[serde(default)]
     pub removed: bool,
+    /// The source item's version when it was copied (a CardDAV/CalDAV item's ETag): a
+    /// later pass copies it again once it changed. None for mail.
+    #[serde(default)]
+    pub version: Option<String>,
 }
 
 /// The role a folder plays (RFC 6154), found by attribute or by well-known name.

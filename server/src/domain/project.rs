@@ -7,7 +7,10 @@ use std::fmt;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{DuplicatePolicy, FieldError, Migration, MigrationStatus, Mode, ProjectId, TicketId};
+use super::{
+    DuplicatePolicy, FieldError, ItemPolicy, Migration, MigrationKind, MigrationStatus, Mode,
+    ProjectId, TicketId,
+};
 
 /// The code's alphabet: Crockford's base 32 (no I, L, O, U), so that what a person
 /// reads aloud cannot be typed as another code.
@@ -85,6 +88,23 @@ pub struct ProjectOptions {
     /// A daily digest to the requester while it runs.
     #[serde(default = "yes")]
     pub digest: bool,
+    /// Each row's mail (true unless turned off: a contacts-only project).
+    #[serde(default = "yes")]
+    pub mail: bool,
+    /// Each row's address books too, from the old provider's CardDAV server.
+    #[serde(default)]
+    pub contacts: bool,
+    /// Each row's calendars and tasks too, from its CalDAV server.
+    #[serde(default)]
+    pub calendars: bool,
+    /// The old provider's CardDAV/CalDAV server (a URL, or a host to discover it
+    /// from); each row's source host when not given.
+    #[serde(default)]
+    pub dav_url: Option<String>,
+    /// Contacts and calendar items already at the destination; `merge` merges
+    /// contacts, and calendars then keep the destination's item (`skip`).
+    #[serde(default)]
+    pub policy: ItemPolicy,
 }
 
 fn yes() -> bool {
@@ -99,6 +119,11 @@ impl Default for ProjectOptions {
             import_since: None,
             two_pass: true,
             digest: true,
+            mail: true,
+            contacts: false,
+            calendars: false,
+            dav_url: None,
+            policy: ItemPolicy::default(),
         }
     }
 }
@@ -112,6 +137,11 @@ pub struct OptionTexts<'a> {
     pub import_since: &'a str,
     pub two_pass: Option<bool>,
     pub digest: Option<bool>,
+    pub mail: Option<bool>,
+    pub contacts: Option<bool>,
+    pub calendars: Option<bool>,
+    pub dav_url: &'a str,
+    pub policy: &'a str,
 }
 
 impl ProjectOptions {
@@ -134,16 +164,55 @@ impl ProjectOptions {
                 .map_err(|e| errors.push(e))
                 .ok()
         });
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        Ok(Self {
+        let policy = given(texts.policy).and_then(|t| {
+            super::choice::<ItemPolicy>("policy", &t)
+                .map_err(|e| errors.push(e))
+                .ok()
+        });
+        let dav_url = given(texts.dav_url).and_then(|t| {
+            super::dav_url("dav_url", &t)
+                .map_err(|e| errors.push(e))
+                .ok()
+        });
+        let options = Self {
             mode: mode.unwrap_or(defaults.mode),
             duplicates: duplicates.unwrap_or(defaults.duplicates),
             import_since,
             two_pass: texts.two_pass.unwrap_or(defaults.two_pass),
             digest: texts.digest.unwrap_or(defaults.digest),
+            mail: texts.mail.unwrap_or(defaults.mail),
+            contacts: texts.contacts.unwrap_or(defaults.contacts),
+            calendars: texts.calendars.unwrap_or(defaults.calendars),
+            dav_url,
+            policy: policy.unwrap_or(defaults.policy),
+        };
+        errors.extend(options.nothing_chosen());
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(options)
+    }
+
+    /// Why the options copy nothing: none of mail, contacts and calendars is chosen.
+    pub fn nothing_chosen(&self) -> Option<FieldError> {
+        (!self.mail && !self.contacts && !self.calendars).then(|| {
+            FieldError::new(
+                "mail",
+                "choose what to move: mail, contacts, calendars, or several",
+            )
         })
+    }
+
+    /// The kinds of migration each row makes, mail first.
+    pub fn kinds(&self) -> Vec<MigrationKind> {
+        [
+            (self.mail, MigrationKind::Mail),
+            (self.contacts, MigrationKind::Contacts),
+            (self.calendars, MigrationKind::Calendars),
+        ]
+        .into_iter()
+        .filter_map(|(on, kind)| on.then_some(kind))
+        .collect()
     }
 }
 
@@ -384,5 +453,44 @@ mod tests {
         let options: ProjectOptions = serde_json::from_str("{}").unwrap();
         assert!(options.two_pass && options.digest);
         assert_eq!(options.mode, Mode::Full);
+        // A project stored before contacts and calendars moves its mail only.
+        assert_eq!(options.kinds(), [MigrationKind::Mail]);
+        assert_eq!(options.policy, ItemPolicy::Skip);
+    }
+
+    #[test]
+    fn options_choose_the_kinds_and_refuse_none() {
+        let texts = OptionTexts {
+            mail: Some(false),
+            contacts: Some(true),
+            calendars: Some(true),
+            dav_url: "dav.old.example",
+            policy: "merge",
+            ..Default::default()
+        };
+        let options = ProjectOptions::from_texts(texts).unwrap();
+        assert_eq!(
+            options.kinds(),
+            [MigrationKind::Contacts, MigrationKind::Calendars]
+        );
+        assert_eq!(options.dav_url.as_deref(), Some("https://dav.old.example"));
+        assert_eq!(options.policy, ItemPolicy::Merge);
+        let none = OptionTexts {
+            mail: Some(false),
+            ..Default::default()
+        };
+        let errors = ProjectOptions::from_texts(none).unwrap_err();
+        assert_eq!(errors[0].field, "mail");
+        let bad = OptionTexts {
+            dav_url: "user:pw@dav.example",
+            policy: "sometimes",
+            ..Default::default()
+        };
+        let fields: Vec<&str> = ProjectOptions::from_texts(bad)
+            .unwrap_err()
+            .iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(fields, ["policy", "dav_url"]);
     }
 }

@@ -81,6 +81,9 @@ pub struct ListedRequest {
     pub row: usize,
     pub request: MigrationRequest,
     pub problems: Vec<FieldError>,
+    /// The same mailbox's other kinds (a project's contacts and calendars), checked
+    /// and made with it: the row is ready when all of them are.
+    pub also: Vec<MigrationRequest>,
 }
 
 /// One of a fixed set of words (`Mode`, `Security`, …), its error under `field`.

@@ -184,6 +184,7 @@ impl MailboxList {
                     row: row.number,
                     request,
                     problems,
+                    also: Vec::new(),
                 }
             })
             .collect()

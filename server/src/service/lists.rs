@@ -18,23 +18,29 @@ use crate::store::{NewMigration, NewUpload};
 pub struct RowReport {
     pub row: usize,
     pub problems: Vec<FieldError>,
-    /// The migration made from it, once made.
-    pub migration: Option<Migration>,
+    /// The migrations made from it, once made: its mail first, then (in a project
+    /// that moves them) its contacts and calendars.
+    pub migrations: Vec<Migration>,
 }
 
 impl RowReport {
     pub fn ready(&self) -> bool {
         self.problems.is_empty()
     }
+
+    /// The row's first migration (its mail's, unless the project moves no mail).
+    pub fn migration(&self) -> Option<&Migration> {
+        self.migrations.first()
+    }
 }
 
 /// A list checked row by row: each row's report and, when it is ready, the migration
 /// it makes. Checked once (every host resolved once), then admitted.
-pub(super) struct CheckedList(Vec<(RowReport, Option<NewMigration>)>);
+pub(super) struct CheckedList(Vec<(RowReport, Vec<NewMigration>)>);
 
 impl CheckedList {
     pub(super) fn any_ready(&self) -> bool {
-        self.0.iter().any(|(_, new)| new.is_some())
+        self.0.iter().any(|(_, new)| !new.is_empty())
     }
 
     pub(super) fn reports(&self) -> impl Iterator<Item = &RowReport> {
@@ -49,7 +55,7 @@ impl CheckedList {
     pub(super) fn refuse(&mut self, i: usize, problem: FieldError) {
         if let Some((report, new)) = self.0.get_mut(i) {
             report.problems.push(problem);
-            *new = None;
+            new.clear();
         }
     }
 
@@ -130,15 +136,15 @@ impl Services {
         project: Option<(ProjectId, bool)>,
     ) -> ServiceResult<Vec<RowReport>> {
         let mut reports = Vec::new();
-        for (mut report, new) in checked.0 {
-            if let Some(mut new) = new {
+        for (mut report, made) in checked.0 {
+            for mut new in made {
                 new.ticket = ticket;
                 if let Some((project, paused)) = project {
                     new.project = Some(project);
                     new.paused = paused;
                 }
                 match self.admit(actor, new, self.now()).await {
-                    Ok(m) => report.migration = Some(m),
+                    Ok(m) => report.migrations.push(m),
                     Err(
                         err @ (ServiceError::Conflict { .. } | ServiceError::Unavailable { .. }),
                     ) => report
@@ -162,37 +168,50 @@ impl Services {
         let mut checked = Vec::with_capacity(rows.len());
         for row in rows {
             let mut problems = row.problems;
-            let new = match self
-                .check_request(actor, may_override, row.request, &mut hosts)
-                .await
-            {
-                Ok(new) => Some(new),
-                Err(ServiceError::Invalid(errors)) => {
-                    problems.extend(errors);
-                    None
+            let mut made = Vec::with_capacity(1 + row.also.len());
+            let asked = std::iter::once((false, row.request))
+                .chain(row.also.into_iter().map(|r| (true, r)));
+            for (also, request) in asked {
+                let kind = request
+                    .kind
+                    .clone()
+                    .and_then(Result::ok)
+                    .unwrap_or_default();
+                match self
+                    .check_request(actor, may_override, request, &mut hosts)
+                    .await
+                {
+                    Ok(new) => made.push(new),
+                    // A project's contacts or calendars say which they are.
+                    Err(ServiceError::Invalid(errors)) if also => {
+                        problems.extend(errors.into_iter().map(|e| FieldError {
+                            message: format!("{}: {}", kind.as_str(), e.message),
+                            ..e
+                        }));
+                    }
+                    Err(ServiceError::Invalid(errors)) => problems.extend(errors),
+                    Err(err) => return Err(err),
                 }
-                Err(err) => return Err(err),
-            };
-            checked.push((row.row, problems, new));
+            }
+            checked.push((row.row, problems, made));
         }
-        let keys: Vec<Option<String>> = checked
+        let asked: Vec<String> = checked
             .iter()
-            .map(|(_, _, new)| {
-                new.as_ref()
-                    .map(|new| crate::store::dest_key(new.kind, &new.dest))
-            })
+            .flat_map(|(_, _, made)| made.iter())
+            .map(|new| crate::store::dest_key(new.kind, &new.dest))
             .collect();
-        let asked: Vec<String> = keys.iter().flatten().cloned().collect();
         let busy = self.store.busy_mailboxes(&asked).await?;
         let mut first_row: HashMap<String, usize> = HashMap::new();
         let mut out = Vec::with_capacity(checked.len());
-        for ((row, mut problems, new), key) in checked.into_iter().zip(keys) {
-            if let (Some(new), Some(key)) = (&new, key) {
+        for (row, mut problems, made) in checked {
+            for new in &made {
+                let key = crate::store::dest_key(new.kind, &new.dest);
+                let what = new.kind.as_str();
                 if let Some(first) = first_row.get(&key) {
                     problems.push(FieldError::new(
                         "destination.username",
                         format!(
-                            "row {first} already moves mail into {}; keep one row per mailbox",
+                            "row {first} already moves {what} into {}; keep one row per mailbox",
                             new.dest.username()
                         ),
                     ));
@@ -203,19 +222,27 @@ impl Services {
                     problems.push(FieldError::new(
                         "destination.username",
                         format!(
-                            "{} already has a migration in progress; remove this row, or cancel that migration first",
-                            new.dest.username()
+                            "{} already has a {}migration in progress; remove this row, or cancel that migration first",
+                            new.dest.username(),
+                            match new.kind {
+                                crate::domain::MigrationKind::Mail => String::new(),
+                                kind => format!("{} ", kind.as_str()),
+                            }
                         ),
                     ));
                 }
             }
-            let new = new.filter(|_| problems.is_empty());
+            let made = if problems.is_empty() {
+                made
+            } else {
+                Vec::new()
+            };
             let report = RowReport {
                 row,
                 problems,
-                migration: None,
+                migrations: Vec::new(),
             };
-            out.push((report, new));
+            out.push((report, made));
         }
         Ok(CheckedList(out))
     }
@@ -302,7 +329,7 @@ impl Services {
         self.store.use_upload(id, now).await?;
         let made: Vec<String> = reports
             .iter()
-            .filter_map(|r| r.migration.as_ref().map(|m| m.id.to_string()))
+            .flat_map(|r| r.migrations.iter().map(|m| m.id.to_string()))
             .collect();
         let tx = self.store.begin().await?;
         let event = NewAuditEvent::new(actor, "list.used")

@@ -16,9 +16,10 @@ use super::lists::{CheckedList, RowReport};
 use super::{ServiceError, ServiceResult, Services};
 use crate::crypto;
 use crate::domain::{
-    self, Actor, EmailAddress, ErrorCode, FieldError, ListedRequest, MailboxProgress, Migration,
-    MigrationId, MigrationStatus, NewAuditEvent, Parsed, Project, ProjectCode, ProjectCounts,
-    ProjectId, ProjectOptions, ProjectStatus, ProjectTotals, TicketId,
+    self, Actor, EmailAddress, ErrorCode, FieldError, ItemPolicy, ListedRequest, MailboxProgress,
+    Migration, MigrationId, MigrationKind, MigrationRequest, MigrationStatus, NewAuditEvent,
+    Parsed, Project, ProjectCode, ProjectCounts, ProjectId, ProjectOptions, ProjectStatus,
+    ProjectTotals, ServerInput, TicketId,
 };
 use crate::render::emails::{ProjectEmail, ProjectLine, ProjectNews};
 use crate::store::{NewProject, ProjectChange, ProjectFilter, StoreError};
@@ -101,6 +102,49 @@ impl ProjectAction {
 pub struct ActionReport {
     pub changed: Vec<MigrationId>,
     pub skipped: Vec<(MigrationId, String)>,
+}
+
+/// A row's contacts or calendars: the same accounts as its mail, the source on the
+/// project's DAV server (or the row's own host, to discover it from), the destination
+/// on the provider's (`provider.dav_url`), with the project's policy.
+fn items_request(
+    mail: &MigrationRequest,
+    kind: MigrationKind,
+    options: &ProjectOptions,
+) -> MigrationRequest {
+    let dav_url = options
+        .dav_url
+        .clone()
+        .or_else(|| Some(mail.source.host.trim().to_owned()).filter(|h| !h.is_empty()));
+    let dest_username = match mail.destination.username.trim() {
+        "" => mail.source.username.clone(),
+        given => given.to_owned(),
+    };
+    let policy = match (kind, options.policy) {
+        (MigrationKind::Calendars, ItemPolicy::Merge) => ItemPolicy::Skip,
+        (_, policy) => policy,
+    };
+    MigrationRequest {
+        kind: Some(Ok(kind)),
+        source: ServerInput {
+            dav_url,
+            username: mail.source.username.clone(),
+            password: mail.source.password.clone(),
+            ..Default::default()
+        },
+        destination: ServerInput {
+            username: dest_username,
+            password: mail.destination.password.clone(),
+            ..Default::default()
+        },
+        policy: Some(Ok(policy)),
+        window_start: mail.window_start.clone(),
+        time_zone: mail.time_zone.clone(),
+        requester_email: mail.requester_email.clone(),
+        customer_ref: mail.customer_ref.clone(),
+        ticket: mail.ticket,
+        ..Default::default()
+    }
 }
 
 /// The project's checked fields.
@@ -211,6 +255,18 @@ impl Services {
                 r.duplicates = Some(Ok(options.duplicates));
                 r.import_since = options.import_since.map(Ok::<_, FieldError>) as Option<Parsed<_>>;
                 r.two_pass = Some(options.two_pass);
+                let mut made: Vec<MigrationRequest> = options
+                    .kinds()
+                    .into_iter()
+                    .map(|kind| match kind {
+                        MigrationKind::Mail => row.request.clone(),
+                        _ => items_request(&row.request, kind, options),
+                    })
+                    .collect();
+                if !made.is_empty() {
+                    row.request = made.remove(0);
+                }
+                row.also = made;
                 row
             })
             .collect()
@@ -388,7 +444,7 @@ impl Services {
                 may_override,
             )
             .await?;
-        let added = reports.iter().filter(|r| r.migration.is_some()).count();
+        let added = reports.iter().filter(|r| !r.migrations.is_empty()).count();
         let now = self.now();
         let tx = self.store.begin().await?;
         // A finished project with new mailboxes reports its completion again.
@@ -687,7 +743,10 @@ impl Services {
                 .migrations
                 .iter()
                 .map(|(m, progress)| ProjectLine {
-                    mailbox: m.source.username().to_owned(),
+                    mailbox: match m.kind {
+                        MigrationKind::Mail => m.source.username().to_owned(),
+                        kind => format!("{} ({})", m.source.username(), kind.as_str()),
+                    },
                     status: project_status_words(m.status).into(),
                     copied: progress.copied,
                     failed: progress.failed,

@@ -664,14 +664,14 @@ impl Services {
         let reports = self.ticket_project(actor, &ticket, rows.clone()).await?;
         let made: Vec<String> = reports
             .iter()
-            .filter_map(|r| r.migration.as_ref().map(|m| m.id.to_string()))
+            .flat_map(|r| r.migrations.iter().map(|m| m.id.to_string()))
             .collect();
         let now = self.now();
         let tx = self.store.begin().await?;
         tx.write_first().await?;
         if let Some(to) = ticket.requester.clone() {
             let settings = self.settings();
-            let outcome = |r: &RowReport| match &r.migration {
+            let outcome = |r: &RowReport| match r.migration() {
                 Some(m) => match self.migration_facts(m).window {
                     Some(window) => format!("migration #{} scheduled for {window}", m.id),
                     None => format!(

@@ -15,7 +15,7 @@ use super::entities::{migration_folders, migration_ledger, migration_passes, mig
 use super::{Store, StoreError, StoreResult, Tx};
 use crate::domain::{CopyRecord, FolderProgress, MigrationId, Pass, PassId, PassKind};
 
-/// Ledger rows per INSERT: 9 values each, well under SQLite's and PostgreSQL's limits
+/// Ledger rows per INSERT: 10 values each, well under SQLite's and PostgreSQL's limits
 /// on bound values, and a batch of the engine (200 messages) in one statement.
 const LEDGER_ROWS_PER_INSERT: usize = 250;
 
@@ -183,6 +183,7 @@ impl Store {
                     source_deleted: row.source_deleted,
                     pass: u32::try_from(row.pass).unwrap_or(0),
                     removed: row.removed,
+                    version: row.version,
                 },
             );
         }
@@ -258,6 +259,7 @@ impl Store {
                 source_deleted: Set(e.source_deleted),
                 pass: Set(i32::try_from(e.pass).unwrap_or(i32::MAX)),
                 removed: Set(e.removed),
+                version: Set(e.version.clone()),
             });
             migration_ledger::Entity::insert_many(rows)
                 .on_conflict(
@@ -269,6 +271,7 @@ impl Store {
                             L::SourceDeleted,
                             L::Pass,
                             L::Removed,
+                            L::Version,
                         ])
                         .to_owned(),
                 )

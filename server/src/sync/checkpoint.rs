@@ -491,6 +491,7 @@ mod tests {
             source_deleted: false,
             pass: 1,
             removed: false,
+            version: None,
         }
     }
 

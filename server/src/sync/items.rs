@@ -282,12 +282,29 @@ async fn copy_collection<C: CheckpointStore>(
             next += 1;
         }
     }
-    let done: HashSet<String> = fs.ledger().values().map(|e| e.key.clone()).collect();
+    // An item copied before is done, unless it changed at the source since (its ETag)
+    // and the policy replaces what is at the destination: then it is copied again.
+    let versions: HashMap<&str, Option<&str>> = fs
+        .ledger()
+        .values()
+        .map(|e| (e.key.as_str(), e.version.as_deref()))
+        .collect();
+    let recopies = job.policy != ItemPolicy::Skip;
+    let changed = |l: &Listed| match (versions.get(l.key.as_str()), l.etag.as_deref()) {
+        (Some(Some(was)), Some(now)) => recopies && *was != now,
+        _ => false,
+    };
     let pending: Vec<Listed> = listed
         .iter()
-        .filter(|l| !done.contains(&l.key))
+        .filter(|l| !versions.contains_key(l.key.as_str()) || changed(l))
         .cloned()
         .collect();
+    let updated: HashSet<String> = pending
+        .iter()
+        .filter(|l| versions.contains_key(l.key.as_str()))
+        .map(|l| l.key.clone())
+        .collect();
+    drop(versions);
     let mut index = dest_index(dest, &plan.dest, job.contacts(), reach).await?;
     if job.policy == ItemPolicy::Merge {
         index.index_people();
@@ -314,7 +331,10 @@ async fn copy_collection<C: CheckpointStore>(
         for (listed, item) in batch.iter().zip(items) {
             let number = numbers[&listed.key];
             let outcome = match item {
-                Ok(item) => run.write(&listed.key, &item).await?,
+                Ok(item) => {
+                    run.write(&listed.key, &item, updated.contains(&listed.key))
+                        .await?
+                }
                 Err(reason) => Err(reason),
             };
             match outcome {
@@ -329,6 +349,7 @@ async fn copy_collection<C: CheckpointStore>(
                             source_deleted: false,
                             pass: job.pass,
                             removed: false,
+                            version: listed.etag.clone(),
                         },
                     );
                     if skipped {
@@ -393,11 +414,14 @@ async fn copy_collection<C: CheckpointStore>(
 
 impl Run<'_> {
     /// Writes one item under the policy: `Ok(true)` when it was skipped, `Ok(false)`
-    /// when written, `Err(reason)` when the destination refused it.
+    /// when written, `Err(reason)` when the destination refused it. `updated`: the
+    /// item was copied by an earlier pass and changed at the source since, so its copy
+    /// is replaced (under `create` too, where the copy has its own UID).
     async fn write(
         &mut self,
         key: &str,
         item: &Item,
+        updated: bool,
     ) -> Result<Result<bool, String>, MigrateError> {
         let claimed = self.claimable.contains(key);
         let (uid, data) = match self.job.policy {
@@ -437,6 +461,10 @@ impl Run<'_> {
         }
         if let Some(existing) = self.index.by_uid.get(&uid).cloned() {
             return match self.job.policy {
+                _ if updated && self.job.policy != ItemPolicy::Skip => self
+                    .replace(&uid, &existing, &data)
+                    .await
+                    .map(|r| r.map(|()| false)),
                 ItemPolicy::Overwrite => self
                     .replace(&uid, &existing, &data)
                     .await

@@ -40,6 +40,7 @@ fn rows(src: &Dovecot, dst: &Dovecot, boxes: std::ops::Range<usize>) -> Vec<List
                 ..Default::default()
             },
             problems: Vec::new(),
+            also: Vec::new(),
         })
         .collect()
 }

@@ -18,8 +18,8 @@ use super::api_bodies::{AccountBody, account_body};
 use super::api_tickets::{RowBody, row_bodies};
 use super::choice::Choice;
 use crate::domain::{
-    self, DuplicatePolicy, ListedRequest, MigrationId, MigrationStatus, Mode, OptionTexts,
-    ProjectOptions, ProjectStatus, Scope,
+    self, DuplicatePolicy, ItemPolicy, ListedRequest, MigrationId, MigrationKind, MigrationStatus,
+    Mode, OptionTexts, ProjectOptions, ProjectStatus, Scope,
 };
 use crate::intake::lists::{self, RowDefaults};
 use crate::service::{ProjectAction, ProjectInput, ProjectView, ServiceError, Services};
@@ -39,6 +39,19 @@ pub struct ProjectOptionsBody {
     pub two_pass: Option<bool>,
     /// A daily digest to the requester while it runs (default true).
     pub digest: Option<bool>,
+    /// Each row's mail (default true; false for a contacts-only project).
+    pub mail: Option<bool>,
+    /// Each row's address books too (default false), from the old provider's CardDAV
+    /// server to the provider's (setting `provider.dav_url`), with the row's logins.
+    pub contacts: Option<bool>,
+    /// Each row's calendars and tasks too (default false), likewise over CalDAV.
+    pub calendars: Option<bool>,
+    /// The old provider's CardDAV/CalDAV server (a URL, or a host to discover it
+    /// from); each row's `source_host` when not given.
+    pub dav_url: Option<String>,
+    /// Contacts and calendar items already at the destination: `skip` (default),
+    /// `overwrite`, `create`, or `merge` (contacts merged; calendars then skip).
+    pub policy: Option<Choice<ItemPolicy>>,
 }
 
 /// One mailbox to move: the short template's columns; the long template's are taken
@@ -132,10 +145,23 @@ pub struct NewProjectForm {
     pub two_pass: Option<String>,
     /// `true` (default) or `false`.
     pub digest: Option<String>,
+    /// `true` (default) or `false`: each row's mail.
+    pub mail: Option<String>,
+    /// `true` or `false` (default): each row's address books too.
+    pub contacts: Option<String>,
+    /// `true` or `false` (default): each row's calendars too.
+    pub calendars: Option<String>,
+    /// The old provider's CardDAV/CalDAV server; each row's source host when empty.
+    pub dav_url: Option<String>,
+    /// `skip` (default), `overwrite`, `create` or `merge`.
+    pub policy: Option<String>,
     /// The list: the templates at `/templates/migration-request.csv` and `.xlsx`.
     pub file: Upload,
 }
 
+// One per request, parsed and taken apart at once; poem-openapi's derive takes each
+// payload by value.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, ApiRequest)]
 pub enum NewProjectRequest {
     Json(Json<NewProjectBody>),
@@ -205,6 +231,9 @@ pub struct PreviewBody {
 #[derive(Debug, Object)]
 pub struct ProjectMailboxBody {
     pub id: MigrationId,
+    /// `mail`, `contacts` or `calendars`: a row of a project that moves contacts and
+    /// calendars makes one of each.
+    pub kind: MigrationKind,
     pub status: MigrationStatus,
     pub source: AccountBody,
     pub destination: AccountBody,
@@ -256,6 +285,11 @@ pub struct ProjectBody {
     pub import_since: Option<String>,
     pub two_pass: bool,
     pub digest: bool,
+    pub mail: bool,
+    pub contacts: bool,
+    pub calendars: bool,
+    pub dav_url: Option<String>,
+    pub policy: ItemPolicy,
     pub ticket_id: Option<crate::domain::TicketId>,
     pub created_at: DateTime<Utc>,
     pub approved_at: Option<DateTime<Utc>>,
@@ -351,6 +385,11 @@ pub(super) fn project_body(view: &ProjectView) -> ProjectBody {
         import_since: p.options.import_since.map(|d| d.to_string()),
         two_pass: p.options.two_pass,
         digest: p.options.digest,
+        mail: p.options.mail,
+        contacts: p.options.contacts,
+        calendars: p.options.calendars,
+        dav_url: p.options.dav_url.clone(),
+        policy: p.options.policy,
         ticket_id: p.ticket,
         created_at: p.created_at,
         approved_at: p.approved_at,
@@ -379,6 +418,7 @@ fn mailbox_bodies(view: &ProjectView) -> Vec<ProjectMailboxBody> {
         .iter()
         .map(|(m, progress)| ProjectMailboxBody {
             id: m.id,
+            kind: m.kind,
             status: m.status,
             source: account_body(&m.source),
             destination: account_body(&m.dest),
@@ -405,6 +445,19 @@ fn options_of(body: Option<ProjectOptionsBody>) -> Result<ProjectOptions, Servic
             .map_err(|e| errors.push(e))
             .ok()
     });
+    let policy = body
+        .policy
+        .and_then(|c| c.field("options.policy").map_err(|e| errors.push(e)).ok());
+    let dav_url = body
+        .dav_url
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .and_then(|u| {
+            domain::dav_url("options.dav_url", u)
+                .map_err(|e| errors.push(e))
+                .ok()
+        });
     let import_since = match body.import_since.as_deref().filter(|s| !s.is_empty()) {
         Some(day) => match domain::day("options.import_since", day) {
             Ok(d) => Some(d),
@@ -415,16 +468,26 @@ fn options_of(body: Option<ProjectOptionsBody>) -> Result<ProjectOptions, Servic
         },
         None => None,
     };
-    if !errors.is_empty() {
-        return Err(ServiceError::Invalid(errors));
-    }
-    Ok(ProjectOptions {
+    let options = ProjectOptions {
         mode: mode.unwrap_or(defaults.mode),
         duplicates: duplicates.unwrap_or(defaults.duplicates),
         import_since,
         two_pass: body.two_pass.unwrap_or(defaults.two_pass),
         digest: body.digest.unwrap_or(defaults.digest),
-    })
+        mail: body.mail.unwrap_or(defaults.mail),
+        contacts: body.contacts.unwrap_or(defaults.contacts),
+        calendars: body.calendars.unwrap_or(defaults.calendars),
+        dav_url,
+        policy: policy.unwrap_or(defaults.policy),
+    };
+    errors.extend(options.nothing_chosen().map(|e| domain::FieldError {
+        field: "options.mail",
+        ..e
+    }));
+    if !errors.is_empty() {
+        return Err(ServiceError::Invalid(errors));
+    }
+    Ok(options)
 }
 
 /// The options of a form's text fields.
@@ -444,12 +507,22 @@ fn form_options(form: &NewProjectForm) -> Result<ProjectOptions, ServiceError> {
         switch("two_pass", &form.two_pass),
         switch("digest", &form.digest),
     );
+    let (mail, contacts, calendars) = (
+        switch("mail", &form.mail),
+        switch("contacts", &form.contacts),
+        switch("calendars", &form.calendars),
+    );
     let options = ProjectOptions::from_texts(OptionTexts {
         mode: &text(&form.mode),
         duplicates: &text(&form.duplicates),
         import_since: &text(&form.import_since),
         two_pass,
         digest,
+        mail,
+        contacts,
+        calendars,
+        dav_url: &text(&form.dav_url),
+        policy: &text(&form.policy),
     });
     match options {
         Ok(options) if errors.is_empty() => Ok(options),
@@ -759,7 +832,7 @@ impl ProjectsApi {
         Ok(RowsAnswer::Added(Json(RowsAddedBody {
             migrations: reports
                 .iter()
-                .filter_map(|r| r.migration.as_ref().map(|m| m.id))
+                .flat_map(|r| r.migrations.iter().map(|m| m.id))
                 .collect(),
             rows: row_bodies(&reports),
         })))

@@ -89,8 +89,12 @@ pub struct RowBody {
     /// `ready` or `invalid`.
     pub status: String,
     pub problems: Vec<ProblemBody>,
-    /// The migration made from it, when made.
+    /// The migration made from it, when made (its mail's, in a project that moves
+    /// mail).
     pub migration: Option<MigrationId>,
+    /// Every migration made from it: its mail, then its contacts and calendars when
+    /// its project moves them.
+    pub migrations: Vec<MigrationId>,
 }
 
 /// A list of mailboxes the ticket holds, each row checked now.
@@ -175,7 +179,8 @@ pub(super) fn row_bodies(reports: &[crate::service::RowReport]) -> Vec<RowBody> 
                     message: p.message.clone(),
                 })
                 .collect(),
-            migration: r.migration.as_ref().map(|m| m.id),
+            migration: r.migration().map(|m| m.id),
+            migrations: r.migrations.iter().map(|m| m.id).collect(),
         })
         .collect()
 }

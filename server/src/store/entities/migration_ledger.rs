@@ -18,6 +18,8 @@ pub struct Model {
     pub source_deleted: bool,
     pub pass: i32,
     pub removed: bool,
+    /// The source item's version when copied (a DAV item's ETag); none for mail.
+    pub version: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

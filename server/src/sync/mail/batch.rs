@@ -281,6 +281,7 @@ fn record_outcomes<C: CheckpointStore>(
                         source_deleted: false,
                         pass: job.pass,
                         removed: false,
+                        version: None,
                     },
                 );
                 fs.failed.remove(&m.uid);

@@ -339,6 +339,7 @@ pub(super) fn entry(job: &MailJob, key: &str, dest_uid: Option<u32>, skipped: bo
         source_deleted: false,
         pass: job.pass,
         removed: false,
+        version: None,
     }
 }
 

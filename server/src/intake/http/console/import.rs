@@ -148,7 +148,7 @@ pub(super) fn preview_rows(
                     message: p.message.clone(),
                 })
                 .collect(),
-            migration: report.migration.as_ref().map(|m| m.id.0),
+            migration: report.migration().map(|m| m.id.0),
         });
     }
     let headers = list.headers.iter().map(|(_, h)| h.clone()).collect();

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use super::import::{RowView, preview_rows};
 use super::{FileForm, Layout, Staff, internal_error, redirect_with_flash};
 use crate::domain::{
-    DuplicatePolicy, Mode, OptionTexts, ProjectOptions, ProjectStatus, UploadId, concurrency_text,
+    DuplicatePolicy, ItemPolicy, Mode, OptionTexts, ProjectOptions, ProjectStatus, UploadId,
+    concurrency_text,
 };
 use crate::intake::http::error_page;
 use crate::intake::lists::{self, RowDefaults};
@@ -113,6 +114,11 @@ pub(super) struct ProjectFields {
     pub import_since: String,
     pub one_pass: bool,
     pub no_digest: bool,
+    pub mail: bool,
+    pub contacts: bool,
+    pub calendars: bool,
+    pub dav_url: String,
+    pub policy: String,
 }
 
 impl ProjectFields {
@@ -128,6 +134,11 @@ impl ProjectFields {
             import_since: form.text("import_since").trim().to_owned(),
             one_pass: !form.text("one_pass").is_empty(),
             no_digest: !form.text("no_digest").is_empty(),
+            mail: !form.text("mail").is_empty(),
+            contacts: !form.text("contacts").is_empty(),
+            calendars: !form.text("calendars").is_empty(),
+            dav_url: form.text("dav_url").trim().to_owned(),
+            policy: form.text("policy").trim().to_owned(),
         }
     }
 
@@ -143,6 +154,11 @@ impl ProjectFields {
             import_since: &self.import_since,
             two_pass: Some(!self.one_pass),
             digest: Some(!self.no_digest),
+            mail: Some(self.mail),
+            contacts: Some(self.contacts),
+            calendars: Some(self.calendars),
+            dav_url: &self.dav_url,
+            policy: &self.policy,
         });
         let concurrency = concurrency_text(&self.concurrency);
         let (options, concurrency) = match (options, concurrency) {
@@ -190,6 +206,7 @@ struct NewPage {
     invalid: usize,
     modes: Vec<&'static str>,
     policies: Vec<String>,
+    item_policies: Vec<String>,
 }
 
 impl NewPage {
@@ -207,6 +224,7 @@ impl NewPage {
             invalid: 0,
             modes: vec!["full", "folders_only"],
             policies: words::<DuplicatePolicy>(),
+            item_policies: words::<ItemPolicy>(),
         }
     }
 }
@@ -221,6 +239,7 @@ pub async fn new_form(staff: Staff) -> Response {
             .capacity
             .project_concurrency
             .to_string(),
+        mail: true,
         ..Default::default()
     };
     staff.render("console/project_new.html", &NewPage::new(&staff, fields))
@@ -323,8 +342,12 @@ pub async fn new_submit(staff: Staff, jar: &CookieJar, multipart: Multipart) -> 
                         code: made.project.code.to_string(),
                         name: made.project.name.clone(),
                         password,
-                        made: made.rows.iter().filter(|r| r.migration.is_some()).count(),
-                        not_started: made.rows.iter().filter(|r| r.migration.is_none()).count(),
+                        made: made
+                            .rows
+                            .iter()
+                            .filter(|r| !r.migrations.is_empty())
+                            .count(),
+                        not_started: made.rows.iter().filter(|r| r.migrations.is_empty()).count(),
                     },
                 );
             }
@@ -383,6 +406,8 @@ pub(super) struct MailboxView {
     password_needed: bool,
     mx_domain: String,
     waiting_for_mx: bool,
+    /// `mail`, `contacts` or `calendars`.
+    kind: &'static str,
 }
 
 pub(super) fn mailboxes(view: &ProjectView, masked: bool) -> Vec<MailboxView> {
@@ -396,6 +421,7 @@ pub(super) fn mailboxes(view: &ProjectView, masked: bool) -> Vec<MailboxView> {
                 format!("{} on {}", m.source.username(), m.source.host())
             },
             destination: m.dest.username().to_owned(),
+            kind: m.kind.as_str(),
             status: m.status.as_str(),
             status_words: project_status_words(m.status),
             percent: p.percent,
@@ -440,6 +466,31 @@ pub(super) fn totals(view: &ProjectView) -> TotalsView {
             _ => format!("about {} h {} min", secs / 3600, (secs % 3600) / 60),
         }),
     }
+}
+
+/// What a project moves besides its mail, as its page says it: "mail, contacts and
+/// calendars from dav.old.example (policy merge); " — nothing for a mail project.
+fn items_words(options: &ProjectOptions) -> String {
+    let items: Vec<&str> = [
+        (options.contacts, "contacts"),
+        (options.calendars, "calendars"),
+    ]
+    .into_iter()
+    .filter_map(|(on, word)| on.then_some(word))
+    .collect();
+    if items.is_empty() {
+        return String::new();
+    }
+    let from = options
+        .dav_url
+        .as_deref()
+        .map_or_else(|| "each row's source server".to_owned(), str::to_owned);
+    format!(
+        "{}{} from {from} (policy {}); ",
+        if options.mail { "mail, " } else { "" },
+        items.join(" and "),
+        word(options.policy)
+    )
 }
 
 #[derive(Serialize)]
@@ -539,7 +590,8 @@ pub async fn show(staff: Staff, Path(code): Path<String>) -> Response {
                 .map(|w| w.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string()),
             concurrency: p.concurrency,
             options: format!(
-                "{}, duplicates {}, {}{}",
+                "{}{}, duplicates {}, {}{}",
+                items_words(&p.options),
                 if p.options.mode == Mode::FoldersOnly {
                     "folders only"
                 } else {
@@ -704,10 +756,10 @@ pub(super) async fn add_listed(
         )
         .await
         .map_err(|e| message_of(&e))?;
-    let added = reports.iter().filter(|r| r.migration.is_some()).count();
+    let added = reports.iter().filter(|r| !r.migrations.is_empty()).count();
     let problems: Vec<String> = reports
         .iter()
-        .filter(|r| r.migration.is_none())
+        .filter(|r| r.migrations.is_empty())
         .map(|r| {
             format!(
                 "row {}: {}",

@@ -14,7 +14,7 @@ use super::import::{RowView, preview_rows};
 use super::projects::message_of;
 use super::track_project::{Brand, brand, render};
 use super::{FileForm, client_ip, internal_error};
-use crate::domain::{ErrorCode, ProjectOptions, ServerInput};
+use crate::domain::{ErrorCode, OptionTexts, ProjectOptions, ServerInput};
 use crate::intake::lists::{self, MailboxList, RowDefaults};
 use crate::service::{ProjectInput, PublicAnswer, PublicRequest, ServiceError, Services};
 
@@ -29,6 +29,9 @@ struct Fields {
     source_security: String,
     destination_email: String,
     rows: String,
+    contacts: bool,
+    calendars: bool,
+    dav_url: String,
 }
 
 #[derive(Serialize)]
@@ -41,6 +44,8 @@ struct RequestPage {
     headers: Vec<String>,
     rows: Vec<RowView>,
     domains: Vec<String>,
+    /// The provider takes contacts and calendars (setting `provider.dav_url`).
+    dav: bool,
 }
 
 /// The earliest window the rules allow now, in `tz`.
@@ -67,6 +72,7 @@ fn page(services: &Services, fields: Fields) -> RequestPage {
         headers: Vec::new(),
         rows: Vec::new(),
         domains: services.settings().intake.destination_domains.clone(),
+        dav: !services.settings().provider.dav_url.trim().is_empty(),
     }
 }
 
@@ -137,6 +143,9 @@ pub async fn submit(req: &Request, services: Data<&Services>, multipart: Multipa
         source_security: form.text("source_security").trim().to_owned(),
         destination_email: form.text("destination_email").trim().to_owned(),
         rows: form.text("rows"),
+        contacts: !form.text("contacts").is_empty(),
+        calendars: !form.text("calendars").is_empty(),
+        dav_url: form.text("dav_url").trim().to_owned(),
     };
     let mut p = page(s, fields.clone());
     let list = match read_rows(&form, &fields) {
@@ -155,12 +164,32 @@ pub async fn submit(req: &Request, services: Data<&Services>, multipart: Multipa
     let password = Some(form.text("password"))
         .filter(|p| !p.is_empty())
         .map(SecretString::from);
+    // Contacts and calendars only where the provider has a DAV server to take them.
+    let dav = p.dav;
+    let options = ProjectOptions::from_texts(OptionTexts {
+        contacts: Some(dav && fields.contacts),
+        calendars: Some(dav && fields.calendars),
+        dav_url: if dav { &fields.dav_url } else { "" },
+        ..Default::default()
+    });
+    let options = match options {
+        Ok(options) => options,
+        Err(errors) => {
+            p.errors = errors
+                .into_iter()
+                .map(|e| (e.field.to_owned(), e.message))
+                .collect();
+            let mut resp = render(s, "customer/request.html", &p);
+            resp.set_status(StatusCode::UNPROCESSABLE_ENTITY);
+            return resp;
+        }
+    };
     let request = PublicRequest {
         project: ProjectInput {
             name: fields.name.clone(),
             requester_email: fields.requester_email.clone(),
             time_zone: Some(fields.time_zone.clone()).filter(|z| !z.is_empty()),
-            options: ProjectOptions::default(),
+            options,
             window: Some(fields.window.replace(' ', "T")).filter(|w| !w.is_empty()),
             concurrency: None,
             password,
@@ -173,7 +202,11 @@ pub async fn submit(req: &Request, services: Data<&Services>, multipart: Multipa
     match s.public_request(request).await {
         Ok(PublicAnswer::Made(outcome)) => {
             let made = &outcome.made;
-            let started = made.rows.iter().filter(|r| r.migration.is_some()).count();
+            let started = made
+                .rows
+                .iter()
+                .filter(|r| !r.migrations.is_empty())
+                .count();
             render(
                 s,
                 "customer/request_done.html",

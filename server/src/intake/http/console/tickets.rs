@@ -468,7 +468,7 @@ pub async fn make(
     let message = form.message.parse().ok();
     match make_migrations(&staff.services, &staff.actor(), id, attachment, message).await {
         Ok(reports) => {
-            let made = reports.iter().filter(|r| r.migration.is_some()).count();
+            let made = reports.iter().filter(|r| !r.migrations.is_empty()).count();
             let left = reports.len() - made;
             let text = format!(
                 "Made {made} migration(s); {left} row(s) not started. The requester was emailed the report."

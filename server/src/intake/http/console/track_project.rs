@@ -518,6 +518,7 @@ pub async fn report_csv(services: Data<&Services>, jar: &CookieJar) -> Response 
         "messages copied",
         "messages refused",
         "problem",
+        "what",
     ];
     let mut rows = vec![header.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()];
     for (m, p) in &view.migrations {
@@ -529,6 +530,7 @@ pub async fn report_csv(services: Data<&Services>, jar: &CookieJar) -> Response 
             p.copied.to_string(),
             p.failed.to_string(),
             m.error_message.clone().unwrap_or_default(),
+            m.kind.as_str().to_owned(),
         ]);
     }
     for row in rows {
