@@ -93,6 +93,28 @@ fn dav_side(server: &DavServer, user: (&str, &str)) -> Value {
     json!({ "dav_url": server.url(), "username": user.0, "password": user.1 })
 }
 
+/// Imports the uploaded `.vcf` into JANE's account on `server`, now: the migration's
+/// id and its answer once completed.
+async fn import_contacts(
+    app: &TestApp,
+    token: &str,
+    up: &Value,
+    server: &DavServer,
+) -> (i64, Value) {
+    let id = request(
+        app,
+        token,
+        json!({
+            "kind": "contacts",
+            "source": { "upload_id": up["id"] },
+            "destination": dav_side(server, JANE),
+            "requester_email": "jane@new.example",
+        }),
+    )
+    .await;
+    (id, wait_status(app, token, id, "completed").await)
+}
+
 /// Sets `provider.dav_url` through the API.
 async fn set_provider_dav_url(app: &TestApp, token: &str, url: &str) {
     let (status, body) = call(
@@ -230,6 +252,62 @@ fn assert_all_arrived(
     }
 }
 
+/// A card with a 10 MB photo, over the destination server's limit, and one whose
+/// photo calcard cannot write back whole: each fails with its reason and the others
+/// are copied.
+#[tokio::test]
+async fn a_card_too_large_for_the_server_fails_alone() {
+    let radicale = DavServer::start(Dialect::Radicale, &[JANE]).unwrap();
+    let (app, token) = app().await;
+    // Base64 of bytes that are not text, as a real picture's are.
+    let photo = "iVBORw0K".repeat(1_250_000);
+    assert!(photo.len() > ferry_tests::dav::RADICALE_MAX_BODY);
+    let vcf = format!(
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:small-1\r\nFN:Small One\r\nEND:VCARD\r\n\
+         BEGIN:VCARD\r\nVERSION:3.0\r\nUID:huge-2\r\nFN:Huge Photo\r\n\
+         PHOTO;ENCODING=b;TYPE=JPEG:{photo}\r\nEND:VCARD\r\n\
+         BEGIN:VCARD\r\nVERSION:3.0\r\nUID:small-3\r\nFN:Small Three\r\nEND:VCARD\r\n\
+         BEGIN:VCARD\r\nVERSION:3.0\r\nUID:zeros-4\r\nFN:Zero Bytes\r\n\
+         PHOTO;ENCODING=b;TYPE=JPEG:AAAAAAAAAAAA\r\nEND:VCARD\r\n"
+    );
+    let (status, up) = upload(&app, &token, "big.vcf", &vcf).await;
+    assert_eq!(status, 201, "{up}");
+    let (_, m) = import_contacts(&app, &token, &up, &radicale).await;
+    let folder = &m["passes"][0]["report"]["folders"][0];
+    assert_eq!(
+        (folder["copied"].as_u64(), folder["failed"].as_u64()),
+        (Some(2), Some(2)),
+        "{m:#}"
+    );
+    let reasons: BTreeMap<String, String> = folder["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["item"].as_str().unwrap().to_owned(),
+                f["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    // Radicale answers 413, or closes the connection before its answer is read.
+    let too_large = &reasons["item 2 of the file"];
+    assert!(
+        too_large.contains("too large (413)") || too_large.contains("size limit"),
+        "{reasons:#?}"
+    );
+    // A photo of NUL bytes, which calcard reads as text: refused, not shortened.
+    assert!(
+        reasons["entry 4 of the file"].contains("NUL"),
+        "{reasons:#?}"
+    );
+    let book = format!("{}imported-big-vcf/", radicale.addressbook_home(JANE.0));
+    let got = radicale.read_collection(JANE, &book).await.unwrap();
+    let uids: BTreeSet<String> = by_uid(&got).into_keys().collect();
+    assert_eq!(uids, BTreeSet::from(["small-1".into(), "small-3".into()]));
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn contacts_from_a_vcf_upload_arrive_whole_in_radicale_and_a_second_pass_copies_nothing() {
     let radicale = DavServer::start(Dialect::Radicale, &[JANE]).unwrap();
@@ -245,18 +323,7 @@ async fn contacts_from_a_vcf_upload_arrive_whole_in_radicale_and_a_second_pass_c
         assert!(!String::from_utf8_lossy(&bytes).contains("Jane Doe"));
     }
 
-    let id = request(
-        &app,
-        &token,
-        json!({
-            "kind": "contacts",
-            "source": { "upload_id": up["id"] },
-            "destination": dav_side(&radicale, JANE),
-            "requester_email": "jane@new.example",
-        }),
-    )
-    .await;
-    let m = wait_status(&app, &token, id, "completed").await;
+    let (id, m) = import_contacts(&app, &token, &up, &radicale).await;
     assert_eq!(m["kind"], "contacts", "{m}");
     let pass = &m["passes"][0];
     assert_eq!(

@@ -11,6 +11,10 @@ use anyhow::Context;
 
 use crate::net::{free_port, terminate, wait_for_port};
 
+/// The largest request body the test's Radicale takes (its `max_content_length`), as a
+/// provider's server limits an item: a card with a larger photo is refused.
+pub const RADICALE_MAX_BODY: usize = 5_000_000;
+
 /// Which server, for tests that run against both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -40,7 +44,7 @@ impl DavServer {
                 let htpasswd: String = users.iter().map(|(u, p)| format!("{u}:{p}\n")).collect();
                 std::fs::write(dir.path().join("users"), htpasswd)?;
                 let config = format!(
-                    "[server]\nhosts = 127.0.0.1:{port}\n\
+                    "[server]\nhosts = 127.0.0.1:{port}\nmax_content_length = {RADICALE_MAX_BODY}\n\
                      [auth]\ntype = htpasswd\nhtpasswd_filename = {users}\nhtpasswd_encryption = plain\n\
                      [storage]\nfilesystem_folder = {storage}\n\
                      [rights]\ntype = owner_only\n\

@@ -134,6 +134,21 @@ fn card_item(mut card: VCard) -> Result<Item, String> {
     let Some(label) = name.filter(|n| !n.trim().is_empty()) else {
         return Err("the card has no name (FN or N); give it a name and send it again".into());
     };
+    // A photo, logo, sound or key read as text with NULs (base64 of NUL bytes, which
+    // calcard reads as text): writing it back would drop its NULs with the other
+    // control characters, so the card is refused, not shortened. (A stray NUL in a
+    // name or note is no data; it is dropped as the other controls are.)
+    if let Some(e) = card.entries.iter().find(|e| {
+        matches!(e.name.as_str(), "PHOTO" | "LOGO" | "SOUND" | "KEY")
+            && e.values
+                .iter()
+                .any(|v| v.as_text().is_some_and(|t| t.contains('\0')))
+    }) {
+        return Err(format!(
+            "its {} holds bytes that read as text with NUL characters, which cannot be written back whole; it is not copied rather than copied without them",
+            e.name.as_str()
+        ));
+    }
     let uid = match card.uid().map(str::trim).filter(|u| !u.is_empty()) {
         Some(uid) => uid.to_owned(),
         None => {

@@ -402,8 +402,7 @@ impl DavConnection {
         data: &str,
         reach: &Reach,
     ) -> Result<Option<String>, PutError> {
-        let put = PutResource::new(href).create(data, self.content_type());
-        self.put(self.client.request(put), reach).await
+        self.put_once_more(href, data, None, reach).await
     }
 
     /// Replaces the item at `href` if its ETag is still `etag`.
@@ -414,8 +413,58 @@ impl DavConnection {
         etag: &str,
         reach: &Reach,
     ) -> Result<Option<String>, PutError> {
-        let put = PutResource::new(href).update(data, self.content_type(), etag);
-        self.put(self.client.request(put), reach).await
+        self.put_once_more(href, data, Some(etag), reach).await
+    }
+
+    /// A PUT whose connection broke is sent once more, on a fresh connection (a pooled
+    /// one the server had closed breaks so). Broken again while the server answers a
+    /// listing of the item's collection, the item is what the server will not take: a
+    /// server that refuses a large body may close the connection before its answer
+    /// reaches the client (Radicale does, over its `max_content_length`). The
+    /// conditional PUT keeps the second try from writing twice.
+    async fn put_once_more(
+        &self,
+        href: &str,
+        data: &str,
+        etag: Option<&str>,
+        reach: &Reach,
+    ) -> Result<Option<String>, PutError> {
+        use futures::future::Either;
+        let attempt =
+            || match etag {
+                None => Either::Left(
+                    self.put(
+                        self.client
+                            .request(PutResource::new(href).create(data, self.content_type())),
+                        reach,
+                    ),
+                ),
+                Some(etag) => Either::Right(self.put(
+                    self.client.request(PutResource::new(href).update(
+                        data,
+                        self.content_type(),
+                        etag,
+                    )),
+                    reach,
+                )),
+            };
+        let first = attempt().await;
+        if let Err(PutError::Connection(_)) = first {
+            return match attempt().await {
+                Err(PutError::Connection(err)) => {
+                    let collection = href.rsplit_once('/').map_or(href, |(dir, _)| dir);
+                    match self.items(&format!("{collection}/"), reach).await {
+                        Ok(_) => Err(PutError::Refused(format!(
+                            "the server closed the connection twice while receiving it ({} KB) and answers other requests: it is likely over the server's size limit; make it smaller (a smaller photo or attachment) and send it again",
+                            data.len() / 1024
+                        ))),
+                        Err(_) => Err(PutError::Connection(err)),
+                    }
+                }
+                other => other,
+            };
+        }
+        first
     }
 
     async fn put(
@@ -439,6 +488,11 @@ impl DavConnection {
                 Err(PutError::Exists)
             }
             // The server read the item and refused it: that item fails, the run goes on.
+            Err(WebDavError::BadStatusCode(http::StatusCode::PAYLOAD_TOO_LARGE)) => {
+                Err(PutError::Refused(
+                    "the server refused it as too large (413); make it smaller (a smaller photo or attachment) and send it again".into(),
+                ))
+            }
             Err(WebDavError::BadStatusCode(status)) if status.is_client_error() => Err(
                 PutError::Refused(format!("the server refused it: {status}")),
             ),

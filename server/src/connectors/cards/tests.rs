@@ -246,3 +246,14 @@ fn control_characters_are_dropped_from_what_is_written() {
     );
     assert!(data.contains("Null") && data.contains("a\tb"), "{data:?}");
 }
+
+#[test]
+fn a_photo_of_nul_bytes_is_refused_not_shortened() {
+    let read = read_vcards(
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:z\r\nFN:Zero\r\nPHOTO;ENCODING=b;TYPE=JPEG:AAAAAAAA\r\nEND:VCARD\r\n\
+         BEGIN:VCARD\r\nVERSION:3.0\r\nUID:ok\r\nFN:Fine\r\nEND:VCARD\r\n",
+    );
+    assert_eq!(read.items.len(), 1);
+    assert_eq!(read.bad.len(), 1);
+    assert!(read.bad[0].reason.contains("PHOTO"), "{:?}", read.bad[0]);
+}
