@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use super::request::HostChecks;
 use super::{ServiceError, ServiceResult, Services};
 use crate::domain::{
-    Actor, FieldError, ListedRequest, Migration, NewAuditEvent, ProjectId, TicketId, Upload,
-    UploadId,
+    Actor, FieldError, ListedRequest, Migration, MigrationKind, NewAuditEvent, ProjectId, TicketId,
+    Upload, UploadId,
 };
 use crate::store::{NewMigration, NewUpload};
 
@@ -169,9 +169,7 @@ impl Services {
         for row in rows {
             let mut problems = row.problems;
             let mut made = Vec::with_capacity(1 + row.also.len());
-            let asked = std::iter::once((false, row.request))
-                .chain(row.also.into_iter().map(|r| (true, r)));
-            for (also, request) in asked {
+            for request in std::iter::once(row.request).chain(row.also) {
                 let kind = request
                     .kind
                     .clone()
@@ -183,7 +181,7 @@ impl Services {
                 {
                     Ok(new) => made.push(new),
                     // A project's contacts or calendars say which they are.
-                    Err(ServiceError::Invalid(errors)) if also => {
+                    Err(ServiceError::Invalid(errors)) if kind != MigrationKind::Mail => {
                         problems.extend(errors.into_iter().map(|e| FieldError {
                             message: format!("{}: {}", kind.as_str(), e.message),
                             ..e
@@ -225,7 +223,7 @@ impl Services {
                             "{} already has a {}migration in progress; remove this row, or cancel that migration first",
                             new.dest.username(),
                             match new.kind {
-                                crate::domain::MigrationKind::Mail => String::new(),
+                                MigrationKind::Mail => String::new(),
                                 kind => format!("{} ", kind.as_str()),
                             }
                         ),

@@ -284,27 +284,29 @@ async fn copy_collection<C: CheckpointStore>(
     }
     // An item copied before is done, unless it changed at the source since (its ETag)
     // and the policy replaces what is at the destination: then it is copied again.
-    let versions: HashMap<&str, Option<&str>> = fs
-        .ledger()
-        .values()
-        .map(|e| (e.key.as_str(), e.version.as_deref()))
-        .collect();
-    let recopies = job.policy != ItemPolicy::Skip;
-    let changed = |l: &Listed| match (versions.get(l.key.as_str()), l.etag.as_deref()) {
-        (Some(Some(was)), Some(now)) => recopies && *was != now,
-        _ => false,
+    let (pending, updated) = {
+        let versions: HashMap<&str, Option<&str>> = fs
+            .ledger()
+            .values()
+            .map(|e| (e.key.as_str(), e.version.as_deref()))
+            .collect();
+        let recopies = job.policy != ItemPolicy::Skip;
+        let changed = |l: &Listed| match (versions.get(l.key.as_str()), l.etag.as_deref()) {
+            (Some(Some(was)), Some(now)) => recopies && *was != now,
+            _ => false,
+        };
+        let pending: Vec<Listed> = listed
+            .iter()
+            .filter(|l| !versions.contains_key(l.key.as_str()) || changed(l))
+            .cloned()
+            .collect();
+        let updated: HashSet<String> = pending
+            .iter()
+            .filter(|l| versions.contains_key(l.key.as_str()))
+            .map(|l| l.key.clone())
+            .collect();
+        (pending, updated)
     };
-    let pending: Vec<Listed> = listed
-        .iter()
-        .filter(|l| !versions.contains_key(l.key.as_str()) || changed(l))
-        .cloned()
-        .collect();
-    let updated: HashSet<String> = pending
-        .iter()
-        .filter(|l| versions.contains_key(l.key.as_str()))
-        .map(|l| l.key.clone())
-        .collect();
-    drop(versions);
     let mut index = dest_index(dest, &plan.dest, job.contacts(), reach).await?;
     if job.policy == ItemPolicy::Merge {
         index.index_people();
@@ -460,19 +462,16 @@ impl Run<'_> {
             return Ok(written.map(|()| false));
         }
         if let Some(existing) = self.index.by_uid.get(&uid).cloned() {
-            return match self.job.policy {
-                _ if updated && self.job.policy != ItemPolicy::Skip => self
+            // `updated` is never true under `skip`.
+            if updated || self.job.policy == ItemPolicy::Overwrite {
+                return self
                     .replace(&uid, &existing, &data)
                     .await
-                    .map(|r| r.map(|()| false)),
-                ItemPolicy::Overwrite => self
-                    .replace(&uid, &existing, &data)
-                    .await
-                    .map(|r| r.map(|()| false)),
-                // A copy this migration made before it stopped, or the destination's
-                // own (left as it is).
-                _ => Ok(Ok(!claimed && self.job.policy != ItemPolicy::Create)),
-            };
+                    .map(|r| r.map(|()| false));
+            }
+            // A copy this migration made before it stopped, or the destination's own
+            // (left as it is).
+            return Ok(Ok(!claimed && self.job.policy != ItemPolicy::Create));
         }
         let href = format!(
             "{}{}",
